@@ -1,0 +1,1 @@
+"""The playbook engine: contexts, ordering, locks and results."""

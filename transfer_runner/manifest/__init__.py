@@ -1,0 +1,1 @@
+"""Manifests: strict loading, schema and semantic validation, and the typed model."""

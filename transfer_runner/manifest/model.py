@@ -1,0 +1,52 @@
+"""The typed, validated form of a manifest (SPEC §4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+__all__ = ["DataMode", "Transfer", "DEFAULT_TRANSFER_FEE"]
+
+DataMode = Literal["migrate", "export", "skip"]
+DEFAULT_TRANSFER_FEE = Decimal("25.00")
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One validated transfer. Domains are A-labels (punycode), lowercase, no trailing dot.
+
+    `document` is the normalized manifest as a plain mapping (domains as A-labels,
+    `temporary_domain` filled in), which is what playbook templates see.
+    """
+
+    name: str
+    labels: dict[str, str]
+    customer_account: str
+    customer_domains: tuple[str, ...]
+    reseller_account: str
+    reseller_name: str
+    users: int
+    max_domains: int
+    services: tuple[str, ...]
+    temporary_domain: str
+    customer_ticket: str
+    reseller_ticket: str
+    quarantine: DataMode
+    archive: DataMode
+    transfer_fee: Decimal | None  # None: the playbook default applies
+    prorate: bool
+    path: str  # the file it came from, as given
+    sha256: str  # of the file's bytes: a changed manifest is drift
+    document: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    positions: Any = field(default=None, compare=False, repr=False)  # loader.PositionMap
+
+    def locate(self, *path: str | int) -> tuple[int, int]:
+        """1-based (line, col) of the node at `path` in the manifest file ((0, 0) if unknown)."""
+        if self.positions is None:
+            return (0, 0)
+        return tuple(self.positions.locate(tuple(path)))  # type: ignore[return-value]
+
+    def data_mode(self, store: str) -> DataMode:
+        """The manifest's choice for a store: migrate, export or skip."""
+        return self.quarantine if store == "quarantine" else self.archive

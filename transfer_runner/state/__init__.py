@@ -1,0 +1,1 @@
+"""State stores: runs, transfers, steps, events and locks (SPEC §7)."""
