@@ -1,0 +1,110 @@
+"""Manifests in, `Transfer`s and diagnostics out: discovery, strict loading, schema, semantics."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from transfer_runner.errors import Diagnostic, ManifestError
+from transfer_runner.manifest.discovery import discover
+from transfer_runner.manifest.domains import normalize_domain
+from transfer_runner.manifest.loader import LoadedManifest, load_manifest
+from transfer_runner.manifest.model import Transfer
+from transfer_runner.manifest.schema import schema_diagnostics
+from transfer_runner.manifest.semantic import (
+    cross_diagnostics,
+    manifest_diagnostics,
+    temporary_domain,
+)
+
+__all__ = ["DEFAULT_DATA_MODE", "load_transfers", "display_path", "normalize_document"]
+
+DEFAULT_DATA_MODE = "migrate"
+
+
+def load_transfers(paths: Sequence[str]) -> tuple[list[Transfer], list[Diagnostic]]:
+    """Every manifest under `paths`, validated; every problem of every file at once.
+
+    Returns the transfers of the files without problems (in discovery order) and all
+    diagnostics sorted by file, line and column.
+    """
+    files, diagnostics = discover(paths)
+    loaded: list[LoadedManifest] = []
+    for file in files:
+        try:
+            loaded.append(load_manifest(file, display_path(file)))
+        except ManifestError as exc:
+            diagnostics.extend(exc.diagnostics)
+    for manifest in loaded:
+        diagnostics.extend(
+            schema_diagnostics(manifest.document, manifest.positions, manifest.display)
+        )
+        diagnostics.extend(
+            manifest_diagnostics(manifest.document, manifest.positions, manifest.display)
+        )
+    diagnostics.extend(cross_diagnostics(loaded))
+    failed = {d.path for d in diagnostics}
+    transfers = [_transfer(m) for m in loaded if m.display not in failed]
+    return transfers, sorted(diagnostics, key=lambda d: (d.path, d.line, d.col, d.where, d.message))
+
+
+def display_path(path: Path) -> str:
+    """`path` relative to the working directory when it is under it, else as given."""
+    try:
+        absolute = Path(os.path.abspath(path))
+        return str(absolute.relative_to(Path.cwd()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+def normalize_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """A valid manifest as templates see it: domains as A-labels, defaults filled in
+    (temporary domain, labels, data modes, `billing.prorate`); `transfer_fee` stays a string
+    and is absent when not given, so the playbook's default applies."""
+    out = copy.deepcopy(doc)
+    out["metadata"].setdefault("labels", {})
+    spec = out["spec"]
+    spec["temporary_domain"] = temporary_domain(doc)
+    spec["customer"]["domains"] = [normalize_domain(d) for d in spec["customer"]["domains"]]
+    subscription = spec["subscription"]
+    subscription["users"], subscription["domains"] = (
+        int(subscription["users"]),
+        int(subscription["domains"]),
+    )
+    data = spec.setdefault("data", {})
+    data.setdefault("quarantine", DEFAULT_DATA_MODE)
+    data.setdefault("archive", DEFAULT_DATA_MODE)
+    spec.setdefault("billing", {}).setdefault("prorate", True)
+    return out
+
+
+def _transfer(manifest: LoadedManifest) -> Transfer:
+    doc = normalize_document(manifest.document)
+    meta, spec = doc["metadata"], doc["spec"]
+    fee = spec["billing"].get("transfer_fee")
+    return Transfer(
+        name=meta["name"],
+        labels=dict(meta["labels"]),
+        customer_account=spec["customer"]["account"],
+        customer_domains=tuple(spec["customer"]["domains"]),
+        reseller_account=spec["reseller"]["account"],
+        reseller_name=spec["reseller"]["name"],
+        users=spec["subscription"]["users"],
+        max_domains=spec["subscription"]["domains"],
+        services=tuple(spec["services"]),
+        temporary_domain=spec["temporary_domain"],
+        customer_ticket=spec["authorization"]["customer_ticket"],
+        reseller_ticket=spec["authorization"]["reseller_ticket"],
+        quarantine=spec["data"]["quarantine"],
+        archive=spec["data"]["archive"],
+        transfer_fee=Decimal(fee) if fee is not None else None,
+        prorate=spec["billing"]["prorate"],
+        path=manifest.display,
+        sha256=manifest.sha256,
+        document=doc,
+        positions=manifest.positions,
+    )

@@ -1,0 +1,151 @@
+"""Schema layer: `schemas/manifest.schema.json` errors as located, readable diagnostics."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from transfer_runner.errors import Diagnostic
+from transfer_runner.manifest.loader import NodePath, PositionMap, format_path
+from transfer_runner.manifest.semantic import looks_like_secret
+from transfer_runner.resources import load_json_schema
+
+__all__ = ["SCHEMA_NAME", "manifest_validator", "schema_diagnostics"]
+
+SCHEMA_NAME = "manifest.schema.json"
+
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "null",
+}
+
+_Located = tuple[NodePath, bool, str]  # path, point at the key?, message
+
+
+@lru_cache(maxsize=1)
+def manifest_validator() -> Draft202012Validator:
+    """The manifest schema's validator (the schema itself is checked once, here)."""
+    schema = load_json_schema(SCHEMA_NAME)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def schema_diagnostics(
+    doc: dict[str, Any], positions: PositionMap, display: str
+) -> list[Diagnostic]:
+    """Every schema error of `doc`, located at its node and sorted by position."""
+    found: dict[Diagnostic, None] = {}
+    for error in manifest_validator().iter_errors(doc):
+        for path, at_key, message in _explain(error):
+            line, col = positions.locate(path, key=at_key)
+            found[Diagnostic(display, line, col, message, format_path(path))] = None
+    return sorted(found, key=lambda d: (d.line, d.col, d.where, d.message))
+
+
+def _explain(error: ValidationError) -> list[_Located]:
+    path: NodePath = tuple(error.absolute_path)
+    if "propertyNames" in error.absolute_schema_path:
+        return [((*path, error.instance), True, _message(error, "key "))]
+    handler = _HANDLERS.get(str(error.validator))
+    if handler is not None:
+        return handler(error, path)
+    return [(path, False, _message(error))]
+
+
+def _additional(error: ValidationError, path: NodePath) -> list[_Located]:
+    allowed = sorted(error.schema.get("properties", {}))
+    if (
+        not isinstance(error.instance, dict)
+        or error.schema.get("additionalProperties") is not False
+    ):
+        return [(path, False, error.message)]
+    out: list[_Located] = []
+    for key in sorted(set(error.instance) - set(allowed)):
+        if looks_like_secret(key):
+            continue  # the semantic layer says why secrets never belong in a manifest
+        close = difflib.get_close_matches(key, allowed, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(allowed)}"
+        out.append(((*path, key), True, f"unknown key {key!r}; {hint}"))
+    return out
+
+
+def _required(error: ValidationError, path: NodePath) -> list[_Located]:
+    instance = error.instance if isinstance(error.instance, dict) else {}
+    missing = [name for name in error.validator_value if name not in instance]
+    return [(path, True, f"missing required key {name!r}") for name in missing]
+
+
+def _unique(error: ValidationError, path: NodePath) -> list[_Located]:
+    out: list[_Located] = []
+    items = list(error.instance)
+    for index, item in enumerate(items):
+        earlier = next((i for i in range(index) if items[i] == item), None)
+        if earlier is not None:
+            out.append(((*path, index), False, f"{item!r} is repeated (first at [{earlier}])"))
+    return out or [(path, False, error.message)]
+
+
+def _simple(error: ValidationError, path: NodePath) -> list[_Located]:
+    return [(path, False, _message(error))]
+
+
+_HANDLERS: dict[str, Callable[[ValidationError, NodePath], list[_Located]]] = {
+    "additionalProperties": _additional,
+    "required": _required,
+    "uniqueItems": _unique,
+}
+
+
+def _message(error: ValidationError, subject: str = "") -> str:
+    """A readable message for one keyword's failure; jsonschema's own where it already is."""
+    value, instance = error.validator_value, error.instance
+    match error.validator:
+        case "type":
+            return _type_message(value, instance)
+        case "pattern":
+            hint = error.schema.get("x-pattern-message", f"must match {value}")
+            return f"{subject}{instance!r} {hint}"
+        case "enum":
+            return f"{instance!r} is not one of: {', '.join(map(str, value))}"
+        case "const":
+            return f"must be {value!r}, not {instance!r}"
+        case "minItems" if value == 1:
+            return "must not be empty"
+        case "minLength" if value == 1:
+            return f"{subject}must not be empty"
+        case "maxLength":
+            return f"{subject}{instance!r} is longer than {value} characters"
+        case "maxProperties":
+            return f"has {len(instance)} entries; at most {value} are allowed"
+    return error.message
+
+
+def _type_message(expected: Any, instance: Any) -> str:
+    names = [expected] if isinstance(expected, str) else list(expected)
+    wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
+    message = f"must be {wanted}, not {_describe(instance)}"
+    if "string" in names and isinstance(instance, (bool, int, float)):
+        message += " (put the value in quotes)"
+    return message
+
+
+def _describe(instance: Any) -> str:
+    if instance is None:
+        return "null (an empty value)"
+    if isinstance(instance, bool):
+        return f"the boolean {str(instance).lower()}"
+    if isinstance(instance, (int, float)):
+        return f"the number {instance}"
+    if isinstance(instance, str):
+        return f"the string {instance!r}"
+    return "a list" if isinstance(instance, list) else "a mapping"

@@ -1,0 +1,325 @@
+"""Semantic layer: the rules a schema cannot express, in one manifest and across all of them.
+
+Checks read the document defensively (a node of the wrong type is the schema layer's to
+report), so one run reports every problem of every file at once.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from transfer_runner.errors import Diagnostic
+from transfer_runner.manifest.domains import normalize_domain
+from transfer_runner.manifest.loader import LoadedManifest, NodePath, PositionMap, format_path
+
+__all__ = [
+    "TEMPORARY_PREFIX",
+    "looks_like_secret",
+    "default_temporary_domain",
+    "customer_domains",
+    "temporary_domain",
+    "manifest_diagnostics",
+    "cross_diagnostics",
+]
+
+TEMPORARY_PREFIX = "gdi."
+
+_SECRET_WORDS = re.compile(
+    r"password|passwd|passphrase|secret|token|apikey|accesskey|privatekey|credential"
+)
+_CUSTOMER_DOMAINS: NodePath = ("spec", "customer", "domains")
+_TEMPORARY: NodePath = ("spec", "temporary_domain")
+_TICKETS: tuple[NodePath, ...] = (
+    ("spec", "authorization", "customer_ticket"),
+    ("spec", "authorization", "reseller_ticket"),
+)
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """A value that only one transfer may hold (a domain or a ticket), and where it is."""
+
+    value: str
+    path: NodePath  # where to point (the default temporary domain points at domains[0])
+    where: NodePath  # what the rule is about
+
+
+def looks_like_secret(key: str) -> bool:
+    """True for keys such as `password`, `api_key`, `AWS-Secret-Access-Key`, `token`."""
+    squashed = re.sub(r"[\s_.-]+", "", key.lower())
+    return bool(_SECRET_WORDS.search(squashed))
+
+
+def default_temporary_domain(first_domain: str) -> str:
+    """The temporary domain used when a manifest names none: `gdi.<first customer domain>`."""
+    return TEMPORARY_PREFIX + first_domain
+
+
+def customer_domains(doc: dict[str, Any]) -> list[tuple[int, str]]:
+    """(index, A-label) of each valid customer domain; invalid ones are left out."""
+    out: list[tuple[int, str]] = []
+    for index, raw in enumerate(_list(_get(doc, _CUSTOMER_DOMAINS))):
+        try:
+            out.append((index, normalize_domain(raw)))
+        except ValueError:
+            continue
+    return out
+
+
+def temporary_domain(doc: dict[str, Any]) -> str | None:
+    """The A-label temporary domain, given or defaulted; None when it cannot be known."""
+    claim = _temporary_claim(doc)
+    return claim.value if claim else None
+
+
+def manifest_diagnostics(
+    doc: dict[str, Any], positions: PositionMap, display: str
+) -> list[Diagnostic]:
+    """Rules of one manifest: secrets, text, domains, temporary domain, counts, tickets."""
+    found = [
+        *_secret_keys(doc, ()),
+        *_control_characters(doc, ()),
+        *_domain_problems(doc),
+        *_temporary_problems(doc),
+        *_count_problems(doc),
+        *_ticket_problems(doc),
+    ]
+    return [_diagnostic(display, positions, path, message, key) for path, message, key in found]
+
+
+def cross_diagnostics(manifests: Sequence[LoadedManifest]) -> list[Diagnostic]:
+    """Rules across manifests: unique names, a domain in one transfer only, a ticket in one
+    transfer only. The later file (in the order given) is the one reported."""
+    out: list[Diagnostic] = []
+    names: dict[str, LoadedManifest] = {}
+    domains: dict[str, tuple[LoadedManifest, _Claim]] = {}
+    tickets: dict[str, tuple[LoadedManifest, _Claim]] = {}
+    for manifest in manifests:
+        doc = manifest.document
+        name = _get(doc, ("metadata", "name"))
+        if isinstance(name, str):
+            if name in names:
+                first = names[name]
+                out.append(
+                    _cross(
+                        manifest,
+                        ("metadata", "name"),
+                        f"name {name!r} is also used by {first.display}",
+                    )
+                )
+            else:
+                names[name] = manifest
+        out.extend(_claims(manifest, _domain_claims(doc), domains, "domain"))
+        out.extend(_claims(manifest, _ticket_claims(doc), tickets, "ticket"))
+    return out
+
+
+# -- one manifest ---------------------------------------------------------------------------
+_Found = tuple[NodePath, str, bool]  # path, message, point at the key?
+
+
+def _secret_keys(node: Any, path: NodePath) -> Iterator[_Found]:
+    for child_path, key, value in _children(node, path):
+        if isinstance(key, str) and looks_like_secret(key):
+            yield (
+                child_path,
+                f"key {key!r} looks like a secret: secrets never go in a manifest (it is "
+                "committed to git); the runner takes credentials from its environment",
+                True,
+            )
+        yield from _secret_keys(value, child_path)
+
+
+def _control_characters(node: Any, path: NodePath) -> Iterator[_Found]:
+    if isinstance(node, str):
+        bad = next((ch for ch in node if unicodedata.category(ch) == "Cc"), None)
+        if bad is not None:
+            yield (
+                path,
+                f"contains a control character (U+{ord(bad):04X}); use one line of text",
+                False,
+            )
+        return
+    for child_path, key, value in _children(node, path):
+        if isinstance(key, str) and any(unicodedata.category(ch) == "Cc" for ch in key):
+            yield child_path, "the key contains a control character", True
+        yield from _control_characters(value, child_path)
+
+
+def _domain_problems(doc: dict[str, Any]) -> Iterator[_Found]:
+    seen: dict[str, int] = {}
+    raws = _list(_get(doc, _CUSTOMER_DOMAINS))
+    for index, raw in enumerate(raws):
+        if not isinstance(raw, str):
+            continue
+        path = (*_CUSTOMER_DOMAINS, index)
+        try:
+            domain = normalize_domain(raw)
+        except ValueError as exc:
+            yield path, f"{raw!r} is not a valid domain name: {exc}", False
+            continue
+        first = seen.setdefault(domain, index)
+        if first != index and raws[first] != raw:  # identical text is the schema's to report
+            yield path, f"{raw!r} is the same domain as [{first}] ({domain})", False
+
+
+def _temporary_problems(doc: dict[str, Any]) -> Iterator[_Found]:
+    given = _get(doc, _TEMPORARY)
+    first = _first_domain(doc)
+    if isinstance(given, str):
+        path, what, text = _TEMPORARY, "temporary domain", given
+    elif given is None and first is not None:
+        path, what = (*_CUSTOMER_DOMAINS, 0), "the default temporary domain"
+        text = default_temporary_domain(first)
+    else:
+        return
+    try:
+        temporary = normalize_domain(text)
+    except ValueError as exc:
+        fix = "; set spec.temporary_domain" if given is None else ""
+        yield path, f"{what} {text!r} is not a valid domain name: {exc}{fix}", False
+        return
+    customers = [domain for _, domain in customer_domains(doc)]
+    if temporary in customers:
+        yield (
+            path,
+            f"{what} {temporary} is a customer domain: two accounts never hold the same "
+            f"domain; use a subdomain such as {default_temporary_domain(temporary)}",
+            False,
+        )
+    elif customers and not any(temporary.endswith("." + c) for c in customers):
+        yield (
+            path,
+            f"{what} {temporary} must be a subdomain of a customer domain ({', '.join(customers)})",
+            False,
+        )
+
+
+def _count_problems(doc: dict[str, Any]) -> Iterator[_Found]:
+    allowed = _get(doc, ("spec", "subscription", "domains"))
+    if not isinstance(allowed, int) or isinstance(allowed, bool):
+        return
+    count = len({domain for _, domain in customer_domains(doc)})
+    if allowed < count:
+        yield (
+            ("spec", "subscription", "domains"),
+            f"{allowed} is less than the number of customer domains ({count}): "
+            "the new account must hold them all",
+            False,
+        )
+
+
+def _ticket_problems(doc: dict[str, Any]) -> Iterator[_Found]:
+    customer, reseller = (_get(doc, path) for path in _TICKETS)
+    if isinstance(customer, str) and customer == reseller:
+        yield (
+            _TICKETS[1],
+            f"{reseller} is also the customer ticket: the customer and the reseller "
+            "each authorize on their own ticket",
+            False,
+        )
+
+
+# -- across manifests -----------------------------------------------------------------------
+def _domain_claims(doc: dict[str, Any]) -> list[_Claim]:
+    domains = customer_domains(doc)
+    claims = [
+        _Claim(domain, (*_CUSTOMER_DOMAINS, i), (*_CUSTOMER_DOMAINS, i)) for i, domain in domains
+    ]
+    temporary = _temporary_claim(doc)
+    if temporary is not None and temporary.value not in {c.value for c in claims}:
+        claims.append(temporary)
+    return claims
+
+
+def _temporary_claim(doc: dict[str, Any]) -> _Claim | None:
+    given = _get(doc, _TEMPORARY)
+    first = _first_domain(doc)
+    try:
+        if isinstance(given, str):
+            return _Claim(normalize_domain(given), _TEMPORARY, _TEMPORARY)
+        if given is None and first is not None:
+            value = normalize_domain(default_temporary_domain(first))
+            return _Claim(value, (*_CUSTOMER_DOMAINS, 0), _TEMPORARY)
+    except ValueError:
+        return None
+    return None
+
+
+def _first_domain(doc: dict[str, Any]) -> str | None:
+    """The A-label of the first customer domain, the base of the default temporary domain."""
+    first = _get(doc, (*_CUSTOMER_DOMAINS, 0))
+    try:
+        return normalize_domain(first) if isinstance(first, str) else None
+    except ValueError:
+        return None
+
+
+def _ticket_claims(doc: dict[str, Any]) -> list[_Claim]:
+    values = [(_get(doc, path), path) for path in _TICKETS]
+    return [_Claim(value, path, path) for value, path in values if isinstance(value, str)]
+
+
+def _claims(
+    manifest: LoadedManifest,
+    claims: list[_Claim],
+    holders: dict[str, tuple[LoadedManifest, _Claim]],
+    what: str,
+) -> Iterator[Diagnostic]:
+    for claim in claims:
+        holder = holders.get(claim.value)
+        if holder is None:
+            holders[claim.value] = (manifest, claim)
+        elif holder[0] is not manifest:
+            other, first = holder
+            yield _cross(
+                manifest,
+                claim.path,
+                f"{what} {claim.value} is also in {other.display} ({format_path(first.where)}); "
+                f"a {what} belongs to one transfer only",
+                where=claim.where,
+            )
+
+
+def _cross(
+    manifest: LoadedManifest, path: NodePath, message: str, where: NodePath | None = None
+) -> Diagnostic:
+    line, col = manifest.positions.locate(path)
+    return Diagnostic(manifest.display, line, col, message, format_path(where or path))
+
+
+# -- helpers --------------------------------------------------------------------------------
+def _diagnostic(
+    display: str, positions: PositionMap, path: NodePath, message: str, at_key: bool
+) -> Diagnostic:
+    line, col = positions.locate(path, key=at_key)
+    return Diagnostic(display, line, col, message, format_path(path))
+
+
+def _get(doc: Any, path: NodePath) -> Any:
+    node = doc
+    for part in path:
+        if isinstance(part, str) and isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(part, int) and isinstance(node, list) and part < len(node):
+            node = node[part]
+        else:
+            return None
+    return node
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _children(node: Any, path: NodePath) -> Iterator[tuple[NodePath, str | int, Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield (*path, key), key, value
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield (*path, index), index, value

@@ -1,0 +1,1 @@
+"""Reporters: console, JSON, JUnit, markdown, diagnostics."""
