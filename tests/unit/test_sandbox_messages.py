@@ -1,0 +1,206 @@
+"""Messages: deterministic RFC 822 content, paging that covers every message once, fetch,
+count and import."""
+
+from __future__ import annotations
+
+import email
+import hashlib
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.message import Message
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.unit.test_sandbox_fixture import FIXTURE, make_sandbox
+from transfer_runner.errors import NotFound, PlatformError
+from transfer_runner.platforms.base import MessageInfo, Store
+from transfer_runner.platforms.sandbox.messages import MESSAGE_ID, generate_message
+from transfer_runner.platforms.sandbox.platform import SandboxPlatform
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Path:
+    return make_sandbox(tmp_path)
+
+
+@pytest.fixture
+def platform(sandbox: Path) -> Iterator[SandboxPlatform]:
+    with SandboxPlatform(sandbox) as p:
+        yield p
+
+
+def _all(platform: SandboxPlatform, account: str, store: Store, limit: int) -> list[MessageInfo]:
+    out: list[MessageInfo] = []
+    cursor = None
+    while True:
+        page = platform.list_messages(account, store, cursor, limit)
+        assert len(page.messages) <= limit
+        out.extend(page.messages)
+        if page.next_cursor is None:
+            return out
+        assert page.messages, "a page with a cursor has messages"
+        cursor = page.next_cursor
+
+
+@pytest.mark.parametrize("limit", [1, 7, 25, 26, 500])
+def test_paging_covers_every_message_once_in_order(platform: SandboxPlatform, limit: int) -> None:
+    listed = _all(platform, "C-1001", "archive", limit)
+    ids = [m.id for m in listed]
+    assert len(ids) == 25 == len(set(ids))
+    assert ids == sorted(ids)
+    assert all(MESSAGE_ID.fullmatch(i) and i.startswith("a-") for i in ids)
+    assert platform.count_messages("C-1001", "archive") == (25, 25 * 1500)
+    assert sum(m.size for m in listed) == 25 * 1500
+
+
+def test_a_store_that_is_empty(platform: SandboxPlatform) -> None:
+    page = platform.list_messages("R-301", "quarantine")
+    assert (page.messages, page.next_cursor) == ((), None)
+    assert platform.count_messages("R-301", "quarantine") == (0, 0)
+
+
+def test_listing_refusals(platform: SandboxPlatform) -> None:
+    with pytest.raises(NotFound):
+        platform.list_messages("C-404", "archive")
+    with pytest.raises(NotFound):
+        platform.count_messages("C-404", "archive")
+    with pytest.raises(PlatformError, match="store must be one of"):
+        platform.list_messages("C-1001", "inbox")  # type: ignore[arg-type]
+    with pytest.raises(PlatformError, match="limit"):
+        platform.list_messages("C-1001", "archive", limit=0)
+
+
+def _parse(raw: bytes) -> Message:
+    return email.message_from_bytes(raw)
+
+
+def test_fetched_messages_are_rfc822_and_match_their_digest(platform: SandboxPlatform) -> None:
+    for store in ("quarantine", "archive"):
+        for info in _all(platform, "C-1001", store, 500):
+            raw = platform.fetch_message("C-1001", store, info.id)
+            assert hashlib.sha256(raw).hexdigest() == info.sha256
+            assert len(raw) == info.size
+            message = _parse(raw)
+            assert message["Message-ID"] == f"<{info.id}@c-1001.sandbox.example>"
+            assert message.get_content_type() == "text/plain"
+            assert message.get_content_charset() == "utf-8"
+            assert message["MIME-Version"] == "1.0"
+            assert message["From"] and message["To"] and message["Subject"]
+            assert email.utils.parsedate_to_datetime(message["Date"]) == info.received_at
+            assert message.get_payload().startswith(f"{store.capitalize()} message ")
+            assert not message.defects
+
+
+def test_requested_sizes_are_met(platform: SandboxPlatform) -> None:
+    sizes = {m.size for m in _all(platform, "C-1001", "quarantine", 500)}
+    assert sizes == {2048}
+
+
+def test_two_inits_give_identical_messages(tmp_path: Path) -> None:
+    one = make_sandbox(tmp_path, name="one.db")
+    two = make_sandbox(tmp_path, name="two.db")
+    other = make_sandbox(tmp_path, FIXTURE.replace("seed: 11", "seed: 12"), name="other.db")
+
+    def digests(path: Path) -> list[tuple[str, str, str, int]]:
+        with sqlite3.connect(path) as conn:
+            return conn.execute(
+                "SELECT id, sha256, received_at, size FROM messages ORDER BY account, store, id"
+            ).fetchall()
+
+    assert digests(one) == digests(two)
+    assert len(digests(one)) == 37
+    assert {d[1] for d in digests(other)}.isdisjoint({d[1] for d in digests(one)})
+
+
+def test_generated_messages_are_not_stored_but_regenerated(sandbox: Path) -> None:
+    with sqlite3.connect(sandbox) as conn:
+        assert conn.execute("SELECT count(*) FROM messages WHERE raw IS NOT NULL").fetchone() == (
+            0,
+        )
+
+
+def test_fetch_refusals(platform: SandboxPlatform) -> None:
+    with pytest.raises(NotFound, match="no message q-0"):
+        platform.fetch_message("C-1001", "quarantine", "q-0")
+    first = platform.list_messages("C-1001", "quarantine", limit=1).messages[0].id
+    with pytest.raises(NotFound):
+        platform.fetch_message("C-1001", "archive", first)  # other store
+    with pytest.raises(NotFound):
+        platform.fetch_message("C-1002", "quarantine", first)  # other account
+
+
+def test_a_tampered_message_is_detected(sandbox: Path, platform: SandboxPlatform) -> None:
+    first = platform.list_messages("C-1001", "quarantine", limit=1).messages[0].id
+    with sqlite3.connect(sandbox) as conn:
+        conn.execute("UPDATE messages SET idx = idx + 1 WHERE id = ?", (first,))
+    with pytest.raises(PlatformError, match="no longer matches its stored SHA-256"):
+        platform.fetch_message("C-1001", "quarantine", first)
+
+
+# -- import ---------------------------------------------------------------------------------
+RAW = (
+    b"Message-ID: <abc@example.com>\r\nDate: Tue, 03 Mar 2026 10:00:00 +0100\r\n"
+    b"Subject: hi\r\n\r\nhello\r\n"
+)
+
+
+def test_import_stores_the_raw_bytes(platform: SandboxPlatform) -> None:
+    assert platform.import_message("A-1", "archive", "a-00000001-abcdef", RAW, "i1") is True
+    assert platform.fetch_message("A-1", "archive", "a-00000001-abcdef") == RAW
+    [info] = platform.list_messages("A-1", "archive").messages
+    assert info == MessageInfo(
+        "a-00000001-abcdef",
+        len(RAW),
+        datetime(2026, 3, 3, 9, 0, tzinfo=UTC),
+        hashlib.sha256(RAW).hexdigest(),
+    )
+    assert platform.count_messages("A-1", "archive") == (1, len(RAW))
+    assert platform.count_messages("A-1", "quarantine") == (0, 0)
+
+
+def test_import_without_a_date_is_received_now(platform: SandboxPlatform) -> None:
+    before = datetime.now(UTC)
+    platform.import_message("A-1", "quarantine", "m1", b"Subject: x\r\n\r\nx\r\n", "i1")
+    [info] = platform.list_messages("A-1", "quarantine").messages
+    assert before <= info.received_at <= datetime.now(UTC)
+
+
+@pytest.mark.parametrize(
+    ("account", "store", "message_id", "raw", "error"),
+    [
+        ("A-1", "archive", "../etc/passwd", RAW, "not filename-safe"),
+        ("A-1", "archive", "-starts-with-dash", RAW, "not filename-safe"),
+        ("A-1", "archive", "x" * 129, RAW, "not filename-safe"),
+        ("A-1", "archive", "ok", b"", "non-empty bytes"),
+        ("A-1", "inbox", "ok", RAW, "store must be one of"),
+        ("A-404", "archive", "ok", RAW, "does not exist"),
+        ("C-1002", "archive", "ok", RAW, "is cancelled"),
+    ],
+)
+def test_import_refusals(
+    platform: SandboxPlatform, account: str, store: str, message_id: str, raw: bytes, error: str
+) -> None:
+    with pytest.raises(PlatformError, match=error):
+        platform.import_message(account, store, message_id, raw, "key")  # type: ignore[arg-type]
+
+
+# -- the generator --------------------------------------------------------------------------
+@given(
+    seed=st.integers(min_value=0, max_value=2**40),
+    index=st.integers(min_value=1, max_value=10_000_000),
+    size=st.integers(min_value=0, max_value=200_000),
+    store=st.sampled_from(["quarantine", "archive"]),
+)
+def test_generated_sizes_are_exact_and_stable(seed: int, index: int, size: int, store: str) -> None:
+    message = generate_message(seed, "C-1001", store, index, size)
+    smallest = len(generate_message(seed, "C-1001", store, index, 0).raw)
+    assert len(message.raw) == max(size, smallest)
+    assert generate_message(seed, "C-1001", store, index, len(message.raw)) == message
+    assert MESSAGE_ID.fullmatch(message.id)
+    bare = message.raw.replace(b"\r\n", b"")
+    assert b"\r" not in bare and b"\n" not in bare  # every line ends in CRLF
+    assert message.raw.endswith(b"\r\n")

@@ -1,0 +1,428 @@
+"""`SandboxPlatform`: the `Platform` Protocol over one SQLite file, with the real platform's rules.
+
+Every write goes through `_write`, which in one `BEGIN IMMEDIATE` transaction looks the
+idempotency key up (same request: replay the stored first result; other request: `Conflict`),
+performs the operation (`operations.py`), stores its result under the key and appends an audit
+row. Refused writes roll back, then get their own audit row, so the audit table counts every
+write call ever made: tests use it to prove that a run made no platform write at all.
+
+Each thread gets its own connection; WAL mode and a 30 s busy timeout let threads and processes
+share the file safely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+from transfer_runner.errors import Conflict, NotFound, PlatformError
+from transfer_runner.platforms.base import (
+    Account,
+    Charge,
+    Comment,
+    Credit,
+    MessagePage,
+    NewAccount,
+    Store,
+    Subscription,
+    Ticket,
+)
+from transfer_runner.platforms.sandbox import db, operations, records
+from transfer_runner.platforms.sandbox.messages import generate_message
+
+__all__ = ["SandboxPlatform", "MAX_PAGE"]
+
+MAX_PAGE = 10_000
+
+T = TypeVar("T")
+_Action = Callable[[sqlite3.Connection, datetime], Any]
+
+
+class SandboxPlatform:
+    """The embedded platform: `SandboxPlatform("sandbox.db", latency_ms=20)`.
+
+    `latency_ms` is slept at the start of every public Platform call, so benchmarks can
+    simulate a remote control panel. Opening checks that the file is a sandbox (ConfigError).
+    """
+
+    def __init__(self, path: str | Path, *, latency_ms: float = 0.0) -> None:
+        self.path = Path(path)
+        self.latency_ms = float(latency_ms)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._connections: list[sqlite3.Connection] = []
+        self._conn()
+
+    def __enter__(self) -> SandboxPlatform:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SandboxPlatform({str(self.path)!r}, latency_ms={self.latency_ms})"
+
+    # -- tickets ---------------------------------------------------------------------------
+    def get_ticket(self, ticket_id: str) -> Ticket | None:
+        """The ticket with its comments in order, or None."""
+        return self._read("get_ticket", lambda c: records.read_ticket(c, ticket_id))
+
+    def add_ticket_comment(self, ticket_id: str, body: str, idempotency_key: str) -> Comment:
+        """Comment on a ticket; a repeated key returns the first comment."""
+        request = {"ticket": ticket_id, "body": body}
+        return self._write(
+            "add_ticket_comment",
+            idempotency_key,
+            None,
+            request,
+            lambda c, now: operations.add_comment(c, ticket_id, body, idempotency_key, now),
+            records.decode_comment,
+        )
+
+    # -- accounts --------------------------------------------------------------------------
+    def get_account(self, account_id: str) -> Account | None:
+        """The account with its domains (sorted), or None."""
+        return self._read("get_account", lambda c: records.read_account(c, "id = ?", account_id))
+
+    def find_account_by_domain(self, domain: str) -> Account | None:
+        """The account holding `domain`, or None (also for a name that cannot be a domain)."""
+        try:
+            name = operations.domain_name("find_account_by_domain", domain)
+        except PlatformError:
+            self._pause()
+            return None
+        where = "id = (SELECT account FROM domains WHERE domain = ?)"
+        return self._read("find_account_by_domain", lambda c: records.read_account(c, where, name))
+
+    def create_account(self, spec: NewAccount, idempotency_key: str) -> Account:
+        """Create an active resold account `A-<n>` under `spec.parent` on `spec.domain`."""
+        request = {**asdict(spec), "services": list(spec.services)}
+        return self._write(
+            "create_account",
+            idempotency_key,
+            spec.parent,
+            request,
+            lambda c, now: operations.create_account(c, spec, now),
+            records.decode_account,
+        )
+
+    def cancel_account(self, account_id: str, idempotency_key: str) -> Account:
+        """Cancel an active account (AccountCancelled if it already is, under a new key)."""
+        return self._write(
+            "cancel_account",
+            idempotency_key,
+            account_id,
+            {"account": account_id},
+            lambda c, now: operations.cancel_account(c, account_id, now),
+            records.decode_account,
+        )
+
+    # -- domains ---------------------------------------------------------------------------
+    def attach_domain(self, account_id: str, domain: str, idempotency_key: str) -> None:
+        """Attach a free domain to an active account (Conflict if another account holds it)."""
+        self._write(
+            "attach_domain",
+            idempotency_key,
+            account_id,
+            {"account": account_id, "domain": domain},
+            lambda c, now: operations.attach_domain(c, account_id, domain, now),
+            _none,
+        )
+
+    def detach_domain(self, account_id: str, domain: str, idempotency_key: str) -> None:
+        """Detach a domain from the account holding it, cancelled or not."""
+        self._write(
+            "detach_domain",
+            idempotency_key,
+            account_id,
+            {"account": account_id, "domain": domain},
+            lambda c, now: operations.detach_domain(c, account_id, domain),
+            _none,
+        )
+
+    def move_domain(
+        self, domain: str, from_account: str, to_account: str, idempotency_key: str
+    ) -> None:
+        """Detach and attach in one transaction: if the attach fails the domain stays put."""
+        self._write(
+            "move_domain",
+            idempotency_key,
+            to_account,
+            {"domain": domain, "from": from_account, "to": to_account},
+            lambda c, now: operations.move_domain(c, domain, from_account, to_account, now),
+            _none,
+        )
+
+    # -- messages --------------------------------------------------------------------------
+    def list_messages(
+        self, account_id: str, store: Store, cursor: str | None = None, limit: int = 500
+    ) -> MessagePage:
+        """One page in id order; `next_cursor` (the last id of the page) is None at the end."""
+        op = "list_messages"
+        operations.check_store(op, store)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise operations.bad_request(op, f"limit must be 1..{MAX_PAGE}, not {limit!r}")
+
+        def page(conn: sqlite3.Connection) -> MessagePage:
+            operations.require_account(conn, op, account_id)
+            rows = conn.execute(
+                "SELECT id, size, received_at, sha256 FROM messages "
+                "WHERE account = ? AND store = ? AND id > ? ORDER BY id LIMIT ?",
+                (account_id, store, cursor or "", limit + 1),
+            ).fetchall()
+            infos = tuple(records.message_info(r) for r in rows[:limit])
+            more = len(rows) > limit
+            return MessagePage(infos, infos[-1].id if more else None)
+
+        return self._read(op, page)
+
+    def count_messages(self, account_id: str, store: Store) -> tuple[int, int]:
+        """(message count, total bytes) of a store."""
+        op = "count_messages"
+        operations.check_store(op, store)
+
+        def count(conn: sqlite3.Connection) -> tuple[int, int]:
+            operations.require_account(conn, op, account_id)
+            row = conn.execute(
+                "SELECT count(*), coalesce(sum(size), 0) FROM messages "
+                "WHERE account = ? AND store = ?",
+                (account_id, store),
+            ).fetchone()
+            return int(row[0]), int(row[1])
+
+        return self._read(op, count)
+
+    def fetch_message(self, account_id: str, store: Store, message_id: str) -> bytes:
+        """The raw bytes: stored for imported messages, regenerated for generated ones."""
+        op = "fetch_message"
+        operations.check_store(op, store)
+        row = self._read(
+            op,
+            lambda c: c.execute(
+                "SELECT raw, seed, idx, size, sha256 FROM messages "
+                "WHERE account = ? AND store = ? AND id = ?",
+                (account_id, store, message_id),
+            ).fetchone(),
+        )
+        if row is None:
+            raise NotFound(op, f"no message {message_id} in {account_id}'s {store}")
+        raw, seed, index, size, digest = row
+        if raw is None:
+            raw = generate_message(seed, account_id, store, index, size).raw
+        if hashlib.sha256(raw).hexdigest() != digest:
+            raise PlatformError(
+                op,
+                f"message {message_id} no longer matches its stored SHA-256: the sandbox was "
+                "made by another version; re-create it with `sandbox init --force`",
+                500,
+            )
+        return bytes(raw)
+
+    def import_message(
+        self, account_id: str, store: Store, message_id: str, raw: bytes, idempotency_key: str
+    ) -> bool:
+        """Store a message; False (and no change) if that id is already in that store."""
+        digest = hashlib.sha256(raw).hexdigest() if isinstance(raw, bytes) else repr(raw)
+        request = {"account": account_id, "store": store, "id": message_id, "sha256": digest}
+        return self._write(
+            "import_message",
+            idempotency_key,
+            account_id,
+            request,
+            lambda c, now: operations.import_message(c, account_id, store, message_id, raw, now),
+            json.loads,
+        )
+
+    # -- billing ---------------------------------------------------------------------------
+    def get_subscription(self, account_id: str) -> Subscription | None:
+        """The account's billing period and price, or None if it has no billing."""
+        return self._read("get_subscription", lambda c: records.read_subscription(c, account_id))
+
+    def find_credit(self, idempotency_key: str) -> Credit | None:
+        """The credit made with this key, or None (read-only)."""
+        found = self._read(
+            "find_credit", lambda c: records.read_payment(c, "credits", idempotency_key)
+        )
+        return found if isinstance(found, Credit) else None
+
+    def find_charge(self, idempotency_key: str) -> Charge | None:
+        """The charge made with this key, or None (read-only)."""
+        found = self._read(
+            "find_charge", lambda c: records.read_payment(c, "charges", idempotency_key)
+        )
+        return found if isinstance(found, Charge) else None
+
+    def credit(self, account_id: str, amount: Decimal, reason: str, idempotency_key: str) -> Credit:
+        """Credit an account (cancelled ones too); a repeated key returns the first credit."""
+        return self._payment("credit", account_id, amount, reason, idempotency_key)
+
+    def charge(self, account_id: str, amount: Decimal, reason: str, idempotency_key: str) -> Charge:
+        """Charge an active account; a repeated key returns the first charge."""
+        return self._payment("charge", account_id, amount, reason, idempotency_key)
+
+    # -- sandbox extras --------------------------------------------------------------------
+    def write_calls(self) -> int:
+        """How many write calls the platform has ever received (replays and refusals too)."""
+        return int(self._read("write_calls", _count_audit, pause=False))
+
+    def close(self) -> None:
+        """Close every thread's connection; a later call opens new ones."""
+        with self._lock:
+            self._generation += 1
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+
+    # -- machinery -------------------------------------------------------------------------
+    def _payment(self, op: str, account_id: str, amount: Decimal, reason: str, key: str) -> Any:
+        table = "charges" if op == "charge" else "credits"
+        request = {"account": account_id, "amount": _amount_text(amount), "reason": reason}
+        decode = records.decode_charge if op == "charge" else records.decode_credit
+        return self._write(
+            op,
+            key,
+            account_id,
+            request,
+            lambda c, now: operations.add_payment(c, table, account_id, amount, reason, key, now),
+            decode,
+        )
+
+    def _pause(self) -> None:
+        if self.latency_ms > 0:
+            time.sleep(self.latency_ms / 1000)
+
+    def _conn(self) -> sqlite3.Connection:
+        local = self._local
+        if getattr(local, "generation", None) != self._generation:
+            conn = db.connect(self.path)
+            try:
+                db.check_schema(conn, self.path)
+            except BaseException:
+                conn.close()
+                raise
+            with self._lock:
+                self._connections.append(conn)
+                local.conn, local.generation = conn, self._generation
+        return local.conn
+
+    def _read(self, op: str, query: Callable[[sqlite3.Connection], T], *, pause: bool = True) -> T:
+        if pause:
+            self._pause()
+        conn = self._conn()
+        try:
+            with db.read(conn):
+                return query(conn)
+        except sqlite3.Error as exc:
+            raise PlatformError(op, f"sandbox database error: {exc}", 503) from exc
+
+    def _write(
+        self,
+        op: str,
+        key: str,
+        account: str | None,
+        request: dict[str, Any],
+        action: _Action,
+        decode: Callable[[str], T],
+    ) -> T:
+        """Run `action` once per idempotency key, audited; see the module docstring."""
+        self._pause()
+        conn = self._conn()
+        try:
+            if not isinstance(key, str) or not key.strip():
+                raise operations.bad_request(op, "every write needs a non-empty idempotency key")
+            fingerprint = _fingerprint(op, request)
+            with db.write(conn):
+                found = conn.execute(
+                    "SELECT operation, fingerprint, result FROM idempotency WHERE key = ?", (key,)
+                ).fetchone()
+                if found is not None:
+                    _same_request(op, key, fingerprint, found[0], found[1])
+                    _audit(conn, op, key, account, replayed=True, error=None)
+                    return decode(found[2])
+                now = db.utc_now()
+                result = action(conn, now)
+                conn.execute(
+                    "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)",
+                    (key, op, fingerprint, records.encode(result), db.to_text(now)),
+                )
+                _audit(conn, op, key, account, replayed=False, error=None)
+                return result
+        except PlatformError as exc:
+            self._audit_refusal(conn, op, key, account, str(exc))
+            raise
+        except sqlite3.Error as exc:
+            error = _database_error(op, exc)
+            self._audit_refusal(conn, op, key, account, str(error))
+            raise error from exc
+
+    def _audit_refusal(
+        self, conn: sqlite3.Connection, op: str, key: Any, account: str | None, error: str
+    ) -> None:
+        # The refused write rolled back; its audit row is written on its own. If the database
+        # itself is failing, the original error matters more than a lost audit row.
+        try:
+            with db.write(conn):
+                _audit(conn, op, key if isinstance(key, str) else None, account, False, error)
+        except sqlite3.Error:
+            pass
+
+
+def _audit(
+    conn: sqlite3.Connection,
+    op: str,
+    key: str | None,
+    account: str | None,
+    replayed: bool,
+    error: str | None,
+) -> None:
+    conn.execute(
+        "INSERT INTO audit (op, idempotency_key, account, replayed, error, at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (op, key, account, int(replayed), error, db.to_text(db.utc_now())),
+    )
+
+
+def _same_request(op: str, key: str, fingerprint: str, first_op: str, first: str) -> None:
+    if first_op != op:
+        raise Conflict(op, f"idempotency key {key!r} was already used for {first_op}")
+    if first != fingerprint:
+        raise Conflict(
+            op,
+            f"idempotency key {key!r} was already used for a {op} with other arguments; "
+            "a key may only be repeated with the same request",
+        )
+
+
+def _database_error(op: str, exc: sqlite3.Error) -> PlatformError:
+    if isinstance(exc, sqlite3.IntegrityError):  # a rule the checks above missed: still a 409
+        return Conflict(op, f"refused by the platform's rules: {exc}")
+    return PlatformError(op, f"sandbox database error: {exc}", 503)
+
+
+def _fingerprint(op: str, request: dict[str, Any]) -> str:
+    canonical = json.dumps({"operation": op, **request}, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _amount_text(amount: Any) -> str:
+    if isinstance(amount, Decimal) and amount.is_finite():
+        return str(records.money(amount))
+    return repr(amount)
+
+
+def _count_audit(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM audit").fetchone()[0])
+
+
+def _none(_text: str) -> None:
+    return None
