@@ -1,0 +1,380 @@
+"""Export -> verify -> import on moto S3 and the in-memory fake platform."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from tests.unit.fake_platform import BASE_TIME, FakePlatform
+from transfer_runner.errors import ExportError
+from transfer_runner.export.exporter import export_store, inspect_export
+from transfer_runner.export.importer import import_store, inspect_import
+from transfer_runner.export.s3 import MiB, S3Settings, make_s3_client
+from transfer_runner.export.verifier import verify_store
+
+BUCKET = "exports"
+NAME = "acme-com"
+SOURCE, TARGET = "C-1001", "A-2001"
+WRITES = {
+    "PutObject",
+    "CreateMultipartUpload",
+    "UploadPart",
+    "CompleteMultipartUpload",
+    "DeleteObjects",
+    "DeleteObject",
+}
+UNSET = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_REGION",
+    "AWS_SESSION_TOKEN",
+)
+
+
+def settings(**changes: Any) -> S3Settings:
+    return replace(S3Settings(f"s3://{BUCKET}/runs/", part_size_bytes=64 * 1024), **changes)
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto S3 with the export bucket, reached through the product's own client."""
+    for name in UNSET:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        client = make_s3_client(settings())
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+@pytest.fixture
+def calls(s3: Any) -> Counter[str]:
+    """S3 operations made through the client, by name."""
+    seen: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        seen[model.name] += 1
+
+    s3.meta.events.register("before-call.s3", count)
+    return seen
+
+
+@pytest.fixture
+def platform() -> FakePlatform:
+    fake = FakePlatform()
+    fake.add_messages(SOURCE, "archive", 300, size=2048)
+    fake.add_messages(SOURCE, "quarantine", 40, size=1500, seed=3)
+    return fake
+
+
+def keys(s3: Any, prefix: str = "runs/") -> list[str]:
+    listing = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+    return sorted(o["Key"] for o in listing.get("Contents", ()))
+
+
+def index_lines(s3: Any, store: str = "archive") -> list[dict[str, Any]]:
+    body = s3.get_object(Bucket=BUCKET, Key=f"runs/{NAME}/{store}/index.jsonl")["Body"].read()
+    return [json.loads(line) for line in body.decode().splitlines()]
+
+
+@pytest.mark.parametrize("compression", ["gzip", "none"])
+def test_round_trip_over_several_parts(s3: Any, platform: FakePlatform, compression: str) -> None:
+    cfg = settings(compression=compression)
+    ext = ".tar.gz" if compression == "gzip" else ".tar"
+    progress: list[tuple[int, int]] = []
+    result = export_store(
+        platform, s3, cfg, NAME, SOURCE, "archive", lambda n, b: progress.append((n, b))
+    )
+
+    total = sum(len(platform.raw(SOURCE, "archive", i)) for i in platform.ids(SOURCE, "archive"))
+    assert (result.store, result.messages, result.bytes) == ("archive", 300, total)
+    assert len(result.parts) >= 3
+    base = f"runs/{NAME}/archive/"
+    assert result.parts == tuple(
+        f"{base}part-{n:05d}{ext}" for n in range(1, len(result.parts) + 1)
+    )
+    assert result.index_key == f"{base}index.jsonl"
+    assert keys(s3) == sorted([*result.parts, result.index_key])
+    assert progress[-1] == (300, total) and len(progress) == 300
+
+    lines = index_lines(s3)
+    assert [line["id"] for line in lines] == platform.ids(SOURCE, "archive")  # listing order
+    assert set(lines[0]) == {"id", "part", "size", "sha256", "received_at"}
+    assert (
+        lines[0]["part"] == f"part-00001{ext}"
+        and lines[-1]["part"] == result.parts[-1][len(base) :]
+    )
+    assert lines[1]["received_at"] == "2026-11-01T08:01:00Z"
+
+    # Anyone can open a part with tar: members are <id>.eml holding the source bytes.
+    part = s3.get_object(Bucket=BUCKET, Key=result.parts[0])["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(part)) as tar:
+        first = tar.getmembers()[0]
+        assert first.name == "msg-00000.eml"
+        assert tar.extractfile(first).read() == platform.raw(SOURCE, "archive", "msg-00000")  # type: ignore[union-attr]
+
+    verified = verify_store(platform, s3, cfg, NAME, SOURCE, "archive")
+    assert verified.ok, verified.problems
+    assert (verified.messages, verified.bytes) == (300, total)
+    assert verified.index_sha256 == result.index_sha256
+
+    assert inspect_import(platform, s3, cfg, NAME, TARGET, "archive") == 300
+    imported = import_store(platform, s3, cfg, NAME, TARGET, "archive", "import:acme-com:archive")
+    assert (imported.imported, imported.skipped, imported.messages) == (300, 0, 300)
+    for message_id in platform.ids(SOURCE, "archive"):
+        assert platform.raw(TARGET, "archive", message_id) == platform.raw(
+            SOURCE, "archive", message_id
+        )
+    assert platform.import_keys[0] == "import:acme-com:archive:msg-00000"
+    assert inspect_import(platform, s3, cfg, NAME, TARGET, "archive") == 0
+
+
+def test_import_is_idempotent(s3: Any, platform: FakePlatform) -> None:
+    cfg = settings()
+    export_store(platform, s3, cfg, NAME, SOURCE, "quarantine")
+    first = import_store(platform, s3, cfg, NAME, TARGET, "quarantine", "k")
+    calls_after_first = platform.calls["import_message"]
+    second = import_store(platform, s3, cfg, NAME, TARGET, "quarantine", "k")
+    assert (first.imported, first.skipped) == (40, 0)
+    assert (second.imported, second.skipped, second.messages) == (0, 40, 40)
+    assert platform.calls["import_message"] == calls_after_first  # skipped without a write
+
+
+def test_import_counts_platform_refusals_as_skipped(s3: Any, platform: FakePlatform) -> None:
+    """The target already has the ids but does not list them yet: the platform says False."""
+    cfg = settings()
+    export_store(platform, s3, cfg, NAME, SOURCE, "quarantine")
+    for message_id in platform.ids(SOURCE, "quarantine")[:10]:
+        raw = platform.raw(SOURCE, "quarantine", message_id)
+        platform.put(TARGET, "quarantine", message_id, raw, BASE_TIME)
+    real_list = platform.list_messages
+
+    def list_nothing_for_target(
+        account_id: str, store: Any, cursor: Any = None, limit: int = 500
+    ) -> Any:
+        page = real_list(account_id, store, cursor, limit)
+        return replace(page, messages=()) if account_id == TARGET else page
+
+    platform.list_messages = list_nothing_for_target  # type: ignore[method-assign]
+    result = import_store(platform, s3, cfg, NAME, TARGET, "quarantine", "k")
+    assert (result.imported, result.skipped) == (30, 10)
+    assert platform.calls["import_message"] == 40
+
+
+def test_empty_store_writes_an_empty_index_and_no_part(s3: Any) -> None:
+    platform = FakePlatform()
+    cfg = settings()
+    assert inspect_export(platform, s3, cfg, NAME, SOURCE, "archive").exists is False
+    result = export_store(platform, s3, cfg, NAME, SOURCE, "archive")
+    assert (result.messages, result.bytes, result.parts, result.compressed_bytes) == (0, 0, (), 0)
+    assert keys(s3) == [f"runs/{NAME}/archive/index.jsonl"]
+    assert index_lines(s3) == []
+    status = inspect_export(platform, s3, cfg, NAME, SOURCE, "archive")
+    assert status.exists and status.complete and status.messages == 0
+    verified = verify_store(platform, s3, cfg, NAME, SOURCE, "archive")
+    assert verified.ok and verified.messages == 0
+    assert import_store(platform, s3, cfg, NAME, TARGET, "archive", "k").imported == 0
+
+
+def test_re_export_writes_nothing_and_returns_the_same_result(
+    s3: Any, platform: FakePlatform, calls: Counter[str]
+) -> None:
+    cfg = settings()
+    first = export_store(platform, s3, cfg, NAME, SOURCE, "archive")
+    assert calls["PutObject"] == len(first.parts) + 1
+    before = {k: s3.head_object(Bucket=BUCKET, Key=k)["ETag"] for k in keys(s3)}
+    calls.clear()
+    fetched = platform.calls["fetch_message"]
+
+    again = export_store(platform, s3, cfg, NAME, SOURCE, "archive")
+    assert again == first
+    assert not (set(calls) & WRITES), calls
+    assert platform.calls["fetch_message"] == fetched
+    assert {k: s3.head_object(Bucket=BUCKET, Key=k)["ETag"] for k in keys(s3)} == before
+
+    status = inspect_export(platform, s3, cfg, NAME, SOURCE, "archive")
+    assert status.complete and status.result() == first
+    assert status.facts() == first.facts()
+    assert first.facts()["index_sha256"] == first.index_sha256
+
+
+def test_missing_part_makes_the_export_incomplete_and_export_rewrites_it(
+    s3: Any, platform: FakePlatform
+) -> None:
+    cfg = settings()
+    first = export_store(platform, s3, cfg, NAME, SOURCE, "archive")
+    s3.delete_object(Bucket=BUCKET, Key=first.parts[1])
+    status = inspect_export(platform, s3, cfg, NAME, SOURCE, "archive")
+    assert status.exists and not status.complete and status.missing_parts == (first.parts[1],)
+    with pytest.raises(ExportError, match="not complete"):
+        status.result()
+    again = export_store(platform, s3, cfg, NAME, SOURCE, "archive")
+    assert again == first  # deterministic parts: the same bytes, the same index
+    assert verify_store(platform, s3, cfg, NAME, SOURCE, "archive").ok
+
+
+def test_interrupted_export_leftovers_are_removed(s3: Any, platform: FakePlatform) -> None:
+    cfg = settings()
+    stray = f"runs/{NAME}/archive/part-00042.tar.gz"
+    other = f"runs/{NAME}/archive/notes.txt"
+    for key in (stray, other):
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"left over")
+    result = export_store(platform, s3, cfg, NAME, SOURCE, "archive")
+    assert stray not in keys(s3)
+    assert other in keys(s3)  # only part files are ours to clean up
+    assert keys(s3) == sorted([*result.parts, result.index_key, other])
+
+
+def test_a_malformed_index_is_not_complete_and_is_rewritten(
+    s3: Any, platform: FakePlatform
+) -> None:
+    cfg = settings()
+    first = export_store(platform, s3, cfg, NAME, SOURCE, "quarantine")
+    s3.put_object(Bucket=BUCKET, Key=first.index_key, Body=b'{"id": "x"}\n')
+    status = inspect_export(platform, s3, cfg, NAME, SOURCE, "quarantine")
+    assert status.exists and not status.complete and "no 'part'" in status.problem
+    assert export_store(platform, s3, cfg, NAME, SOURCE, "quarantine") == first
+
+
+def test_every_object_has_a_sha256_checksum(s3: Any, platform: FakePlatform) -> None:
+    cfg = settings()
+    export_store(platform, s3, cfg, NAME, SOURCE, "archive")
+    export_store(platform, s3, cfg, NAME, SOURCE, "quarantine")
+    export_store(FakePlatform(), s3, cfg, "empty-one", SOURCE, "archive")
+    all_keys = keys(s3, "runs/")
+    assert len(all_keys) > 5
+    for key in all_keys:
+        head = s3.head_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+        assert head.get("ChecksumSHA256"), key
+
+
+@pytest.mark.parametrize(
+    ("sse", "kms_key"), [("AES256", None), ("aws:kms", "alias/transfer-exports")]
+)
+def test_server_side_encryption_is_requested_for_every_object(
+    s3: Any, platform: FakePlatform, sse: str, kms_key: str | None
+) -> None:
+    cfg = settings(sse=sse, sse_kms_key_id=kms_key)
+    export_store(platform, s3, cfg, NAME, SOURCE, "quarantine")
+    for key in keys(s3):
+        head = s3.head_object(Bucket=BUCKET, Key=key)
+        assert head["ServerSideEncryption"] == sse, key
+        if kms_key:
+            assert kms_key in head["SSEKMSKeyId"]
+
+
+def test_large_parts_go_up_in_multipart_uploads_with_checksums(
+    s3: Any, calls: Counter[str]
+) -> None:
+    platform = FakePlatform()
+    platform.add_messages(SOURCE, "archive", 10, size=1 * MiB)
+    cfg = settings(compression="none", part_size_bytes=9 * MiB, sse="AES256")
+    result = export_store(platform, s3, cfg, NAME, SOURCE, "archive")
+    assert len(result.parts) == 2
+    assert calls["CreateMultipartUpload"] == 1 and calls["UploadPart"] == 2
+    assert calls["CompleteMultipartUpload"] == 1
+    head = s3.head_object(Bucket=BUCKET, Key=result.parts[0], ChecksumMode="ENABLED")
+    assert head["ETag"].strip('"').endswith("-2")
+    assert head.get("ChecksumSHA256") and head["ServerSideEncryption"] == "AES256"
+    verified = verify_store(platform, s3, cfg, NAME, SOURCE, "archive")
+    assert verified.ok, verified.problems
+
+
+@pytest.mark.parametrize("bad_id", ["../evil", "a/b", ".hidden", "x" * 129, "sp ace"], ids=repr)
+def test_unsafe_message_id_stops_the_export_before_it_becomes_a_member(
+    s3: Any, bad_id: str
+) -> None:
+    platform = FakePlatform()
+    platform.add_messages(SOURCE, "archive", 3)
+    platform.put(SOURCE, "archive", bad_id, b"Subject: x\r\n\r\nx", BASE_TIME)
+    with pytest.raises(ExportError, match="not safe as a file name"):
+        export_store(platform, s3, settings(), NAME, SOURCE, "archive")
+    assert f"runs/{NAME}/archive/index.jsonl" not in keys(s3)
+
+
+def test_listing_digest_mismatch_is_an_export_error(s3: Any, platform: FakePlatform) -> None:
+    platform.listed_sha256["msg-00007"] = "0" * 64
+    with pytest.raises(ExportError, match="msg-00007.*SHA-256"):
+        export_store(platform, s3, settings(), NAME, SOURCE, "archive")
+    assert f"runs/{NAME}/archive/index.jsonl" not in keys(s3)
+
+
+def test_listing_size_mismatch_is_an_export_error(s3: Any, platform: FakePlatform) -> None:
+    platform.listed_size["msg-00003"] = 1
+    with pytest.raises(ExportError, match="msg-00003.*listing says 1"):
+        export_store(platform, s3, settings(), NAME, SOURCE, "archive")
+
+
+class _NoS3:
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"S3 was called ({name}) before the names were checked")
+
+
+@pytest.mark.parametrize(("name", "store"), [("Acme", "archive"), ("acme-com", "inbox")])
+def test_names_are_checked_before_any_s3_call(name: str, store: str) -> None:
+    cfg = settings()
+    for call in (export_store, inspect_export, verify_store):
+        with pytest.raises(ExportError):
+            call(FakePlatform(), _NoS3(), cfg, name, SOURCE, store)  # type: ignore[arg-type]
+    with pytest.raises(ExportError):
+        import_store(FakePlatform(), _NoS3(), cfg, name, TARGET, store, "k")  # type: ignore[arg-type]
+
+
+def test_import_without_an_export_is_a_clear_error(s3: Any, platform: FakePlatform) -> None:
+    with pytest.raises(ExportError, match="export the store first"):
+        inspect_import(platform, s3, settings(), NAME, TARGET, "archive")
+    with pytest.raises(ExportError, match="export the store first"):
+        import_store(platform, s3, settings(), NAME, TARGET, "archive", "k")
+
+
+def test_import_checks_the_target_count(s3: Any, platform: FakePlatform) -> None:
+    """A platform that acknowledges imports but keeps nothing is caught by the count check."""
+    cfg = settings()
+    export_store(platform, s3, cfg, NAME, SOURCE, "quarantine")
+    platform.import_message = lambda *a, **k: True  # type: ignore[method-assign]
+    with pytest.raises(ExportError, match="holds 0 messages, fewer than the 40 exported"):
+        import_store(platform, s3, cfg, NAME, TARGET, "quarantine", "k")
+
+
+def test_s3_failures_are_clean_export_errors(s3: Any, platform: FakePlatform) -> None:
+    cfg = replace(settings(), export_to="s3://no-such-bucket/runs")
+    with pytest.raises(ExportError, match="NoSuchBucket"):
+        export_store(platform, s3, cfg, NAME, SOURCE, "archive")
+
+
+def test_an_incomplete_export_loses_its_index_before_parts_are_rewritten(
+    s3: Any, platform: FakePlatform
+) -> None:
+    """A crash while rewriting must not leave the old index vouching for new parts."""
+    cfg = settings()
+    first = export_store(platform, s3, cfg, NAME, SOURCE, "archive")
+    s3.delete_object(Bucket=BUCKET, Key=first.parts[-1])
+    platform.put(SOURCE, "archive", "msg-00000a", b"Subject: new\r\n\r\nshifts parts", BASE_TIME)
+    real_fetch = platform.fetch_message
+
+    def crash_late(account_id: str, store: Any, message_id: str) -> bytes:
+        if message_id == "msg-00250":
+            raise ExportError("simulated crash")
+        return real_fetch(account_id, store, message_id)
+
+    platform.fetch_message = crash_late  # type: ignore[method-assign]
+    with pytest.raises(ExportError, match="simulated crash"):
+        export_store(platform, s3, cfg, NAME, SOURCE, "archive")
+    assert inspect_export(platform, s3, cfg, NAME, SOURCE, "archive").exists is False
+
+    platform.fetch_message = real_fetch  # type: ignore[method-assign]
+    again = export_store(platform, s3, cfg, NAME, SOURCE, "archive")
+    assert again.messages == 301
+    assert verify_store(platform, s3, cfg, NAME, SOURCE, "archive").ok

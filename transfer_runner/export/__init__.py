@@ -1,0 +1,30 @@
+"""Mail data export to S3, verification and import (SPEC §6).
+
+Modules: `s3` (settings and client), `layout` (keys and names), `index` (`index.jsonl`),
+`packing` (tar parts), `objects` (S3 calls), `source` (platform listing), `exporter`,
+`verifier`, `importer`, `extract` (safe unpacking).
+"""
+
+from __future__ import annotations
+
+from transfer_runner.export.exporter import ExportResult, ExportStatus, export_store, inspect_export
+from transfer_runner.export.extract import extract_part
+from transfer_runner.export.importer import ImportResult, import_store, inspect_import
+from transfer_runner.export.s3 import S3Settings, make_s3_client, parse_s3_url
+from transfer_runner.export.verifier import VerifyResult, verify_store
+
+__all__ = [
+    "S3Settings",
+    "parse_s3_url",
+    "make_s3_client",
+    "ExportResult",
+    "ExportStatus",
+    "export_store",
+    "inspect_export",
+    "VerifyResult",
+    "verify_store",
+    "ImportResult",
+    "import_store",
+    "inspect_import",
+    "extract_part",
+]

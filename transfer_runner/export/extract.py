@@ -1,0 +1,65 @@
+"""Unpack a part into a directory without ever writing outside it (for restores and audits).
+
+A part read back from S3 is data from outside: its member names are not trusted. Two fences:
+our own check of every member (no absolute path, no "..", only files and directories, the
+resolved path inside the destination), then tarfile's "data" filter where Python has it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tarfile
+import zlib
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from transfer_runner.errors import ExportError
+
+__all__ = ["extract_part"]
+
+_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+_HAS_FILTERS = hasattr(tarfile, "data_filter")  # Python >= 3.11.4
+_FILTER: dict[str, Any] = {"filter": "data"} if _HAS_FILTERS else {}
+_FILTER_ERRORS: tuple[type[Exception], ...] = (tarfile.FilterError,) if _HAS_FILTERS else ()
+
+
+def extract_part(fileobj: Any, dest_dir: str | os.PathLike[str]) -> list[Path]:
+    """Extract a tar stream (any compression) into `dest_dir`; returns the files written.
+
+    Raises `ExportError` at the first unsafe member (absolute path, "..", link, device,
+    FIFO, or a path that resolves outside `dest_dir`) or if the stream is damaged.
+    """
+    dest = Path(dest_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    root = dest.resolve()
+    written: list[Path] = []
+    try:
+        with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
+            for info in tar:
+                target = _safe_target(info, root)
+                tar.extract(info, root, **_FILTER)
+                if info.isreg():
+                    written.append(target)
+    except _FILTER_ERRORS as exc:
+        raise ExportError(f"unsafe member refused by tarfile: {exc}") from exc
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        raise ExportError(f"damaged tar stream: {exc}") from exc
+    return written
+
+
+def _safe_target(info: tarfile.TarInfo, root: Path) -> Path:
+    """Where `info` would land under `root`; `ExportError` if anything about it is unsafe."""
+    name = info.name
+    if not (info.isreg() or info.isdir()):
+        raise ExportError(f"member {name!r}: only files and directories are allowed")
+    if not name or "\x00" in name or "\\" in name:
+        raise ExportError(f"member {name!r}: empty, or holds a NUL or a backslash")
+    if name.startswith("/") or _DRIVE_RE.match(name):
+        raise ExportError(f"member {name!r}: absolute paths are not allowed")
+    if ".." in PurePosixPath(name).parts:
+        raise ExportError(f"member {name!r}: '..' is not allowed")
+    target = (root / name).resolve()
+    if target != root and root not in target.parents:
+        raise ExportError(f"member {name!r}: would land outside {root}")
+    return target

@@ -1,0 +1,173 @@
+"""Import an export from S3 into the new account, message by message, idempotently.
+
+Parts are streamed; each member is checked against the index (id, part, size, SHA-256)
+before the platform sees it, so a damaged export never lands in the new account. Messages
+the target already holds are skipped without a platform call, which keeps a re-run cheap.
+"""
+
+from __future__ import annotations
+
+import tarfile
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
+
+from transfer_runner.errors import ExportError
+from transfer_runner.export.exporter import Progress
+from transfer_runner.export.index import ExportIndex, IndexEntry, read_index
+from transfer_runner.export.layout import StoreLayout, store_layout
+from transfer_runner.export.objects import open_object
+from transfer_runner.export.packing import Member, read_members
+from transfer_runner.export.s3 import S3Settings
+from transfer_runner.export.source import iter_messages
+from transfer_runner.platforms.base import Platform, Store
+
+__all__ = ["ImportResult", "import_store", "inspect_import"]
+
+_DAMAGE = (tarfile.TarError, EOFError, zlib.error, FlexibleChecksumError)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """How many messages of the export were imported now and how many were already there."""
+
+    imported: int
+    skipped: int
+    messages: int
+
+
+def inspect_import(
+    platform: Platform,
+    s3: Any,
+    settings: S3Settings,
+    transfer_name: str,
+    to_account: str,
+    store: Store,
+) -> int:
+    """How many messages of the export the target account lacks. Writes nothing."""
+    layout = store_layout(settings, transfer_name, store)
+    index = _require_index(s3, layout)
+    present = _present(platform, to_account, store)
+    return sum(1 for entry in index.entries if entry.id not in present)
+
+
+def import_store(
+    platform: Platform,
+    s3: Any,
+    settings: S3Settings,
+    transfer_name: str,
+    to_account: str,
+    store: Store,
+    idempotency_prefix: str,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import the export of `store` into `to_account`; `ExportError` if anything is off.
+
+    Each platform write carries the key `<idempotency_prefix>:<message id>`.
+    """
+    layout = store_layout(settings, transfer_name, store)
+    index = _require_index(s3, layout)
+    expected = _expected(index)
+    job = _Import(platform, to_account, store, idempotency_prefix, progress, expected)
+    job.present = _present(platform, to_account, store)
+    for part in index.parts:
+        job.import_part(s3, layout, part)
+    missing = [i for i in expected if i not in job.seen]
+    if missing:
+        raise ExportError(
+            f"{len(missing)} message(s) of the index are in no part, first {missing[0]}"
+        )
+    count, _ = platform.count_messages(to_account, store)
+    if count < index.messages:
+        raise ExportError(
+            f"after import {to_account}'s {store} holds {count} messages, "
+            f"fewer than the {index.messages} exported"
+        )
+    return ImportResult(job.imported, job.skipped, index.messages)
+
+
+def _require_index(s3: Any, layout: StoreLayout) -> ExportIndex:
+    index = read_index(s3, layout)
+    if index is None:
+        raise ExportError(
+            f"no export at s3://{layout.bucket}/{layout.index_key}: export the store first"
+        )
+    return index
+
+
+def _expected(index: ExportIndex) -> dict[str, IndexEntry]:
+    expected: dict[str, IndexEntry] = {}
+    for entry in index.entries:
+        if entry.id in expected:
+            raise ExportError(f"message {entry.id} is listed twice in the index")
+        expected[entry.id] = entry
+    return expected
+
+
+def _present(platform: Platform, account_id: str, store: Store) -> set[str]:
+    return {info.id for info in iter_messages(platform, account_id, store)}
+
+
+@dataclass
+class _Import:
+    platform: Platform
+    to_account: str
+    store: Store
+    prefix: str
+    progress: Progress | None
+    expected: dict[str, IndexEntry]
+    present: set[str] | None = None
+    imported: int = 0
+    skipped: int = 0
+    nbytes: int = 0
+    seen: set[str] = field(default_factory=set)
+
+    def import_part(self, s3: Any, layout: StoreLayout, part: str) -> None:
+        key = layout.part_key(part)
+        body = open_object(s3, layout.bucket, key)
+        if body is None:
+            raise ExportError(f"part s3://{layout.bucket}/{key} is missing: verify the export")
+        try:
+            for member in read_members(body, keep_data=True):
+                self._import(self._checked(member, part), member)
+        except _DAMAGE as exc:
+            raise ExportError(f"part s3://{layout.bucket}/{key} is damaged: {exc}") from exc
+        except (BotoCoreError, ClientError, OSError) as exc:
+            raise ExportError(f"S3 read of s3://{layout.bucket}/{key} failed: {exc}") from exc
+        finally:
+            body.close()
+
+    def _checked(self, member: Member, part: str) -> str:
+        message_id = StoreLayout.message_id(member.name)
+        entry = self.expected.get(message_id) if message_id and member.is_file else None
+        if entry is None or message_id is None:
+            raise ExportError(f"{part}: member {member.name!r} is not a message of the index")
+        if message_id in self.seen:
+            raise ExportError(f"{part}: message {message_id} appears more than once")
+        if entry.part != part or entry.size != member.size or entry.sha256 != member.sha256:
+            raise ExportError(
+                f"{part}: message {message_id} does not match the index "
+                f"(SHA-256 {member.sha256}, index {entry.sha256} in {entry.part})"
+            )
+        self.seen.add(message_id)
+        return message_id
+
+    def _import(self, message_id: str, member: Member) -> None:
+        assert member.data is not None  # read_members(keep_data=True)
+        if self.present is not None and message_id in self.present:
+            self.skipped += 1
+        elif self.platform.import_message(
+            self.to_account,
+            self.store,
+            message_id,
+            member.data,
+            idempotency_key=f"{self.prefix}:{message_id}",
+        ):
+            self.imported += 1
+        else:
+            self.skipped += 1
+        self.nbytes += member.size
+        if self.progress is not None:
+            self.progress(self.imported + self.skipped, self.nbytes)

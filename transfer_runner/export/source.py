@@ -1,0 +1,49 @@
+"""Reading a store from the platform: the full listing, page by page, and checked fetches."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+from transfer_runner.errors import ExportError
+from transfer_runner.platforms.base import MessageInfo, Platform, Store
+
+__all__ = ["PAGE_SIZE", "iter_messages", "fetch_checked"]
+
+PAGE_SIZE = 1000
+
+
+def iter_messages(
+    platform: Platform, account_id: str, store: Store, page_size: int = PAGE_SIZE
+) -> Iterator[MessageInfo]:
+    """Every message of a store in listing order, one page in memory at a time."""
+    cursor: str | None = None
+    seen_cursors: set[str] = set()
+    while True:
+        page = platform.list_messages(account_id, store, cursor, page_size)
+        yield from page.messages
+        if page.next_cursor is None:
+            return
+        if page.next_cursor in seen_cursors:
+            raise ExportError(
+                f"the platform's listing of {account_id}'s {store} repeats cursor "
+                f"{page.next_cursor!r}: refusing to loop"
+            )
+        seen_cursors.add(page.next_cursor)
+        cursor = page.next_cursor
+
+
+def fetch_checked(
+    platform: Platform, account_id: str, store: Store, info: MessageInfo
+) -> tuple[bytes, str]:
+    """The message's bytes and hex SHA-256, checked against what the listing said."""
+    raw = platform.fetch_message(account_id, store, info.id)
+    digest = hashlib.sha256(raw).hexdigest()
+    where = f"message {info.id} of {account_id}'s {store}"
+    if info.sha256 is not None and info.sha256.lower() != digest:
+        raise ExportError(
+            f"{where}: fetched bytes have SHA-256 {digest}, the listing says {info.sha256}"
+        )
+    if info.size != len(raw):
+        raise ExportError(f"{where}: fetched {len(raw)} bytes, the listing says {info.size}")
+    return raw, digest
