@@ -1,0 +1,98 @@
+"""A markdown summary (`report --format markdown`), fit for `$GITHUB_STEP_SUMMARY`.
+
+Text from the report (messages, names) is escaped so that it cannot break the table or inject
+markup into the page.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from transfer_runner.engine.results import STEP_STATUSES, RunReport, TransferResult
+from transfer_runner.reporting.json_report import iso_utc
+
+__all__ = ["render_markdown"]
+
+_ORDER = ("succeeded", "unchanged", "pending", "failed", "locked")
+_ESCAPES = {
+    "&": "&amp;",
+    "<": "&lt;",
+    ">": "&gt;",
+    "|": "\\|",
+    "\\": "\\\\",
+    "`": "\\`",
+    "*": "\\*",
+    "_": "\\_",
+    "[": "\\[",
+    "]": "\\]",
+}
+
+
+def _md(text: str) -> str:
+    """Escape markdown and HTML; flatten newlines and control characters (one row stays one)."""
+    flat = " ".join("".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text).split())
+    return "".join(_ESCAPES.get(ch, ch) for ch in flat)
+
+
+def _heading(report: RunReport) -> list[str]:
+    tot = report.totals
+    by_status = ", ".join(f"{tot['transfers_' + s]} {s}" for s in _ORDER if tot["transfers_" + s])
+    steps = " ".join(f"{s}={tot[s]}" for s in STEP_STATUSES)
+    lines = [
+        f"## transfer-runner {report.command} {_md(report.run_id)}",
+        "",
+        f"**{tot['transfers']} transfers**" + (f": {by_status}" if by_status else "") + ".",
+        f"Steps: {steps}.",
+        "",
+    ]
+    when = f"Started {iso_utc(report.started_at)}, finished {iso_utc(report.finished_at)}"
+    who = f" by {_md(report.user)}" if report.user else ""
+    commit = f" at commit {_md(report.git_commit)}" if report.git_commit else ""
+    return [*lines, f"{when}{who}{commit}.", ""]
+
+
+def _table(transfers: tuple[TransferResult, ...]) -> list[str]:
+    lines = [
+        "| Transfer | Status | ok | changed | failed | skipped |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for t in transfers:
+        c = t.counts
+        lines.append(
+            f"| {_md(t.name)} | {t.status} | {c['ok']} | {c['changed']} | {c['failed']} "
+            f"| {c['skipped']} |"
+        )
+    return [*lines, ""]
+
+
+def _problems(transfers: tuple[TransferResult, ...]) -> list[str]:
+    failed = [t for t in transfers if t.status == "failed"]
+    locked = [t for t in transfers if t.status == "locked"]
+    lines: list[str] = []
+    if failed:
+        lines += ["### Failed", ""]
+        for t in failed:
+            step = next((s for s in t.steps if s.status == "failed"), None)
+            if step is not None:
+                lines.append(
+                    f"- **{_md(t.name)}**: step {_md(step.name)} ({_md(step.module)}) failed: "
+                    f"{_md(step.message)}"
+                )
+            else:
+                lines.append(f"- **{_md(t.name)}**: {_md(t.message or 'failed')}")
+        lines.append("")
+    if locked:
+        lines += ["### Locked by another runner", ""]
+        lines += [f"- **{_md(t.name)}**: {_md(t.message or 'locked')}" for t in locked]
+        lines.append("")
+    return lines
+
+
+def render_markdown(report: RunReport) -> str:
+    """Heading with run id and totals, a table of transfers, then failures and locks."""
+    lines = _heading(report)
+    if report.transfers:
+        lines += _table(report.transfers) + _problems(report.transfers)
+    else:
+        lines += ["No transfers were selected.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,492 @@
+"""The embedded state store: one SQLite file (`sqlite:PATH`), safe for threads and processes.
+
+WAL journal, a 30 s busy timeout, one connection per thread. Every write is one short
+transaction; those that read before writing (locks, ticket claims) use `BEGIN IMMEDIATE` so
+that two processes can never both decide they won. The `events` table is append-only,
+enforced by triggers. `PRAGMA user_version` and the `schema_version` table record the schema
+so that later versions can migrate a file written by this one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path, PurePath
+from typing import Any
+
+from transfer_runner.errors import StateError
+from transfer_runner.state.base import LockInfo, RunInfo, StepRecord, TransferRecord
+
+__all__ = ["SqliteStateStore", "SCHEMA_VERSION", "to_json"]
+
+_SCHEMA_V1: tuple[str, ...] = (
+    """CREATE TABLE schema_version (
+        version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)""",
+    """CREATE TABLE runs (
+        id TEXT PRIMARY KEY, started_at TEXT NOT NULL, user TEXT NOT NULL, ci_job TEXT,
+        git_commit TEXT, command TEXT NOT NULL, finished_at TEXT, totals TEXT NOT NULL)""",
+    "CREATE INDEX runs_started ON runs (command, started_at)",
+    """CREATE TABLE transfers (
+        name TEXT PRIMARY KEY, manifest_sha256 TEXT NOT NULL, status TEXT NOT NULL,
+        updated_at TEXT NOT NULL, last_run_id TEXT)""",
+    """CREATE TABLE steps (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, transfer TEXT NOT NULL,
+        idx INTEGER NOT NULL, name TEXT NOT NULL, module TEXT NOT NULL, status TEXT NOT NULL,
+        started_at TEXT NOT NULL, ended_at TEXT NOT NULL, outputs TEXT NOT NULL,
+        message TEXT NOT NULL)""",
+    "CREATE INDEX steps_by_transfer ON steps (transfer, name, seq)",
+    "CREATE INDEX steps_by_run ON steps (run_id, seq)",
+    """CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, run_id TEXT NOT NULL,
+        transfer TEXT, kind TEXT NOT NULL, data TEXT NOT NULL)""",
+    "CREATE INDEX events_by_transfer ON events (transfer, seq)",
+    """CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
+    """CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
+    """CREATE TABLE locks (
+        name TEXT PRIMARY KEY, owner TEXT NOT NULL, run_id TEXT NOT NULL, host TEXT NOT NULL,
+        acquired_at TEXT NOT NULL, expires_at TEXT NOT NULL)""",
+    """CREATE TABLE ticket_claims (
+        ticket TEXT NOT NULL UNIQUE, transfer TEXT NOT NULL, claimed_at TEXT NOT NULL)""",
+)
+# Append a tuple of statements per new version; never edit a released one.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1,)
+SCHEMA_VERSION = len(_MIGRATIONS)
+_BUSY_TIMEOUT_MS = 30000
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return _ts(value) if value.tzinfo else value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, PurePath):
+        return str(value)
+    raise TypeError(f"cannot store a {type(value).__name__} in the state: {value!r}")
+
+
+def to_json(value: Any) -> str:
+    """JSON text for the state: Decimal and datetime become strings, keys keep their order."""
+    return json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+
+
+def _ts(moment: datetime) -> str:
+    """A fixed-width ISO-8601 UTC string, so that string order is time order."""
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}: state times must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SqliteStateStore:
+    """StateStore on one SQLite file. `read_only=True` never writes nor creates the file."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        self.path = Path(path).expanduser()
+        self.read_only = read_only
+        self._local = threading.local()
+        self._all: dict[threading.Thread, sqlite3.Connection] = {}
+        self._guard_lock = threading.Lock()
+        self._closed = False
+        # A missing file read-only is an empty store: an empty in-memory schema per thread.
+        self._empty = read_only and not self.path.exists()
+        if not read_only:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StateError(
+                    f"cannot create the state directory {self.path.parent}: {exc}"
+                ) from exc
+        self._conn()  # open, check and migrate now: errors belong to open time
+
+    # -- connections ---------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        with self._guard_lock:
+            if self._closed:
+                raise StateError(f"state store {self.path} is closed")
+            self._close_orphans()
+            with self._errors("open"):
+                conn = self._connect()
+            self._all[threading.current_thread()] = conn
+        self._local.conn = conn
+        return conn
+
+    def _close_orphans(self) -> None:
+        """Close the connections of threads that have ended (lease heartbeats, finished forks),
+        so that a long run over thousands of transfers does not run out of file descriptors."""
+        for thread in [t for t in self._all if not t.is_alive()]:
+            self._all.pop(thread).close()
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._empty:
+            conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            _migrate(conn)
+            return conn
+        if self.read_only:
+            uri = self.path.resolve().as_uri() + "?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            _check_readable(conn, self.path)
+            return conn
+        conn = sqlite3.connect(
+            str(self.path),
+            timeout=_BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        _migrate(conn)
+        return conn
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StateError(f"state {self.path}: {what} failed: {exc}") from exc
+
+    @contextmanager
+    def _tx(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction, `BEGIN IMMEDIATE` so the write lock is taken up front."""
+        if self.read_only:
+            raise StateError(f"state {self.path} is open read-only; cannot {what}")
+        conn = self._conn()
+        with self._errors(what):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _rows(self, what: str, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        conn = self._conn()
+        with self._errors(what):
+            cur = conn.execute(sql, params)
+            cur.row_factory = sqlite3.Row
+            return cur.fetchall()
+
+    def close(self) -> None:
+        """Close every thread's connection; the store cannot be used afterwards."""
+        with self._guard_lock:
+            self._closed = True
+            conns, self._all = list(self._all.values()), {}
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
+
+    # -- runs ----------------------------------------------------------------------------
+    def start_run(self, run: RunInfo) -> None:
+        """Record a new run; StateError if its id is already used."""
+        with self._tx("start run") as conn:
+            if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run.id,)).fetchone():
+                raise StateError(f"run {run.id} already exists in {self.path}")
+            conn.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.id,
+                    _ts(run.started_at),
+                    run.user,
+                    run.ci_job,
+                    run.git_commit,
+                    run.command,
+                    _ts(run.finished_at) if run.finished_at else None,
+                    to_json(run.totals),
+                ),
+            )
+
+    def finish_run(self, run_id: str, finished_at: datetime, totals: dict[str, int]) -> None:
+        """Set a run's end time and totals; StateError if the run is unknown."""
+        with self._tx("finish run") as conn:
+            cur = conn.execute(
+                "UPDATE runs SET finished_at = ?, totals = ? WHERE id = ?",
+                (_ts(finished_at), to_json(totals), run_id),
+            )
+            if cur.rowcount != 1:
+                raise StateError(f"no run {run_id} in {self.path}")
+
+    def get_run(self, run_id: str) -> RunInfo | None:
+        rows = self._rows("read run", "SELECT * FROM runs WHERE id = ?", (run_id,))
+        return _run(rows[0]) if rows else None
+
+    def last_run(self) -> RunInfo | None:
+        """The most recently started apply run, or None."""
+        rows = self._rows(
+            "read runs",
+            "SELECT * FROM runs WHERE command = 'apply' "
+            "ORDER BY started_at DESC, rowid DESC LIMIT 1",
+        )
+        return _run(rows[0]) if rows else None
+
+    # -- transfers -----------------------------------------------------------------------
+    def get_transfer(self, name: str) -> TransferRecord | None:
+        rows = self._rows("read transfer", "SELECT * FROM transfers WHERE name = ?", (name,))
+        return _transfer(rows[0]) if rows else None
+
+    def list_transfers(self) -> list[TransferRecord]:
+        rows = self._rows("read transfers", "SELECT * FROM transfers ORDER BY name")
+        return [_transfer(r) for r in rows]
+
+    def set_transfer(self, record: TransferRecord) -> None:
+        with self._tx("set transfer") as conn:
+            conn.execute(
+                "INSERT INTO transfers VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                "manifest_sha256 = excluded.manifest_sha256, status = excluded.status, "
+                "updated_at = excluded.updated_at, last_run_id = excluded.last_run_id",
+                (
+                    record.name,
+                    record.manifest_sha256,
+                    record.status,
+                    _ts(record.updated_at),
+                    record.last_run_id,
+                ),
+            )
+
+    # -- steps ---------------------------------------------------------------------------
+    def record_step(self, step: StepRecord) -> None:
+        """Store the step and append a `step` event, in one transaction."""
+        outputs = to_json(step.outputs)
+        event = {
+            "index": step.index,
+            "name": step.name,
+            "module": step.module,
+            "status": step.status,
+            "message": step.message,
+        }
+        with self._tx("record step") as conn:
+            conn.execute(
+                "INSERT INTO steps (run_id, transfer, idx, name, module, status, started_at, "
+                "ended_at, outputs, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    step.run_id,
+                    step.transfer,
+                    step.index,
+                    step.name,
+                    step.module,
+                    step.status,
+                    _ts(step.started_at),
+                    _ts(step.ended_at),
+                    outputs,
+                    step.message,
+                ),
+            )
+            _insert_event(conn, step.run_id, step.transfer, "step", event)
+
+    def latest_steps(self, transfer: str) -> dict[str, StepRecord]:
+        """The last record of each step (by task name) of a transfer, across runs."""
+        rows = self._rows(
+            "read steps",
+            "SELECT * FROM steps WHERE seq IN "
+            "(SELECT MAX(seq) FROM steps WHERE transfer = ? GROUP BY name) ORDER BY seq",
+            (transfer,),
+        )
+        return {r["name"]: _step(r) for r in rows}
+
+    def run_steps(self, run_id: str) -> list[StepRecord]:
+        """Every step recorded by a run, in the order recorded."""
+        rows = self._rows(
+            "read steps", "SELECT * FROM steps WHERE run_id = ? ORDER BY seq", (run_id,)
+        )
+        return [_step(r) for r in rows]
+
+    # -- ticket claims -------------------------------------------------------------------
+    def claim_ticket(self, ticket_id: str, transfer: str) -> str:
+        """Claim a ticket for a transfer; returns the transfer that holds it (first wins)."""
+        with self._tx("claim ticket") as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO ticket_claims VALUES (?, ?, ?)",
+                (ticket_id, transfer, _ts(_now())),
+            )
+            row = conn.execute(
+                "SELECT transfer FROM ticket_claims WHERE ticket = ?", (ticket_id,)
+            ).fetchone()
+        return str(row[0])
+
+    def ticket_claim(self, ticket_id: str) -> str | None:
+        """The transfer that claimed a ticket, or None."""
+        rows = self._rows(
+            "read ticket claim",
+            "SELECT transfer FROM ticket_claims WHERE ticket = ?",
+            (ticket_id,),
+        )
+        return str(rows[0]["transfer"]) if rows else None
+
+    # -- events --------------------------------------------------------------------------
+    def append_event(
+        self, run_id: str, transfer: str | None, kind: str, data: dict[str, Any]
+    ) -> None:
+        """Append one event to the log (never updated nor deleted)."""
+        with self._tx("append event") as conn:
+            _insert_event(conn, run_id, transfer, kind, data)
+
+    def events(self, transfer: str | None = None) -> list[dict[str, Any]]:
+        """Events in the order appended: dicts with seq, at, run_id, transfer, kind, data."""
+        if transfer is None:
+            rows = self._rows("read events", "SELECT * FROM events ORDER BY seq")
+        else:
+            rows = self._rows(
+                "read events",
+                "SELECT * FROM events WHERE transfer = ? ORDER BY seq",
+                (transfer,),
+            )
+        return [_fields(r) for r in rows]
+
+    # -- locks ---------------------------------------------------------------------------
+    def acquire_lock(self, name: str, owner: str, run_id: str, host: str, ttl_s: float) -> bool:
+        """Take the lease if free, expired or already ours; False if another live lease holds it."""
+        now = _now()
+        with self._tx("acquire lock") as conn:
+            row = conn.execute(
+                "SELECT run_id, expires_at FROM locks WHERE name = ?", (name,)
+            ).fetchone()
+            if row is not None and row[0] != run_id and row[1] >= _ts(now):
+                return False
+            conn.execute(
+                "INSERT OR REPLACE INTO locks VALUES (?, ?, ?, ?, ?, ?)",
+                (name, owner, run_id, host, _ts(now), _ts(now + timedelta(seconds=ttl_s))),
+            )
+        return True
+
+    def renew_lock(self, name: str, run_id: str, ttl_s: float) -> bool:
+        """Extend our own lease; False if we no longer hold it."""
+        expires = _ts(_now() + timedelta(seconds=ttl_s))
+        with self._tx("renew lock") as conn:
+            cur = conn.execute(
+                "UPDATE locks SET expires_at = ? WHERE name = ? AND run_id = ?",
+                (expires, name, run_id),
+            )
+            return cur.rowcount == 1
+
+    def release_lock(self, name: str, run_id: str) -> None:
+        """Release our own lease (no-op if we do not hold it)."""
+        with self._tx("release lock") as conn:
+            conn.execute("DELETE FROM locks WHERE name = ? AND run_id = ?", (name, run_id))
+
+    def get_lock(self, name: str) -> LockInfo | None:
+        rows = self._rows("read lock", "SELECT * FROM locks WHERE name = ?", (name,))
+        return _lock(rows[0]) if rows else None
+
+    def force_unlock(self, name: str) -> LockInfo | None:
+        """Remove a lock whoever holds it; returns what was removed."""
+        with self._tx("force unlock") as conn:
+            cur = conn.execute("SELECT * FROM locks WHERE name = ?", (name,))
+            cur.row_factory = sqlite3.Row
+            row = cur.fetchone()
+            if row is None:
+                return None
+            conn.execute("DELETE FROM locks WHERE name = ?", (name,))
+        return _lock(row)
+
+
+# -- schema --------------------------------------------------------------------------------
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring the schema to SCHEMA_VERSION; concurrent openers serialise on BEGIN IMMEDIATE."""
+    if _user_version(conn) == SCHEMA_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = _user_version(conn)
+        if version > SCHEMA_VERSION:
+            raise StateError(
+                f"the state database has schema version {version}, newer than this "
+                f"transfer-runner understands ({SCHEMA_VERSION}); upgrade transfer-runner"
+            )
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[number - 1]:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version VALUES (?, ?)", (number, _ts(_now())))
+            conn.execute(f"PRAGMA user_version = {number}")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _check_readable(conn: sqlite3.Connection, path: Path) -> None:
+    version = _user_version(conn)
+    if version == 0:
+        raise StateError(f"{path} is not a transfer-runner state database (no schema)")
+    if version > SCHEMA_VERSION:
+        raise StateError(
+            f"{path} has state schema version {version}, newer than this transfer-runner "
+            f"understands ({SCHEMA_VERSION}); upgrade transfer-runner"
+        )
+
+
+# -- rows -> records -----------------------------------------------------------------------
+def _insert_event(
+    conn: sqlite3.Connection, run_id: str, transfer: str | None, kind: str, data: dict[str, Any]
+) -> None:
+    conn.execute(
+        "INSERT INTO events (at, run_id, transfer, kind, data) VALUES (?, ?, ?, ?, ?)",
+        (_ts(_now()), run_id, transfer, kind, to_json(data)),
+    )
+
+
+# Column names are the record field names, so a row maps onto its dataclass directly.
+_TIME_COLUMNS = frozenset(
+    {"at", "started_at", "ended_at", "finished_at", "updated_at", "acquired_at", "expires_at"}
+)
+_JSON_COLUMNS = frozenset({"totals", "outputs", "data"})
+
+
+def _fields(row: sqlite3.Row) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in zip(row.keys(), tuple(row), strict=True):  # iterating a Row gives values
+        if value is not None and key in _TIME_COLUMNS:
+            out[key] = _dt(value)
+        elif key in _JSON_COLUMNS:
+            out[key] = json.loads(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _run(row: sqlite3.Row) -> RunInfo:
+    return RunInfo(**_fields(row))
+
+
+def _transfer(row: sqlite3.Row) -> TransferRecord:
+    return TransferRecord(**_fields(row))
+
+
+def _step(row: sqlite3.Row) -> StepRecord:
+    fields = _fields(row)
+    del fields["seq"]
+    fields["index"] = fields.pop("idx")
+    return StepRecord(**fields)
+
+
+def _lock(row: sqlite3.Row) -> LockInfo:
+    return LockInfo(**_fields(row))
