@@ -1,0 +1,96 @@
+"""What a task sees: the run's adapters and settings, the transfer, and earlier outputs.
+
+Context is passed explicitly; there are no module-level globals.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any, Protocol
+
+from transfer_runner.manifest.model import Transfer
+from transfer_runner.platforms.base import Platform
+from transfer_runner.state.base import StateStore, StepRecord
+
+if TYPE_CHECKING:
+    from transfer_runner.export.s3 import S3Settings
+
+__all__ = ["ProgressSink", "RunContext", "TaskContext"]
+
+
+class ProgressSink(Protocol):
+    """Receives progress of long steps (export, verify, import)."""
+
+    def __call__(self, transfer: str, what: str, done: int, total: int, nbytes: int) -> None: ...
+
+
+def _no_progress(transfer: str, what: str, done: int, total: int, nbytes: int) -> None:
+    return None
+
+
+@dataclass
+class RunContext:
+    """Shared by every task of a run. `s3()` creates the client on first use, thread-safely."""
+
+    run_id: str
+    platform: Platform
+    state: StateStore
+    check_mode: bool
+    today: date
+    export: S3Settings | None = None
+    s3_factory: Callable[[S3Settings], Any] | None = None
+    progress: ProgressSink = _no_progress
+    _s3: Any = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def s3(self) -> Any:
+        """The S3 client for exports (ConfigError if no destination is configured)."""
+        from transfer_runner.errors import ConfigError
+
+        if self.export is None:
+            raise ConfigError(
+                "no export destination: pass --export-to s3://BUCKET/PREFIX "
+                "or set TRANSFER_RUNNER_EXPORT_TO"
+            )
+        with self._lock:
+            if self._s3 is None:
+                from transfer_runner.export.s3 import make_s3_client
+
+                factory = self.s3_factory or make_s3_client
+                self._s3 = factory(self.export)
+            return self._s3
+
+
+@dataclass
+class TaskContext:
+    """One task of one transfer: the run, the transfer, earlier results of this transfer."""
+
+    run: RunContext
+    transfer: Transfer
+    task_name: str
+    previous: dict[str, StepRecord]  # latest record per task name, from earlier runs
+    earlier: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    # this run's results so far: task name -> (module, outputs)
+
+    @property
+    def platform(self) -> Platform:
+        return self.run.platform
+
+    @property
+    def check_mode(self) -> bool:
+        return self.run.check_mode
+
+    def facts(self, module: str) -> dict[str, Any]:
+        """Outputs of the last task using `module`: from this run, else from earlier runs."""
+        for mod, outputs in reversed(list(self.earlier.values())):
+            if mod == module:
+                return outputs
+        records = [r for r in self.previous.values() if r.module == module]
+        return dict(records[-1].outputs) if records else {}
+
+    def fresh_records(self) -> dict[str, StepRecord]:
+        """The state store's latest records for this transfer, read now (for safety gates)."""
+        return self.run.state.latest_steps(self.transfer.name)

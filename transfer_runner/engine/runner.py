@@ -1,0 +1,307 @@
+"""Run a playbook over transfers: ordering, check/apply, locks, recording, forks.
+
+Per transfer, tasks run in playbook order and the first failure stops the transfer (later steps
+depend on earlier ones). Each step is recorded in the state store right after its effect. The
+engine never prints: it tells a `Reporter`.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from transfer_runner.engine.context import RunContext, TaskContext
+from transfer_runner.engine.results import StepResult, TransferResult
+from transfer_runner.errors import StepError, TransferRunnerError
+from transfer_runner.manifest.model import Transfer
+from transfer_runner.modules.base import Check, ModuleRegistry
+from transfer_runner.playbook.loader import Playbook, Task
+from transfer_runner.playbook.templating import evaluate, render
+from transfer_runner.state.base import StepRecord, TransferRecord
+
+__all__ = ["Reporter", "RunOptions", "run_transfers", "run_transfer", "NullReporter"]
+
+log = logging.getLogger(__name__)
+
+
+class Reporter(Protocol):
+    """Receives the engine's events (console output, progress)."""
+
+    def transfer_started(self, transfer: Transfer) -> None: ...
+
+    def step_finished(self, transfer: Transfer, step: StepResult) -> None: ...
+
+    def transfer_finished(self, result: TransferResult) -> None: ...
+
+
+class NullReporter:
+    """A reporter that ignores everything."""
+
+    def transfer_started(self, transfer: Transfer) -> None:
+        return None
+
+    def step_finished(self, transfer: Transfer, step: StepResult) -> None:
+        return None
+
+    def transfer_finished(self, result: TransferResult) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: forks, tag filter, lock lease."""
+
+    forks: int = 1
+    tags: frozenset[str] = frozenset()
+    lock_ttl_s: float = 900.0
+    owner: str = ""
+
+
+def run_transfers(
+    run: RunContext,
+    playbook: Playbook,
+    modules: ModuleRegistry,
+    transfers: Sequence[Transfer],
+    options: RunOptions,
+    reporter: Reporter,
+    stop: threading.Event | None = None,
+) -> list[TransferResult]:
+    """Run every transfer (up to `forks` at once); results in the order given."""
+    stop = stop or threading.Event()
+
+    def one(transfer: Transfer) -> TransferResult:
+        if stop.is_set():
+            return TransferResult(transfer.name, "failed", message="not started: run interrupted")
+        return run_transfer(run, playbook, modules, transfer, options, reporter, stop)
+
+    if options.forks <= 1 or len(transfers) <= 1:
+        return [one(t) for t in transfers]
+    with ThreadPoolExecutor(max_workers=options.forks, thread_name_prefix="transfer") as pool:
+        return list(pool.map(one, transfers))
+
+
+def run_transfer(
+    run: RunContext,
+    playbook: Playbook,
+    modules: ModuleRegistry,
+    transfer: Transfer,
+    options: RunOptions,
+    reporter: Reporter,
+    stop: threading.Event | None = None,
+) -> TransferResult:
+    """Check (plan) or apply one transfer, holding its lock while applying (invariant I6)."""
+    drift = _drift(run, transfer)
+    if drift:
+        result = TransferResult(transfer.name, "failed", message=drift, path=transfer.path)
+        reporter.transfer_finished(result)
+        return result
+    if run.check_mode:
+        return _execute(run, playbook, modules, transfer, options, reporter, stop)
+    owner = options.owner or f"{socket.gethostname()}"
+    if not run.state.acquire_lock(
+        transfer.name, owner, run.run_id, socket.gethostname(), options.lock_ttl_s
+    ):
+        return _locked(run, transfer, reporter)
+    heartbeat = _Heartbeat(run, transfer.name, options.lock_ttl_s)
+    heartbeat.start()
+    try:
+        return _execute(run, playbook, modules, transfer, options, reporter, stop, heartbeat.lost)
+    finally:
+        heartbeat.stop()
+        run.state.release_lock(transfer.name, run.run_id)
+
+
+def _drift(run: RunContext, transfer: Transfer) -> str:
+    record = run.state.get_transfer(transfer.name)
+    if record and record.status == "succeeded" and record.manifest_sha256 != transfer.sha256:
+        return (
+            f"drift: {transfer.path} changed after the transfer completed "
+            f"(manifest sha256 {record.manifest_sha256[:12]} -> {transfer.sha256[:12]}); "
+            "a completed transfer is not re-applied"
+        )
+    return ""
+
+
+def _locked(run: RunContext, transfer: Transfer, reporter: Reporter) -> TransferResult:
+    lock = run.state.get_lock(transfer.name)
+    holder = (
+        f"{lock.owner} (run {lock.run_id}) until {lock.expires_at:%Y-%m-%dT%H:%M:%SZ}"
+        if lock
+        else "another runner"
+    )
+    run.state.append_event(run.run_id, transfer.name, "locked", {"holder": holder})
+    result = TransferResult(
+        transfer.name, "locked", message=f"locked by {holder}", path=transfer.path
+    )
+    reporter.transfer_finished(result)
+    return result
+
+
+def _execute(
+    run: RunContext,
+    playbook: Playbook,
+    modules: ModuleRegistry,
+    transfer: Transfer,
+    options: RunOptions,
+    reporter: Reporter,
+    stop: threading.Event | None,
+    lost: threading.Event | None = None,
+) -> TransferResult:
+    reporter.transfer_started(transfer)
+    previous = run.state.latest_steps(transfer.name)
+    if not run.check_mode:
+        _set_status(run, transfer, "running")
+        run.state.append_event(
+            run.run_id, transfer.name, "transfer_started", {"path": transfer.path}
+        )
+    variables: dict[str, Any] = {
+        "metadata": transfer.document.get("metadata", {}),
+        "spec": transfer.document.get("spec", {}),
+        "transfer": transfer.name,
+        "defaults": playbook.defaults,
+    }
+    earlier: dict[str, tuple[str, dict[str, Any]]] = {}
+    steps: list[StepResult] = []
+    message = ""
+    for task in playbook.tasks:
+        if options.tags and not options.tags.intersection(task.tags):
+            continue
+        if stop is not None and stop.is_set():
+            message = "interrupted before " + repr(task.name)
+            break
+        if lost is not None and lost.is_set():
+            message = f"lost the lock before {task.name!r}; another runner may have taken over"
+            break
+        ctx = TaskContext(run, transfer, task.name, previous, earlier)
+        step = _run_task(ctx, task, modules, variables)
+        if not run.check_mode:
+            _record(run, transfer, task, step)
+        steps.append(step)
+        reporter.step_finished(transfer, step)
+        if task.register:
+            variables[task.register] = step.outputs
+        earlier[task.name] = (task.module, step.outputs)
+        if step.status == "failed":
+            message = f"{task.name}: {step.message}"
+            break
+    status = _status(run.check_mode, steps, message)
+    if not run.check_mode:
+        _set_status(
+            run, transfer, "succeeded" if status in ("succeeded", "unchanged") else "failed"
+        )
+        run.state.append_event(
+            run.run_id, transfer.name, "transfer_finished", {"status": status, "message": message}
+        )
+    result = TransferResult(transfer.name, status, tuple(steps), message, transfer.path)
+    reporter.transfer_finished(result)
+    return result
+
+
+def _status(check_mode: bool, steps: list[StepResult], message: str) -> Any:
+    if message or any(s.status == "failed" for s in steps):
+        return "failed"
+    if any(s.status == "changed" for s in steps):
+        return "pending" if check_mode else "succeeded"
+    return "unchanged"
+
+
+def _run_task(
+    ctx: TaskContext, task: Task, modules: ModuleRegistry, variables: dict[str, Any]
+) -> StepResult:
+    started = datetime.now(UTC)
+
+    def done(
+        status: str,
+        message: str = "",
+        actions: tuple[str, ...] = (),
+        outputs: dict[str, Any] | None = None,
+    ) -> StepResult:
+        return StepResult(
+            task.name,
+            task.module,
+            status,
+            message,
+            actions,  # type: ignore[arg-type]
+            outputs or {},
+            started,
+            datetime.now(UTC),
+        )
+
+    try:
+        if task.when is not None and not _truthy(task.when, variables, task.name):
+            return done("skipped", f"skipped: when {task.when!r} is false")
+        args = render(task.args, variables, task.name)
+        module = modules[task.module]
+        check: Check = module.check(ctx, args)
+        if not check.changes:
+            return done("ok", check.reason, outputs=dict(check.facts))
+        if ctx.check_mode:
+            return done("changed", "; ".join(check.actions), check.actions, dict(check.facts))
+        outputs = {**check.facts, **module.apply(ctx, args, check)}
+        return done("changed", "; ".join(check.actions), check.actions, outputs)
+    except StepError as exc:
+        return done("failed", exc.cause)
+    except TransferRunnerError as exc:
+        return done("failed", str(exc))
+    except Exception as exc:  # a bug: keep the run going for other transfers, keep the trace
+        log.exception("internal error in task %r of %s", task.name, ctx.transfer.name)
+        return done("failed", f"internal error: {type(exc).__name__}: {exc} (please report)")
+
+
+def _truthy(when: str | bool, variables: dict[str, Any], task: str) -> bool:
+    if isinstance(when, bool):
+        return when
+    return bool(evaluate(when, variables, task))
+
+
+def _record(run: RunContext, transfer: Transfer, task: Task, step: StepResult) -> None:
+    run.state.record_step(
+        StepRecord(
+            run_id=run.run_id,
+            transfer=transfer.name,
+            index=task.index,
+            name=task.name,
+            module=task.module,
+            status=step.status,
+            started_at=step.started_at or datetime.now(UTC),
+            ended_at=step.ended_at or datetime.now(UTC),
+            outputs=step.outputs,
+            message=step.message,
+        )
+    )
+
+
+def _set_status(run: RunContext, transfer: Transfer, status: Any) -> None:
+    run.state.set_transfer(
+        TransferRecord(transfer.name, transfer.sha256, status, datetime.now(UTC), run.run_id)
+    )
+
+
+class _Heartbeat:
+    """Renews a transfer's lease every third of its lifetime while the transfer runs."""
+
+    def __init__(self, run: RunContext, name: str, ttl_s: float) -> None:
+        self._run, self._name, self._ttl = run, name, ttl_s
+        self._stop = threading.Event()
+        self.lost = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"lease-{name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._ttl / 3):
+            if not self._run.state.renew_lock(self._name, self._run.run_id, self._ttl):
+                log.error("lost the lock on %s", self._name)
+                self.lost.set()
+                return

@@ -1,0 +1,130 @@
+"""Billing steps: the pro-ration credit and the transfer fee, each exactly once (I3)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any, ClassVar
+
+from transfer_runner.engine.context import TaskContext
+from transfer_runner.engine.keys import idempotency_key
+from transfer_runner.errors import StepError
+from transfer_runner.modules.base import Check, require
+
+__all__ = ["ProrateSubscription", "ChargeFee", "MODULES", "prorate_amount", "CENT"]
+
+CENT = Decimal("0.01")
+
+
+def prorate_amount(price: Decimal, period_start: date, period_end: date, as_of: date) -> Decimal:
+    """The unused part of a period: price x unused whole days / period days, half-up to cents.
+
+    Service ends on `as_of`: that day and the ones after it up to `period_end` (exclusive) are
+    unused. A period that has not started is wholly unused; one that has ended, wholly used.
+    """
+    total = (period_end - period_start).days
+    if total <= 0:
+        raise ValueError(f"empty billing period {period_start}..{period_end}")
+    unused = min(max((period_end - as_of).days, 0), total)
+    if as_of < period_start:
+        unused = total
+    return (price * unused / total).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _money(value: Any, task: str) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError) as exc:
+        raise StepError(task, f"{value!r} is not an amount") from exc
+    if not amount.is_finite() or amount < 0:
+        raise StepError(task, f"{value!r} is not a valid amount")
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+class ProrateSubscription:
+    """Credit the unused part of the direct subscription's current period, once.
+
+    ```yaml
+    billing.prorate:
+      account: C-1001
+    ```
+    The day of cancellation (recorded by `account.cancel`) decides the unused days; before the
+    cancellation is recorded, today does.
+    """
+
+    name: ClassVar[str] = "billing.prorate"
+
+    def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
+        account = require(args, "account", ctx.task_name)
+        key = idempotency_key("prorate", ctx.transfer.name)
+        done = ctx.platform.find_credit(key)
+        if done is not None:
+            facts = {"credit_id": done.id, "amount": str(done.amount), "account": account}
+            return Check(reason=f"credited {done.amount} to {account} ({done.id})", facts=facts)
+        sub = ctx.platform.get_subscription(account)
+        if sub is None:
+            return Check(
+                reason=f"{account} has no subscription to pro-rate", facts={"amount": None}
+            )
+        as_of = self._as_of(ctx)
+        amount = prorate_amount(sub.price, sub.period_start, sub.period_end, as_of)
+        facts = {
+            "account": account,
+            "amount": str(amount),
+            "as_of": as_of.isoformat(),
+            "period": f"{sub.period_start}..{sub.period_end}",
+            "price": str(sub.price),
+        }
+        if amount == 0:
+            return Check(reason=f"nothing unused in {account}'s period", facts=facts)
+        action = f"credit {amount} to {account} (unused part of {facts['period']} as of {as_of})"
+        return Check(actions=(action,), facts=facts)
+
+    def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
+        key = idempotency_key("prorate", ctx.transfer.name)
+        amount = Decimal(check.facts["amount"])
+        reason = f"pro-ration of {check.facts['period']} for transfer {ctx.transfer.name}"
+        credit = ctx.platform.credit(check.facts["account"], amount, reason, key)
+        return {"credit_id": credit.id, "amount": str(credit.amount)}
+
+    def _as_of(self, ctx: TaskContext) -> date:
+        for record in ctx.fresh_records().values():
+            if record.module == "account.cancel" and record.status == "changed":
+                ended: datetime = record.ended_at
+                return ended.date()
+        return ctx.run.today
+
+
+class ChargeFee:
+    """Charge the reseller the transfer fee, once (key `transfer-fee:<name>`).
+
+    ```yaml
+    billing.charge:
+      account: R-301
+      amount: "25.00"
+      key: transfer-fee:acme-com
+    ```
+    """
+
+    name: ClassVar[str] = "billing.charge"
+
+    def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
+        account = require(args, "account", ctx.task_name)
+        amount = _money(require(args, "amount", ctx.task_name, (str, int, Decimal)), ctx.task_name)
+        key = args.get("key") or idempotency_key("transfer-fee", ctx.transfer.name)
+        done = ctx.platform.find_charge(key)
+        if done is not None:
+            facts = {"charge_id": done.id, "amount": str(done.amount), "account": done.account}
+            return Check(reason=f"charged {done.amount} to {done.account} ({done.id})", facts=facts)
+        facts = {"account": account, "amount": str(amount), "key": key}
+        return Check(actions=(f"charge {amount} transfer fee to {account}",), facts=facts)
+
+    def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
+        f = check.facts
+        reason = f"transfer fee for {ctx.transfer.name}"
+        charge = ctx.platform.charge(f["account"], Decimal(f["amount"]), reason, f["key"])
+        return {"charge_id": charge.id, "amount": str(charge.amount)}
+
+
+MODULES = (ProrateSubscription(), ChargeFee())

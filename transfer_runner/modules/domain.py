@@ -1,0 +1,103 @@
+"""Domain steps: move the customer's domains (I4, gated by I2) and remove the temporary one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from transfer_runner.engine.context import TaskContext
+from transfer_runner.engine.keys import idempotency_key
+from transfer_runner.errors import StepError
+from transfer_runner.modules.base import Check, require
+from transfer_runner.modules.gates import exports_verified
+
+__all__ = ["MoveDomains", "RemoveDomain", "MODULES"]
+
+
+class MoveDomains:
+    """Move each domain from the direct account to the new one, detach and attach back to back.
+
+    ```yaml
+    domain.move:
+      domains: [acme.com, acme.net]
+      from_account: C-1001
+      to_account: A-1
+    ```
+    The platform's `move_domain` puts a domain back where it was if the attach fails, so a
+    domain is on exactly one account at every instant and unrouted as briefly as possible.
+    """
+
+    name: ClassVar[str] = "domain.move"
+
+    def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
+        domains = require(args, "domains", ctx.task_name, list)
+        source = require(args, "from_account", ctx.task_name)
+        target = args.get("to_account")
+        if not target and not ctx.check_mode:
+            raise StepError(ctx.task_name, "missing argument 'to_account'")
+        pending = []
+        for domain in domains:
+            holder = ctx.platform.find_account_by_domain(domain)
+            holder_id = holder.id if holder else None
+            if target and holder_id == target:
+                continue
+            if holder_id != source:
+                where = f"account {holder_id}" if holder_id else "no account"
+                raise StepError(ctx.task_name, f"{domain} is on {where}, expected {source}")
+            pending.append(domain)
+        facts = {"domains": list(domains), "account": target}
+        if not pending:
+            return Check(reason=f"every domain is on {target}", facts=facts)
+        actions = [f"move {d} from {source} to {target or 'the new account'}" for d in pending]
+        verified, why = exports_verified(ctx)
+        if not verified:
+            if not ctx.check_mode:
+                raise StepError(ctx.task_name, f"refusing to detach domains from {source}: {why}")
+            actions = [a + " (after the exports are verified)" for a in actions]
+        return Check(actions=tuple(actions), facts={**facts, "pending": pending})
+
+    def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
+        verified, why = exports_verified(ctx)
+        if not verified:
+            raise StepError(ctx.task_name, f"refusing to detach domains: {why}")
+        source, target = args["from_account"], args["to_account"]
+        for domain in check.facts["pending"]:
+            key = idempotency_key("domain-move", ctx.transfer.name, domain)
+            ctx.platform.move_domain(domain, source, target, key)
+        return {"moved": list(check.facts["pending"])}
+
+
+class RemoveDomain:
+    """Detach the temporary domain from the new account.
+
+    ```yaml
+    domain.remove:
+      account: A-1
+      domain: gdi.acme.com
+    ```
+    """
+
+    name: ClassVar[str] = "domain.remove"
+
+    def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
+        domain = require(args, "domain", ctx.task_name)
+        account = args.get("account")
+        holder = ctx.platform.find_account_by_domain(domain)
+        facts = {"domain": domain}
+        if not account and ctx.check_mode:
+            return Check(actions=(f"detach {domain} from the new account",), facts=facts)
+        if holder is None:
+            return Check(reason=f"{domain} is on no account", facts=facts)
+        if account and holder.id != account:
+            raise StepError(ctx.task_name, f"{domain} is on account {holder.id}, not {account}")
+        return Check(
+            actions=(f"detach {domain} from {holder.id}",), facts={**facts, "from": holder.id}
+        )
+
+    def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
+        key = idempotency_key("domain-detach", ctx.transfer.name, check.facts["domain"])
+        ctx.platform.detach_domain(check.facts["from"], check.facts["domain"], key)
+        return {"removed": check.facts["domain"]}
+
+
+MODULES = (MoveDomains(), RemoveDomain())

@@ -1,0 +1,184 @@
+"""Ticket steps: verify an authorization (invariant I1) and tell both parties the outcome."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import idna
+
+from transfer_runner.engine.context import TaskContext
+from transfer_runner.engine.keys import idempotency_key
+from transfer_runner.errors import StepError
+from transfer_runner.modules.base import Check, require
+from transfer_runner.platforms.base import Ticket
+
+__all__ = ["VerifyTicket", "CommentTickets", "MODULES", "mentions_domain", "ticket_problems"]
+
+
+def mentions_domain(text: str, domain: str) -> bool:
+    """True if `domain` (A-label or its Unicode form) appears as a whole name in `text`."""
+    forms = {domain.lower()}
+    with contextlib.suppress(idna.IDNAError):
+        forms.add(idna.decode(domain).lower())
+    low = text.lower()
+    for form in forms:
+        pattern = r"(?<![\w.-])" + re.escape(form) + r"(?![\w-]|\.[\w])"
+        if re.search(pattern, low):
+            return True
+    return False
+
+
+def _mentions_name(text: str, name: str) -> bool:
+    squash = lambda s: re.sub(r"\s+", " ", s).strip().lower()  # noqa: E731
+    return squash(name) in squash(text)
+
+
+def ticket_problems(
+    ticket: Ticket,
+    *,
+    role: str,
+    from_account: str,
+    domains: Sequence[str],
+    reseller_name: str,
+    max_age_days: int | None = None,
+    now: datetime | None = None,
+) -> list[str]:
+    """Every reason why `ticket` does not authorize the transfer (empty: it does)."""
+    problems: list[str] = []
+    if ticket.account != from_account:
+        problems.append(
+            f"was opened from account {ticket.account}, not from {role} account {from_account}"
+        )
+    if ticket.status == "closed" and (ticket.resolution or "").lower() == "rejected":
+        problems.append("is closed as rejected")
+    text = f"{ticket.subject}\n{ticket.body}"
+    if not any(mentions_domain(text, d) for d in domains):
+        problems.append(f"does not name the customer domain ({', '.join(domains)})")
+    if role == "customer" and not _mentions_name(text, reseller_name):
+        problems.append(f"does not name the new reseller {reseller_name!r}")
+    if max_age_days is not None:
+        age = (now or datetime.now(UTC)) - ticket.created_at
+        if age > timedelta(days=max_age_days):
+            problems.append(f"is older than {max_age_days} days")
+    return problems
+
+
+class VerifyTicket:
+    """Verify one authorization ticket and claim it for this transfer.
+
+    ```yaml
+    ticket.verify:
+      ticket: T-5001
+      role: customer            # customer | reseller
+      from_account: C-1001      # the account the ticket must come from
+      domains: [acme.com]       # the ticket must name one of them
+      reseller_name: Northwind IT   # the customer's ticket must name it
+      max_age_days: 90          # optional
+    ```
+    The claim is recorded in the state store, not on the platform: a ticket authorizes one
+    transfer only.
+    """
+
+    name: ClassVar[str] = "ticket.verify"
+
+    def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
+        ticket_id = require(args, "ticket", ctx.task_name)
+        role = require(args, "role", ctx.task_name)
+        if role not in ("customer", "reseller"):
+            raise StepError(ctx.task_name, f"role must be customer or reseller, not {role!r}")
+        ticket = ctx.platform.get_ticket(ticket_id)
+        if ticket is None:
+            raise StepError(ctx.task_name, f"{role} ticket {ticket_id} does not exist")
+        problems = ticket_problems(
+            ticket,
+            role=role,
+            from_account=require(args, "from_account", ctx.task_name),
+            domains=require(args, "domains", ctx.task_name, list),
+            reseller_name=require(args, "reseller_name", ctx.task_name),
+            max_age_days=args.get("max_age_days"),
+        )
+        if problems:
+            raise StepError(ctx.task_name, f"{role} ticket {ticket_id} " + "; ".join(problems))
+        facts = {"ticket": ticket_id, "role": role, "account": ticket.account}
+        holder = ctx.run.state.ticket_claim(ticket_id)
+        if holder == ctx.transfer.name:
+            return Check(reason=f"{role} ticket {ticket_id} verified", facts=facts)
+        if holder is not None:
+            raise StepError(ctx.task_name, f"{role} ticket {ticket_id} is already used by {holder}")
+        return Check(actions=(f"claim {role} ticket {ticket_id} for this transfer",), facts=facts)
+
+    def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
+        ticket_id = check.facts["ticket"]
+        holder = ctx.run.state.claim_ticket(ticket_id, ctx.transfer.name)
+        if holder != ctx.transfer.name:
+            raise StepError(ctx.task_name, f"ticket {ticket_id} is already used by {holder}")
+        return {"claimed": True}
+
+
+class CommentTickets:
+    """Comment the outcome on both tickets, once each.
+
+    ```yaml
+    ticket.comment:
+      tickets: {customer: T-5001, reseller: T-5002}
+      new_account: A-1
+      domains: [acme.com]
+      reseller_name: Northwind IT
+      body: "optional text; a summary of the transfer is used when absent"
+    ```
+    """
+
+    name: ClassVar[str] = "ticket.comment"
+
+    def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
+        tickets = require(args, "tickets", ctx.task_name, dict)
+        pending: dict[str, str] = {}
+        for role, ticket_id in tickets.items():
+            key = idempotency_key("ticket-comment", ctx.transfer.name, role)
+            ticket = ctx.platform.get_ticket(ticket_id)
+            if ticket is None:
+                raise StepError(ctx.task_name, f"ticket {ticket_id} does not exist")
+            if not any(c.idempotency_key == key for c in ticket.comments):
+                pending[role] = ticket_id
+        facts = {"tickets": dict(tickets)}
+        if not pending:
+            return Check(reason="both tickets already carry the outcome", facts=facts)
+        actions = tuple(f"comment on {role} ticket {t}" for role, t in pending.items())
+        return Check(actions=actions, facts={**facts, "pending": pending})
+
+    def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
+        body = args.get("body") or _summary(ctx, args)
+        comments = {}
+        for role, ticket_id in check.facts["pending"].items():
+            key = idempotency_key("ticket-comment", ctx.transfer.name, role)
+            comments[role] = ctx.platform.add_ticket_comment(ticket_id, body, key).id
+        return {"comments": comments}
+
+
+def _summary(ctx: TaskContext, args: Mapping[str, Any]) -> str:
+    t = ctx.transfer
+    lines = [
+        f"Transfer {t.name} completed by transfer-runner.",
+        f"Domains {', '.join(args.get('domains') or t.customer_domains)} moved from direct "
+        f"account {t.customer_account} to account {args.get('new_account')} under "
+        f"{args.get('reseller_name') or t.reseller_name} ({t.reseller_account}).",
+    ]
+    verify = ctx.facts("data.verify")
+    for store, info in sorted((verify.get("stores") or {}).items()):
+        lines.append(
+            f"{store.capitalize()}: {info.get('messages', 0)} messages exported to S3 and verified."
+        )
+    credit = ctx.facts("billing.prorate")
+    if credit.get("amount"):
+        lines.append(f"Pro-ration credit to {t.customer_account}: ${credit['amount']}.")
+    charge = ctx.facts("billing.charge")
+    if charge.get("amount"):
+        lines.append(f"Transfer fee charged to {t.reseller_account}: ${charge['amount']}.")
+    return "\n".join(lines)
+
+
+MODULES = (VerifyTicket(), CommentTickets())

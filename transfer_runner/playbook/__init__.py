@@ -1,0 +1,1 @@
+"""Playbooks: the ordered task lists, their loading and templating (SPEC §5)."""
