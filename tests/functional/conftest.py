@@ -1,0 +1,201 @@
+"""Shared fixtures: a small sandbox world, manifests, moto S3, and helpers to run commands."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from transfer_runner import commands
+from transfer_runner.config import Settings
+from transfer_runner.engine.results import RunReport
+from transfer_runner.platforms.sandbox.dump import dump_sandbox
+from transfer_runner.platforms.sandbox.fixture import init_sandbox
+from transfer_runner.platforms.sandbox.platform import SandboxPlatform
+
+BUCKET = "exports"
+
+FIXTURE = textwrap.dedent(
+    """\
+    seed: 7
+    accounts:
+      - id: C-1001
+        type: direct
+        name: Acme Inc
+        domains: [acme.com, acme.net]
+        users: 40
+        services: [spamstopshere, restoremail]
+        billing: {price: "120.00", period_start: 2026-11-01, period_end: 2026-12-01}
+        quarantine: {messages: 30, size: 2KiB}
+        archive: {messages: 80, size: 3KiB}
+      - id: C-1002
+        type: direct
+        name: Globex
+        domains: [globex.io]
+        users: 5
+        services: [spamstopshere]
+        billing: {price: "60.00", period_start: 2026-11-01, period_end: 2026-12-01}
+        quarantine: {messages: 5, size: 1KiB}
+        archive: {messages: 10, size: 1KiB}
+      - id: R-301
+        type: reseller
+        name: Northwind IT
+    tickets:
+      - id: T-5001
+        account: C-1001
+        subject: Authorize transfer of account
+        body: >-
+          We, acme.com, authorize the transfer of our direct account
+          to resold under Northwind IT.
+      - id: T-5002
+        account: R-301
+        subject: Authorize Customer Transfer
+        body: We, Northwind IT, Authorize acme.com to be transferred to our account.
+      - id: T-5003
+        account: C-1002
+        subject: Authorize transfer of account
+        body: >-
+          We, globex.io, authorize the transfer of our direct account
+          to resold under Northwind IT.
+      - id: T-5004
+        account: R-301
+        subject: Authorize Customer Transfer
+        body: We, Northwind IT, Authorize globex.io to be transferred to our account.
+    """
+)
+
+
+def manifest(name: str = "acme-com", **over: Any) -> str:
+    """A manifest for the fixture above; keyword arguments override fields."""
+    v = {
+        "account": "C-1001",
+        "domains": "[acme.com, acme.net]",
+        "reseller": "R-301",
+        "reseller_name": "Northwind IT",
+        "users": 40,
+        "max_domains": 2,
+        "services": "[spamstopshere, restoremail]",
+        "customer_ticket": "T-5001",
+        "reseller_ticket": "T-5002",
+        "quarantine": "export",
+        "archive": "migrate",
+        "temporary": "gdi.acme.com",
+        "prorate": "true",
+    }
+    v.update(over)
+    return textwrap.dedent(
+        f"""\
+        apiVersion: transfer-runner/v1
+        kind: Transfer
+        metadata:
+          name: {name}
+          labels: {{wave: "w1"}}
+        spec:
+          customer: {{account: {v["account"]}, domains: {v["domains"]}}}
+          reseller: {{account: {v["reseller"]}, name: {v["reseller_name"]}}}
+          subscription: {{users: {v["users"]}, domains: {v["max_domains"]}}}
+          services: {v["services"]}
+          temporary_domain: {v["temporary"]}
+          authorization:
+            customer_ticket: {v["customer_ticket"]}
+            reseller_ticket: {v["reseller_ticket"]}
+          data: {{quarantine: {v["quarantine"]}, archive: {v["archive"]}}}
+          billing: {{prorate: {v["prorate"]}}}
+        """
+    )
+
+
+GLOBEX = dict(
+    account="C-1002",
+    domains="[globex.io]",
+    users=5,
+    max_domains=1,
+    services="[spamstopshere]",
+    customer_ticket="T-5003",
+    reseller_ticket="T-5004",
+    temporary="gdi.globex.io",
+)
+
+
+@dataclass
+class World:
+    """A sandbox, a state store and a manifests directory in a temporary folder."""
+
+    root: Path
+    sandbox: Path
+    state: Path
+    manifests: Path
+    export_to: str = f"s3://{BUCKET}/runs"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def settings(self, **over: Any) -> Settings:
+        values = {
+            "platform": f"sandbox:{self.sandbox}",
+            "state": f"sqlite:{self.state}",
+            "export_to": self.export_to,
+            "part_size_mib": 1,
+        }
+        values.update(over)
+        return Settings(**values)
+
+    def write(self, filename: str, text: str) -> Path:
+        path = self.manifests / filename
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def apply(self, *paths: str, **kw: Any) -> RunReport:
+        return commands.apply(list(paths) or [str(self.manifests)], self.settings(), **kw)
+
+    def plan(self, *paths: str, **kw: Any) -> RunReport:
+        return commands.plan(list(paths) or [str(self.manifests)], self.settings(), **kw)
+
+    def dump(self) -> dict[str, Any]:
+        return dump_sandbox(self.sandbox)
+
+    def account(self, account_id: str) -> dict[str, Any]:
+        return next(a for a in self.dump()["accounts"] if a["id"] == account_id)
+
+    def writes(self) -> int:
+        platform = SandboxPlatform(self.sandbox)
+        try:
+            return platform.write_calls()
+        finally:
+            platform.close()
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@pytest.fixture
+def s3(aws_env: None) -> Iterator[Any]:
+    """moto S3 with the export bucket."""
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+@pytest.fixture
+def world(tmp_path: Path, s3: Any) -> World:
+    """The fixture's sandbox plus the acme-com manifest, with moto S3 running."""
+    fixture = tmp_path / "fixture.yml"
+    fixture.write_text(FIXTURE, encoding="utf-8")
+    sandbox = tmp_path / "sandbox.db"
+    init_sandbox(sandbox, fixture)
+    manifests = tmp_path / "transfers"
+    manifests.mkdir()
+    w = World(tmp_path, sandbox, tmp_path / "state.db", manifests)
+    w.write("acme-com.yml", manifest())
+    return w

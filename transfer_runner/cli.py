@@ -1,0 +1,415 @@
+"""The command-line skin: parse options, call `commands`, render, choose the exit code.
+
+Exit codes: validate 0 valid / 1 invalid; plan 0 nothing to do / 2 changes pending / 1 error;
+apply 0 all succeeded / 1 any failed / 3 a transfer was locked by another runner. A usage error
+or any other error exits 1 with a one-line message; an internal bug shows its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from transfer_runner import __version__, commands
+from transfer_runner.config import (
+    DEFAULT_PLATFORM_URL,
+    DEFAULT_STATE_URL,
+    Settings,
+    resolve_settings,
+)
+from transfer_runner.errors import ConfigError, ManifestError, TransferRunnerError
+from transfer_runner.reporting.console import (
+    ConsoleProgress,
+    ConsoleReporter,
+    render_plan,
+    render_recap,
+)
+from transfer_runner.selection import RETRY_FILE, write_retry_file
+
+__all__ = ["main", "cli"]
+
+EXIT_OK, EXIT_FAILED, EXIT_PENDING, EXIT_LOCKED = 0, 1, 2, 3
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.obj["settings"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="transfer-runner")
+@click.option(
+    "--platform",
+    metavar="URL",
+    help=f"Platform: sandbox:PATH (default "
+    f"{DEFAULT_PLATFORM_URL}) or a registered adapter. Env TRANSFER_RUNNER_PLATFORM.",
+)
+@click.option(
+    "--state",
+    metavar="URL",
+    help=f"State store: sqlite:PATH (default {DEFAULT_STATE_URL}). Env TRANSFER_RUNNER_STATE.",
+)
+@click.option(
+    "--export-to",
+    metavar="s3://BUCKET/PREFIX",
+    help="Where quarantine and archive "
+    "exports go. Env TRANSFER_RUNNER_EXPORT_TO. S3 endpoint and credentials come from "
+    "the standard AWS chain (AWS_ENDPOINT_URL, AWS_PROFILE, environment, roles).",
+)
+@click.option(
+    "--playbook",
+    metavar="PATH",
+    help="Playbook to run (default: the bundled "
+    "direct-to-resold.yml). Env TRANSFER_RUNNER_PLAYBOOK.",
+)
+@click.option(
+    "--sse",
+    type=click.Choice(["AES256", "aws:kms"]),
+    help="Server-side encryption of exported objects. Env TRANSFER_RUNNER_SSE.",
+)
+@click.option("--sse-kms-key-id", metavar="KEY", help="KMS key for --sse aws:kms.")
+@click.option(
+    "--part-size",
+    "part_size_mib",
+    type=click.IntRange(1, 5000),
+    metavar="MIB",
+    help="Target size of an export part in MiB (default 32).",
+)
+@click.option(
+    "--compression",
+    type=click.Choice(["gzip", "none"]),
+    help="Export parts as .tar.gz (default) or .tar.",
+)
+@click.option("-v", "--verbose", count=True, help="More output (-vv for debug logs).")
+@click.option("-q", "--quiet", is_flag=True, help="Only the recap and errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool, **flags: Any) -> None:
+    """Move direct customers under a reseller, declaratively, safely and in bulk.
+
+    One YAML manifest per transfer; `validate` checks them, `plan` shows what would change,
+    `apply` runs the playbook (tickets, new account, export and verify, import, cut-over,
+    billing, ticket comments), recording every step so that a re-run resumes and a completed
+    transfer is left alone.
+    """
+    verbosity = -1 if quiet else verbose
+    logging.basicConfig(
+        level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if verbose < 2:
+        for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    ctx.obj = {
+        "settings": resolve_settings({**flags, "verbosity": verbosity}),
+        "verbosity": verbosity,
+    }
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--online", is_flag=True, help="Also check against the platform and the state.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="github prints workflow annotations.",
+)
+@click.pass_context
+def validate(ctx: click.Context, paths: tuple[str, ...], online: bool, fmt: str) -> None:
+    """Check manifests (files or directories): schema, then rules across all of them.
+
+    Every error is printed as FILE:LINE:COL: PATH: MESSAGE. Exit 0 valid, 1 invalid.
+    """
+    from transfer_runner.reporting.diagnostics import format_diagnostics
+
+    result = commands.validate(paths, _settings(ctx), online=online)
+    text = format_diagnostics(list(result.diagnostics), fmt)
+    if text:
+        click.echo(text)
+    if fmt == "text" and result.valid:
+        click.echo(f"{len(result.transfers)} manifest(s) valid")
+    ctx.exit(EXIT_OK if result.valid else EXIT_FAILED)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--limit",
+    "limits",
+    multiple=True,
+    metavar="EXPR",
+    help="NAME, key=value (label) or @RETRY-FILE; repeatable.",
+)
+@click.option("--tags", default="", metavar="T1,T2", help="Only tasks with these tags.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.pass_context
+def plan(
+    ctx: click.Context, paths: tuple[str, ...], limits: tuple[str, ...], tags: str, as_json: bool
+) -> None:
+    """Show, per transfer, which steps would change and how. Writes nothing.
+
+    Exit 0 nothing to do, 2 changes pending, 1 error (including drift).
+    """
+    report = commands.plan(paths, _settings(ctx), limits, _tags(tags))
+    if as_json:
+        from transfer_runner.reporting.json_report import render_json
+
+        click.echo(render_json(report))
+    else:
+        click.echo(render_plan(report))
+        click.echo(render_recap(report))
+    statuses = {t.status for t in report.transfers}
+    ctx.exit(
+        EXIT_FAILED if "failed" in statuses else EXIT_PENDING if "pending" in statuses else EXIT_OK
+    )
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--forks",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Transfers run at once (steps within a transfer stay in order).",
+)
+@click.option(
+    "--limit",
+    "limits",
+    multiple=True,
+    metavar="EXPR",
+    help="NAME, key=value (label) or @RETRY-FILE; repeatable.",
+)
+@click.option("--tags", default="", metavar="T1,T2", help="Only tasks with these tags.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (CI).")
+@click.option("--report-json", type=click.Path(dir_okay=False), help="Write the JSON report here.")
+@click.option("--junit", type=click.Path(dir_okay=False), help="Write a JUnit XML report here.")
+@click.option(
+    "--retry-file",
+    default=RETRY_FILE,
+    show_default=True,
+    help="Where the names of failed transfers are written.",
+)
+@click.pass_context
+def apply(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    forks: int,
+    limits: tuple[str, ...],
+    tags: str,
+    yes: bool,
+    report_json: str | None,
+    junit: str | None,
+    retry_file: str,
+) -> None:
+    """Run the playbook for each transfer and print the recap.
+
+    Exit 0 all succeeded (or were already done), 1 any failed, 3 one was locked by another runner.
+    """
+    settings = _settings(ctx)
+    if not yes:
+        _confirm(paths, settings, limits, tags)
+    verbosity = ctx.obj["verbosity"]
+    stop = threading.Event()
+    try:
+        report = commands.apply(
+            paths,
+            settings,
+            limits=limits,
+            tags=_tags(tags),
+            forks=forks,
+            reporter=ConsoleReporter(verbosity=verbosity),
+            progress=ConsoleProgress(quiet=verbosity < 0),
+            stop=stop,
+        )
+    except KeyboardInterrupt:
+        stop.set()
+        click.echo("interrupted: finished steps are recorded; run apply again to resume", err=True)
+        ctx.exit(EXIT_FAILED)
+    click.echo(render_recap(report))
+    _write_reports(report, report_json, junit)
+    failed = [t.name for t in report.transfers if t.status == "failed"]
+    write_retry_file(retry_file, failed)
+    if failed:
+        click.echo(f"failed transfers listed in {retry_file} (retry with --limit @{retry_file})")
+    statuses = {t.status for t in report.transfers}
+    ctx.exit(
+        EXIT_FAILED if "failed" in statuses else EXIT_LOCKED if "locked" in statuses else EXIT_OK
+    )
+
+
+def _confirm(
+    paths: tuple[str, ...], settings: Settings, limits: tuple[str, ...], tags: str
+) -> None:
+    if not sys.stdin.isatty():
+        raise ConfigError("apply needs --yes when not run from a terminal")
+    report = commands.plan(paths, settings, limits, _tags(tags))
+    click.echo(render_plan(report))
+    if not any(t.status == "pending" for t in report.transfers):
+        click.echo("nothing to change")
+    click.confirm("Apply these changes?", abort=True)
+
+
+def _write_reports(report: Any, report_json: str | None, junit: str | None) -> None:
+    if report_json:
+        from transfer_runner.reporting.json_report import render_json
+
+        Path(report_json).write_text(render_json(report) + "\n", encoding="utf-8")
+    if junit:
+        from transfer_runner.reporting.junit import render_junit
+
+        Path(junit).write_text(render_junit(report), encoding="utf-8")
+
+
+def _tags(tags: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in tags.split(",") if t.strip())
+
+
+@cli.command()
+@click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def status(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
+    """Show the state of transfers (all, or those named) from the state store."""
+    views = commands.status(_settings(ctx), names)
+    if as_json:
+        click.echo(json.dumps([_status_dict(v) for v in views], indent=2, default=str))
+        return
+    if not views:
+        click.echo("no transfers in the state store yet")
+    for v in views:
+        lock = f"  locked by {v.lock.owner} until {v.lock.expires_at:%H:%M:%SZ}" if v.lock else ""
+        done = sum(1 for s in v.steps if s.status in ("ok", "changed", "skipped"))
+        click.echo(
+            f"{v.record.name:<30} {v.record.status:<10} {done}/{len(v.steps)} steps done  "
+            f"updated {v.record.updated_at:%Y-%m-%d %H:%M:%SZ}{lock}"
+        )
+        failed = [s for s in v.steps if s.status == "failed"]
+        for s in failed:
+            click.echo(f"    failed: {s.name}: {s.message}")
+
+
+def _status_dict(v: commands.TransferStatusView) -> dict[str, Any]:
+    return {
+        "name": v.record.name,
+        "status": v.record.status,
+        "manifest_sha256": v.record.manifest_sha256,
+        "updated_at": v.record.updated_at.isoformat(),
+        "last_run_id": v.record.last_run_id,
+        "lock": None
+        if v.lock is None
+        else {
+            "owner": v.lock.owner,
+            "run_id": v.lock.run_id,
+            "expires_at": v.lock.expires_at.isoformat(),
+        },
+        "steps": [
+            {
+                "name": s.name,
+                "module": s.module,
+                "status": s.status,
+                "message": s.message,
+                "ended_at": s.ended_at.isoformat(),
+                "outputs": s.outputs,
+            }
+            for s in v.steps
+        ],
+    }
+
+
+@cli.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "junit", "markdown"]),
+    default="json",
+    show_default=True,
+)
+@click.option("--run", "run_id", metavar="ID", help="A run id (default: the last run).")
+@click.pass_context
+def report(ctx: click.Context, fmt: str, run_id: str | None) -> None:
+    """Print the results of the last apply run (or --run ID)."""
+    result = commands.report(_settings(ctx), run_id)
+    if fmt == "json":
+        from transfer_runner.reporting.json_report import render_json
+
+        click.echo(render_json(result))
+    elif fmt == "junit":
+        from transfer_runner.reporting.junit import render_junit
+
+        click.echo(render_junit(result))
+    else:
+        from transfer_runner.reporting.markdown import render_markdown
+
+        click.echo(render_markdown(result))
+
+
+@cli.command()
+@click.argument("name")
+@click.pass_context
+def unlock(ctx: click.Context, name: str) -> None:
+    """Release a stale lock on transfer NAME (after making sure its runner is gone)."""
+    removed = commands.unlock(_settings(ctx), name)
+    click.echo(f"unlocked {name} (was held by {removed.owner}, run {removed.run_id})")
+
+
+@cli.group()
+def sandbox() -> None:
+    """The embedded SQLite sandbox platform (the default platform)."""
+
+
+@sandbox.command("init")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option(
+    "--fixture",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML fixture describing accounts, tickets and mail.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing sandbox file.")
+def sandbox_init(path: str, fixture: str, force: bool) -> None:
+    """Create a sandbox platform at PATH from a fixture."""
+    from transfer_runner.platforms.sandbox.fixture import init_sandbox
+
+    summary = init_sandbox(path, fixture, force=force)
+    parts = ", ".join(f"{v} {k}" for k, v in summary.items())
+    click.echo(f"sandbox created at {path}: {parts}")
+
+
+@sandbox.command("dump")
+@click.argument("path", type=click.Path(dir_okay=False))
+def sandbox_dump(path: str) -> None:
+    """Print the sandbox's whole state as JSON."""
+    from transfer_runner.platforms.sandbox.dump import dump_sandbox
+
+    if not Path(path).is_file():
+        raise ConfigError(f"no sandbox at {path}")
+    click.echo(json.dumps(dump_sandbox(path), indent=2, sort_keys=False))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turn expected errors into a message and an exit code."""
+    try:
+        code = cli.main(args=argv, prog_name="transfer-runner", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        code = EXIT_FAILED
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = EXIT_FAILED
+    except ManifestError as exc:
+        click.echo(str(exc), err=True)
+        code = EXIT_FAILED
+    except TransferRunnerError as exc:
+        click.echo(f"error: {exc}", err=True)
+        code = EXIT_FAILED
+    sys.exit(code or 0)

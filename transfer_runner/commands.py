@@ -1,0 +1,273 @@
+"""The commands as plain functions returning result objects; `cli.py` is only their skin."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+import subprocess
+import threading
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from transfer_runner.config import Settings
+from transfer_runner.engine.context import ProgressSink, RunContext
+from transfer_runner.engine.results import RunReport
+from transfer_runner.engine.runner import NullReporter, Reporter, RunOptions, run_transfers
+from transfer_runner.errors import Diagnostic, StateError
+from transfer_runner.export.s3 import S3Settings
+from transfer_runner.manifest.api import load_transfers
+from transfer_runner.manifest.model import Transfer
+from transfer_runner.manifest.online import online_diagnostics
+from transfer_runner.modules.base import load_modules
+from transfer_runner.platforms import open_platform
+from transfer_runner.playbook.loader import load_playbook
+from transfer_runner.selection import select
+from transfer_runner.state.base import LockInfo, RunInfo, StepRecord, TransferRecord
+from transfer_runner.state.open import open_state
+
+__all__ = [
+    "ValidationResult",
+    "TransferStatusView",
+    "validate",
+    "plan",
+    "apply",
+    "status",
+    "report",
+    "unlock",
+    "new_run_id",
+]
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """Diagnostics of every manifest given, and the transfers that passed."""
+
+    diagnostics: tuple[Diagnostic, ...]
+    transfers: tuple[Transfer, ...]
+
+    @property
+    def valid(self) -> bool:
+        return not self.diagnostics
+
+
+@dataclass(frozen=True)
+class TransferStatusView:
+    """What `status` shows of one transfer."""
+
+    record: TransferRecord
+    steps: tuple[StepRecord, ...] = ()
+    lock: LockInfo | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A sortable, unique run id: `r-20261129T041500Z-1a2b3c`."""
+    now = now or datetime.now(UTC)
+    return f"r-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def validate(paths: Sequence[str], settings: Settings, online: bool = False) -> ValidationResult:
+    """Schema and semantic checks; with `online`, also against the platform and state."""
+    transfers, diagnostics = load_transfers(paths)
+    if online and transfers:
+        with ExitStack() as stack:
+            platform = open_platform(settings.platform)
+            stack.callback(platform.close)
+            state = open_state(settings.state, read_only=True)
+            stack.callback(state.close)
+            diagnostics = [*diagnostics, *online_diagnostics(transfers, platform, state)]
+    return ValidationResult(tuple(diagnostics), tuple(transfers))
+
+
+def _load_valid(paths: Sequence[str], limits: Sequence[str]) -> list[Transfer]:
+    from transfer_runner.errors import ManifestError
+
+    transfers, diagnostics = load_transfers(paths)
+    if diagnostics:
+        raise ManifestError(diagnostics)
+    return select(transfers, limits)
+
+
+def _export_settings(settings: Settings) -> S3Settings | None:
+    if not settings.export_to:
+        return None
+    return S3Settings(
+        export_to=settings.export_to,
+        sse=settings.sse,
+        sse_kms_key_id=settings.sse_kms_key_id,
+        part_size_bytes=settings.part_size_mib * 1024 * 1024,
+        compression=settings.compression,
+    )
+
+
+def plan(
+    paths: Sequence[str],
+    settings: Settings,
+    limits: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    reporter: Reporter | None = None,
+) -> RunReport:
+    """Check mode: what each transfer's steps would change. Writes nothing anywhere."""
+    transfers = _load_valid(paths, limits)
+    modules = load_modules()
+    playbook = load_playbook(settings.playbook, modules)
+    started = datetime.now(UTC)
+    with ExitStack() as stack:
+        platform = open_platform(settings.platform)
+        stack.callback(platform.close)
+        state = open_state(settings.state, read_only=True)
+        stack.callback(state.close)
+        run = RunContext(
+            run_id=new_run_id(started),
+            platform=platform,
+            state=state,
+            check_mode=True,
+            today=started.date(),
+            export=_export_settings(settings),
+        )
+        results = run_transfers(
+            run,
+            playbook,
+            modules,
+            transfers,
+            RunOptions(tags=frozenset(tags)),
+            reporter or NullReporter(),
+        )
+    return RunReport(run.run_id, "plan", started, datetime.now(UTC), tuple(results))
+
+
+def apply(
+    paths: Sequence[str],
+    settings: Settings,
+    *,
+    limits: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    forks: int = 1,
+    reporter: Reporter | None = None,
+    progress: ProgressSink | None = None,
+    stop: threading.Event | None = None,
+) -> RunReport:
+    """Execute the playbook for every selected transfer; every step recorded as it ends."""
+    transfers = _load_valid(paths, limits)
+    modules = load_modules()
+    playbook = load_playbook(settings.playbook, modules)
+    started = datetime.now(UTC)
+    info = RunInfo(
+        id=new_run_id(started),
+        started_at=started,
+        user=_user(),
+        ci_job=_ci_job(),
+        git_commit=_git_commit(),
+    )
+    with ExitStack() as stack:
+        platform = open_platform(settings.platform)
+        stack.callback(platform.close)
+        state = open_state(settings.state)
+        stack.callback(state.close)
+        state.start_run(info)
+        run = RunContext(
+            run_id=info.id,
+            platform=platform,
+            state=state,
+            check_mode=False,
+            today=started.date(),
+            export=_export_settings(settings),
+        )
+        if progress is not None:
+            run.progress = progress
+        results = run_transfers(
+            run,
+            playbook,
+            modules,
+            transfers,
+            RunOptions(forks=forks, tags=frozenset(tags), owner=f"{info.user}@{_host()}"),
+            reporter or NullReporter(),
+            stop,
+        )
+        report = RunReport(
+            info.id, "apply", started, datetime.now(UTC), tuple(results), info.git_commit, info.user
+        )
+        state.finish_run(info.id, report.finished_at, report.totals)
+    return report
+
+
+def status(settings: Settings, names: Sequence[str] = ()) -> list[TransferStatusView]:
+    """The state of transfers (all, or those named), read-only."""
+    state = open_state(settings.state, read_only=True)
+    try:
+        records = state.list_transfers()
+        if names:
+            missing = set(names) - {r.name for r in records}
+            if missing:
+                raise StateError(f"no state for: {', '.join(sorted(missing))}")
+            records = [r for r in records if r.name in names]
+        views = []
+        for record in records:
+            steps = sorted(state.latest_steps(record.name).values(), key=lambda s: s.index)
+            views.append(TransferStatusView(record, tuple(steps), state.get_lock(record.name)))
+        return views
+    finally:
+        state.close()
+
+
+def report(settings: Settings, run_id: str | None = None) -> RunReport:
+    """The results of a run (the last one by default), rebuilt from the state store."""
+    from transfer_runner.reporting.from_state import report_from_state
+
+    state = open_state(settings.state, read_only=True)
+    try:
+        return report_from_state(state, run_id)
+    finally:
+        state.close()
+
+
+def unlock(settings: Settings, name: str) -> LockInfo:
+    """Release a stale lock whoever holds it; StateError if there is none."""
+    state = open_state(settings.state)
+    try:
+        removed = state.force_unlock(name)
+        if removed is None:
+            raise StateError(f"transfer {name} is not locked")
+        state.append_event(
+            "unlock",
+            name,
+            "unlocked",
+            {"owner": removed.owner, "run_id": removed.run_id, "by": _user()},
+        )
+        return removed
+    finally:
+        state.close()
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _ci_job() -> str | None:
+    for var in ("GITHUB_RUN_ID", "CI_JOB_ID", "AWS_BATCH_JOB_ID", "BUILD_ID"):
+        if os.environ.get(var):
+            return f"{var}={os.environ[var]}"
+    return None
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
