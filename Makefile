@@ -1,0 +1,31 @@
+# transfer-runner — `make demo` and `make test` do all the set-up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_DIR ?= demo
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-unit lint clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed ## create the venv and install the package with test extras
+
+demo: install ## start S3 on loopback, create the sandbox, apply examples/transfers twice
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" DEMO_DIR="$(DEMO_DIR)" bash tools/demo.sh
+
+test: install ## the whole suite (unit, functional, integration, end to end)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-unit: install
+	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check transfer_runner tests tools bench
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .transfer-runner .pytest_cache *.egg-info

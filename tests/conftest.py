@@ -1,0 +1,82 @@
+"""Fixtures for every test layer: one real S3 server on loopback for the whole session."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+TOOLS_DIR = Path(__file__).resolve().parent.parent / "tools"
+if str(TOOLS_DIR) not in sys.path:
+    sys.path.insert(0, str(TOOLS_DIR))
+
+import local_s3  # noqa: E402  (lives in tools/, found through the path set just above)
+
+S3_ENGINE_ENV = "TRANSFER_RUNNER_TEST_S3_ENGINE"
+# Variables that would steer boto3 away from the session server's credentials.
+_AWS_OVERRIDES = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL_S3",
+)
+
+
+def _announcer(config: pytest.Config) -> Callable[[str], None]:
+    """Write a line to the terminal even while output is captured."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def say(line: str) -> None:
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            if reporter is None:
+                print(line, file=sys.stderr)
+            else:
+                reporter.write_line(line)
+
+    return say
+
+
+def _start_session_server(data_dir: Path, say: Callable[[str], None]) -> local_s3.LocalS3:
+    """The engine named by the environment, else SeaweedFS, falling back to moto if it fails."""
+    requested = os.environ.get(S3_ENGINE_ENV, "").strip()
+    if requested:
+        return local_s3.start_server(data_dir / requested, engine=requested)
+    try:
+        return local_s3.start_server(data_dir / "seaweedfs", engine="seaweedfs")
+    except local_s3.LocalS3Error as exc:
+        lines = str(exc).splitlines()
+        reason = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
+        say(f"[s3_server] seaweedfs could not start ({reason}); falling back to moto")
+        return local_s3.start_server(data_dir / "moto", engine="moto")
+
+
+@pytest.fixture(scope="session")
+def s3_server(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[local_s3.LocalS3]:
+    """One S3 server on 127.0.0.1 for the session (engine from TRANSFER_RUNNER_TEST_S3_ENGINE)."""
+    say = _announcer(pytestconfig)
+    server = _start_session_server(tmp_path_factory.mktemp("s3"), say)
+    try:
+        say(f"[s3_server] {server.engine} at {server.endpoint_url} (pid {server.pid})")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server: local_s3.LocalS3, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Point boto3 at the session server for one test; yields a fresh key prefix, 't-<hex8>'."""
+    for name in _AWS_OVERRIDES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    yield f"t-{uuid.uuid4().hex[:8]}"
