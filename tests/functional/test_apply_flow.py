@@ -139,6 +139,7 @@ def test_plan_midway_shows_the_remaining_work(world: World) -> None:
     [planned] = world.plan().transfers
     assert planned.status == "pending", planned.message
     by_name = {s.name: s for s in planned.steps}
-    assert by_name["Ensure the new account under the reseller on the temporary domain"].status == "ok"
+    ensure = by_name["Ensure the new account under the reseller on the temporary domain"]
+    assert ensure.status == "ok"
     imports = by_name["Import the exports into the new account"]
     assert imports.status == "changed" and "import the archive export into A-1" in imports.actions
