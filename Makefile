@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEMO_DIR ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-unit lint clean
+.PHONY: install demo test test-unit lint bench-export clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test-unit: install
 
 lint: install
 	$(VENV)/bin/ruff check transfer_runner tests tools bench
+
+bench-export: install ## export benchmark against SeaweedFS on loopback (see bench/RESULTS.md)
+	$(PY) -m pip install --quiet awscli
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/bench_export.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .transfer-runner .pytest_cache *.egg-info
