@@ -138,16 +138,20 @@ def validate(ctx: click.Context, paths: tuple[str, ...], online: bool, fmt: str)
     ctx.exit(EXIT_OK if result.valid else EXIT_FAILED)
 
 
+def _selection_options(func: Any) -> Any:
+    """`--limit` and `--tags`, shared by plan and apply."""
+    func = click.option(
+        "--tags", default="", metavar="T1,T2", help="Only tasks with these tags."
+    )(func)
+    return click.option(
+        "--limit", "limits", multiple=True, metavar="EXPR",
+        help="NAME, key=value (label) or @RETRY-FILE; repeatable.",
+    )(func)  # fmt: skip
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option(
-    "--limit",
-    "limits",
-    multiple=True,
-    metavar="EXPR",
-    help="NAME, key=value (label) or @RETRY-FILE; repeatable.",
-)
-@click.option("--tags", default="", metavar="T1,T2", help="Only tasks with these tags.")
+@_selection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.pass_context
 def plan(
@@ -180,14 +184,7 @@ def plan(
     show_default=True,
     help="Transfers run at once (steps within a transfer stay in order).",
 )
-@click.option(
-    "--limit",
-    "limits",
-    multiple=True,
-    metavar="EXPR",
-    help="NAME, key=value (label) or @RETRY-FILE; repeatable.",
-)
-@click.option("--tags", default="", metavar="T1,T2", help="Only tasks with these tags.")
+@_selection_options
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (CI).")
 @click.option("--report-json", type=click.Path(dir_okay=False), help="Write the JSON report here.")
 @click.option("--junit", type=click.Path(dir_okay=False), help="Write a JUnit XML report here.")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_sandbox_fixture import make_sandbox
 from transfer_runner.errors import Conflict
 from transfer_runner.platforms.base import NewAccount
 from transfer_runner.platforms.sandbox.dump import dump_sandbox
@@ -74,17 +73,6 @@ WRITES: list[tuple[str, Call, Call]] = [
     ),
 ]
 IDS = [name for name, _, _ in WRITES]
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Path:
-    return make_sandbox(tmp_path)
-
-
-@pytest.fixture
-def platform(sandbox: Path) -> Iterator[SandboxPlatform]:
-    with SandboxPlatform(sandbox) as p:
-        yield p
 
 
 def _state(sandbox: Path) -> dict[str, Any]:

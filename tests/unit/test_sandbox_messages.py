@@ -6,7 +6,6 @@ from __future__ import annotations
 import email
 import hashlib
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
@@ -20,17 +19,6 @@ from transfer_runner.errors import NotFound, PlatformError
 from transfer_runner.platforms.base import MessageInfo, Store
 from transfer_runner.platforms.sandbox.messages import MESSAGE_ID, generate_message
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Path:
-    return make_sandbox(tmp_path)
-
-
-@pytest.fixture
-def platform(sandbox: Path) -> Iterator[SandboxPlatform]:
-    with SandboxPlatform(sandbox) as p:
-        yield p
 
 
 def _all(platform: SandboxPlatform, account: str, store: Store, limit: int) -> list[MessageInfo]:

@@ -6,31 +6,18 @@ from __future__ import annotations
 import inspect
 import sqlite3
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from tests.unit.test_sandbox_fixture import make_sandbox
 from transfer_runner.errors import AccountCancelled, Conflict, NotFound, PlatformError
 from transfer_runner.platforms.base import NewAccount, Platform, Subscription
 from transfer_runner.platforms.sandbox.dump import dump_sandbox
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 
 NEW = NewAccount("R-301", "acme.com", "gdi.acme.com", 40, 2, ("spamstopshere", "restoremail"))
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Path:
-    return make_sandbox(tmp_path)
-
-
-@pytest.fixture
-def platform(sandbox: Path) -> Iterator[SandboxPlatform]:
-    with SandboxPlatform(sandbox) as p:
-        yield p
 
 
 def _holder(platform: SandboxPlatform, domain: str) -> str | None:
