@@ -24,6 +24,7 @@ from transfer_runner.config import (
     resolve_settings,
 )
 from transfer_runner.errors import ConfigError, ManifestError, TransferRunnerError
+from transfer_runner.redaction import install_redaction
 from transfer_runner.reporting.console import (
     ConsoleProgress,
     ConsoleReporter,
@@ -101,6 +102,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, **flags: Any) -> None:
         level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    install_redaction()
     if verbose < 2:
         for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

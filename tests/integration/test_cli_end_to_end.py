@@ -142,3 +142,12 @@ def _client_args(env: dict[str, str]) -> dict[str, str]:
         "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
         "region_name": env.get("AWS_DEFAULT_REGION", "us-east-1"),
     }
+
+
+def test_debug_logs_carry_no_credentials(cli: Cli) -> None:
+    out = cli("-vv", "apply", "transfers", "--yes", "--limit", "acme-com")
+    logs = out.stdout + out.stderr
+    assert "botocore" in logs  # debug logging really was on
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert cli.env[var] not in logs, var
+    assert "Signature=" not in logs or "Signature=****" in logs
