@@ -96,13 +96,10 @@ def run_transfer(
     stop: threading.Event | None = None,
 ) -> TransferResult:
     """Check (plan) or apply one transfer, holding its lock while applying (invariant I6)."""
-    drift = _drift(run, transfer)
-    if drift:
-        result = TransferResult(transfer.name, "failed", message=drift, path=transfer.path)
-        reporter.transfer_finished(result)
-        return result
     if run.check_mode:
-        return _execute(run, playbook, modules, transfer, options, reporter, stop)
+        return _drifted(run, transfer, reporter) or _execute(
+            run, playbook, modules, transfer, options, reporter, stop
+        )
     owner = options.owner or f"{socket.gethostname()}"
     if not run.state.acquire_lock(
         transfer.name, owner, run.run_id, socket.gethostname(), options.lock_ttl_s
@@ -111,10 +108,25 @@ def run_transfer(
     heartbeat = _Heartbeat(run, transfer.name, options.lock_ttl_s)
     heartbeat.start()
     try:
-        return _execute(run, playbook, modules, transfer, options, reporter, stop, heartbeat.lost)
+        # Drift is judged under the lock: another runner may have just completed the transfer.
+        return _drifted(run, transfer, reporter) or _execute(
+            run, playbook, modules, transfer, options, reporter, stop, heartbeat.lost
+        )
     finally:
         heartbeat.stop()
         run.state.release_lock(transfer.name, run.run_id)
+
+
+def _drifted(run: RunContext, transfer: Transfer, reporter: Reporter) -> TransferResult | None:
+    """A failed result if the completed transfer's manifest changed since (never re-applied)."""
+    drift = _drift(run, transfer)
+    if not drift:
+        return None
+    if not run.check_mode:
+        run.state.append_event(run.run_id, transfer.name, "drift", {"message": drift})
+    result = TransferResult(transfer.name, "failed", message=drift, path=transfer.path)
+    reporter.transfer_finished(result)
+    return result
 
 
 def _drift(run: RunContext, transfer: Transfer) -> str:
@@ -155,7 +167,9 @@ def _execute(
 ) -> TransferResult:
     reporter.transfer_started(transfer)
     previous = run.state.latest_steps(transfer.name)
-    if not run.check_mode:
+    record = run.state.get_transfer(transfer.name)
+    previous_status = record.status if record else None
+    if not run.check_mode and previous_status != "succeeded":  # a completed one stays so
         _set_status(run, transfer, "running")
         run.state.append_event(
             run.run_id, transfer.name, "transfer_started", {"path": transfer.path}
@@ -170,7 +184,7 @@ def _execute(
     steps: list[StepResult] = []
     message = ""
     for task in playbook.tasks:
-        if options.tags and not options.tags.intersection(task.tags):
+        if not _selected(task, options.tags):
             continue
         if stop is not None and stop.is_set():
             message = "interrupted before " + repr(task.name)
@@ -192,15 +206,20 @@ def _execute(
             break
     status = _status(run.check_mode, steps, message)
     if not run.check_mode:
-        _set_status(
-            run, transfer, "succeeded" if status in ("succeeded", "unchanged") else "failed"
-        )
+        _set_final_status(run, transfer, playbook, status, previous_status)
         run.state.append_event(
             run.run_id, transfer.name, "transfer_finished", {"status": status, "message": message}
         )
     result = TransferResult(transfer.name, status, tuple(steps), message, transfer.path)
     reporter.transfer_finished(result)
     return result
+
+
+def _selected(task: Task, tags: frozenset[str]) -> bool:
+    """Tag filter; authorization (`ticket.verify`) and `always` tasks run whatever the tags."""
+    if not tags or tags.intersection(task.tags):
+        return True
+    return task.module == "ticket.verify" or "always" in task.tags
 
 
 def _status(check_mode: bool, steps: list[StepResult], message: str) -> Any:
@@ -243,6 +262,7 @@ def _run_task(
             return done("ok", check.reason, outputs=dict(check.facts))
         if ctx.check_mode:
             return done("changed", "; ".join(check.actions), check.actions, dict(check.facts))
+        _before_write(ctx, task)
         outputs = {**check.facts, **module.apply(ctx, args, check)}
         return done("changed", "; ".join(check.actions), check.actions, outputs)
     except StepError as exc:
@@ -252,6 +272,24 @@ def _run_task(
     except Exception as exc:  # a bug: keep the run going for other transfers, keep the trace
         log.exception("internal error in task %r of %s", task.name, ctx.transfer.name)
         return done("failed", f"internal error: {type(exc).__name__}: {exc} (please report)")
+
+
+def _before_write(ctx: TaskContext, task: Task) -> None:
+    """Last checks before a step writes: we still hold the lease (I6), and both of the
+    manifest's tickets are verified and claimed by this transfer (I1), whatever the playbook
+    or the tag selection ran before."""
+    state, transfer = ctx.run.state, ctx.transfer
+    if not state.renew_lock(transfer.name, ctx.run.run_id, ctx.run.lock_ttl_s):
+        raise StepError(task.name, "this runner no longer holds the transfer's lock")
+    if task.module == "ticket.verify":
+        return
+    for role, ticket in (("customer", transfer.customer_ticket),
+                         ("reseller", transfer.reseller_ticket)):  # fmt: skip
+        if state.ticket_claim(ticket) != transfer.name:
+            raise StepError(
+                task.name,
+                f"refusing to write: the {role} ticket {ticket} is not verified for this transfer",
+            )
 
 
 def _truthy(when: str | bool, variables: dict[str, Any], task: str) -> bool:
@@ -275,6 +313,23 @@ def _record(run: RunContext, transfer: Transfer, task: Task, step: StepResult) -
             message=step.message,
         )
     )
+
+
+def _set_final_status(
+    run: RunContext, transfer: Transfer, playbook: Playbook, status: str, before: str | None
+) -> None:
+    """succeeded only when every task of the playbook is done; a completed transfer whose
+    re-apply fails stays succeeded (the failure is in the run's events), so drift still holds."""
+    if status == "failed":
+        if before != "succeeded":
+            _set_status(run, transfer, "failed")
+        return
+    done = run.state.latest_steps(transfer.name)
+    complete = all(
+        t.name in done and done[t.name].status in ("ok", "changed", "skipped")
+        for t in playbook.tasks
+    )
+    _set_status(run, transfer, "succeeded" if complete or before == "succeeded" else "pending")
 
 
 def _set_status(run: RunContext, transfer: Transfer, status: Any) -> None:
@@ -301,7 +356,12 @@ class _Heartbeat:
 
     def _loop(self) -> None:
         while not self._stop.wait(self._ttl / 3):
-            if not self._run.state.renew_lock(self._name, self._run.run_id, self._ttl):
+            try:
+                held = self._run.state.renew_lock(self._name, self._run.run_id, self._ttl)
+            except Exception:  # a failed renewal must stop the transfer, never pass silently
+                log.exception("could not renew the lock on %s", self._name)
+                held = False
+            if not held:
                 log.error("lost the lock on %s", self._name)
                 self.lost.set()
                 return

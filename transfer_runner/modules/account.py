@@ -128,7 +128,9 @@ class CancelAccount:
         if account is None:
             raise StepError(ctx.task_name, f"direct account {account_id} does not exist")
         if account.status == "cancelled":
-            return Check(reason=f"account {account_id} is cancelled", facts={"account": account_id})
+            cancelled_on = ctx.facts(self.name).get("cancelled_on")
+            facts = {"account": account_id, "cancelled_on": cancelled_on}
+            return Check(reason=f"account {account_id} is cancelled", facts=facts)
         action = f"cancel direct account {account_id}"
         verified, why = exports_verified(ctx)
         if not verified:
@@ -143,7 +145,7 @@ class CancelAccount:
             raise StepError(ctx.task_name, f"refusing to cancel {check.facts['account']}: {why}")
         key = idempotency_key("cancel", ctx.transfer.name)
         account = ctx.platform.cancel_account(check.facts["account"], key)
-        return {"status": account.status}
+        return {"status": account.status, "cancelled_on": ctx.run.today.isoformat()}
 
 
 MODULES = (EnsureAccount(), CancelAccount())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, ClassVar
 
@@ -35,11 +35,11 @@ def prorate_amount(price: Decimal, period_start: date, period_end: date, as_of: 
 def _money(value: Any, task: str) -> Decimal:
     try:
         amount = Decimal(str(value))
-    except (InvalidOperation, ValueError) as exc:
+        if not amount.is_finite() or amount < 0 or amount > Decimal("1000000"):
+            raise StepError(task, f"{value!r} is not a valid amount")
+        return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    except (InvalidOperation, ArithmeticError, ValueError) as exc:
         raise StepError(task, f"{value!r} is not an amount") from exc
-    if not amount.is_finite() or amount < 0:
-        raise StepError(task, f"{value!r} is not a valid amount")
-    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 class ProrateSubscription:
@@ -89,11 +89,8 @@ class ProrateSubscription:
         return {"credit_id": credit.id, "amount": str(credit.amount)}
 
     def _as_of(self, ctx: TaskContext) -> date:
-        for record in ctx.fresh_records().values():
-            if record.module == "account.cancel" and record.status == "changed":
-                ended: datetime = record.ended_at
-                return ended.date()
-        return ctx.run.today
+        cancelled_on = ctx.facts("account.cancel").get("cancelled_on")
+        return date.fromisoformat(cancelled_on) if cancelled_on else ctx.run.today
 
 
 class ChargeFee:
@@ -103,8 +100,9 @@ class ChargeFee:
     billing.charge:
       account: R-301
       amount: "25.00"
-      key: transfer-fee:acme-com
     ```
+    The idempotency key is always `transfer-fee:<name>`, never taken from the playbook, so
+    no playbook edit can charge a transfer twice.
     """
 
     name: ClassVar[str] = "billing.charge"
@@ -112,7 +110,9 @@ class ChargeFee:
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         account = require(args, "account", ctx.task_name)
         amount = _money(require(args, "amount", ctx.task_name, (str, int, Decimal)), ctx.task_name)
-        key = args.get("key") or idempotency_key("transfer-fee", ctx.transfer.name)
+        key = idempotency_key("transfer-fee", ctx.transfer.name)
+        if args.get("key") not in (None, key):
+            raise StepError(ctx.task_name, f"the fee's idempotency key is always {key!r}")
         done = ctx.platform.find_charge(key)
         if done is not None:
             facts = {"charge_id": done.id, "amount": str(done.amount), "account": done.account}

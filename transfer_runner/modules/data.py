@@ -9,6 +9,7 @@ from transfer_runner.engine.context import TaskContext
 from transfer_runner.engine.keys import idempotency_key
 from transfer_runner.errors import ExportError, StepError
 from transfer_runner.export import exporter, importer, verifier
+from transfer_runner.export.layout import store_layout
 from transfer_runner.modules.base import Check, require
 from transfer_runner.platforms.base import STORES
 
@@ -58,19 +59,28 @@ class ExportStore:
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         account = require(args, "account", ctx.task_name)
         store = _store(args, ctx.task_name)
+        count, nbytes = ctx.platform.count_messages(account, store)
+        facts: dict[str, Any] = {"store": store, "messages": count, "bytes": nbytes}
         if ctx.run.export is not None:
             status = exporter.inspect_export(
                 ctx.platform, ctx.run.s3(), ctx.run.export, ctx.transfer.name, account, store
             )
-            if status.complete:
+            if status.complete and status.messages == count:
                 facts = {"store": store, **status.facts()}
                 return Check(reason=f"{store} exported ({status.messages} messages)", facts=facts)
-        count, nbytes = ctx.platform.count_messages(account, store)
+            if status.complete:  # mail arrived (or left) since: the export no longer covers it
+                action = (
+                    f"re-export {store}: the source has {count} messages, "
+                    f"the export {status.messages}"
+                )
+                return Check(actions=(action,), facts={**facts, "discard": True})
         action = f"export {count} {store} messages ({nbytes} bytes) to {_destination(ctx, store)}"
-        return Check(actions=(action,), facts={"store": store, "messages": count, "bytes": nbytes})
+        return Check(actions=(action,), facts=facts)
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
         store = check.facts["store"]
+        if check.facts.get("discard"):
+            _discard_export(ctx, store)
         result = exporter.export_store(
             ctx.platform,
             ctx.run.s3(),
@@ -80,7 +90,19 @@ class ExportStore:
             store,
             progress=_progress(ctx, f"export {store}", check.facts["messages"]),
         )
-        return {"store": store, **result.facts()}
+        return {"store": store, **result.facts(), "exported_in_run": ctx.run.run_id}
+
+
+def _discard_export(ctx: TaskContext, store: str) -> None:
+    """Delete a store's stale export (parts, index, journal) so it is rebuilt from the source."""
+    s3, settings = ctx.run.s3(), ctx.run.export
+    assert settings is not None
+    layout = store_layout(settings, ctx.transfer.name, store)
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=layout.bucket, Prefix=layout.base)
+    for page in pages:
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=layout.bucket, Delete={"Objects": keys, "Quiet": True})
 
 
 class VerifyExports:
@@ -107,7 +129,13 @@ class VerifyExports:
                 continue
             exported = _export_facts(ctx, store)
             prior = done.get(store)
-            if prior and exported and prior.get("index_sha256") == exported.get("index_sha256"):
+            if (
+                prior
+                and exported
+                and prior.get("index_sha256") == exported.get("index_sha256")
+                and exported.get("exported_in_run") != ctx.run.run_id  # a new export is read back
+                and prior.get("messages") == exported.get("messages")
+            ):
                 stores[store] = prior
             else:
                 pending.append(store)

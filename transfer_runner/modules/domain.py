@@ -81,6 +81,12 @@ class RemoveDomain:
 
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         domain = require(args, "domain", ctx.task_name)
+        if domain != ctx.transfer.temporary_domain:
+            raise StepError(
+                ctx.task_name,
+                f"only the temporary domain {ctx.transfer.temporary_domain} may be removed, "
+                f"not {domain}",
+            )
         account = args.get("account")
         holder = ctx.platform.find_account_by_domain(domain)
         facts = {"domain": domain}
@@ -88,8 +94,12 @@ class RemoveDomain:
             return Check(actions=(f"detach {domain} from the new account",), facts=facts)
         if holder is None:
             return Check(reason=f"{domain} is on no account", facts=facts)
-        if account and holder.id != account:
-            raise StepError(ctx.task_name, f"{domain} is on account {holder.id}, not {account}")
+        if (account and holder.id != account) or holder.type != "resold" or (
+            holder.parent != ctx.transfer.reseller_account
+        ):
+            raise StepError(
+                ctx.task_name, f"{domain} is on account {holder.id}, not the new resold account"
+            )
         return Check(
             actions=(f"detach {domain} from {holder.id}",), facts={**facts, "from": holder.id}
         )

@@ -67,6 +67,13 @@ def ticket_problems(
     return problems
 
 
+def _max_age(args: Mapping[str, Any], task: str) -> int | None:
+    value = args.get("max_age_days")
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise StepError(task, f"max_age_days must be a whole number of days, not {value!r}")
+    return value
+
+
 class VerifyTicket:
     """Verify one authorization ticket and claim it for this transfer.
 
@@ -99,7 +106,7 @@ class VerifyTicket:
             from_account=require(args, "from_account", ctx.task_name),
             domains=require(args, "domains", ctx.task_name, list),
             reseller_name=require(args, "reseller_name", ctx.task_name),
-            max_age_days=args.get("max_age_days"),
+            max_age_days=_max_age(args, ctx.task_name),
         )
         if problems:
             raise StepError(ctx.task_name, f"{role} ticket {ticket_id} " + "; ".join(problems))
