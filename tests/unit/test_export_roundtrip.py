@@ -84,6 +84,12 @@ def keys(s3: Any, prefix: str = "runs/") -> list[str]:
     return sorted(o["Key"] for o in listing.get("Contents", ()))
 
 
+def journal_of(result: Any) -> list[str]:
+    """The journal record keys of an export's parts."""
+    base = result.index_key[: -len("index.jsonl")]
+    return [f"{base}_journal/part-{n:05d}.json" for n in range(1, len(result.parts) + 1)]
+
+
 def index_lines(s3: Any, store: str = "archive") -> list[dict[str, Any]]:
     body = s3.get_object(Bucket=BUCKET, Key=f"runs/{NAME}/{store}/index.jsonl")["Body"].read()
     return [json.loads(line) for line in body.decode().splitlines()]
@@ -106,7 +112,7 @@ def test_round_trip_over_several_parts(s3: Any, platform: FakePlatform, compress
         f"{base}part-{n:05d}{ext}" for n in range(1, len(result.parts) + 1)
     )
     assert result.index_key == f"{base}index.jsonl"
-    assert keys(s3) == sorted([*result.parts, result.index_key])
+    assert keys(s3) == sorted([*result.parts, *journal_of(result), result.index_key])
     assert progress[-1] == (300, total) and len(progress) == 300
 
     lines = index_lines(s3)
@@ -193,7 +199,7 @@ def test_re_export_writes_nothing_and_returns_the_same_result(
 ) -> None:
     cfg = settings()
     first = export_store(platform, s3, cfg, NAME, SOURCE, "archive")
-    assert calls["PutObject"] == len(first.parts) + 1
+    assert calls["PutObject"] == 2 * len(first.parts) + 1  # parts, their journal, the index
     before = {k: s3.head_object(Bucket=BUCKET, Key=k)["ETag"] for k in keys(s3)}
     calls.clear()
     fetched = platform.calls["fetch_message"]
@@ -234,7 +240,7 @@ def test_interrupted_export_leftovers_are_removed(s3: Any, platform: FakePlatfor
     result = export_store(platform, s3, cfg, NAME, SOURCE, "archive")
     assert stray not in keys(s3)
     assert other in keys(s3)  # only part files are ours to clean up
-    assert keys(s3) == sorted([*result.parts, result.index_key, other])
+    assert keys(s3) == sorted([*result.parts, *journal_of(result), result.index_key, other])
 
 
 def test_a_malformed_index_is_not_complete_and_is_rewritten(
@@ -365,7 +371,7 @@ def test_an_incomplete_export_loses_its_index_before_parts_are_rewritten(
     real_fetch = platform.fetch_message
 
     def crash_late(account_id: str, store: Any, message_id: str) -> bytes:
-        if message_id == "msg-00250":
+        if message_id == "msg-00000a":  # journalled parts are kept: only new ones are fetched
             raise ExportError("simulated crash")
         return real_fetch(account_id, store, message_id)
 

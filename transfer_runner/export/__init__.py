@@ -1,8 +1,9 @@
 """Mail data export to S3, verification and import (SPEC §6).
 
 Modules: `s3` (settings and client), `layout` (keys and names), `index` (`index.jsonl`),
-`packing` (tar parts), `objects` (S3 calls), `source` (platform listing), `exporter`,
-`verifier`, `importer`, `extract` (safe unpacking).
+`packing` (tar parts), `objects` (S3 calls and retries), `source` (platform listing),
+`journal` (completed parts, for resuming), `pipeline` (overlapped uploads), `exporter`,
+`verifier`, `importer`, `receipt`, `extract` (safe unpacking), `crash` (a test hook).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from transfer_runner.export.exporter import ExportResult, ExportStatus, export_store, inspect_export
 from transfer_runner.export.extract import extract_part
 from transfer_runner.export.importer import ImportResult, import_store, inspect_import
+from transfer_runner.export.receipt import Receipt, read_receipt, write_receipt
 from transfer_runner.export.s3 import S3Settings, make_s3_client, parse_s3_url
 from transfer_runner.export.verifier import VerifyResult, verify_store
 
@@ -27,4 +29,7 @@ __all__ = [
     "import_store",
     "inspect_import",
     "extract_part",
+    "Receipt",
+    "write_receipt",
+    "read_receipt",
 ]

@@ -1,37 +1,56 @@
-"""Export one store of an account to S3: tar parts, then `index.jsonl` (SPEC §6).
+"""Export one store of an account to S3: tar parts, a journal, then `index.jsonl` (SPEC §6).
 
-Streamed: one listing page, one message and one part under construction in memory at a time.
+Streamed: one listing page, one message and a bounded number of parts in memory at a time.
 Messages are packed into parts of about `part_size_bytes`, so S3 sees one request per part
-rather than per message. The index is written last: its presence means "exported". A part is
-durable once `_ship` returns, which is where resuming at part granularity will hook in.
+rather than per message; finished parts are compressed and uploaded by worker threads while
+the next one is packed (`pipeline`). Each uploaded part is journalled (`journal`), so after a
+crash (even `kill -9`) the next run skips the journalled messages, aborts the crashed run's
+multipart uploads and packs only the rest. The index, assembled from the journal, is written
+last: its presence means "exported".
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from transfer_runner.errors import ExportError
+from transfer_runner.export.crash import crash_point
 from transfer_runner.export.index import (
     ExportIndex,
     IndexEntry,
-    IndexWriter,
     as_utc,
     read_index,
     utc_iso,
 )
+from transfer_runner.export.journal import IdSet, Journal, PartRecord, assemble_index, load_journal
 from transfer_runner.export.layout import StoreLayout, store_layout
-from transfer_runner.export.objects import delete_objects, list_objects, upload
-from transfer_runner.export.packing import PartWriter, content_type
-from transfer_runner.export.s3 import S3Settings
+from transfer_runner.export.objects import (
+    abort_multipart_uploads,
+    delete_objects,
+    list_objects,
+    upload,
+)
+from transfer_runner.export.packing import PartWriter
+from transfer_runner.export.pipeline import FinishedPart, PartUploader
+from transfer_runner.export.s3 import MiB, S3Settings
 from transfer_runner.export.source import fetch_checked, iter_messages
 from transfer_runner.platforms.base import MessageInfo, Platform, Store
 
-__all__ = ["Progress", "ExportResult", "ExportStatus", "export_store", "inspect_export"]
+__all__ = [
+    "Progress",
+    "ExportResult",
+    "ExportStatus",
+    "export_store",
+    "inspect_export",
+    "store_status",
+]
 
 Progress = Callable[[int, int], None]  # (messages done, bytes done)
 INDEX_CONTENT_TYPE = "application/x-ndjson"
+_LINES_SPOOL = 1 * MiB
 
 
 @dataclass(frozen=True)
@@ -112,6 +131,11 @@ def inspect_export(
 
     `platform` and `account_id` are not read: S3 alone says what was exported.
     """
+    return store_status(s3, settings, transfer_name, store)
+
+
+def store_status(s3: Any, settings: S3Settings, transfer_name: str, store: str) -> ExportStatus:
+    """What S3 holds for one store's export (read-only)."""
     layout = store_layout(settings, transfer_name, store)
     return _status(s3, layout, store, list_objects(s3, layout.bucket, layout.base))
 
@@ -159,7 +183,8 @@ def export_store(
 ) -> ExportResult:
     """Export `store` of `account_id` under `transfer_name`; an existing complete export is kept.
 
-    Raises `ExportError` (unsafe message id, digest mismatch, S3 failure) or `PlatformError`.
+    An interrupted export resumes after its last journalled parts. Raises `ExportError`
+    (unsafe message id, digest mismatch, S3 failure) or `PlatformError`.
     """
     layout = store_layout(settings, transfer_name, store)
     listing = list_objects(s3, layout.bucket, layout.base)
@@ -170,13 +195,46 @@ def export_store(
         # An incomplete or unreadable index goes first: until the new one is written, no
         # index must vouch for parts that this run is overwriting.
         delete_objects(s3, layout.bucket, [layout.index_key])
+    abort_multipart_uploads(s3, layout.bucket, layout.base)
     job = _StoreExport(platform, s3, settings, layout, account_id, store, progress)
-    return job.run(stale=frozenset(k for k in listing if layout.is_part_key(k)))
+    return job.run(listing)
+
+
+class _Numbers:
+    """Part numbers for new parts: the gaps the journal leaves first, then past its end."""
+
+    def __init__(self, taken: Iterable[int]) -> None:
+        self._taken = set(taken)
+        self._next = 1
+
+    def take(self) -> int:
+        while self._next in self._taken:
+            self._next += 1
+        self._taken.add(self._next)
+        return self._next
+
+
+@dataclass
+class _OpenPart:
+    """The part being packed on the caller's thread."""
+
+    number: int
+    writer: PartWriter
+    lines: IO[bytes]
+    messages: int = 0
+    bytes: int = 0
+
+    def finished(self) -> FinishedPart:
+        return FinishedPart(self.number, self.writer, self.lines, self.messages, self.bytes)
+
+    def close(self) -> None:
+        self.writer.close()
+        self.lines.close()
 
 
 @dataclass
 class _StoreExport:
-    """One run of an export: packs, ships parts, then writes the index."""
+    """One run of an export: resume from the journal, pack and ship the rest, write the index."""
 
     platform: Platform
     s3: Any
@@ -185,72 +243,99 @@ class _StoreExport:
     account_id: str
     store: Store
     progress: Progress | None
-    messages: int = 0
-    bytes: int = 0
-    compressed_bytes: int = 0
-    parts: list[str] = field(default_factory=list)
-    _ids: set[str] = field(default_factory=set)
+    listed: int = 0
+    listed_bytes: int = 0
+    ids: IdSet = field(default_factory=IdSet)
 
-    def run(self, stale: frozenset[str]) -> ExportResult:
-        index = IndexWriter()
-        part: PartWriter | None = None
+    def run(self, listing: dict[str, int]) -> ExportResult:
+        try:
+            journal = load_journal(self.s3, self.layout, listing, self.ids)
+            delete_objects(self.s3, self.layout.bucket, journal.stale_keys)
+            records = self._pack_all(journal)
+        finally:
+            self.ids.close()
+        final = {**journal.records, **{r.number: r for r in records}}
+        return self._finish(listing, final)
+
+    def _pack_all(self, journal: Journal) -> list[PartRecord]:
+        numbers = _Numbers(journal.records)
+        uploader = PartUploader(self.s3, self.settings, self.layout)
+        part: _OpenPart | None = None
         try:
             for info in iter_messages(self.platform, self.account_id, self.store):
+                if not self._is_new(info):
+                    continue
                 if part is None:
-                    part = PartWriter(self.layout.part_name(len(self.parts) + 1), self._comp)
-                index.add(self._pack(part, info))
-                if part.stored_bytes >= self.settings.part_size_bytes:
-                    self._ship(part)
+                    part = self._open(numbers.take())
+                self._pack(part, info)
+                if part.writer.tar_bytes >= self.settings.part_size_bytes:
+                    uploader.submit(part.finished())
                     part = None
             if part is not None:
-                self._ship(part)
+                uploader.submit(part.finished())
                 part = None
-            # Leftovers of an earlier, interrupted attempt: not named by the new index.
-            delete_objects(self.s3, self.layout.bucket, stale - set(self.parts))
-            self._ship_index(index)
+            return uploader.wait()
+        finally:
+            if part is not None:
+                part.close()
+            uploader.close()
+
+    def _open(self, number: int) -> _OpenPart:
+        name = self.layout.part_name(number)
+        lines = tempfile.SpooledTemporaryFile(max_size=_LINES_SPOOL)  # noqa: SIM115
+        return _OpenPart(number, PartWriter(name, self.settings.compression), lines)
+
+    def _is_new(self, info: MessageInfo) -> bool:
+        """False for a message the journal already holds; `ExportError` for a repeat."""
+        self.layout.member_name(info.id)  # validates the id first
+        seen = self.ids.add(info.id, IdSet.PACKED)
+        if seen == IdSet.PACKED:
+            raise ExportError(f"the listing of {self.account_id}'s {self.store} repeats {info.id}")
+        if seen == IdSet.RESUMED:
+            self._advance(info.size)
+            return False
+        return True
+
+    def _advance(self, nbytes: int) -> None:
+        self.listed += 1
+        self.listed_bytes += nbytes
+        if self.progress is not None:
+            self.progress(self.listed, self.listed_bytes)
+
+    def _pack(self, part: _OpenPart, info: MessageInfo) -> None:
+        raw, digest = fetch_checked(self.platform, self.account_id, self.store, info)
+        received = as_utc(info.received_at)
+        part.writer.add(self.layout.member_name(info.id), raw, received.timestamp())
+        entry = IndexEntry(info.id, part.writer.name, len(raw), digest, utc_iso(received))
+        part.lines.write(entry.to_line())
+        part.messages += 1
+        part.bytes += len(raw)
+        if part.messages == 1:
+            crash_point(f"export-mid-part-{part.number}")
+        self._advance(len(raw))
+
+    def _finish(self, listing: dict[str, int], final: dict[int, PartRecord]) -> ExportResult:
+        numbers = sorted(final)
+        keys = tuple(self.layout.part_key(final[n].name) for n in numbers)
+        journal_keys = {self.layout.journal_key(n) for n in numbers}
+        # Leftovers of interrupted attempts: not named by the new index.
+        stale = {k for k in listing if self.layout.is_part_key(k) and k not in keys}
+        stale |= {k for k in listing if self.layout.journal_number(k) and k not in journal_keys}
+        delete_objects(self.s3, self.layout.bucket, stale)
+        crash_point("export-before-index")
+        index = assemble_index(self.s3, self.layout, numbers)
+        try:
+            key, size = self.layout.index_key, index.size
+            upload(self.s3, self.settings, key, index.file, size, INDEX_CONTENT_TYPE)
             digest = index.sha256
         finally:
             index.close()
-            if part is not None:
-                part.close()
         return ExportResult(
             self.store,
-            self.messages,
-            self.bytes,
-            tuple(self.parts),
+            sum(r.messages for r in final.values()),
+            sum(r.bytes for r in final.values()),
+            keys,
             self.layout.index_key,
             digest,
-            self.compressed_bytes,
+            sum(r.size for r in final.values()),
         )
-
-    @property
-    def _comp(self) -> str:
-        return self.settings.compression
-
-    def _pack(self, part: PartWriter, info: MessageInfo) -> IndexEntry:
-        member = self.layout.member_name(info.id)  # validates the id first
-        if info.id in self._ids:
-            raise ExportError(f"the listing of {self.account_id}'s {self.store} repeats {info.id}")
-        self._ids.add(info.id)
-        raw, digest = fetch_checked(self.platform, self.account_id, self.store, info)
-        received = as_utc(info.received_at)
-        part.add(member, raw, received.timestamp())
-        self.messages += 1
-        self.bytes += len(raw)
-        if self.progress is not None:
-            self.progress(self.messages, self.bytes)
-        return IndexEntry(info.id, part.name, len(raw), digest, utc_iso(received))
-
-    def _ship_index(self, index: IndexWriter) -> None:
-        key, size = self.layout.index_key, index.size
-        upload(self.s3, self.settings, key, index.file, size, INDEX_CONTENT_TYPE)
-
-    def _ship(self, part: PartWriter) -> None:
-        try:
-            size = part.finish()
-            key = self.layout.part_key(part.name)
-            upload(self.s3, self.settings, key, part.file, size, content_type(self._comp))
-        finally:
-            part.close()
-        self.parts.append(key)
-        self.compressed_bytes += size

@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import re
 import tarfile
-import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from transfer_runner.errors import ExportError
+from transfer_runner.export.packing import DAMAGE, open_tar_stream
 
 __all__ = ["extract_part"]
 
@@ -35,7 +35,7 @@ def extract_part(fileobj: Any, dest_dir: str | os.PathLike[str]) -> list[Path]:
     root = dest.resolve()
     written: list[Path] = []
     try:
-        with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
+        with open_tar_stream(fileobj) as tar:
             for info in tar:
                 target = _safe_target(info, root)
                 tar.extract(info, root, **_FILTER)
@@ -43,7 +43,7 @@ def extract_part(fileobj: Any, dest_dir: str | os.PathLike[str]) -> list[Path]:
                     written.append(target)
     except _FILTER_ERRORS as exc:
         raise ExportError(f"unsafe member refused by tarfile: {exc}") from exc
-    except (tarfile.TarError, EOFError, zlib.error) as exc:
+    except DAMAGE as exc:
         raise ExportError(f"damaged tar stream: {exc}") from exc
     return written
 

@@ -7,26 +7,25 @@ the target already holds are skipped without a platform call, which keeps a re-r
 
 from __future__ import annotations
 
-import tarfile
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
 
 from transfer_runner.errors import ExportError
+from transfer_runner.export.crash import crash_point
 from transfer_runner.export.exporter import Progress
 from transfer_runner.export.index import ExportIndex, IndexEntry, read_index
 from transfer_runner.export.layout import StoreLayout, store_layout
 from transfer_runner.export.objects import open_object
-from transfer_runner.export.packing import Member, read_members
+from transfer_runner.export.packing import DAMAGE, Member, read_members
 from transfer_runner.export.s3 import S3Settings
 from transfer_runner.export.source import iter_messages
 from transfer_runner.platforms.base import Platform, Store
 
 __all__ = ["ImportResult", "import_store", "inspect_import"]
 
-_DAMAGE = (tarfile.TarError, EOFError, zlib.error, FlexibleChecksumError)
+_DAMAGE = (*DAMAGE, FlexibleChecksumError)
 
 
 @dataclass(frozen=True)
@@ -72,8 +71,9 @@ def import_store(
     expected = _expected(index)
     job = _Import(platform, to_account, store, idempotency_prefix, progress, expected)
     job.present = _present(platform, to_account, store)
-    for part in index.parts:
+    for number, part in enumerate(index.parts, start=1):
         job.import_part(s3, layout, part)
+        crash_point(f"import-after-part-{number}")
     missing = [i for i in expected if i not in job.seen]
     if missing:
         raise ExportError(

@@ -28,6 +28,7 @@ __all__ = [
     "as_utc",
     "utc_iso",
     "read_index",
+    "iter_lines",
 ]
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -112,7 +113,10 @@ class IndexWriter:
 
     def add(self, entry: IndexEntry) -> None:
         """Append one entry."""
-        line = entry.to_line()
+        self.add_line(entry.to_line())
+
+    def add_line(self, line: bytes) -> None:
+        """Append one line already in index form (ending with a newline)."""
         self.file.write(line)
         self._hash.update(line)
         self.size += len(line)
@@ -149,10 +153,12 @@ class ExportIndex:
         return tuple(dict.fromkeys(e.part for e in self.entries))
 
 
-def _lines(body: Any, digest: Any) -> Iterator[bytes]:
+def iter_lines(body: Any, digest: Any | None = None) -> Iterator[bytes]:
+    """The lines of a stream, without their newlines; feeds every byte read to `digest`."""
     pending = b""
     for chunk in iter(lambda: body.read(256 * 1024), b""):
-        digest.update(chunk)
+        if digest is not None:
+            digest.update(chunk)
         pending += chunk
         *complete, pending = pending.split(b"\n")
         yield from complete
@@ -172,7 +178,7 @@ def read_index(s3: Any, layout: StoreLayout) -> ExportIndex | None:
     entries: list[IndexEntry] = []
     with s3_errors(f"read of s3://{layout.bucket}/{layout.index_key}"):
         try:
-            for number, line in enumerate(_lines(body, digest), start=1):
+            for number, line in enumerate(iter_lines(body, digest), start=1):
                 if line.strip():
                     entries.append(IndexEntry.from_line(line, number, layout))
         finally:

@@ -1,8 +1,10 @@
 """Object keys and member names of an export, validated before any key is built.
 
 ```
-PREFIX/<transfer name>/<store>/part-00001.tar.gz   (.tar with compression "none")
+PREFIX/<transfer name>/<store>/part-00001.tar.gz   (.tar.zst with zstd, .tar with "none")
+PREFIX/<transfer name>/<store>/_journal/part-00001.json   (one per completed part)
 PREFIX/<transfer name>/<store>/index.jsonl
+PREFIX/<transfer name>/receipt.json
 ```
 Each part is a tar of `<message id>.eml` members. Names are checked here so that nothing from
 a platform or an index can steer a key or a tar member outside its place.
@@ -19,6 +21,9 @@ from transfer_runner.platforms.base import STORES, Store
 
 __all__ = [
     "INDEX_NAME",
+    "JOURNAL_DIR",
+    "RECEIPT_NAME",
+    "receipt_key",
     "MEMBER_SUFFIX",
     "StoreLayout",
     "store_layout",
@@ -29,10 +34,13 @@ __all__ = [
 ]
 
 INDEX_NAME = "index.jsonl"
+JOURNAL_DIR = "_journal/"
+RECEIPT_NAME = "receipt.json"
 MEMBER_SUFFIX = ".eml"
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _MESSAGE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_EXTENSIONS = {"gzip": ".tar.gz", "none": ".tar"}
+_EXTENSIONS = {"gzip": ".tar.gz", "zstd": ".tar.zst", "none": ".tar"}
+_JOURNAL_RE = re.compile(r"^part-(\d{5,})\.json$")
 
 
 def check_transfer_name(name: object) -> str:
@@ -106,6 +114,27 @@ class StoreLayout:
                     return number if number >= 1 and f"{number:05d}" == digits else None
         return None
 
+    @property
+    def journal_base(self) -> str:
+        """The prefix under which the journal of completed parts lives."""
+        return self.base + JOURNAL_DIR
+
+    def journal_key(self, number: int) -> str:
+        """Key of the journal record of part `number` (written once that part is uploaded)."""
+        if number < 1:
+            raise ValueError(f"part numbers start at 1, not {number}")
+        return f"{self.journal_base}part-{number:05d}.json"
+
+    def journal_number(self, key: str) -> int | None:
+        """The part number of a journal record key, or None for any other key."""
+        if not key.startswith(self.journal_base):
+            return None
+        match = _JOURNAL_RE.match(key[len(self.journal_base) :])
+        if match is None or f"{int(match.group(1)):05d}" != match.group(1):
+            return None
+        number = int(match.group(1))
+        return number if number >= 1 else None
+
     def is_part_key(self, key: str) -> bool:
         """True when `key` names a part (of any compression) directly under this store."""
         return key.startswith(self.base) and self.part_number(key[len(self.base) :]) is not None
@@ -122,6 +151,14 @@ class StoreLayout:
             return None
         candidate = member_name[: -len(MEMBER_SUFFIX)]
         return candidate if is_message_id(candidate) else None
+
+
+def receipt_key(settings: S3Settings, transfer_name: str) -> str:
+    """Key of `receipt.json` of a transfer, after checking its name."""
+    check_transfer_name(transfer_name)
+    prefix = settings.prefix
+    base = f"{prefix}/{transfer_name}/" if prefix else f"{transfer_name}/"
+    return base + RECEIPT_NAME
 
 
 def store_layout(settings: S3Settings, transfer_name: str, store: str) -> StoreLayout:

@@ -3,12 +3,22 @@
 Every object is written with a SHA-256 S3 checksum and the configured server-side encryption.
 Small objects go up in one PutObject; large ones through boto3's transfer manager, which splits
 them into a multipart upload, keeps the checksum per part and aborts the upload on failure.
+
+Retries: botocore's `standard` mode (see `s3.client_config`) retries throttling (503
+SlowDown), 5xx answers and broken connections. It does not retry a 409
+ConditionalRequestConflict (a concurrent write to the same key on the server's side), so
+`upload` does, a bounded number of times with jittered exponential backoff, and keeps the
+last error. Writes are whole-object puts of deterministic bytes, so repeating one after a lost
+acknowledgement is harmless.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import IO, Any
 
 from boto3.exceptions import S3UploadFailedError
@@ -26,12 +36,61 @@ __all__ = [
     "open_object",
     "upload",
     "delete_objects",
+    "abort_multipart_uploads",
+    "put_bytes",
+    "RetryPolicy",
+    "CONFLICT_POLICY",
 ]
 
 MULTIPART_THRESHOLD = 8 * MiB
 MULTIPART_CHUNK = 8 * MiB
 _MAX_CONCURRENCY = 4
 _MISSING = ("NoSuchKey", "404", "NotFound")
+_CONFLICT_CODES = ("ConditionalRequestConflict", "OperationAborted")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently the runner itself retries what botocore does not.
+
+    `attempts` counts every try (first included); the delay before retry n is a random
+    fraction of `base_delay_s * 2**(n-1)`, capped at `max_delay_s`. `base_delay_s=0` turns
+    backoff off (for tests).
+    """
+
+    attempts: int = 6
+    base_delay_s: float = 0.2
+    max_delay_s: float = 5.0
+
+    def delay(self, retry: int) -> float:
+        """Seconds to wait before retry number `retry` (1-based)."""
+        ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** (retry - 1))
+        return random.uniform(0, ceiling)  # noqa: S311 (jitter, not cryptography)
+
+
+CONFLICT_POLICY = RetryPolicy()
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """True for a 409 ConditionalRequestConflict (or OperationAborted) from S3."""
+    if isinstance(exc, S3UploadFailedError):
+        return any(code in str(exc) for code in _CONFLICT_CODES)
+    if not isinstance(exc, ClientError):
+        return False
+    return exc.response.get("Error", {}).get("Code") in _CONFLICT_CODES
+
+
+def retry_conflicts(action: Callable[[], Any], policy: RetryPolicy | None = None) -> Any:
+    """Run `action`, again after a 409 conflict, at most `policy.attempts` times in all."""
+    policy = policy or CONFLICT_POLICY
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return action()
+        except (ClientError, S3UploadFailedError) as exc:
+            if not is_conflict(exc) or attempt == policy.attempts:
+                raise
+            time.sleep(policy.delay(attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _describe(exc: BaseException) -> str:
@@ -91,15 +150,55 @@ def upload(
 ) -> None:
     """Write `size` bytes of `fileobj` (from its start) to `key`, checksummed and encrypted."""
     extra = {"ChecksumAlgorithm": "SHA256", "ContentType": content_type, **settings.sse_args()}
-    fileobj.seek(0)
-    with s3_errors(f"upload of s3://{settings.bucket}/{key}"):
-        if size < MULTIPART_THRESHOLD:
-            # Bytes, not the spooled file: botocore would ask for fileno() and spill it to disk.
-            s3.put_object(Bucket=settings.bucket, Key=key, Body=fileobj.read(), **extra)
-        else:
+    if size < MULTIPART_THRESHOLD:
+        # Bytes, not the spooled file: botocore would ask for fileno() and spill it to disk.
+        fileobj.seek(0)
+        body = fileobj.read()
+
+        def once() -> None:
+            s3.put_object(Bucket=settings.bucket, Key=key, Body=body, **extra)
+
+    else:
+
+        def once() -> None:
+            fileobj.seek(0)
             s3.upload_fileobj(
                 fileobj, settings.bucket, key, ExtraArgs=extra, Config=_transfer_config()
             )
+
+    with s3_errors(f"upload of s3://{settings.bucket}/{key}"):
+        retry_conflicts(once)
+
+
+def put_bytes(s3: Any, settings: S3Settings, key: str, body: bytes, content_type: str) -> None:
+    """Write a small object held in memory (journal records, receipts)."""
+    extra = {"ChecksumAlgorithm": "SHA256", "ContentType": content_type, **settings.sse_args()}
+    with s3_errors(f"upload of s3://{settings.bucket}/{key}"):
+        retry_conflicts(lambda: s3.put_object(Bucket=settings.bucket, Key=key, Body=body, **extra))
+
+
+def abort_multipart_uploads(s3: Any, bucket: str, prefix: str) -> int:
+    """Abort every unfinished multipart upload under `prefix` (a crashed run's); their count.
+
+    Only one runner works on a transfer at a time (the lock), so any upload still open under
+    the transfer's prefix when an export starts belongs to a run that is gone.
+    """
+    aborted = 0
+    with s3_errors(f"listing of multipart uploads under s3://{bucket}/{prefix}"):
+        paginator = s3.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for upload_info in page.get("Uploads", ()):
+                _abort(s3, bucket, upload_info["Key"], upload_info["UploadId"])
+                aborted += 1
+    return aborted
+
+
+def _abort(s3: Any, bucket: str, key: str, upload_id: str) -> None:
+    try:
+        s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+            raise
 
 
 def delete_objects(s3: Any, bucket: str, keys: Iterable[str]) -> None:

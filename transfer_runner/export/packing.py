@@ -1,8 +1,10 @@
 """Tar parts: written one member at a time into a spooled file, read back as a stream.
 
-A part is a plain POSIX (pax) tar of `<id>.eml` members, gzip-compressed unless compression
-is "none", so anyone can open it with `tar`. Writing never holds more than one message plus a
-bounded spool in memory; reading (`tarfile` mode "r|*") never seeks and never holds the part.
+A part is a plain POSIX (pax) tar of `<id>.eml` members, compressed with gzip (the default),
+zstd (when the `zstandard` package is installed) or not at all, so anyone can open it with
+`tar`. Packing only appends to an uncompressed spool, which is cheap; `finish` compresses it,
+and runs on an upload worker so that parts compress in parallel while the next is packed.
+Reading (`tarfile` mode "r|*", zstd unwrapped first) never seeks and never holds the part.
 """
 
 from __future__ import annotations
@@ -11,49 +13,82 @@ import contextlib
 import gzip
 import hashlib
 import io
+import shutil
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
 from transfer_runner.export.s3 import MiB
 
-__all__ = ["GZIP_LEVEL", "SPOOL_LIMIT", "PartWriter", "Member", "read_members", "content_type"]
+__all__ = [
+    "DAMAGE",
+    "GZIP_LEVEL",
+    "ZSTD_LEVEL",
+    "SPOOL_LIMIT",
+    "PartWriter",
+    "Member",
+    "read_members",
+    "open_tar_stream",
+    "content_type",
+]
 
 GZIP_LEVEL = 6
+ZSTD_LEVEL = 3
 SPOOL_LIMIT = 8 * MiB  # a part larger than this spills to a temporary file on disk
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _READ_CHUNK = 1 * MiB
+
+
+def _damage() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = [tarfile.TarError, EOFError, zlib.error]
+    with contextlib.suppress(ImportError):
+        import zstandard
+
+        found.append(zstandard.ZstdError)
+    return tuple(found)
+
+
+DAMAGE = _damage()  # what a damaged part raises while it is read
+_CONTENT_TYPES = {"gzip": "application/gzip", "zstd": "application/zstd"}
 
 
 def content_type(compression: str) -> str:
     """The Content-Type of a part object."""
-    return "application/gzip" if compression == "gzip" else "application/x-tar"
+    return _CONTENT_TYPES.get(compression, "application/x-tar")
+
+
+def _spool(limit: int) -> IO[bytes]:
+    # Owned by the PartWriter that asks for it and released by its close().
+    return tempfile.SpooledTemporaryFile(max_size=limit)  # noqa: SIM115
 
 
 class PartWriter:
-    """One part under construction. `stored_bytes` is its (compressed) size so far."""
+    """One part under construction. `tar_bytes` is its uncompressed size so far.
+
+    After `finish`, `file` holds the stored (compressed) bytes, rewound, and `size` their count.
+    """
 
     def __init__(self, name: str, compression: str, spool_limit: int = SPOOL_LIMIT) -> None:
         self.name = name
-        # The spool and the tar stream are owned by this writer and released by close().
-        self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=spool_limit)  # noqa: SIM115
-        self._gzip: gzip.GzipFile | None = None
-        target: IO[bytes] = self.file
-        if compression == "gzip":
-            # mtime=0: the same messages always give the same bytes.
-            self._gzip = gzip.GzipFile(
-                filename="", mode="wb", compresslevel=GZIP_LEVEL, fileobj=self.file, mtime=0
-            )
-            target = self._gzip  # type: ignore[assignment]
-        self._tar = tarfile.open(fileobj=target, mode="w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
+        self.compression = compression
+        self._limit = spool_limit
+        self.file: IO[bytes] = _spool(spool_limit)
+        self._tar = tarfile.open(fileobj=self.file, mode="w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
         self.members = 0
         self.size: int | None = None  # final size, set by finish()
 
     @property
-    def stored_bytes(self) -> int:
-        """Bytes in the spool so far (compression buffers lag a little behind)."""
+    def tar_bytes(self) -> int:
+        """Uncompressed tar bytes written so far (where parts are cut)."""
         return self.file.tell()
+
+    @property
+    def stored_bytes(self) -> int:
+        """Alias of `tar_bytes`, kept for callers of the first version."""
+        return self.tar_bytes
 
     def add(self, member_name: str, raw: bytes, mtime: float) -> None:
         """Append one regular-file member holding `raw`."""
@@ -66,22 +101,82 @@ class PartWriter:
         self.members += 1
 
     def finish(self) -> int:
-        """Close the tar (and gzip) streams; returns the part's size in bytes."""
+        """Close the tar, compress it; returns the part's stored size in bytes."""
         self._tar.close()
-        if self._gzip is not None:
-            self._gzip.close()
+        self.file.seek(0)
+        if self.compression != "none":
+            packed = _spool(self._limit)
+            try:
+                _compress(self.file, packed, self.compression)
+            except BaseException:
+                packed.close()
+                raise
+            self.file.close()
+            self.file = packed
+        self.file.seek(0, io.SEEK_END)
         self.size = self.file.tell()
         self.file.seek(0)
         return self.size
 
     def close(self) -> None:
         """Release the spool (and its temporary file, if it spilled), finished or not."""
-        if self.size is None:  # abandoned: close the streams before the file under them
+        if self.size is None:  # abandoned: close the tar stream before the file under it
             with contextlib.suppress(OSError, ValueError):
                 self._tar.close()
-                if self._gzip is not None:
-                    self._gzip.close()
         self.file.close()
+
+
+def _compress(source: IO[bytes], target: IO[bytes], compression: str) -> None:
+    """Compress all of `source` into `target`; the same input always gives the same bytes."""
+    if compression == "gzip":
+        # mtime=0 and no file name: deterministic output.
+        with gzip.GzipFile(
+            filename="", mode="wb", compresslevel=GZIP_LEVEL, fileobj=target, mtime=0
+        ) as packed:
+            shutil.copyfileobj(source, packed, _READ_CHUNK)
+    elif compression == "zstd":
+        import zstandard  # optional dependency, checked by S3Settings
+
+        compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True)
+        compressor.copy_stream(source, target, read_size=_READ_CHUNK, write_size=_READ_CHUNK)
+    else:
+        raise ValueError(f"unknown compression {compression!r}")
+
+
+class _Prefixed(io.RawIOBase):
+    """A read-only stream: `head` (already read off `body`), then the rest of `body`."""
+
+    def __init__(self, head: bytes, body: Any) -> None:
+        self._head = head
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._head:
+            count = min(len(view), len(self._head))
+            view[:count] = self._head[:count]
+            self._head = self._head[count:]
+            return count
+        data = self._body.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+def open_tar_stream(fileobj: Any) -> tarfile.TarFile:
+    """A streaming tar reader over a part of any compression (gzip, zstd, none).
+
+    Python's tarfile cannot read zstd before 3.14, so a zstd frame is unwrapped here.
+    """
+    head = fileobj.read(len(ZSTD_MAGIC))
+    stream: Any = io.BufferedReader(_Prefixed(head, fileobj), _READ_CHUNK)
+    if head == ZSTD_MAGIC:
+        import zstandard
+
+        stream = zstandard.ZstdDecompressor().stream_reader(stream, read_size=_READ_CHUNK)
+    return tarfile.open(fileobj=stream, mode="r|*")
 
 
 @dataclass(frozen=True)
@@ -96,12 +191,12 @@ class Member:
 
 
 def read_members(fileobj: Any, keep_data: bool = False) -> Iterator[Member]:
-    """Stream the members of a tar (any compression tarfile knows), hashing each.
+    """Stream the members of a tar (gzip, zstd or none), hashing each.
 
-    Raises `tarfile.TarError`, `EOFError`, `OSError` or `zlib.error` on a damaged stream;
-    callers decide whether that is a finding (verify) or a failure (import).
+    Raises `tarfile.TarError`, `EOFError`, `OSError`, `zlib.error` or `zstandard.ZstdError`
+    on a damaged stream; callers decide whether that is a finding (verify) or a failure.
     """
-    with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
+    with open_tar_stream(fileobj) as tar:
         for info in tar:
             if not info.isreg():
                 yield Member(info.name, False, info.size, "")

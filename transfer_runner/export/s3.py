@@ -7,6 +7,7 @@ roles), never from a manifest: a manifest is reviewed data, not a place for secr
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ __all__ = [
     "parse_s3_url",
     "make_s3_client",
     "client_config",
+    "zstd_available",
 ]
 
 MiB = 1024 * 1024
@@ -35,7 +37,11 @@ DEFAULT_REGION = "us-east-1"
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 120
 
-Compression = Literal["gzip", "none"]
+DEFAULT_UPLOAD_WORKERS = 4
+DEFAULT_PARTS_IN_FLIGHT = 4
+
+Compression = Literal["gzip", "zstd", "none"]
+COMPRESSIONS = ("gzip", "zstd", "none")
 SSE = Literal["AES256", "aws:kms"]
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -44,9 +50,13 @@ _BAD_PREFIX_CHARS = re.compile(r"[\x00-\x1f\x7f\\?#]")
 
 @dataclass(frozen=True)
 class S3Settings:
-    """How to export: destination, encryption, part size, compression, retry budget.
+    """How to export: destination, encryption, part size, compression, retries, concurrency.
 
+    `part_size_bytes` is the tar size (before compression) at which a part is cut.
     `max_attempts` is the total number of attempts per S3 request (first try included).
+    `upload_workers` threads compress and upload finished parts while the next one is packed;
+    at most `parts_in_flight` finished parts wait or upload at once (each is a spooled file,
+    in memory up to a few MiB, on disk beyond), which bounds memory whatever the mailbox size.
     """
 
     export_to: str
@@ -55,6 +65,8 @@ class S3Settings:
     part_size_bytes: int = DEFAULT_PART_SIZE
     compression: Compression = "gzip"
     max_attempts: int = 8
+    upload_workers: int = DEFAULT_UPLOAD_WORKERS
+    parts_in_flight: int = DEFAULT_PARTS_IN_FLIGHT
 
     def __post_init__(self) -> None:
         parse_s3_url(self.export_to)
@@ -62,16 +74,14 @@ class S3Settings:
             raise ConfigError(f"sse must be AES256 or aws:kms, not {self.sse!r}")
         if self.sse_kms_key_id and self.sse != "aws:kms":
             raise ConfigError("an SSE KMS key id needs sse aws:kms")
-        if self.compression not in ("gzip", "none"):
-            raise ConfigError(f"compression must be gzip or none, not {self.compression!r}")
-        if isinstance(self.part_size_bytes, bool) or not isinstance(self.part_size_bytes, int):
-            raise ConfigError(f"part size must be an integer, not {self.part_size_bytes!r}")
-        if self.part_size_bytes < 1:
-            raise ConfigError(f"part size must be positive, not {self.part_size_bytes}")
-        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
-            raise ConfigError(f"max_attempts must be an integer, not {self.max_attempts!r}")
-        if self.max_attempts < 1:
-            raise ConfigError(f"max_attempts must be at least 1, not {self.max_attempts}")
+        if self.compression not in COMPRESSIONS:
+            raise ConfigError(f"compression must be gzip, zstd or none, not {self.compression!r}")
+        if self.compression == "zstd" and not zstd_available():
+            raise ConfigError("zstd compression needs the zstandard package: pip install zstandard")
+        _check_count("part size", self.part_size_bytes, 1)
+        _check_count("max_attempts", self.max_attempts, 1)
+        _check_count("upload_workers", self.upload_workers, 1)
+        _check_count("parts_in_flight", self.parts_in_flight, 1)
 
     @property
     def bucket(self) -> str:
@@ -91,6 +101,19 @@ class S3Settings:
         if self.sse_kms_key_id:
             args["SSEKMSKeyId"] = self.sse_kms_key_id
         return args
+
+
+def _check_count(what: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{what} must be an integer, not {value!r}")
+    if value < minimum:
+        adjective = "positive" if minimum == 1 and what == "part size" else f"at least {minimum}"
+        raise ConfigError(f"{what} must be {adjective}, not {value}")
+
+
+def zstd_available() -> bool:
+    """True when the optional `zstandard` package can be imported."""
+    return importlib.util.find_spec("zstandard") is not None
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:

@@ -8,19 +8,18 @@ every problem; S3 or platform failures still raise, since they say nothing about
 from __future__ import annotations
 
 import hashlib
-import tarfile
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
 
 from transfer_runner.errors import ExportError
+from transfer_runner.export.crash import crash_point
 from transfer_runner.export.exporter import Progress
 from transfer_runner.export.index import ExportIndex, IndexEntry, read_index
 from transfer_runner.export.layout import StoreLayout, store_layout
 from transfer_runner.export.objects import open_object
-from transfer_runner.export.packing import Member, read_members
+from transfer_runner.export.packing import DAMAGE, Member, read_members
 from transfer_runner.export.s3 import S3Settings
 from transfer_runner.export.source import iter_messages
 from transfer_runner.platforms.base import Platform, Store
@@ -28,7 +27,7 @@ from transfer_runner.platforms.base import Platform, Store
 __all__ = ["MAX_PROBLEMS", "VerifyResult", "verify_store"]
 
 MAX_PROBLEMS = 1000
-_DAMAGE = (tarfile.TarError, EOFError, zlib.error, FlexibleChecksumError)
+_DAMAGE = (*DAMAGE, FlexibleChecksumError)
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,7 @@ def _check_parts(
 ) -> set[str]:
     seen: set[str] = set()
     done = [0, 0]
-    for part in index.parts:
+    for number, part in enumerate(index.parts, start=1):
         key = layout.part_key(part)
         body = open_object(s3, layout.bucket, key)
         if body is None:
@@ -131,6 +130,7 @@ def _check_parts(
             raise ExportError(f"S3 read of s3://{layout.bucket}/{key} failed: {exc}") from exc
         finally:
             body.close()
+        crash_point(f"verify-after-part-{number}")
     return seen
 
 

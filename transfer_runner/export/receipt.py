@@ -1,0 +1,134 @@
+"""`PREFIX/<name>/receipt.json`: what an auditor or the customer is handed once exports verify.
+
+Per store: messages, bytes, parts, stored bytes, the index key and its SHA-256 (which
+identifies the export exactly), when the index was written and when it was verified; then
+totals, the runner's version and the git commit of the manifests. Written after both stores
+verify; rewritten only when something in it other than `written_at` changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from transfer_runner import __version__
+from transfer_runner.errors import ExportError
+from transfer_runner.export.exporter import ExportStatus, store_status
+from transfer_runner.export.index import utc_iso
+from transfer_runner.export.layout import check_transfer_name, receipt_key
+from transfer_runner.export.objects import open_object, put_bytes, s3_errors
+from transfer_runner.export.s3 import S3Settings
+
+__all__ = ["RECEIPT_VERSION", "Receipt", "write_receipt", "read_receipt"]
+
+RECEIPT_VERSION = 1
+_CONTENT_TYPE = "application/json"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The receipt as stored: its key, SHA-256, document, and whether this call wrote it."""
+
+    key: str
+    sha256: str
+    document: dict[str, Any]
+    written: bool
+
+
+def write_receipt(
+    s3: Any,
+    settings: S3Settings,
+    transfer_name: str,
+    stores: Mapping[str, Mapping[str, Any]],
+    git_commit: str | None,
+    *,
+    now: datetime | None = None,
+) -> Receipt:
+    """Write the receipt of the verified exports in `stores` (store -> verify facts).
+
+    Each value needs `index_sha256` (as verified); `verified_at` is optional. The export on S3
+    must still be complete and carry that index, else `ExportError`: a receipt never vouches
+    for data that changed after it was verified.
+    """
+    check_transfer_name(transfer_name)
+    key = receipt_key(settings, transfer_name)
+    doc = {
+        "receipt": RECEIPT_VERSION,
+        "transfer": transfer_name,
+        "destination": f"s3://{settings.bucket}/{key[: -len('receipt.json')]}",
+        "runner_version": __version__,
+        "git_commit": git_commit,
+        "stores": {s: _store_doc(s3, settings, transfer_name, s, f) for s, f in stores.items()},
+    }
+    doc["totals"] = {
+        name: sum(int(entry[name]) for entry in doc["stores"].values())
+        for name in ("messages", "bytes", "compressed_bytes")
+    }
+    existing = read_receipt(s3, settings, transfer_name)
+    if existing is not None and _same(existing.document, doc):
+        return existing
+    doc["written_at"] = utc_iso(now or datetime.now(UTC))
+    body = json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
+    put_bytes(s3, settings, key, body, _CONTENT_TYPE)
+    return Receipt(key, hashlib.sha256(body).hexdigest(), doc, written=True)
+
+
+def read_receipt(s3: Any, settings: S3Settings, transfer_name: str) -> Receipt | None:
+    """The stored receipt, or None; `ExportError` if it is not a JSON object."""
+    key = receipt_key(settings, transfer_name)
+    body = open_object(s3, settings.bucket, key)
+    if body is None:
+        return None
+    with s3_errors(f"read of s3://{settings.bucket}/{key}"):
+        try:
+            raw = body.read()
+        finally:
+            body.close()
+    try:
+        doc = json.loads(raw)
+    except ValueError as exc:
+        raise ExportError(f"s3://{settings.bucket}/{key} is not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ExportError(f"s3://{settings.bucket}/{key} is not a JSON object")
+    return Receipt(key, hashlib.sha256(raw).hexdigest(), doc, written=False)
+
+
+def _same(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    return {k: v for k, v in old.items() if k != "written_at"} == dict(new)
+
+
+def _store_doc(
+    s3: Any, settings: S3Settings, transfer_name: str, store: str, facts: Mapping[str, Any]
+) -> dict[str, Any]:
+    status = store_status(s3, settings, transfer_name, store)
+    wanted = facts.get("index_sha256")
+    if not status.complete:
+        raise ExportError(f"no receipt: the {store} export is not complete on S3")
+    if not wanted or wanted != status.index_sha256:
+        raise ExportError(
+            f"no receipt: the {store} index on S3 has SHA-256 {status.index_sha256}, "
+            f"the verified one {wanted}"
+        )
+    doc = {
+        "messages": status.messages,
+        "bytes": status.bytes,
+        "parts": len(status.parts),
+        "compressed_bytes": status.compressed_bytes,
+        "index_key": status.index_key,
+        "index_sha256": status.index_sha256,
+        "exported_at": _written_at(s3, settings, status),
+        "verified": True,
+    }
+    if facts.get("verified_at"):
+        doc["verified_at"] = str(facts["verified_at"])
+    return doc
+
+
+def _written_at(s3: Any, settings: S3Settings, status: ExportStatus) -> str:
+    with s3_errors(f"head of s3://{settings.bucket}/{status.index_key}"):
+        head = s3.head_object(Bucket=settings.bucket, Key=status.index_key)
+    return utc_iso(head["LastModified"])
