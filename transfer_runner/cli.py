@@ -83,8 +83,14 @@ def _settings(ctx: click.Context) -> Settings:
 )
 @click.option(
     "--compression",
-    type=click.Choice(["gzip", "none"]),
-    help="Export parts as .tar.gz (default) or .tar.",
+    type=click.Choice(["gzip", "zstd", "none"]),
+    help="Export parts as .tar.gz (default: opens anywhere), .tar.zst (faster) or .tar.",
+)
+@click.option(
+    "--upload-workers",
+    type=click.IntRange(1, 64),
+    metavar="N",
+    help="Parts compressed and uploaded at once per export (default 4).",
 )
 @click.option("-v", "--verbose", count=True, help="More output (-vv for debug logs).")
 @click.option("-q", "--quiet", is_flag=True, help="Only the recap and errors.")

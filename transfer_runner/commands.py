@@ -101,6 +101,8 @@ def _export_settings(settings: Settings) -> S3Settings | None:
         sse_kms_key_id=settings.sse_kms_key_id,
         part_size_bytes=settings.part_size_mib * 1024 * 1024,
         compression=settings.compression,
+        upload_workers=settings.upload_workers,
+        parts_in_flight=settings.upload_workers,
     )
 
 
@@ -176,6 +178,7 @@ def apply(
             check_mode=False,
             today=started.date(),
             export=_export_settings(settings),
+            git_commit=info.git_commit,
         )
         if progress is not None:
             run.progress = progress

@@ -34,6 +34,7 @@ class Settings:
     sse_kms_key_id: str | None = None
     part_size_mib: int = 32
     compression: str = "gzip"
+    upload_workers: int = 4
     verbosity: int = 0
 
 
@@ -44,7 +45,7 @@ def resolve_settings(flags: Mapping[str, object], env: Mapping[str, str] | None 
     for field_name, var in ENV.items():
         flag = flags.get(field_name)
         values[field_name] = flag if flag not in (None, "") else (env.get(var) or None)
-    for key in ("part_size_mib", "compression", "verbosity"):
+    for key in ("part_size_mib", "compression", "upload_workers", "verbosity"):
         if flags.get(key) is not None:
             values[key] = flags[key]
     settings = Settings(
@@ -61,8 +62,10 @@ def _check(settings: Settings) -> None:
         raise ConfigError(f"--sse must be AES256 or aws:kms, not {settings.sse!r}")
     if settings.sse_kms_key_id and settings.sse != "aws:kms":
         raise ConfigError("--sse-kms-key-id needs --sse aws:kms")
-    if settings.compression not in ("gzip", "none"):
-        raise ConfigError(f"--compression must be gzip or none, not {settings.compression!r}")
+    if settings.compression not in ("gzip", "zstd", "none"):
+        raise ConfigError(f"--compression must be gzip, zstd or none, not {settings.compression!r}")
+    if settings.upload_workers < 1:
+        raise ConfigError("--upload-workers must be at least 1")
     if settings.part_size_mib < 1:
         raise ConfigError("--part-size must be at least 1 MiB")
     if settings.export_to is not None and not settings.export_to.startswith("s3://"):

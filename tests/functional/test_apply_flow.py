@@ -143,3 +143,25 @@ def test_plan_midway_shows_the_remaining_work(world: World) -> None:
     assert ensure.status == "ok"
     imports = by_name["Import the exports into the new account"]
     assert imports.status == "changed" and "import the archive export into A-1" in imports.actions
+
+
+def test_receipt_is_written_once_verified(world: World, s3) -> None:
+    world.apply()
+    receipt = json.loads(
+        s3.get_object(Bucket=BUCKET, Key="runs/acme-com/receipt.json")["Body"].read()
+    )
+    assert receipt["transfer"] == "acme-com"
+    assert set(receipt["stores"]) == {"quarantine", "archive"}
+    assert receipt["stores"]["archive"]["messages"] == 80
+    before = s3.head_object(Bucket=BUCKET, Key="runs/acme-com/receipt.json")["ETag"]
+    world.apply()
+    assert s3.head_object(Bucket=BUCKET, Key="runs/acme-com/receipt.json")["ETag"] == before
+
+
+def test_zstd_parts(world: World, s3) -> None:
+    from transfer_runner import commands
+
+    report = commands.apply([str(world.manifests)], world.settings(compression="zstd"))
+    assert report.transfers[0].status == "succeeded", report.transfers[0].message
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/")["Contents"]}
+    assert "runs/acme-com/archive/part-00001.tar.zst" in keys

@@ -44,6 +44,7 @@ class RunContext:
     s3_factory: Callable[[S3Settings], Any] | None = None
     progress: ProgressSink = _no_progress
     lock_ttl_s: float = 900.0
+    git_commit: str | None = None  # of the manifests' repository, for receipts
     _s3: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

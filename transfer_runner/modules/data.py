@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from transfer_runner.engine.context import TaskContext
 from transfer_runner.engine.keys import idempotency_key
 from transfer_runner.errors import ExportError, StepError
-from transfer_runner.export import exporter, importer, verifier
+from transfer_runner.export import exporter, importer, receipt, verifier
 from transfer_runner.export.layout import store_layout
 from transfer_runner.modules.base import Check, require
 from transfer_runner.platforms.base import STORES
@@ -141,6 +142,10 @@ class VerifyExports:
                 pending.append(store)
         facts = {"stores": stores, "pending": pending}
         if not pending:
+            if stores and receipt.read_receipt(
+                ctx.run.s3(), ctx.run.export, ctx.transfer.name
+            ) is None:
+                return Check(actions=("write the export receipt",), facts=facts)
             return Check(reason="every export is verified", facts=facts)
         actions = tuple(f"verify the {s} export against the source" for s in pending)
         return Check(actions=actions, facts=facts)
@@ -165,7 +170,13 @@ class VerifyExports:
                 "messages": result.messages,
                 "bytes": result.bytes,
                 "index_sha256": result.index_sha256,
+                "verified_at": datetime.now(UTC).isoformat(),
             }
+        if stores:
+            written = receipt.write_receipt(
+                ctx.run.s3(), ctx.run.export, ctx.transfer.name, stores, ctx.run.git_commit
+            )
+            return {"stores": stores, "pending": [], "receipt": written.key}
         return {"stores": stores, "pending": []}
 
     def _already_verified(self, ctx: TaskContext) -> dict[str, Any]:
