@@ -142,9 +142,10 @@ class VerifyExports:
                 pending.append(store)
         facts = {"stores": stores, "pending": pending}
         if not pending:
-            if stores and receipt.read_receipt(
-                ctx.run.s3(), ctx.run.export, ctx.transfer.name
-            ) is None:
+            if (
+                stores
+                and receipt.read_receipt(ctx.run.s3(), ctx.run.export, ctx.transfer.name) is None
+            ):
                 return Check(actions=("write the export receipt",), facts=facts)
             return Check(reason="every export is verified", facts=facts)
         actions = tuple(f"verify the {s} export against the source" for s in pending)
@@ -160,6 +161,9 @@ class VerifyExports:
                 ctx.transfer.name,
                 args["account"],
                 store,
+                progress=_progress(
+                    ctx, f"verify {store}", _export_facts(ctx, store).get("messages", 0)
+                ),
             )
             if not result.ok:
                 shown = "; ".join(result.problems[:5])
