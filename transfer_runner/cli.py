@@ -147,7 +147,13 @@ def validate(ctx: click.Context, paths: tuple[str, ...], online: bool, fmt: str)
 
 
 def _selection_options(func: Any) -> Any:
-    """`--limit` and `--tags`, shared by plan and apply."""
+    """`--limit`, `--tags` and `--shard`, shared by plan and apply."""
+    func = click.option(
+        "--shard", metavar="I/N|auto[/N]",
+        help="Take a stable 1/N of the transfers (1-based I). auto reads CI_NODE_INDEX/"
+        "CI_NODE_TOTAL, JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX (give N: auto/N), "
+        "or TRANSFER_RUNNER_SHARD.",
+    )(func)  # fmt: skip
     func = click.option(
         "--tags", default="", metavar="T1,T2", help="Only tasks with these tags."
     )(func)
@@ -157,19 +163,38 @@ def _selection_options(func: Any) -> Any:
     )(func)  # fmt: skip
 
 
+def _shard(spec: str | None) -> tuple[int, int] | None:
+    from transfer_runner.sharding import parse_shard
+
+    return parse_shard(spec) if spec else None
+
+
+def _serial(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    text = (value or "").strip()
+    digits = text[:-1] if text.endswith("%") else text
+    if value is not None and (not digits.isdigit() or int(digits) < 1):
+        raise click.BadParameter("a number of transfers (10) or a percentage (10%)")
+    return value
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
 @_selection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.pass_context
 def plan(
-    ctx: click.Context, paths: tuple[str, ...], limits: tuple[str, ...], tags: str, as_json: bool
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    limits: tuple[str, ...],
+    tags: str,
+    shard: str | None,
+    as_json: bool,
 ) -> None:
     """Show, per transfer, which steps would change and how. Writes nothing.
 
     Exit 0 nothing to do, 2 changes pending, 1 error (including drift).
     """
-    report = commands.plan(paths, _settings(ctx), limits, _tags(tags))
+    report = commands.plan(paths, _settings(ctx), limits, _tags(tags), shard=_shard(shard))
     if as_json:
         from transfer_runner.reporting.json_report import render_json
 
@@ -193,6 +218,14 @@ def plan(
     help="Transfers run at once (steps within a transfer stay in order).",
 )
 @_selection_options
+@click.option("--serial", metavar="N|P%", callback=_serial,
+              help="Run in waves of N transfers (or P% of them), one wave after another.")
+@click.option("--max-fail-percentage", type=click.FloatRange(0, 100), metavar="P",
+              help="Start no new wave once more than P% of transfers failed.")
+@click.option("--max-platform-calls-per-second", type=click.FloatRange(min=0.1), metavar="R",
+              help="Platform calls per second, shared by all forks.")
+@click.option("--max-platform-concurrency", type=click.IntRange(min=1), metavar="C",
+              help="Platform calls at once, shared by all forks.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (CI).")
 @click.option("--report-json", type=click.Path(dir_okay=False), help="Write the JSON report here.")
 @click.option("--junit", type=click.Path(dir_okay=False), help="Write a JUnit XML report here.")
@@ -209,6 +242,11 @@ def apply(
     forks: int,
     limits: tuple[str, ...],
     tags: str,
+    shard: str | None,
+    serial: str | None,
+    max_fail_percentage: float | None,
+    max_platform_calls_per_second: float | None,
+    max_platform_concurrency: int | None,
     yes: bool,
     report_json: str | None,
     junit: str | None,
@@ -223,6 +261,12 @@ def apply(
         _confirm(paths, settings, limits, tags)
     verbosity = ctx.obj["verbosity"]
     stop = threading.Event()
+    bulk = commands.BulkOptions(
+        serial=serial,
+        max_fail_percentage=max_fail_percentage,
+        max_platform_calls_per_second=max_platform_calls_per_second,
+        max_platform_concurrency=max_platform_concurrency,
+    )
     try:
         report = commands.apply(
             paths,
@@ -233,12 +277,15 @@ def apply(
             reporter=ConsoleReporter(verbosity=verbosity),
             progress=ConsoleProgress(quiet=verbosity < 0),
             stop=stop,
+            shard=_shard(shard),
+            bulk=bulk,
         )
     except KeyboardInterrupt:
-        stop.set()
-        click.echo("interrupted: finished steps are recorded; run apply again to resume", err=True)
+        click.echo("aborted: finished steps are recorded; run apply again to resume", err=True)
         ctx.exit(EXIT_FAILED)
     click.echo(render_recap(report))
+    if stop.is_set():
+        click.echo("interrupted: running steps finished and were recorded; apply again to resume")
     _write_reports(report, report_json, junit)
     failed = [t.name for t in report.transfers if t.status == "failed"]
     write_retry_file(retry_file, failed)

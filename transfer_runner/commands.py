@@ -24,8 +24,10 @@ from transfer_runner.manifest.model import Transfer
 from transfer_runner.manifest.online import online_diagnostics
 from transfer_runner.modules.base import load_modules
 from transfer_runner.platforms import open_platform
+from transfer_runner.platforms.throttle import ThrottledPlatform
 from transfer_runner.playbook.loader import load_playbook
 from transfer_runner.selection import select
+from transfer_runner.sharding import in_shard
 from transfer_runner.state.base import LockInfo, RunInfo, StepRecord, TransferRecord
 from transfer_runner.state.open import open_state
 
@@ -83,13 +85,29 @@ def validate(paths: Sequence[str], settings: Settings, online: bool = False) -> 
     return ValidationResult(tuple(diagnostics), tuple(transfers))
 
 
-def _load_valid(paths: Sequence[str], limits: Sequence[str]) -> list[Transfer]:
+def _load_valid(
+    paths: Sequence[str], limits: Sequence[str], shard: tuple[int, int] | None = None
+) -> list[Transfer]:
+    """Every manifest valid (else nothing runs), then `--limit`, then `--shard`."""
     from transfer_runner.errors import ManifestError
 
     transfers, diagnostics = load_transfers(paths)
     if diagnostics:
         raise ManifestError(diagnostics)
-    return select(transfers, limits)
+    chosen = select(transfers, limits)
+    if shard is None:
+        return chosen
+    return in_shard(chosen, [t.name for t in chosen], *shard)
+
+
+@dataclass(frozen=True)
+class BulkOptions:
+    """How a large apply is paced: waves, failure budget, and the shared platform throttle."""
+
+    serial: str | None = None
+    max_fail_percentage: float | None = None
+    max_platform_calls_per_second: float | None = None
+    max_platform_concurrency: int | None = None
 
 
 def _export_settings(settings: Settings) -> S3Settings | None:
@@ -112,9 +130,10 @@ def plan(
     limits: Sequence[str] = (),
     tags: Sequence[str] = (),
     reporter: Reporter | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> RunReport:
     """Check mode: what each transfer's steps would change. Writes nothing anywhere."""
-    transfers = _load_valid(paths, limits)
+    transfers = _load_valid(paths, limits, shard)
     modules = load_modules()
     playbook = load_playbook(settings.playbook, modules)
     started = datetime.now(UTC)
@@ -152,9 +171,12 @@ def apply(
     reporter: Reporter | None = None,
     progress: ProgressSink | None = None,
     stop: threading.Event | None = None,
+    shard: tuple[int, int] | None = None,
+    bulk: BulkOptions | None = None,
 ) -> RunReport:
     """Execute the playbook for every selected transfer; every step recorded as it ends."""
-    transfers = _load_valid(paths, limits)
+    bulk = bulk or BulkOptions()
+    transfers = _load_valid(paths, limits, shard)
     modules = load_modules()
     playbook = load_playbook(settings.playbook, modules)
     started = datetime.now(UTC)
@@ -168,6 +190,12 @@ def apply(
     with ExitStack() as stack:
         platform = open_platform(settings.platform)
         stack.callback(platform.close)
+        if bulk.max_platform_calls_per_second or bulk.max_platform_concurrency:
+            platform = ThrottledPlatform(  # type: ignore[assignment]
+                platform,
+                per_second=bulk.max_platform_calls_per_second,
+                concurrency=bulk.max_platform_concurrency,
+            )
         state = open_state(settings.state)
         stack.callback(state.close)
         state.start_run(info)
@@ -187,7 +215,13 @@ def apply(
             playbook,
             modules,
             transfers,
-            RunOptions(forks=forks, tags=frozenset(tags), owner=f"{info.user}@{_host()}"),
+            RunOptions(
+                forks=forks,
+                tags=frozenset(tags),
+                owner=f"{info.user}@{_host()}",
+                serial=bulk.serial,
+                max_fail_percentage=bulk.max_fail_percentage,
+            ),
             reporter or NullReporter(),
             stop,
         )

@@ -11,7 +11,7 @@ import logging
 import socket
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -55,12 +55,14 @@ class NullReporter:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How to run: forks, tag filter, lock lease."""
+    """How to run: forks, tag filter, lock lease, waves and their failure budget."""
 
     forks: int = 1
     tags: frozenset[str] = frozenset()
     lock_ttl_s: float = 900.0
     owner: str = ""
+    serial: str | None = None  # wave size: "10" transfers or "10%" of them
+    max_fail_percentage: float | None = None  # stop starting waves above this
 
 
 def run_transfers(
@@ -72,18 +74,78 @@ def run_transfers(
     reporter: Reporter,
     stop: threading.Event | None = None,
 ) -> list[TransferResult]:
-    """Run every transfer (up to `forks` at once); results in the order given."""
-    stop = stop or threading.Event()
+    """Run every transfer (up to `forks` at once), wave by wave; results in the order given.
 
+    After each wave, if the share of failed transfers so far exceeds `max_fail_percentage`, no
+    new wave starts (running transfers have finished); the rest are reported as not started.
+    """
+    stop = stop or threading.Event()
+    results: list[TransferResult] = []
+    waves = _waves(list(transfers), options.serial)
+    for number, wave in enumerate(waves):
+        results.extend(_run_wave(run, playbook, modules, wave, options, reporter, stop))
+        if number + 1 < len(waves) and _over_budget(results, options.max_fail_percentage):
+            rest = [t for later in waves[number + 1 :] for t in later]
+            why = f"not started: more than {options.max_fail_percentage:g}% of transfers failed"
+            results.extend(TransferResult(t.name, "failed", message=why, path=t.path) for t in rest)
+            break
+    return results
+
+
+def _run_wave(
+    run: RunContext,
+    playbook: Playbook,
+    modules: ModuleRegistry,
+    transfers: list[Transfer],
+    options: RunOptions,
+    reporter: Reporter,
+    stop: threading.Event,
+) -> list[TransferResult]:
     def one(transfer: Transfer) -> TransferResult:
         if stop.is_set():
             return TransferResult(transfer.name, "failed", message="not started: run interrupted")
         return run_transfer(run, playbook, modules, transfer, options, reporter, stop)
 
-    if options.forks <= 1 or len(transfers) <= 1:
-        return [one(t) for t in transfers]
-    with ThreadPoolExecutor(max_workers=options.forks, thread_name_prefix="transfer") as pool:
-        return list(pool.map(one, transfers))
+    # Transfers run in worker threads even with one fork, so that Ctrl-C in the main thread
+    # only sets `stop`: running steps finish and are recorded, no new step or transfer starts.
+    pool = ThreadPoolExecutor(max_workers=max(1, options.forks), thread_name_prefix="transfer")
+    try:
+        futures = [pool.submit(one, t) for t in transfers]
+        _wait_allowing_interrupt(futures, stop)
+        return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _wait_allowing_interrupt(futures: list[Future[TransferResult]], stop: threading.Event) -> None:
+    """Wait for every future; a first Ctrl-C sets `stop` and keeps waiting, a second one raises."""
+    pending = set(futures)
+    while pending:
+        try:
+            _, pending = wait(pending, timeout=0.5)
+        except KeyboardInterrupt:
+            if stop.is_set():
+                raise
+            stop.set()
+            log.warning("interrupted: finishing the running steps (Ctrl-C again to abort)")
+
+
+def _waves(transfers: list[Transfer], serial: str | None) -> list[list[Transfer]]:
+    if not serial or not transfers:
+        return [transfers]
+    text = serial.strip()
+    size = (
+        max(1, len(transfers) * int(text[:-1]) // 100) if text.endswith("%") else int(text)
+    )
+    size = max(size, 1)
+    return [transfers[i : i + size] for i in range(0, len(transfers), size)]
+
+
+def _over_budget(results: list[TransferResult], max_fail_percentage: float | None) -> bool:
+    if max_fail_percentage is None or not results:
+        return False
+    failed = sum(1 for r in results if r.status == "failed")
+    return failed * 100 / len(results) > max_fail_percentage
 
 
 def run_transfer(
