@@ -53,7 +53,8 @@ def _settings(ctx: click.Context) -> Settings:
 @click.option(
     "--state",
     metavar="URL",
-    help=f"State store: sqlite:PATH (default {DEFAULT_STATE_URL}). Env TRANSFER_RUNNER_STATE.",
+    help=f"State store: sqlite:PATH (default {DEFAULT_STATE_URL}) or s3://BUCKET/PREFIX, "
+    "shared by CI runners (needs conditional writes). Env TRANSFER_RUNNER_STATE.",
 )
 @click.option(
     "--export-to",

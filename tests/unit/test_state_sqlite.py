@@ -425,8 +425,7 @@ def test_open_state_forms(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("url", "match"),
     [
-        ("s3://bucket/prefix", "S3 state backend is not available yet"),
-        ("S3://bucket/prefix", "S3 state backend is not available yet"),
+        ("S3://bucket/prefix", "must look like s3://BUCKET/PREFIX"),
         ("postgres://db/x", "sqlite:PATH"),
         ("", "sqlite:PATH"),
         ("sqlite:", "no path"),

@@ -7,19 +7,21 @@ import re
 from transfer_runner.config import DEFAULT_STATE_URL
 from transfer_runner.errors import ConfigError
 from transfer_runner.state.base import StateStore
+from transfer_runner.state.s3 import S3StateStore
 from transfer_runner.state.sqlite import SqliteStateStore
 
 __all__ = ["open_state", "DEFAULT_STATE_URL"]
 
-_ACCEPTED = "sqlite:PATH (or a bare PATH), e.g. " + DEFAULT_STATE_URL
+_ACCEPTED = "sqlite:PATH (or a bare PATH), e.g. " + DEFAULT_STATE_URL + ", or s3://BUCKET/PREFIX"
 # A scheme is two or more letters before ':' so that a Windows drive (C:\...) stays a path.
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
 
 
 def open_state(url: str, *, read_only: bool = False) -> StateStore:
-    """The state store named by `url`: `sqlite:PATH` or a bare path; `s3://` is not yet here.
+    """The state store named by `url`: `sqlite:PATH`, a bare path, or `s3://BUCKET/PREFIX`.
 
     With `read_only`, nothing is written and a missing SQLite file reads as an empty store.
+    Opening S3 state for writing first probes that the bucket honours conditional writes.
     """
     text = url.strip()
     if not text:
@@ -27,9 +29,9 @@ def open_state(url: str, *, read_only: bool = False) -> StateStore:
     match = _SCHEME.match(text)
     scheme = match.group(1).lower() if match else ""
     if scheme == "s3":
-        raise ConfigError(
-            "the S3 state backend is not available yet in this version; use sqlite:PATH"
-        )
+        if not text.startswith("s3://"):
+            raise ConfigError(f"state URL {url!r} must look like s3://BUCKET/PREFIX")
+        return S3StateStore(text, read_only=read_only)
     if scheme == "sqlite":
         path = text[len("sqlite:") :]
         if not path:
