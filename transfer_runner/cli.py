@@ -148,7 +148,15 @@ def validate(ctx: click.Context, paths: tuple[str, ...], online: bool, fmt: str)
 
 
 def _selection_options(func: Any) -> Any:
-    """`--limit`, `--tags` and `--shard`, shared by plan and apply."""
+    """`--limit`, `--tags`, `--shard` and the git guards, shared by plan and apply."""
+    func = click.option(
+        "--require-clean", is_flag=True,
+        help="Refuse manifests with uncommitted changes (git).",
+    )(func)  # fmt: skip
+    func = click.option(
+        "--changed-since", metavar="REF",
+        help="Only manifests changed since this git ref (e.g. origin/main).",
+    )(func)  # fmt: skip
     func = click.option(
         "--shard", metavar="I/N|auto[/N]",
         help="Take a stable 1/N of the transfers (1-based I). auto reads CI_NODE_INDEX/"
@@ -182,6 +190,8 @@ def _serial(ctx: click.Context, param: click.Parameter, value: str | None) -> st
 @click.argument("paths", nargs=-1, required=True)
 @_selection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--out", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Save the plan (JSON); `apply FILE` applies exactly it, or refuses if stale.")
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -189,13 +199,21 @@ def plan(
     limits: tuple[str, ...],
     tags: str,
     shard: str | None,
+    changed_since: str | None,
+    require_clean: bool,
     as_json: bool,
+    out: str | None,
 ) -> None:
     """Show, per transfer, which steps would change and how. Writes nothing.
 
     Exit 0 nothing to do, 2 changes pending, 1 error (including drift).
     """
-    report = commands.plan(paths, _settings(ctx), limits, _tags(tags), shard=_shard(shard))
+    report = commands.plan(
+        paths, _settings(ctx), limits, _tags(tags), shard=_shard(shard),
+        git=commands.GitGuards(changed_since, require_clean), out=out,
+    )  # fmt: skip
+    if out:
+        click.echo(f"plan saved to {out}: apply exactly it with `transfer-runner apply {out}`")
     if as_json:
         from transfer_runner.reporting.json_report import render_json
 
@@ -244,6 +262,8 @@ def apply(
     limits: tuple[str, ...],
     tags: str,
     shard: str | None,
+    changed_since: str | None,
+    require_clean: bool,
     serial: str | None,
     max_fail_percentage: float | None,
     max_platform_calls_per_second: float | None,
@@ -255,6 +275,8 @@ def apply(
 ) -> None:
     """Run the playbook for each transfer and print the recap.
 
+    PATHS are manifests or directories, or one plan file saved by `plan --out`: then exactly
+    that plan is applied, and refused if any of its manifests or states changed since.
     Exit 0 all succeeded (or were already done), 1 any failed, 3 one was locked by another runner.
     """
     settings = _settings(ctx)
@@ -280,6 +302,7 @@ def apply(
             stop=stop,
             shard=_shard(shard),
             bulk=bulk,
+            git=commands.GitGuards(changed_since, require_clean),
         )
     except KeyboardInterrupt:
         click.echo("aborted: finished steps are recorded; run apply again to resume", err=True)

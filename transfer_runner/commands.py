@@ -11,13 +11,15 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from transfer_runner import plans
 from transfer_runner.config import Settings
 from transfer_runner.engine.context import ProgressSink, RunContext
 from transfer_runner.engine.results import RunReport
 from transfer_runner.engine.runner import NullReporter, Reporter, RunOptions, run_transfers
-from transfer_runner.errors import Diagnostic, StateError
+from transfer_runner.errors import ConfigError, Diagnostic, StateError
 from transfer_runner.export.s3 import S3Settings
 from transfer_runner.manifest.api import load_transfers
 from transfer_runner.manifest.model import Transfer
@@ -85,15 +87,34 @@ def validate(paths: Sequence[str], settings: Settings, online: bool = False) -> 
     return ValidationResult(tuple(diagnostics), tuple(transfers))
 
 
+@dataclass(frozen=True)
+class GitGuards:
+    """`--changed-since REF` selects manifests changed since a git ref; `--require-clean`
+    refuses manifests with uncommitted changes (what runs is what was reviewed)."""
+
+    changed_since: str | None = None
+    require_clean: bool = False
+
+
 def _load_valid(
-    paths: Sequence[str], limits: Sequence[str], shard: tuple[int, int] | None = None
+    paths: Sequence[str],
+    limits: Sequence[str],
+    shard: tuple[int, int] | None = None,
+    git: GitGuards | None = None,
 ) -> list[Transfer]:
-    """Every manifest valid (else nothing runs), then `--limit`, then `--shard`."""
+    """Every manifest valid (else nothing runs), then the git guards, `--limit`, `--shard`."""
     from transfer_runner.errors import ManifestError
 
+    if git and git.require_clean:
+        dirty = plans.uncommitted(paths)
+        if dirty:
+            raise ConfigError("--require-clean: uncommitted manifests: " + ", ".join(dirty[:10]))
     transfers, diagnostics = load_transfers(paths)
     if diagnostics:
         raise ManifestError(diagnostics)
+    if git and git.changed_since:
+        changed = plans.changed_since(git.changed_since, paths)
+        transfers = [t for t in transfers if str(Path(t.path).resolve()) in changed]
     chosen = select(transfers, limits)
     if shard is None:
         return chosen
@@ -131,9 +152,12 @@ def plan(
     tags: Sequence[str] = (),
     reporter: Reporter | None = None,
     shard: tuple[int, int] | None = None,
+    git: GitGuards | None = None,
+    out: str | None = None,
 ) -> RunReport:
-    """Check mode: what each transfer's steps would change. Writes nothing anywhere."""
-    transfers = _load_valid(paths, limits, shard)
+    """Check mode: what each transfer's steps would change. Writes nothing anywhere, except
+    the plan file `out` when asked (for `apply FILE`)."""
+    transfers = _load_valid(paths, limits, shard, git)
     modules = load_modules()
     playbook = load_playbook(settings.playbook, modules)
     started = datetime.now(UTC)
@@ -158,7 +182,10 @@ def plan(
             RunOptions(tags=frozenset(tags)),
             reporter or NullReporter(),
         )
-    return RunReport(run.run_id, "plan", started, datetime.now(UTC), tuple(results))
+        report = RunReport(run.run_id, "plan", started, datetime.now(UTC), tuple(results))
+        if out:
+            plans.write_plan(out, report, transfers, state)
+    return report
 
 
 def apply(
@@ -173,10 +200,21 @@ def apply(
     stop: threading.Event | None = None,
     shard: tuple[int, int] | None = None,
     bulk: BulkOptions | None = None,
+    git: GitGuards | None = None,
 ) -> RunReport:
-    """Execute the playbook for every selected transfer; every step recorded as it ends."""
+    """Execute the playbook for every selected transfer; every step recorded as it ends.
+
+    Given one saved plan file (`plan --out`), apply exactly its transfers, and refuse the whole
+    plan if any of their manifests or states changed since it was made.
+    """
     bulk = bulk or BulkOptions()
-    transfers = _load_valid(paths, limits, shard)
+    plan_doc = (
+        plans.read_plan(paths[0]) if len(paths) == 1 and plans.is_plan_file(paths[0]) else None
+    )
+    if plan_doc is not None:
+        paths = sorted({entry["path"] for entry in plan_doc["transfers"]})
+        limits = [",".join(entry["name"] for entry in plan_doc["transfers"])]
+    transfers = _load_valid(paths, limits, shard, git) if paths else []
     modules = load_modules()
     playbook = load_playbook(settings.playbook, modules)
     started = datetime.now(UTC)
@@ -198,6 +236,10 @@ def apply(
             )
         state = open_state(settings.state)
         stack.callback(state.close)
+        if plan_doc is not None:
+            stale = plans.stale_reasons(plan_doc, transfers, state)
+            if stale:
+                raise ConfigError("stale plan, make a new one:\n  " + "\n  ".join(stale))
         state.start_run(info)
         run = RunContext(
             run_id=info.id,

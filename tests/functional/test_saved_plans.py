@@ -1,0 +1,62 @@
+"""Approved-only apply: `plan --out FILE`, then `apply FILE` exactly, refused when stale."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.functional.conftest import GLOBEX, World, manifest
+from transfer_runner import commands
+from transfer_runner.errors import ConfigError
+
+
+def test_apply_a_saved_plan(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(world.root)
+    plan_file = str(world.root / "plan.json")
+    world.write("globex-io.yml", manifest("globex-io", **GLOBEX))
+    commands.plan([str(world.manifests)], world.settings(), limits=["acme-com"], out=plan_file)
+    report = commands.apply([plan_file], world.settings())
+    assert [t.name for t in report.transfers] == ["acme-com"]  # exactly the planned transfer
+    assert report.transfers[0].status == "succeeded"
+    assert world.account("C-1002")["status"] == "active"
+
+
+def test_a_plan_is_stale_after_the_manifest_changes(world: World, monkeypatch) -> None:
+    monkeypatch.chdir(world.root)
+    plan_file = str(world.root / "plan.json")
+    commands.plan([str(world.manifests)], world.settings(), out=plan_file)
+    world.write("acme-com.yml", manifest(users=41))
+    with pytest.raises(ConfigError, match="(?s)stale plan.*changed since the plan"):
+        commands.apply([plan_file], world.settings())
+    assert world.writes() == 0
+
+
+def test_a_plan_is_stale_after_another_run(world: World, monkeypatch) -> None:
+    monkeypatch.chdir(world.root)
+    plan_file = str(world.root / "plan.json")
+    commands.plan([str(world.manifests)], world.settings(), out=plan_file)
+    world.apply(tags=("authorize",))  # someone else moved the transfer on
+    with pytest.raises(ConfigError, match="state changed since the plan"):
+        commands.apply([plan_file], world.settings())
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_changed_since_and_require_clean(world: World, monkeypatch) -> None:
+    monkeypatch.chdir(world.root)
+    _git(world.root, "init", "-q")
+    _git(world.root, "add", "transfers")
+    _git(world.root, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "one")
+    _git(world.root, "tag", "base")
+    world.write("globex-io.yml", manifest("globex-io", **GLOBEX))
+    with pytest.raises(ConfigError, match="uncommitted manifests: transfers/globex-io.yml"):
+        commands.plan(["transfers"], world.settings(), git=commands.GitGuards(require_clean=True))
+    _git(world.root, "add", "transfers")
+    _git(world.root, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "two")
+    guards = commands.GitGuards(changed_since="base", require_clean=True)
+    report = commands.plan(["transfers"], world.settings(), git=guards)
+    assert [t.name for t in report.transfers] == ["globex-io"]

@@ -1,0 +1,137 @@
+"""Saved plans for approved-only apply: `plan --out FILE`, then `apply FILE`.
+
+A plan file records, per transfer, the manifest's SHA-256, the transfer's state when planned
+and the actions. `apply FILE` applies exactly those transfers and refuses the whole plan if any
+manifest or any transfer's state changed since (a stale plan), so what was reviewed is what runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from transfer_runner.engine.results import RunReport
+from transfer_runner.errors import ConfigError
+from transfer_runner.manifest.model import Transfer
+from transfer_runner.state.base import StateStore
+
+__all__ = [
+    "PLAN_KIND",
+    "is_plan_file",
+    "write_plan",
+    "read_plan",
+    "stale_reasons",
+    "state_fingerprint",
+    "changed_since",
+    "uncommitted",
+]
+
+PLAN_KIND = "transfer-runner/plan"
+
+
+def state_fingerprint(state: StateStore, name: str) -> str:
+    """A digest of everything the state store knows of a transfer (status and steps)."""
+    record = state.get_transfer(name)
+    steps = state.latest_steps(name)
+    doc = {
+        "status": record.status if record else None,
+        "sha": record.manifest_sha256 if record else None,
+        "steps": sorted(
+            (s.name, s.status, s.run_id, s.ended_at.isoformat()) for s in steps.values()
+        ),
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def write_plan(
+    path: str | Path, report: RunReport, transfers: Sequence[Transfer], state: StateStore
+) -> None:
+    """Save the plan: each transfer's manifest hash, state fingerprint and actions."""
+    by_name = {t.name: t for t in transfers}
+    doc = {
+        "kind": PLAN_KIND,
+        "version": 1,
+        "created_at": datetime.now(UTC).isoformat(),
+        "run_id": report.run_id,
+        "transfers": [
+            {
+                "name": result.name,
+                "path": by_name[result.name].path,
+                "manifest_sha256": by_name[result.name].sha256,
+                "state": state_fingerprint(state, result.name),
+                "status": result.status,
+                "actions": [a for step in result.steps for a in step.actions],
+            }
+            for result in report.transfers
+        ],
+    }
+    Path(path).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+
+
+def is_plan_file(path: str) -> bool:
+    """True if `path` is a saved plan (JSON of our kind), not a manifest or directory."""
+    file = Path(path)
+    if not file.is_file() or file.suffix.lower() != ".json":
+        return False
+    try:
+        return json.loads(file.read_text(encoding="utf-8")).get("kind") == PLAN_KIND
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def read_plan(path: str | Path) -> dict[str, Any]:
+    """The saved plan; ConfigError if it is not one."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a readable plan file: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("kind") != PLAN_KIND or doc.get("version") != 1:
+        raise ConfigError(f"{path}: not a transfer-runner plan (kind {PLAN_KIND!r}, version 1)")
+    return doc
+
+
+def stale_reasons(
+    plan: dict[str, Any], transfers: Sequence[Transfer], state: StateStore
+) -> list[str]:
+    """Why the plan no longer describes the world (empty: it still does)."""
+    by_name = {t.name: t for t in transfers}
+    reasons = []
+    for entry in plan["transfers"]:
+        transfer = by_name.get(entry["name"])
+        if transfer is None:
+            reasons.append(f"{entry['name']}: its manifest {entry['path']} is gone")
+        elif transfer.sha256 != entry["manifest_sha256"]:
+            reasons.append(f"{entry['name']}: {transfer.path} changed since the plan")
+        elif state_fingerprint(state, entry["name"]) != entry["state"]:
+            reasons.append(f"{entry['name']}: its state changed since the plan (another run?)")
+    return reasons
+
+
+def _git(args: list[str]) -> str:
+    try:
+        out = subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ConfigError(f"git {' '.join(args)}: {exc}") from exc
+    if out.returncode != 0:
+        raise ConfigError(f"git {' '.join(args)}: {out.stderr.strip() or 'failed'}")
+    return out.stdout
+
+
+def changed_since(ref: str, paths: Sequence[str]) -> set[str]:
+    """Resolved paths of files changed (added, modified, renamed) since the git ref `ref`."""
+    top = Path(_git(["rev-parse", "--show-toplevel"]).strip())
+    out = _git(["diff", "--name-only", "--diff-filter=AMR", ref, "--", *paths])
+    return {str((top / line).resolve()) for line in out.splitlines() if line.strip()}
+
+
+def uncommitted(paths: Sequence[str]) -> list[str]:
+    """Files under `paths` with uncommitted changes (or untracked), as git reports them."""
+    out = _git(["status", "--porcelain", "--untracked-files=all", "--", *paths])
+    return [line[3:] for line in out.splitlines() if line.strip()]
