@@ -46,3 +46,18 @@ def test_unknown_platform_is_a_clean_error(tmp_path, capsys: pytest.CaptureFixtu
               f"sqlite:{tmp_path}/s.db", "sandbox", "dump", f"{tmp_path}/missing.db"])
     assert exit_.value.code == 1
     assert "no sandbox" in capsys.readouterr().err
+
+
+def test_sandbox_url_latency_option(tmp_path) -> None:
+    from transfer_runner.errors import ConfigError
+    from transfer_runner.platforms import open_platform
+    from transfer_runner.platforms.sandbox.fixture import init_sandbox
+
+    fixture = tmp_path / "f.yml"
+    fixture.write_text("accounts:\n  - {id: R-1, type: reseller, name: R}\n")
+    init_sandbox(tmp_path / "s.db", fixture)
+    platform = open_platform(f"sandbox:{tmp_path}/s.db?latency_ms=5")
+    assert platform.get_account("R-1") is not None
+    platform.close()
+    with pytest.raises(ConfigError, match="latency_ms"):
+        open_platform(f"sandbox:{tmp_path}/s.db?speed=fast")

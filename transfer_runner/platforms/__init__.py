@@ -24,12 +24,13 @@ def open_platform(url: str) -> Platform:
     if scheme == "sandbox":
         from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 
-        if not rest or not Path(rest).is_file():
+        path, _, query = rest.partition("?")
+        if not path or not Path(path).is_file():
             raise ConfigError(
-                f"no sandbox platform at {rest or '(empty path)'}: "
+                f"no sandbox platform at {path or '(empty path)'}: "
                 "create one with `transfer-runner sandbox init PATH --fixture FILE`"
             )
-        return SandboxPlatform(rest)
+        return SandboxPlatform(path, latency_ms=_latency(query, url))
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == scheme:
             return ep.load()(url)
@@ -37,3 +38,17 @@ def open_platform(url: str) -> Platform:
         f"unknown platform URL {url!r}: use sandbox:PATH or a scheme registered under "
         f"the {ENTRY_POINT_GROUP!r} entry-point group"
     )
+
+
+def _latency(query: str, url: str) -> float:
+    """`latency_ms=20` in a sandbox URL simulates a remote platform (benchmarks)."""
+    if not query:
+        return 0.0
+    key, _, value = query.partition("=")
+    try:
+        latency = float(value)
+    except ValueError:
+        latency = -1.0
+    if key != "latency_ms" or latency < 0:
+        raise ConfigError(f"{url}: the only sandbox option is ?latency_ms=N (N >= 0)")
+    return latency
