@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEMO_DIR ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-unit lint bench-export clean
+.PHONY: install demo test test-unit lint bench-export bench-bulk clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: install
 bench-export: install ## export benchmark against SeaweedFS on loopback (see bench/RESULTS.md)
 	$(PY) -m pip install --quiet awscli
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/bench_export.py $(BENCH_ARGS)
+
+bench-bulk: install ## 1,000 transfers at forks 1/8/32 vs ansible-core's overhead (bench/RESULTS.md)
+	$(PY) -m pip install --quiet ansible-core
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/bench_bulk.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .transfer-runner .pytest_cache *.egg-info
