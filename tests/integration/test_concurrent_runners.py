@@ -1,0 +1,77 @@
+"""I6 across processes: two `apply` runs on the same manifests and the same S3 state."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.functional.conftest import FIXTURE, GLOBEX, manifest
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+def _env(tmp_path: Path, s3_server: Any, prefix: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TRANSFER_RUNNER_"))}
+    env.update(s3_server.env())
+    env.update(
+        TRANSFER_RUNNER_PLATFORM=f"sandbox:{tmp_path / 'sandbox.db'}",
+        TRANSFER_RUNNER_STATE=f"s3://{s3_server.bucket}/{prefix}/state",
+        TRANSFER_RUNNER_EXPORT_TO=f"s3://{s3_server.bucket}/{prefix}/exports",
+        PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+    )
+    return env
+
+
+def _run(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "transfer_runner", *args],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("shards", [None, ("1/1", "1/1")], ids=["same-run", "overlapping-shards"])
+def test_two_runners_execute_each_transfer_once(tmp_path: Path, s3_server: Any, shards) -> None:
+    (tmp_path / "fixture.yml").write_text(FIXTURE)
+    transfers = tmp_path / "transfers"
+    transfers.mkdir()
+    (transfers / "acme-com.yml").write_text(manifest())
+    (transfers / "globex-io.yml").write_text(manifest("globex-io", **GLOBEX))
+    env = _env(tmp_path, s3_server, f"race-{tmp_path.name[-10:]}".lower().replace("_", "-"))
+    init = _run(tmp_path, env, "sandbox", "init", "sandbox.db", "--fixture", "fixture.yml")
+    assert init.wait(60) == 0, init.stderr.read() if init.stderr else ""
+
+    extra = [["--shard", s] for s in shards] if shards else [[], []]
+    runners = [
+        _run(tmp_path, env, "apply", "transfers", "--yes", "--retry-file", f"retry-{i}",
+             "--report-json", f"report-{i}.json", *extra[i])  # fmt: skip
+        for i in range(2)
+    ]
+    outputs = [r.communicate(timeout=300) for r in runners]
+    codes = [r.returncode for r in runners]
+    assert all(code in (0, 3) for code in codes), (codes, outputs)
+
+    statuses: dict[str, list[str]] = {}
+    for i in range(2):
+        report = json.loads((tmp_path / f"report-{i}.json").read_text())
+        for t in report["transfers"]:
+            statuses.setdefault(t["name"], []).append(t["status"])
+    for name, seen in statuses.items():
+        assert seen.count("succeeded") == 1, (name, seen)  # executed by exactly one runner
+        assert set(seen) <= {"succeeded", "locked", "unchanged"}, (name, seen)
+
+    dump = subprocess.run(
+        [sys.executable, "-m", "transfer_runner", "sandbox", "dump", "sandbox.db"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    world = json.loads(dump.stdout)
+    assert len([a for a in world["accounts"] if a["type"] == "resold"]) == 2
+    assert sorted(c["idempotency_key"] for c in world["charges"]) == [
+        "transfer-fee:acme-com", "transfer-fee:globex-io"
+    ]  # fmt: skip
+    assert len(world["credits"]) == 2
