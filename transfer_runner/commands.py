@@ -7,7 +7,7 @@ import os
 import secrets
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -335,11 +335,20 @@ def _host() -> str:
     return socket.gethostname()
 
 
-def _ci_job() -> str | None:
-    for var in ("GITHUB_RUN_ID", "CI_JOB_ID", "AWS_BATCH_JOB_ID", "BUILD_ID"):
-        if os.environ.get(var):
-            return f"{var}={os.environ[var]}"
-    return None
+def _ci_job(env: Mapping[str, str] | None = None) -> str | None:
+    """The CI job, its URL and the approver, as the environment provides them."""
+    env = os.environ if env is None else env
+    parts = [f"{var}={env[var]}" for var in ("GITHUB_RUN_ID", "CI_JOB_ID", "AWS_BATCH_JOB_ID",
+                                               "BUILD_ID") if env.get(var)]  # fmt: skip
+    url = env.get("CI_JOB_URL") or env.get("TRANSFER_RUNNER_RUN_URL")
+    if not url and env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
+        server = env.get("GITHUB_SERVER_URL", "https://github.com")
+        url = f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
+    if url:
+        parts.append(f"url={url}")
+    if env.get("TRANSFER_RUNNER_APPROVER"):
+        parts.append(f"approver={env['TRANSFER_RUNNER_APPROVER']}")
+    return " ".join(parts) or None
 
 
 def _git_commit() -> str | None:

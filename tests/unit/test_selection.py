@@ -52,3 +52,14 @@ def test_retry_file_round_trip(tmp_path: Path) -> None:
 def test_missing_retry_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read retry file"):
         select(ALL, [f"@{tmp_path}/missing"])
+
+
+def test_ci_job_records_run_url_and_approver() -> None:
+    from transfer_runner.commands import _ci_job
+
+    env = {"GITHUB_RUN_ID": "42", "GITHUB_REPOSITORY": "acme/transfers",
+           "TRANSFER_RUNNER_APPROVER": "alice"}  # fmt: skip
+    assert _ci_job(env) == (
+        "GITHUB_RUN_ID=42 url=https://github.com/acme/transfers/actions/runs/42 approver=alice"
+    )
+    assert _ci_job({}) is None
