@@ -1,8 +1,11 @@
 """The few S3 object operations exports need, with errors turned into `ExportError`.
 
 Every object is written with a SHA-256 S3 checksum and the configured server-side encryption.
-Small objects go up in one PutObject; large ones through boto3's transfer manager, which splits
-them into a multipart upload, keeps the checksum per part and aborts the upload on failure.
+Small objects go up in one PutObject; large ones in a multipart upload of `MULTIPART_CHUNK`
+parts sent one after another, each with its own checksum, aborted on failure. One chunk is in
+memory at a time, whatever the object's size: boto3's transfer manager reads chunks of a file
+object into memory ahead of the requests and keeps them, so its peak grew with the object
+(`index.jsonl` grows with the mailbox). Parts of an export already go up in parallel.
 
 Retries: botocore's `standard` mode (see `s3.client_config`) retries throttling (503
 SlowDown), 5xx answers and broken connections. It does not retry a 409
@@ -17,12 +20,11 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import IO, Any
 
 from boto3.exceptions import S3UploadFailedError
-from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from transfer_runner.errors import ExportError
@@ -44,7 +46,6 @@ __all__ = [
 
 MULTIPART_THRESHOLD = 8 * MiB
 MULTIPART_CHUNK = 8 * MiB
-_MAX_CONCURRENCY = 4
 _MISSING = ("NoSuchKey", "404", "NotFound")
 _CONFLICT_CODES = ("ConditionalRequestConflict", "OperationAborted")
 
@@ -137,14 +138,6 @@ def open_object(s3: Any, bucket: str, key: str) -> Any | None:
     return response["Body"]
 
 
-def _transfer_config() -> TransferConfig:
-    return TransferConfig(
-        multipart_threshold=MULTIPART_THRESHOLD,
-        multipart_chunksize=MULTIPART_CHUNK,
-        max_concurrency=_MAX_CONCURRENCY,
-    )
-
-
 def upload(
     s3: Any, settings: S3Settings, key: str, fileobj: IO[bytes], size: int, content_type: str
 ) -> None:
@@ -161,13 +154,39 @@ def upload(
     else:
 
         def once() -> None:
-            fileobj.seek(0)
-            s3.upload_fileobj(
-                fileobj, settings.bucket, key, ExtraArgs=extra, Config=_transfer_config()
-            )
+            _multipart(s3, settings.bucket, key, fileobj, extra)
 
     with s3_errors(f"upload of s3://{settings.bucket}/{key}"):
         retry_conflicts(once)
+
+
+def _multipart(s3: Any, bucket: str, key: str, fileobj: IO[bytes], extra: dict[str, str]) -> None:
+    """All of `fileobj` as one multipart upload, a chunk at a time; aborted if anything fails."""
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
+    try:
+        parts: list[dict[str, Any]] = []
+        fileobj.seek(0)
+        while chunk := fileobj.read(MULTIPART_CHUNK):
+            number = len(parts) + 1
+            answer = s3.upload_part(
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=chunk,
+                ChecksumAlgorithm="SHA256",
+            )
+            parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+            if answer.get("ChecksumSHA256"):
+                parts[-1]["ChecksumSHA256"] = answer["ChecksumSHA256"]
+            del chunk
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
+    except BaseException:
+        with suppress(ClientError, BotoCoreError):
+            s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        raise
 
 
 def put_bytes(s3: Any, settings: S3Settings, key: str, body: bytes, content_type: str) -> None:
