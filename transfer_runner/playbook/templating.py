@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined
@@ -23,10 +24,21 @@ ENVIRONMENT = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescap
 _SINGLE_EXPRESSION = re.compile(r"^\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}$", re.DOTALL)
 
 
+@lru_cache(maxsize=4096)
+def _compiled_expression(expression: str) -> Any:
+    # Compiling is most of templating's cost; a playbook has a few dozen distinct expressions.
+    return ENVIRONMENT.compile_expression(expression, undefined_to_none=False)
+
+
+@lru_cache(maxsize=4096)
+def _compiled_template(text: str) -> Any:
+    return ENVIRONMENT.from_string(text)
+
+
 def evaluate(expression: str, variables: Mapping[str, Any], task: str) -> Any:
     """Evaluate a bare Jinja2 expression (used for `when`) to its native value."""
     try:
-        value = ENVIRONMENT.compile_expression(expression, undefined_to_none=False)(**variables)
+        value = _compiled_expression(expression)(**variables)
         _reject_undefined(value)
         return value
     except JinjaTemplateError as exc:
@@ -51,7 +63,7 @@ def _render_string(text: str, variables: Mapping[str, Any], task: str) -> Any:
     if single:
         return evaluate(single.group("expr").strip(), variables, task)
     try:
-        return ENVIRONMENT.from_string(text).render(**variables)
+        return _compiled_template(text).render(**variables)
     except JinjaTemplateError as exc:
         raise TemplateError(task, f"{text!r}: {exc}") from exc
 
