@@ -19,10 +19,10 @@ import pytest
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.exceptions import ConnectionClosedError
 from botocore.retries import standard
-from moto import mock_aws
 from moto.core.models import botocore_stubber
 
 from tests.unit.fake_platform import FakePlatform
+from tests.unit.moto_s3 import moto_bucket
 from transfer_runner.errors import ExportError
 from transfer_runner.export import objects
 from transfer_runner.export.exporter import export_store
@@ -33,7 +33,6 @@ from transfer_runner.export.verifier import verify_store
 BUCKET = "exports"
 NAME = "acme-com"
 SOURCE = "C-1001"
-UNSET = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 ERRORS = {
     "slowdown": (503, "SlowDown", "Please reduce your request rate."),
     "500": (500, "InternalError", "We encountered an internal error."),
@@ -113,14 +112,7 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch, no_backoff: None) -> Iterator[Any]:
-    for name in UNSET:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        client = make_s3_client(settings())
-        client.create_bucket(Bucket=BUCKET)
+    with moto_bucket(monkeypatch, BUCKET, settings()) as client:
         yield client
 
 

@@ -14,22 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from tests.unit.fake_platform import FakePlatform
+from tests.unit.moto_s3 import moto_bucket
 from transfer_runner.errors import ConfigError, ExportError
 from transfer_runner.export.exporter import export_store
 from transfer_runner.export.extract import extract_part
 from transfer_runner.export.importer import import_store
 from transfer_runner.export.receipt import read_receipt, write_receipt
-from transfer_runner.export.s3 import S3Settings, make_s3_client
+from transfer_runner.export.s3 import S3Settings
 from transfer_runner.export.verifier import verify_store
 
 BUCKET = "exports"
 NAME = "acme-com"
 SOURCE, TARGET = "C-1001", "A-2001"
 BASE = f"runs/{NAME}/archive/"
-UNSET = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 
 
 def settings(**changes: Any) -> S3Settings:
@@ -38,14 +37,7 @@ def settings(**changes: Any) -> S3Settings:
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name in UNSET:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        client = make_s3_client(settings())
-        client.create_bucket(Bucket=BUCKET)
+    with moto_bucket(monkeypatch, BUCKET, settings()) as client:
         yield client
 
 

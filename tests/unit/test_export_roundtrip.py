@@ -11,13 +11,13 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from tests.unit.fake_platform import BASE_TIME, FakePlatform
+from tests.unit.moto_s3 import moto_bucket
 from transfer_runner.errors import ExportError
 from transfer_runner.export.exporter import export_store, inspect_export
 from transfer_runner.export.importer import import_store, inspect_import
-from transfer_runner.export.s3 import MiB, S3Settings, make_s3_client
+from transfer_runner.export.s3 import MiB, S3Settings
 from transfer_runner.export.verifier import verify_store
 
 BUCKET = "exports"
@@ -31,14 +31,6 @@ WRITES = {
     "DeleteObjects",
     "DeleteObject",
 }
-UNSET = (
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_REGION",
-    "AWS_SESSION_TOKEN",
-)
 
 
 def settings(**changes: Any) -> S3Settings:
@@ -48,14 +40,7 @@ def settings(**changes: Any) -> S3Settings:
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """moto S3 with the export bucket, reached through the product's own client."""
-    for name in UNSET:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        client = make_s3_client(settings())
-        client.create_bucket(Bucket=BUCKET)
+    with moto_bucket(monkeypatch, BUCKET, settings()) as client:
         yield client
 
 

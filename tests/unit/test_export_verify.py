@@ -10,14 +10,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from tests.unit.fake_platform import BASE_TIME, FakePlatform
+from tests.unit.moto_s3 import moto_bucket
 from transfer_runner.errors import ExportError
 from transfer_runner.export import verifier
 from transfer_runner.export.exporter import ExportResult, export_store
 from transfer_runner.export.importer import import_store
-from transfer_runner.export.s3 import S3Settings, make_s3_client
+from transfer_runner.export.s3 import S3Settings
 from transfer_runner.export.verifier import verify_store
 
 BUCKET = "exports"
@@ -28,14 +28,7 @@ Members = list[tuple[tarfile.TarInfo, bytes]]
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        client = make_s3_client(S3Settings(f"s3://{BUCKET}"))
-        client.create_bucket(Bucket=BUCKET)
+    with moto_bucket(monkeypatch, BUCKET, S3Settings(f"s3://{BUCKET}")) as client:
         yield client
 
 
