@@ -43,7 +43,7 @@ class RunContext:
     export: S3Settings | None = None
     s3_factory: Callable[[S3Settings], Any] | None = None
     progress: ProgressSink = _no_progress
-    lock_ttl_s: float = 900.0
+    lock_ttl_s: float = 900.0  # set from RunOptions by run_transfers
     git_commit: str | None = None  # of the manifests' repository, for receipts
     _s3: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

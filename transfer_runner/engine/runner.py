@@ -80,6 +80,7 @@ def run_transfers(
     new wave starts (running transfers have finished); the rest are reported as not started.
     """
     stop = stop or threading.Event()
+    run.lock_ttl_s = options.lock_ttl_s  # the lease re-checked before each write is this one
     results: list[TransferResult] = []
     waves = _waves(list(transfers), options.serial)
     for number, wave in enumerate(waves):
