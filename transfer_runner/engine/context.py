@@ -47,6 +47,18 @@ class RunContext:
     git_commit: str | None = None  # of the manifests' repository, for receipts
     _s3: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _claims: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def ticket_claim(self, ticket: str) -> str | None:
+        """The transfer that claimed `ticket`, from the state store; claims are never
+        released or changed, so one seen once is remembered for the rest of the run."""
+        if ticket in self._claims:
+            return self._claims[ticket]
+        holder = self.state.ticket_claim(ticket)
+        if holder is not None:
+            with self._lock:
+                self._claims[ticket] = holder
+        return holder
 
     def s3(self) -> Any:
         """The S3 client for exports (ConfigError if no destination is configured)."""

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from transfer_runner.engine.context import RunContext, TaskContext
@@ -63,6 +63,7 @@ class RunOptions:
     owner: str = ""
     serial: str | None = None  # wave size: "10" transfers or "10%" of them
     max_fail_percentage: float | None = None  # stop starting waves above this
+    recheck: bool = False  # check completed transfers against the platform again
 
 
 def run_transfers(
@@ -135,9 +136,7 @@ def _waves(transfers: list[Transfer], serial: str | None) -> list[list[Transfer]
     if not serial or not transfers:
         return [transfers]
     text = serial.strip()
-    size = (
-        max(1, len(transfers) * int(text[:-1]) // 100) if text.endswith("%") else int(text)
-    )
+    size = max(1, len(transfers) * int(text[:-1]) // 100) if text.endswith("%") else int(text)
     size = max(size, 1)
     return [transfers[i : i + size] for i in range(0, len(transfers), size)]
 
@@ -159,10 +158,12 @@ def run_transfer(
     stop: threading.Event | None = None,
 ) -> TransferResult:
     """Check (plan) or apply one transfer, holding its lock while applying (invariant I6)."""
+    done = _drifted(run, transfer, reporter) or _completed(run, playbook, transfer, options,
+                                                           reporter)  # fmt: skip
+    if done is not None:
+        return done
     if run.check_mode:
-        return _drifted(run, transfer, reporter) or _execute(
-            run, playbook, modules, transfer, options, reporter, stop
-        )
+        return _execute(run, playbook, modules, transfer, options, reporter, stop)
     owner = options.owner or f"{socket.gethostname()}"
     if not run.state.acquire_lock(
         transfer.name, owner, run.run_id, socket.gethostname(), options.lock_ttl_s
@@ -190,6 +191,66 @@ def _drifted(run: RunContext, transfer: Transfer, reporter: Reporter) -> Transfe
     result = TransferResult(transfer.name, "failed", message=drift, path=transfer.path)
     reporter.transfer_finished(result)
     return result
+
+
+def _completed(
+    run: RunContext,
+    playbook: Playbook,
+    transfer: Transfer,
+    options: RunOptions,
+    reporter: Reporter,
+) -> TransferResult | None:
+    """`unchanged`, from the state store alone, for a completed transfer with the same
+    manifest whose every task of this playbook is recorded as done; None to run the steps.
+
+    A completed transfer changes nothing when applied again (invariant I5), so its checks
+    need not ask the platform: this answers without a platform call, a lock or a step
+    record, which makes re-applying a wave of completed transfers cheap. `--recheck` runs
+    the checks against the platform instead.
+    """
+    if options.recheck:
+        return None
+    record = run.state.get_transfer(transfer.name)
+    if (
+        record is None
+        or record.status != "succeeded"
+        or record.manifest_sha256 != transfer.sha256
+        or record.playbook_sha256 != playbook.sha256
+    ):
+        return None  # not completed, or completed by another playbook: run the checks
+    recorded = run.state.latest_steps(transfer.name)
+    tasks = [t for t in playbook.tasks if _selected(t, options.tags)]
+    if not all(_done(recorded.get(t.name), t) for t in playbook.tasks):
+        return None  # the playbook gained or changed a task since: run the checks
+    message = f"completed in run {record.last_run_id}; nothing to do"
+    reporter.transfer_started(transfer)
+    steps = []
+    for task in tasks:
+        done = recorded[task.name]
+        step = StepResult(
+            task.name, task.module, "ok", f"done in run {done.run_id}", (), dict(done.outputs),
+            done.started_at, done.ended_at,
+        )  # fmt: skip
+        steps.append(step)
+        reporter.step_finished(transfer, step)
+    if not run.check_mode:
+        run.state.append_event(
+            run.run_id,
+            transfer.name,
+            "transfer_finished",
+            {"status": "unchanged", "message": message, "path": transfer.path},
+        )
+    result = TransferResult(transfer.name, "unchanged", tuple(steps), message, transfer.path)
+    reporter.transfer_finished(result)
+    return result
+
+
+def _done(record: StepRecord | None, task: Task) -> bool:
+    return (
+        record is not None
+        and record.module == task.module
+        and record.status in ("ok", "changed", "skipped")
+    )
 
 
 def _drift(run: RunContext, transfer: Transfer) -> str:
@@ -341,18 +402,34 @@ def _before_write(ctx: TaskContext, task: Task) -> None:
     """Last checks before a step writes: we still hold the lease (I6), and both of the
     manifest's tickets are verified and claimed by this transfer (I1), whatever the playbook
     or the tag selection ran before."""
-    state, transfer = ctx.run.state, ctx.transfer
-    if not state.renew_lock(transfer.name, ctx.run.run_id, ctx.run.lock_ttl_s):
+    run, transfer = ctx.run, ctx.transfer
+    if not _lease_held(run, transfer.name):
         raise StepError(task.name, "this runner no longer holds the transfer's lock")
     if task.module == "ticket.verify":
         return
     for role, ticket in (("customer", transfer.customer_ticket),
                          ("reseller", transfer.reseller_ticket)):  # fmt: skip
-        if state.ticket_claim(ticket) != transfer.name:
+        if run.ticket_claim(ticket) != transfer.name:
             raise StepError(
                 task.name,
                 f"refusing to write: the {role} ticket {ticket} is not verified for this transfer",
             )
+
+
+def _lease_held(run: RunContext, name: str) -> bool:
+    """Whether our lease on `name` is in the store with a third of its lifetime left.
+
+    A read, not a write: the heartbeat renews the lease, and no other runner may take it
+    before it expires, so a lease with time left is as good as a renewal. One that is about
+    to expire (a stalled heartbeat) is renewed here, and a lease taken from us (expired and
+    taken over, or removed by `unlock`) is seen here before the write.
+    """
+    lock = run.state.get_lock(name)
+    if lock is None or lock.run_id != run.run_id:
+        return False
+    if lock.expires_at - datetime.now(UTC) > timedelta(seconds=run.lock_ttl_s / 3):
+        return True
+    return run.state.renew_lock(name, run.run_id, run.lock_ttl_s)
 
 
 def _truthy(when: str | bool, variables: dict[str, Any], task: str) -> bool:
@@ -388,16 +465,19 @@ def _set_final_status(
             _set_status(run, transfer, "failed")
         return
     done = run.state.latest_steps(transfer.name)
-    complete = all(
-        t.name in done and done[t.name].status in ("ok", "changed", "skipped")
-        for t in playbook.tasks
-    )
-    _set_status(run, transfer, "succeeded" if complete or before == "succeeded" else "pending")
+    complete = all(_done(done.get(t.name), t) for t in playbook.tasks)
+    status = "succeeded" if complete or before == "succeeded" else "pending"
+    _set_status(run, transfer, status, playbook.sha256 if complete else "")
 
 
-def _set_status(run: RunContext, transfer: Transfer, status: Any) -> None:
+def _set_status(
+    run: RunContext, transfer: Transfer, status: Any, playbook_sha256: str = ""
+) -> None:
+    """Record the transfer's status; `playbook_sha256` names the playbook that completed it."""
     run.state.set_transfer(
-        TransferRecord(transfer.name, transfer.sha256, status, datetime.now(UTC), run.run_id)
+        TransferRecord(
+            transfer.name, transfer.sha256, status, datetime.now(UTC), run.run_id, playbook_sha256
+        )
     )
 
 

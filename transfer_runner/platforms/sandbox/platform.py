@@ -59,6 +59,7 @@ class SandboxPlatform:
         self.latency_ms = float(latency_ms)
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()  # see `_write`: writers of this process queue here
         self._generation = 0
         self._connections: list[sqlite3.Connection] = []
         self._conn()
@@ -341,7 +342,9 @@ class SandboxPlatform:
             if not isinstance(key, str) or not key.strip():
                 raise operations.bad_request(op, "every write needs a non-empty idempotency key")
             fingerprint = _fingerprint(op, request)
-            with db.write(conn):
+            # Queue this process's writers on a lock rather than in SQLite's busy handler,
+            # which polls with sleeps of up to 100 ms.
+            with self._write_lock, db.write(conn):
                 found = conn.execute(
                     "SELECT operation, fingerprint, result FROM idempotency WHERE key = ?", (key,)
                 ).fetchone()
