@@ -186,10 +186,19 @@ def _serial(ctx: click.Context, param: click.Parameter, value: str | None) -> st
     return value
 
 
+_recheck_option = click.option(
+    "--recheck",
+    is_flag=True,
+    help="Check completed transfers against the platform again, step by step, instead of "
+    "trusting the state store (slower; redoes what changed on the platform since).",
+)
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
 @_selection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@_recheck_option
 @click.option("--out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Save the plan (JSON); `apply FILE` applies exactly it, or refuses if stale.")
 @click.pass_context
@@ -202,6 +211,7 @@ def plan(
     changed_since: str | None,
     require_clean: bool,
     as_json: bool,
+    recheck: bool,
     out: str | None,
 ) -> None:
     """Show, per transfer, which steps would change and how. Writes nothing.
@@ -210,7 +220,7 @@ def plan(
     """
     report = commands.plan(
         paths, _settings(ctx), limits, _tags(tags), shard=_shard(shard),
-        git=commands.GitGuards(changed_since, require_clean), out=out,
+        git=commands.GitGuards(changed_since, require_clean), out=out, recheck=recheck,
     )  # fmt: skip
     if out:
         click.echo(f"plan saved to {out}: apply exactly it with `transfer-runner apply {out}`")
@@ -245,6 +255,7 @@ def plan(
               help="Platform calls per second, shared by all forks.")
 @click.option("--max-platform-concurrency", type=click.IntRange(min=1), metavar="C",
               help="Platform calls at once, shared by all forks.")
+@_recheck_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (CI).")
 @click.option("--report-json", type=click.Path(dir_okay=False), help="Write the JSON report here.")
 @click.option("--junit", type=click.Path(dir_okay=False), help="Write a JUnit XML report here.")
@@ -268,6 +279,7 @@ def apply(
     max_fail_percentage: float | None,
     max_platform_calls_per_second: float | None,
     max_platform_concurrency: int | None,
+    recheck: bool,
     yes: bool,
     report_json: str | None,
     junit: str | None,
@@ -303,6 +315,7 @@ def apply(
             shard=_shard(shard),
             bulk=bulk,
             git=commands.GitGuards(changed_since, require_clean),
+            recheck=recheck,
         )
     except KeyboardInterrupt:
         click.echo("aborted: finished steps are recorded; run apply again to resume", err=True)

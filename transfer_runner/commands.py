@@ -154,6 +154,7 @@ def plan(
     shard: tuple[int, int] | None = None,
     git: GitGuards | None = None,
     out: str | None = None,
+    recheck: bool = False,
 ) -> RunReport:
     """Check mode: what each transfer's steps would change. Writes nothing anywhere, except
     the plan file `out` when asked (for `apply FILE`)."""
@@ -179,7 +180,7 @@ def plan(
             playbook,
             modules,
             transfers,
-            RunOptions(tags=frozenset(tags)),
+            RunOptions(tags=frozenset(tags), recheck=recheck),
             reporter or NullReporter(),
         )
         report = RunReport(run.run_id, "plan", started, datetime.now(UTC), tuple(results))
@@ -201,8 +202,12 @@ def apply(
     shard: tuple[int, int] | None = None,
     bulk: BulkOptions | None = None,
     git: GitGuards | None = None,
+    recheck: bool = False,
 ) -> RunReport:
     """Execute the playbook for every selected transfer; every step recorded as it ends.
+
+    A completed transfer with the same manifest and playbook is answered from the state store
+    (`unchanged`, no platform call); `recheck` runs its checks against the platform instead.
 
     Given one saved plan file (`plan --out`), apply exactly its transfers, and refuse the whole
     plan if any of their manifests or states changed since it was made.
@@ -263,6 +268,7 @@ def apply(
                 owner=f"{info.user}@{_host()}",
                 serial=bulk.serial,
                 max_fail_percentage=bulk.max_fail_percentage,
+                recheck=recheck,
             ),
             reporter or NullReporter(),
             stop,

@@ -63,7 +63,7 @@ def test_i3_fee_key_cannot_be_changed_by_the_playbook(world: World) -> None:
     def rekey(tasks: list[dict[str, Any]]) -> None:
         tasks[11]["billing.charge"]["key"] = "fee:{{ metadata.name }}"
 
-    playbook = _playbook(world, "rekeyed.yml", rekey)
+    playbook = _playbook(world, "rekeyed.yml", rekey)  # another playbook: the checks run again
     [result] = commands.apply([str(world.manifests)], world.settings(playbook=playbook)).transfers
     assert result.status == "failed" and "always 'transfer-fee:acme-com'" in result.message
     assert len(world.dump()["charges"]) == 1
@@ -83,7 +83,7 @@ def test_i4_domain_remove_only_takes_the_temporary_domain(world: World) -> None:
 
 def test_drift_still_holds_after_a_failed_reapply(world: World) -> None:
     world.apply()
-    failed = commands.apply([str(world.manifests)], world.settings(export_to=None))
+    failed = commands.apply([str(world.manifests)], world.settings(export_to=None), recheck=True)
     assert failed.transfers[0].status == "failed"
     world.write("acme-com.yml", manifest(quarantine="migrate"))
     before = world.writes()

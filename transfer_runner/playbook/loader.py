@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,7 @@ class Playbook:
     path: str
     tasks: tuple[Task, ...]
     defaults: dict[str, Any] = field(default_factory=dict)
+    sha256: str = ""  # of the parsed document (comments and layout do not count)
 
 
 def default_playbook_path() -> Path:
@@ -64,7 +67,13 @@ def load_playbook(path: str | Path | None, known_modules: Mapping[str, object]) 
         raise PlaybookError("\n".join(problems))
     tasks = tuple(_task(i, raw, file, known_modules) for i, raw in enumerate(data["tasks"]))
     _check_unique_names(tasks, file)
-    return Playbook(path=str(file), tasks=tasks, defaults=dict(data.get("defaults") or {}))
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return Playbook(
+        path=str(file),
+        tasks=tasks,
+        defaults=dict(data.get("defaults") or {}),
+        sha256=hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
+    )
 
 
 def _task(index: int, raw: dict[str, Any], file: Path, known: Mapping[str, object]) -> Task:

@@ -63,6 +63,7 @@ class TransferRecord:
     status: TransferStatus
     updated_at: datetime
     last_run_id: str | None = None
+    playbook_sha256: str = ""  # of the playbook that last ran it; "" when unknown
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,7 @@ class S3StateStore:
             "status": record.status,
             "updated_at": utc_text(record.updated_at),
             "last_run_id": record.last_run_id,
+            "playbook_sha256": record.playbook_sha256,
         }
         self._objects.mutate(_record_key(record.name), lambda _current: body, "set transfer")
 
@@ -346,6 +347,7 @@ def _transfer(body: dict[str, Any]) -> TransferRecord:
         status=body["status"],
         updated_at=parse_utc(body["updated_at"]),
         last_run_id=body.get("last_run_id"),
+        playbook_sha256=str(body.get("playbook_sha256") or ""),
     )
 
 
