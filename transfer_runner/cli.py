@@ -255,6 +255,10 @@ def plan(
               help="Platform calls per second, shared by all forks.")
 @click.option("--max-platform-concurrency", type=click.IntRange(min=1), metavar="C",
               help="Platform calls at once, shared by all forks.")
+@click.option("--lock-ttl", type=click.FloatRange(min=1), default=900, show_default=True,
+              metavar="SECONDS", envvar="TRANSFER_RUNNER_LOCK_TTL",
+              help="Lease on each transfer's lock, renewed every third of it while the transfer "
+              "runs; another runner takes over a crashed runner's lock only after it expired.")
 @_recheck_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (CI).")
 @click.option("--report-json", type=click.Path(dir_okay=False), help="Write the JSON report here.")
@@ -279,6 +283,7 @@ def apply(
     max_fail_percentage: float | None,
     max_platform_calls_per_second: float | None,
     max_platform_concurrency: int | None,
+    lock_ttl: float,
     recheck: bool,
     yes: bool,
     report_json: str | None,
@@ -301,6 +306,7 @@ def apply(
         max_fail_percentage=max_fail_percentage,
         max_platform_calls_per_second=max_platform_calls_per_second,
         max_platform_concurrency=max_platform_concurrency,
+        lock_ttl_s=lock_ttl,
     )
     try:
         report = commands.apply(

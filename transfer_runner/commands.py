@@ -123,12 +123,14 @@ def _load_valid(
 
 @dataclass(frozen=True)
 class BulkOptions:
-    """How a large apply is paced: waves, failure budget, and the shared platform throttle."""
+    """How a large apply is paced: waves, failure budget, the shared platform throttle, and
+    the lease on each transfer's lock (a crashed runner's lock is taken over after it)."""
 
     serial: str | None = None
     max_fail_percentage: float | None = None
     max_platform_calls_per_second: float | None = None
     max_platform_concurrency: int | None = None
+    lock_ttl_s: float = 900.0
 
 
 def _export_settings(settings: Settings) -> S3Settings | None:
@@ -268,6 +270,7 @@ def apply(
                 owner=f"{info.user}@{_host()}",
                 serial=bulk.serial,
                 max_fail_percentage=bulk.max_fail_percentage,
+                lock_ttl_s=bulk.lock_ttl_s,
                 recheck=recheck,
             ),
             reporter or NullReporter(),

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +76,49 @@ def test_two_runners_execute_each_transfer_once(tmp_path: Path, s3_server: Any, 
         "transfer-fee:acme-com", "transfer-fee:globex-io"
     ]  # fmt: skip
     assert len(world["credits"]) == 2
+
+
+def test_a_crashed_runners_lock_is_taken_over_only_after_its_lease(
+    tmp_path: Path, s3_server: Any
+) -> None:
+    """Runner A is SIGKILLed mid-export holding acme-com's lock (lease 6 s). Runner B, started
+    at once, finds the lock live: exit 3, no platform write. Runner C, after the lease has
+    expired, takes the lock over and completes the transfer: one account, one fee."""
+    (tmp_path / "fixture.yml").write_text(FIXTURE)
+    transfers = tmp_path / "transfers"
+    transfers.mkdir()
+    (transfers / "acme-com.yml").write_text(manifest())
+    env = _env(tmp_path, s3_server, f"stale-{tmp_path.name[-10:]}".lower().replace("_", "-"))
+    init = _run(tmp_path, env, "sandbox", "init", "sandbox.db", "--fixture", "fixture.yml")
+    assert init.wait(60) == 0
+    apply = ["apply", "transfers", "--yes", "--lock-ttl", "6"]
+
+    crashing = _run(tmp_path, {**env, "TRANSFER_RUNNER_CRASH_AT": "export-after-part-1"}, *apply)
+    crashing.communicate(timeout=120)
+    assert crashing.returncode == -9  # killed holding the lock: no release, no cleanup
+    killed_at = time.monotonic()
+    accounts = _dump(tmp_path, env)["accounts"]
+
+    blocked = _run(tmp_path, env, *apply)
+    out, err = blocked.communicate(timeout=120)
+    assert time.monotonic() - killed_at < 6, "the check must run while the lease is live"
+    assert blocked.returncode == 3, (out, err)
+    assert "locked" in out
+    assert _dump(tmp_path, env)["accounts"] == accounts  # the loser wrote nothing
+
+    time.sleep(max(0.0, 6.5 - (time.monotonic() - killed_at)))
+    taking_over = _run(tmp_path, env, *apply)
+    out, err = taking_over.communicate(timeout=300)
+    assert taking_over.returncode == 0, (out, err)
+    world = _dump(tmp_path, env)
+    assert len([a for a in world["accounts"] if a["type"] == "resold"]) == 1
+    assert [c["idempotency_key"] for c in world["charges"]] == ["transfer-fee:acme-com"]
+    assert len(world["credits"]) == 1
+
+
+def _dump(tmp_path: Path, env: dict[str, str]) -> dict[str, Any]:
+    dump = subprocess.run(
+        [sys.executable, "-m", "transfer_runner", "sandbox", "dump", "sandbox.db"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(dump.stdout)
