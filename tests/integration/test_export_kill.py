@@ -1,7 +1,7 @@
 """kill -9 at named points of export, verify and import, then a resume, on real S3 (loopback).
 
 Each run is a child process (`CHILD` below) working on a sandbox platform; it SIGKILLs itself
-where `TRANSFER_RUNNER_CRASH_AT` says (see transfer_runner/export/crash.py). Afterwards S3 and
+where `TRANSFER_RUNNER_CRASH_AT` says (see transfer_runner/crash.py). Afterwards S3 and
 the sandbox are checked: no index vouching for a half export, no completed part uploaded
 again, every message exactly once. Also: the peak RSS of a 5,000-message export against a
 500-message one.

@@ -50,7 +50,8 @@ def test_creates_parent_directory_wal_and_schema_version(tmp_path: Path) -> None
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+        latest = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+        assert latest == SCHEMA_VERSION
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     finally:
         conn.close()

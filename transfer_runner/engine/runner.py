@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from transfer_runner.crash import crash_point
 from transfer_runner.engine.context import RunContext, TaskContext
 from transfer_runner.engine.results import StepResult, TransferResult
 from transfer_runner.errors import StepError, TransferRunnerError
@@ -387,7 +388,9 @@ def _run_task(
         if ctx.check_mode:
             return done("changed", "; ".join(check.actions), check.actions, dict(check.facts))
         _before_write(ctx, task)
+        crash_point(f"before-step-{task.index + 1}")
         outputs = {**check.facts, **module.apply(ctx, args, check)}
+        crash_point(f"after-step-{task.index + 1}")
         return done("changed", "; ".join(check.actions), check.actions, outputs)
     except StepError as exc:
         return done("failed", exc.cause)

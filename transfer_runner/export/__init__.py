@@ -3,7 +3,8 @@
 Modules: `s3` (settings and client), `layout` (keys and names), `index` (`index.jsonl`),
 `packing` (tar parts), `objects` (S3 calls and retries), `source` (platform listing),
 `journal` (completed parts, for resuming), `pipeline` (overlapped uploads), `exporter`,
-`verifier`, `importer`, `receipt`, `extract` (safe unpacking), `crash` (a test hook).
+`verifier`, `importer`, `receipt`, `extract` (safe unpacking). Crash points for the kill
+tests: `transfer_runner.crash`.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from transfer_runner.crash import crash_point
 from transfer_runner.errors import ExportError
-from transfer_runner.export.crash import crash_point
 from transfer_runner.export.index import (
     ExportIndex,
     IndexEntry,

@@ -14,8 +14,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
+from transfer_runner.crash import crash_point
 from transfer_runner.errors import ExportError
-from transfer_runner.export.crash import crash_point
 from transfer_runner.export.journal import PartRecord, write_record
 from transfer_runner.export.layout import StoreLayout
 from transfer_runner.export.objects import upload

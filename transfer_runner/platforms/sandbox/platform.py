@@ -24,6 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+from transfer_runner.crash import crash_point
 from transfer_runner.errors import Conflict, NotFound, PlatformError
 from transfer_runner.platforms.base import (
     Account,
@@ -359,7 +360,8 @@ class SandboxPlatform:
                     (key, op, fingerprint, records.encode(result), db.to_text(now)),
                 )
                 _audit(conn, op, key, account, replayed=False, error=None)
-                return result
+            crash_point(f"platform-after-{op}")  # committed, not answered: a lost ack
+            return result
         except PlatformError as exc:
             self._audit_refusal(conn, op, key, account, str(exc))
             raise

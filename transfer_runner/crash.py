@@ -1,8 +1,14 @@
-"""A test hook that kills the process at a named point, to prove that resuming is exact.
+"""A test hook that kills the process at named points, to prove that resuming is exact.
 
-Set `TRANSFER_RUNNER_CRASH_AT` to one point name and the process SIGKILLs itself (no cleanup,
-no `finally`, as a power cut or an OOM kill would) when it gets there. Points:
+Set `TRANSFER_RUNNER_CRASH_AT=point[,point...]` and the process SIGKILLs itself (no cleanup,
+no `finally`, as a power cut or an OOM kill would) at the first of those points it reaches.
+Points:
 
+- `before-step-N`: task N (1-based, in playbook order) checked that it must write, nothing
+  written yet;
+- `after-step-N`: task N's writes are done, its result is not recorded in the state store yet;
+- `platform-after-OP`: the sandbox committed a write `OP` (e.g. `create_account`, `charge`) and
+  has not answered yet (a lost acknowledgement);
 - `export-mid-part-N`: part N has its first message packed, not yet finished;
 - `export-upload-part-N`: part N is compressed and about to be uploaded;
 - `export-after-part-N`: part N is uploaded and journalled;
@@ -25,5 +31,6 @@ CRASH_ENV = "TRANSFER_RUNNER_CRASH_AT"
 
 def crash_point(name: str) -> None:
     """SIGKILL this process if `TRANSFER_RUNNER_CRASH_AT` names `name`."""
-    if os.environ.get(CRASH_ENV) == name:
+    wanted = os.environ.get(CRASH_ENV)
+    if wanted and name in (p.strip() for p in wanted.split(",")):
         os.kill(os.getpid(), signal.SIGKILL)
