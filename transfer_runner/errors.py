@@ -99,6 +99,7 @@ class AccountCancelled(PlatformError):
     """The account is cancelled and takes no writes."""
 
     def __init__(self, operation: str, account: str) -> None:
+        self.account = account
         super().__init__(operation, f"account {account} is cancelled and takes no writes", 409)
 
 

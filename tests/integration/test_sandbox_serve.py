@@ -1,0 +1,217 @@
+"""`transfer-runner sandbox serve` in a subprocess on a free loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from tests.unit.test_sandbox_fixture import make_sandbox
+
+pytestmark = [pytest.mark.e2e]
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "serve-token-8d1e5b2a"
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_LINE = re.compile(r"serving sandbox (\S+) on (http://127\.0\.0\.1:(\d+)) \((.+)\)")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("TRANSFER_RUNNER_") and "proxy" not in k.lower()
+    }
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "transfer_runner", *args]
+
+
+@dataclass
+class Served:
+    proc: subprocess.Popen[str]
+    line: str
+    url: str
+    log: Path
+    _stderr: IO[str]
+
+    def get(
+        self, path: str, token: str | None = TOKEN, **kw: Any
+    ) -> tuple[int, dict[str, str], bytes]:
+        headers = dict(kw.pop("headers", {}))
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(self.url + path, headers=headers, **kw)
+        try:
+            with _OPENER.open(request, timeout=10) as resp:
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, dict(exc.headers), exc.read()
+
+    def stop(self, sig: int = signal.SIGINT) -> tuple[int, str, str]:
+        """Send `sig`, wait, and return (exit code, stdout rest, stderr)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            out, _ = self.proc.communicate(timeout=15)
+        finally:
+            self._stderr.close()
+        return self.proc.returncode, out, self.log.read_text()
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Path:
+    return make_sandbox(tmp_path)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Any]:
+    started: list[Served] = []
+
+    def _serve(*args: str, env: dict[str, str] | None = None) -> Served:
+        log = tmp_path / f"serve-{len(started)}.log"
+        stderr = log.open("w")
+        proc = subprocess.Popen(
+            _cli("-vv", "sandbox", "serve", *args, "--port", "0"),
+            cwd=tmp_path,
+            env=env or _env(),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        line = _first_line(proc)
+        found = _LINE.fullmatch(line.strip())
+        served = Served(proc, line, found.group(2) if found else "", log, stderr)
+        started.append(served)
+        assert found, (line, proc.poll(), log.read_text())
+        return served
+
+    yield _serve
+    for served in started:
+        if served.proc.poll() is None:
+            served.proc.kill()
+            served.proc.wait(timeout=10)
+        if not served._stderr.closed:
+            served._stderr.close()
+
+
+def _first_line(proc: subprocess.Popen[str], timeout: float = 30) -> str:
+    lines: list[str] = []
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(timeout)
+    return lines[0] if lines else ""
+
+
+def test_serves_with_a_token_from_the_environment_and_stops_on_sigint(
+    serve: Any, sandbox: Path
+) -> None:
+    served = serve(str(sandbox), env=_env(TRANSFER_RUNNER_SANDBOX_TOKEN=TOKEN))
+    assert served.line.strip().endswith("(token required)")
+    assert served.line.startswith(f"serving sandbox {sandbox} on http://127.0.0.1:")
+    status, _, body = served.get("/v1/accounts/C-1001")
+    assert status == 200 and json.loads(body)["id"] == "C-1001"
+    assert served.get("/v1/accounts/C-1001", token=None)[0] == 401
+    assert served.get("/v1/accounts/C-1001", token="wrong")[0] == 401
+    assert served.get("/v1/health", token=None)[0] == 200
+    code, out, err = served.stop(signal.SIGINT)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert TOKEN not in served.line + out + err  # -vv: debug logs included
+    assert "GET /v1/accounts/C-1001 200" in err and "GET /v1/accounts/C-1001 401" in err
+
+
+def test_stops_cleanly_on_sigterm_and_needs_no_token_on_loopback(serve: Any, sandbox: Path) -> None:
+    served = serve(str(sandbox))
+    assert served.line.strip().endswith("(no token)")
+    assert served.get("/v1/tickets/T-5002", token=None)[0] == 200
+    code, _, err = served.stop(signal.SIGTERM)
+    assert code == 0 and "Traceback" not in err
+
+
+def test_faults_and_latency_from_the_command_line(serve: Any, sandbox: Path) -> None:
+    served = serve(
+        str(sandbox),
+        "--fail-rate",
+        "1",
+        "--faults",
+        "429",
+        "--retry-after",
+        "3",
+        "--latency",
+        "200",
+        "--seed",
+        "4",
+        "--token",
+        TOKEN,
+    )
+    started = time.monotonic()
+    status, headers, body = served.get("/v1/accounts/C-1001")
+    assert time.monotonic() - started >= 0.2
+    assert status == 429 and headers["Retry-After"] == "3"
+    assert json.loads(body)["type"] == "/problems/rate-limited"
+    assert served.get("/v1/health")[0] == 200
+    assert served.stop()[0] == 0
+
+
+def test_lost_ack_performs_the_write_that_the_dump_then_shows(serve: Any, sandbox: Path) -> None:
+    served = serve(str(sandbox), "--fail-rate", "1", "--faults", "lost-ack")
+    body = json.dumps({"amount": "25.00", "reason": "transfer fee"}).encode()
+    headers = {"Idempotency-Key": "k-lost-ack", "Content-Type": "application/json"}
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        served.get(
+            "/v1/accounts/C-1001/charges", token=None, data=body, headers=headers, method="POST"
+        )
+    assert served.stop()[0] == 0
+    dump = subprocess.run(
+        _cli("sandbox", "dump", str(sandbox)),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert dump.returncode == 0, dump.stderr
+    charges = json.loads(dump.stdout)["charges"]
+    assert [(c["idempotency_key"], c["amount"]) for c in charges] == [("k-lost-ack", "25.00")]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.db"], "error: no sandbox at missing.db"),
+        (["{sandbox}", "--host", "0.0.0.0"], "without a token"),
+        (["{sandbox}", "--faults", "429,boom"], "--faults must be"),
+    ],
+)
+def test_refusals_are_clean_errors(sandbox: Path, args: list[str], message: str) -> None:
+    argv = [a.replace("{sandbox}", str(sandbox)) for a in args]
+    proc = subprocess.run(
+        _cli("sandbox", "serve", *argv, "--port", "0"),
+        cwd=sandbox.parent,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert "serving" not in proc.stdout

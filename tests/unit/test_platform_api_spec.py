@@ -1,0 +1,215 @@
+"""schemas/platform-api.yaml: a valid OpenAPI 3.1 document that is exactly the contract.
+
+The endpoint set is checked against the contract's table, the server's route table and the
+operationIds against the Protocol's methods; the component schemas against the base.py
+dataclasses, and real wire forms against the component schemas.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from openapi_spec_validator import validate
+from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
+from transfer_runner.platforms import base
+from transfer_runner.platforms.http.routes import ROUTES
+from transfer_runner.platforms.http.wire import PROBLEM_TYPES, to_wire
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC_PATH = ROOT / "schemas" / "platform-api.yaml"
+
+# The contract's table: (method, path) -> the Protocol method it maps.
+CONTRACT: dict[tuple[str, str], str] = {
+    ("GET", "/v1/tickets/{ticket_id}"): "get_ticket",
+    ("POST", "/v1/tickets/{ticket_id}/comments"): "add_ticket_comment",
+    ("GET", "/v1/accounts/{account_id}"): "get_account",
+    ("GET", "/v1/accounts"): "find_account_by_domain",
+    ("POST", "/v1/accounts"): "create_account",
+    ("POST", "/v1/accounts/{account_id}/cancel"): "cancel_account",
+    ("PUT", "/v1/accounts/{account_id}/domains/{domain}"): "attach_domain",
+    ("DELETE", "/v1/accounts/{account_id}/domains/{domain}"): "detach_domain",
+    ("POST", "/v1/domains/{domain}/move"): "move_domain",
+    ("GET", "/v1/accounts/{account_id}/stores/{store}/messages"): "list_messages",
+    ("GET", "/v1/accounts/{account_id}/stores/{store}/summary"): "count_messages",
+    ("GET", "/v1/accounts/{account_id}/stores/{store}/messages/{message_id}"): "fetch_message",
+    ("PUT", "/v1/accounts/{account_id}/stores/{store}/messages/{message_id}"): "import_message",
+    ("GET", "/v1/accounts/{account_id}/subscription"): "get_subscription",
+    ("GET", "/v1/credits"): "find_credit",
+    ("GET", "/v1/charges"): "find_charge",
+    ("POST", "/v1/accounts/{account_id}/credits"): "credit",
+    ("POST", "/v1/accounts/{account_id}/charges"): "charge",
+    ("GET", "/v1/health"): "health",
+}
+WRITES = {"POST", "PUT", "DELETE"}
+METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict[str, Any]:
+    return yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
+
+
+def _operations(spec: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (method.upper(), path): op
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+        if method in METHODS
+    }
+
+
+def _resolve(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        target: Any = spec
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def test_the_document_is_valid_openapi_3_1(spec: dict[str, Any]) -> None:
+    assert spec["openapi"].startswith("3.1")
+    validate(spec)
+
+
+def test_the_validator_would_catch_a_broken_document(spec: dict[str, Any]) -> None:
+    broken = copy.deepcopy(spec)
+    broken["paths"]["/v1/accounts"]["get"]["parameters"][0]["in"] = "body"
+    with pytest.raises(OpenAPIValidationError):
+        validate(broken)
+
+
+def test_the_packaged_copy_is_the_same_file() -> None:
+    packaged = ROOT / "transfer_runner" / "data" / "schemas" / "platform-api.yaml"
+    assert packaged.read_bytes() == SPEC_PATH.read_bytes()
+
+
+def test_endpoints_are_exactly_the_contract(spec: dict[str, Any]) -> None:
+    assert set(_operations(spec)) == set(CONTRACT)
+
+
+def test_operation_ids_are_the_protocol_methods(spec: dict[str, Any]) -> None:
+    ids = {key: op["operationId"] for key, op in _operations(spec).items()}
+    assert ids == CONTRACT
+    protocol = {n for n in vars(base.Platform) if not n.startswith("_")} - {"close"}
+    assert set(CONTRACT.values()) - {"health"} == protocol
+
+
+def test_the_server_routes_are_exactly_the_contract() -> None:
+    assert {(r.method, r.path): r.name for r in ROUTES} == CONTRACT
+    assert {r.name for r in ROUTES if r.write} == {
+        name for (method, _), name in CONTRACT.items() if method in WRITES
+    }
+
+
+def test_writes_require_the_idempotency_key(spec: dict[str, Any]) -> None:
+    for (method, path), op in _operations(spec).items():
+        params = [_resolve(spec, p) for p in op.get("parameters", [])]
+        keys = [p for p in params if p["in"] == "header" and p["name"] == "Idempotency-Key"]
+        if method in WRITES:
+            assert keys and keys[0]["required"] is True, (method, path)
+            assert "409" in op["responses"], (method, path)
+        else:
+            assert not keys, (method, path)
+
+
+def test_security_is_bearer_except_health(spec: dict[str, Any]) -> None:
+    scheme = spec["components"]["securitySchemes"]["bearer"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert spec["security"] == [{"bearer": []}]
+    for (method, path), op in _operations(spec).items():
+        if path == "/v1/health":
+            assert op["security"] == []
+        else:
+            assert "security" not in op, (method, path)
+            assert "401" in op["responses"], (method, path)
+
+
+def test_errors_are_problems_and_429_has_retry_after(spec: dict[str, Any]) -> None:
+    for (method, path), op in _operations(spec).items():
+        if path == "/v1/health":
+            continue
+        for status in ("400", "429", "500", "503"):
+            assert status in op["responses"], (method, path, status)
+        for status, response in op["responses"].items():
+            if int(status) >= 400:
+                content = _resolve(spec, response)["content"]
+                assert list(content) == ["application/problem+json"], (method, path, status)
+        rate_limited = _resolve(spec, op["responses"]["429"])
+        assert rate_limited["headers"]["Retry-After"]
+    types = spec["components"]["schemas"]["Problem"]["properties"]["type"]["enum"]
+    assert set(types) == set(PROBLEM_TYPES.values())
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [
+        base.Comment,
+        base.Ticket,
+        base.Account,
+        base.NewAccount,
+        base.Subscription,
+        base.MessageInfo,
+        base.MessagePage,
+        base.Charge,
+        base.Credit,
+    ],
+    ids=lambda c: c.__name__,
+)
+def test_component_schemas_match_the_dataclasses(spec: dict[str, Any], cls: type) -> None:
+    schema = spec["components"]["schemas"][cls.__name__]
+    fields = dataclasses.fields(cls)
+    assert set(schema["properties"]) == {f.name for f in fields}
+    required = {
+        f.name
+        for f in fields
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    assert set(schema["required"]) == required
+    assert schema["additionalProperties"] is False
+
+
+T0 = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
+T1 = datetime(2026, 11, 29, 6, 0, 1, 5, tzinfo=UTC)
+WIRE_SAMPLES: list[tuple[str, Any]] = [
+    (
+        "Ticket",
+        base.Ticket("T", "C", "s", "b", "closed", "rejected", T0, (base.Comment("c", "x", T1),)),
+    ),
+    ("Account", base.Account("A-1", "resold", "n", "active", "R-301", ("a.com",), 1, 1, ("s",))),
+    ("NewAccount", base.NewAccount("R-301", "n", "a.com", 1, 1, ("s",))),
+    (
+        "Subscription",
+        base.Subscription("C", Decimal("120.00"), date(2026, 11, 1), date(2026, 12, 1)),
+    ),
+    ("MessagePage", base.MessagePage((base.MessageInfo("m", 1, T0, "ab"),), "m")),
+    ("Charge", base.Charge("CH-1", "A-1", Decimal("25.00"), "fee", "k", T1)),
+    ("Credit", base.Credit("CR-1", "C", Decimal("52.00"), "pro-ration", "k", T0)),
+]
+
+
+@pytest.mark.parametrize(("name", "obj"), WIRE_SAMPLES, ids=[n for n, _ in WIRE_SAMPLES])
+def test_wire_forms_validate_against_their_schemas(
+    spec: dict[str, Any], name: str, obj: Any
+) -> None:
+    schema = {"$ref": f"#/components/schemas/{name}", "components": spec["components"]}
+    validator = jsonschema.Draft202012Validator(schema)
+    validator.validate(to_wire(obj))
+    bad = {**to_wire(obj), "surprise": 1}
+    assert list(validator.iter_errors(bad))
+
+
+def test_a_float_amount_does_not_validate(spec: dict[str, Any]) -> None:
+    schema = {"$ref": "#/components/schemas/PaymentRequest", "components": spec["components"]}
+    validator = jsonschema.Draft202012Validator(schema)
+    validator.validate({"amount": "25.00", "reason": "fee"})
+    assert list(validator.iter_errors({"amount": 25.0, "reason": "fee"}))

@@ -1,0 +1,1 @@
+"""The platform REST API: wire encoding, the `sandbox serve` server and the `http` adapter."""

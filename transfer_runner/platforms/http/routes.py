@@ -1,0 +1,314 @@
+"""The endpoints of the platform REST API over a `SandboxPlatform`: one handler per method.
+
+A handler gets a decoded `Call` (path parameters percent-decoded, the body already read within
+its size limit, the Idempotency-Key already required for writes) and returns a `Reply`; errors
+are the `transfer_runner.errors` leaves, which `server.py` turns into problem replies. Request
+bodies are decoded with `wire.from_wire` into small dataclasses, so a bad field is a 400 that
+names it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal, TypeVar
+
+from transfer_runner.errors import NotFound, PlatformError
+from transfer_runner.platforms.base import STORES, NewAccount, Store
+from transfer_runner.platforms.http.wire import API_PREFIX, from_wire, to_wire
+from transfer_runner.platforms.sandbox.platform import SandboxPlatform
+
+__all__ = ["Call", "Reply", "Route", "ROUTES", "RFC822", "bad_request"]
+
+T = TypeVar("T")
+RFC822 = "message/rfc822"
+BodyKind = Literal["none", "json", "message"]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request as a handler sees it."""
+
+    operation: str
+    platform: SandboxPlatform
+    args: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes = b""
+    content_type: str = ""
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A success: `data` as JSON, or `raw` bytes of `content_type`; 204 has neither."""
+
+    status: int
+    data: Any = None
+    raw: bytes | None = None
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One endpoint: `name` is the Protocol method (and the OpenAPI operationId)."""
+
+    name: str
+    method: str
+    path: str  # as in the contract: /v1/accounts/{account_id}
+    handler: Callable[[Call], Reply]
+    write: bool = False
+    body: BodyKind = "none"
+
+    @property
+    def rule(self) -> str:
+        """The path as a Werkzeug rule: `{account_id}` -> `<account_id>`."""
+        return re.sub(r"\{(\w+)\}", r"<\1>", self.path)
+
+
+# -- request bodies -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CommentBody:
+    """`POST /tickets/{ticket_id}/comments`."""
+
+    body: str
+
+
+@dataclass(frozen=True)
+class MoveBody:
+    """`POST /domains/{domain}/move`."""
+
+    from_account: str
+    to_account: str
+
+
+@dataclass(frozen=True)
+class PaymentBody:
+    """`POST /accounts/{account_id}/credits` and `.../charges`."""
+
+    amount: Decimal
+    reason: str
+
+
+@dataclass(frozen=True)
+class EmptyBody:
+    """`POST /accounts/{account_id}/cancel`: `{}` or nothing."""
+
+
+def bad_request(call: Call | str, detail: str) -> PlatformError:
+    """A 400 for `call` (or an operation name)."""
+    operation = call if isinstance(call, str) else call.operation
+    return PlatformError(operation, detail, 400)
+
+
+def _json_body(call: Call, cls: type[T], *, optional: bool = False) -> T:
+    if optional and not call.body.strip():
+        return cls()
+    media = call.content_type.split(";", 1)[0].strip().lower()
+    if media and media != "application/json" and not media.endswith("+json"):
+        raise bad_request(call, f"Content-Type must be application/json, not {media}")
+    try:
+        data = json.loads(call.body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise bad_request(call, f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise bad_request(call, f"the body must be a JSON object, not {type(data).__name__}")
+    try:
+        return from_wire(cls, data)
+    except PlatformError as exc:
+        detail = exc.detail
+        if detail.startswith(cls.__name__):
+            detail = "body" + detail[len(cls.__name__) :]
+        raise bad_request(call, detail) from None
+
+
+def _query(call: Call, name: str) -> str:
+    value = call.query.get(name)
+    if value is None or value == "":
+        raise bad_request(call, f"the query parameter {name!r} is required")
+    return value
+
+
+def _limit(call: Call) -> int:
+    text = call.query.get("limit")
+    if text is None or text == "":
+        return 500
+    if not re.fullmatch(r"[0-9]{1,9}", text):
+        raise bad_request(call, f"limit must be an integer, not {text!r}")
+    return int(text)
+
+
+def _store(call: Call) -> Store:
+    store = call.args["store"]
+    for known in STORES:
+        if store == known:
+            return known
+    raise bad_request(call, f"store must be one of {', '.join(STORES)}, not {store!r}")
+
+
+def _found(call: Call, obj: T | None, what: str) -> T:
+    if obj is None:
+        raise NotFound(call.operation, f"{what} does not exist")
+    return obj
+
+
+def _key(call: Call) -> str:
+    if not call.key:
+        raise bad_request(call, "every write needs an Idempotency-Key header")
+    return call.key
+
+
+# -- handlers -----------------------------------------------------------------------------------
+def _health(call: Call) -> Reply:
+    return Reply(200, {"status": "ok"})
+
+
+def _get_ticket(call: Call) -> Reply:
+    ticket_id = call.args["ticket_id"]
+    ticket = call.platform.get_ticket(ticket_id)
+    return Reply(200, to_wire(_found(call, ticket, f"ticket {ticket_id}")))
+
+
+def _add_ticket_comment(call: Call) -> Reply:
+    body = _json_body(call, CommentBody)
+    comment = call.platform.add_ticket_comment(call.args["ticket_id"], body.body, _key(call))
+    return Reply(201, to_wire(comment))
+
+
+def _get_account(call: Call) -> Reply:
+    account_id = call.args["account_id"]
+    account = call.platform.get_account(account_id)
+    return Reply(200, to_wire(_found(call, account, f"account {account_id}")))
+
+
+def _find_account_by_domain(call: Call) -> Reply:
+    account = call.platform.find_account_by_domain(_query(call, "domain"))
+    return Reply(200, {"accounts": [to_wire(account)] if account else []})
+
+
+def _create_account(call: Call) -> Reply:
+    spec = _json_body(call, NewAccount)
+    return Reply(201, to_wire(call.platform.create_account(spec, _key(call))))
+
+
+def _cancel_account(call: Call) -> Reply:
+    _json_body(call, EmptyBody, optional=True)
+    return Reply(200, to_wire(call.platform.cancel_account(call.args["account_id"], _key(call))))
+
+
+def _attach_domain(call: Call) -> Reply:
+    call.platform.attach_domain(call.args["account_id"], call.args["domain"], _key(call))
+    return Reply(204)
+
+
+def _detach_domain(call: Call) -> Reply:
+    call.platform.detach_domain(call.args["account_id"], call.args["domain"], _key(call))
+    return Reply(204)
+
+
+def _move_domain(call: Call) -> Reply:
+    body = _json_body(call, MoveBody)
+    call.platform.move_domain(call.args["domain"], body.from_account, body.to_account, _key(call))
+    return Reply(204)
+
+
+def _list_messages(call: Call) -> Reply:
+    cursor = call.query.get("cursor") or None
+    page = call.platform.list_messages(call.args["account_id"], _store(call), cursor, _limit(call))
+    return Reply(200, to_wire(page))
+
+
+def _count_messages(call: Call) -> Reply:
+    count, size = call.platform.count_messages(call.args["account_id"], _store(call))
+    return Reply(200, {"count": count, "bytes": size})
+
+
+def _fetch_message(call: Call) -> Reply:
+    a = call.args
+    raw = call.platform.fetch_message(a["account_id"], _store(call), a["message_id"])
+    return Reply(200, raw=raw, content_type=RFC822)
+
+
+def _import_message(call: Call) -> Reply:
+    media = call.content_type.split(";", 1)[0].strip().lower()
+    if media != RFC822:
+        raise bad_request(call, f"Content-Type must be {RFC822}, not {media or 'missing'}")
+    if not call.body:
+        raise bad_request(call, "the message must not be empty")
+    a = call.args
+    imported = call.platform.import_message(
+        a["account_id"], _store(call), a["message_id"], call.body, _key(call)
+    )
+    return Reply(201 if imported else 200, {"imported": imported})
+
+
+def _get_subscription(call: Call) -> Reply:
+    account_id = call.args["account_id"]
+    subscription = call.platform.get_subscription(account_id)
+    return Reply(200, to_wire(_found(call, subscription, f"a subscription of {account_id}")))
+
+
+def _find_credit(call: Call) -> Reply:
+    credit = call.platform.find_credit(_query(call, "idempotency_key"))
+    return Reply(200, {"credits": [to_wire(credit)] if credit else []})
+
+
+def _find_charge(call: Call) -> Reply:
+    charge = call.platform.find_charge(_query(call, "idempotency_key"))
+    return Reply(200, {"charges": [to_wire(charge)] if charge else []})
+
+
+def _credit(call: Call) -> Reply:
+    body = _json_body(call, PaymentBody)
+    credit = call.platform.credit(call.args["account_id"], body.amount, body.reason, _key(call))
+    return Reply(201, to_wire(credit))
+
+
+def _charge(call: Call) -> Reply:
+    body = _json_body(call, PaymentBody)
+    charge = call.platform.charge(call.args["account_id"], body.amount, body.reason, _key(call))
+    return Reply(201, to_wire(charge))
+
+
+_P = API_PREFIX
+_ACCOUNT = f"{_P}/accounts/{{account_id}}"
+_STORE = f"{_ACCOUNT}/stores/{{store}}"
+
+ROUTES: tuple[Route, ...] = (
+    Route("health", "GET", f"{_P}/health", _health),
+    Route("get_ticket", "GET", f"{_P}/tickets/{{ticket_id}}", _get_ticket),
+    Route(
+        "add_ticket_comment",
+        "POST",
+        f"{_P}/tickets/{{ticket_id}}/comments",
+        _add_ticket_comment,
+        write=True,
+        body="json",
+    ),
+    Route("get_account", "GET", _ACCOUNT, _get_account),
+    Route("find_account_by_domain", "GET", f"{_P}/accounts", _find_account_by_domain),
+    Route("create_account", "POST", f"{_P}/accounts", _create_account, write=True, body="json"),
+    Route("cancel_account", "POST", f"{_ACCOUNT}/cancel", _cancel_account, True, "json"),
+    Route("attach_domain", "PUT", f"{_ACCOUNT}/domains/{{domain}}", _attach_domain, True),
+    Route("detach_domain", "DELETE", f"{_ACCOUNT}/domains/{{domain}}", _detach_domain, True),
+    Route("move_domain", "POST", f"{_P}/domains/{{domain}}/move", _move_domain, True, "json"),
+    Route("list_messages", "GET", f"{_STORE}/messages", _list_messages),
+    Route("count_messages", "GET", f"{_STORE}/summary", _count_messages),
+    Route("fetch_message", "GET", f"{_STORE}/messages/{{message_id}}", _fetch_message),
+    Route(
+        "import_message",
+        "PUT",
+        f"{_STORE}/messages/{{message_id}}",
+        _import_message,
+        write=True,
+        body="message",
+    ),
+    Route("get_subscription", "GET", f"{_ACCOUNT}/subscription", _get_subscription),
+    Route("find_credit", "GET", f"{_P}/credits", _find_credit),
+    Route("find_charge", "GET", f"{_P}/charges", _find_charge),
+    Route("credit", "POST", f"{_ACCOUNT}/credits", _credit, write=True, body="json"),
+    Route("charge", "POST", f"{_ACCOUNT}/charges", _charge, write=True, body="json"),
+)
