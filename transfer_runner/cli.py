@@ -515,6 +515,103 @@ def sandbox_dump(path: str) -> None:
     click.echo(json.dumps(dump_sandbox(path), indent=2, sort_keys=False))
 
 
+@sandbox.command("serve")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port to listen on (0 = a free port, printed).",
+)
+@click.option(
+    "--latency",
+    "latency_ms",
+    type=click.FloatRange(0, 3_600_000),
+    default=0.0,
+    metavar="MS",
+    help="Sleep this long before handling every request (but /v1/health).",
+)
+@click.option(
+    "--fail-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    metavar="R",
+    help="Fraction of requests (0..1) that fail with one of --faults.",
+)
+@click.option(
+    "--faults",
+    default="429,503,reset,lost-ack",
+    show_default=True,
+    metavar="KINDS",
+    help="Failure kinds for --fail-rate: 429, 503, reset (no reply), lost-ack (write done, "
+    "no reply).",
+)
+@click.option(
+    "--retry-after",
+    type=click.IntRange(0),
+    default=1,
+    show_default=True,
+    metavar="S",
+    help="Retry-After seconds of injected 429 replies.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault draws.")
+@click.option(
+    "--token",
+    envvar="TRANSFER_RUNNER_SANDBOX_TOKEN",
+    metavar="T",
+    help="Bearer token every request must carry. Env TRANSFER_RUNNER_SANDBOX_TOKEN.",
+)
+def sandbox_serve(
+    path: str,
+    host: str,
+    port: int,
+    latency_ms: float,
+    fail_rate: float,
+    faults: str,
+    retry_after: int,
+    seed: int,
+    token: str | None,
+) -> None:
+    """Serve the sandbox at PATH over the platform REST API until Ctrl-C or SIGTERM.
+
+    The API is schemas/platform-api.yaml; point the http adapter at the printed URL. Serving
+    on an address other than loopback needs a token.
+    """
+    import signal
+
+    from transfer_runner.platforms.http.faults import FaultPlan, parse_fault_kinds
+    from transfer_runner.platforms.http.server import SandboxServer
+    from transfer_runner.platforms.sandbox.platform import SandboxPlatform
+
+    if not Path(path).is_file():
+        raise ConfigError(f"no sandbox at {path}")
+    plan = FaultPlan(
+        latency_ms=latency_ms,
+        fail_rate=fail_rate,
+        kinds=parse_fault_kinds(faults),
+        retry_after=retry_after,
+        seed=seed,
+    )
+    with SandboxPlatform(path) as platform:
+        server = SandboxServer(platform, host=host, port=port, token=token or None, faults=plan)
+        auth = "token required" if token else "no token"
+        click.echo(f"serving sandbox {path} on {server.url} ({auth})")
+
+        def _terminate(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, _terminate)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            server.stop()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turn expected errors into a message and an exit code."""
     try:
