@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -133,10 +134,11 @@ class World:
     manifests: Path
     export_to: str = f"s3://{BUCKET}/runs"
     extra: dict[str, Any] = field(default_factory=dict)
+    platform_url: str = ""  # http://… when the platform is reached over HTTP
 
     def settings(self, **over: Any) -> Settings:
         values = {
-            "platform": f"sandbox:{self.sandbox}",
+            "platform": self.platform_url or f"sandbox:{self.sandbox}",
             "state": f"sqlite:{self.state}",
             "export_to": self.export_to,
             "part_size_mib": 1,
@@ -187,9 +189,21 @@ def s3(aws_env: None) -> Iterator[Any]:
         yield client
 
 
+PLATFORM_PATHS = ("sandbox", "http")
+both_platform_paths = pytest.mark.parametrize("world", PLATFORM_PATHS, indirect=True)
+"""Run a test module or test over both paths to the platform: the embedded sandbox, and the
+HTTP adapter against `sandbox serve` (in-process, loopback, with a token). Outcomes must be
+identical (issue 5)."""
+
+TOKEN = "test-token-0123456789"
+
+
 @pytest.fixture
-def world(tmp_path: Path, s3: Any) -> World:
-    """The fixture's sandbox plus the acme-com manifest, with moto S3 running."""
+def world(
+    request: pytest.FixtureRequest, tmp_path: Path, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[World]:
+    """The fixture's sandbox plus the acme-com manifest, with moto S3 running; reached
+    directly, or over HTTP when parametrized with "http" (`both_platform_paths`)."""
     fixture = tmp_path / "fixture.yml"
     fixture.write_text(FIXTURE, encoding="utf-8")
     sandbox = tmp_path / "sandbox.db"
@@ -198,4 +212,13 @@ def world(tmp_path: Path, s3: Any) -> World:
     manifests.mkdir()
     w = World(tmp_path, sandbox, tmp_path / "state.db", manifests)
     w.write("acme-com.yml", manifest())
-    return w
+    default = os.environ.get("TRANSFER_RUNNER_TEST_PLATFORM_PATH", "sandbox")  # or "http"
+    if getattr(request, "param", default) == "sandbox":
+        yield w
+        return
+    from transfer_runner.platforms.http.server import SandboxServer
+
+    monkeypatch.setenv("TRANSFER_RUNNER_PLATFORM_TOKEN", TOKEN)
+    with SandboxPlatform(sandbox) as platform, SandboxServer(platform, token=TOKEN) as server:
+        w.platform_url = server.url
+        yield w

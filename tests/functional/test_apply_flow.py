@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from tests.functional.conftest import BUCKET, GLOBEX, World, manifest
+from tests.functional.conftest import BUCKET, GLOBEX, World, both_platform_paths, manifest
+
+pytestmark = both_platform_paths  # the embedded sandbox, and over HTTP
 
 
 def test_full_apply_moves_the_customer(world: World, s3) -> None:

@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.functional.conftest import BUCKET, GLOBEX, World, manifest
+from tests.functional.conftest import BUCKET, GLOBEX, World, both_platform_paths, manifest
 from transfer_runner import commands
 from transfer_runner.errors import PlatformError
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform
+
+pytestmark = both_platform_paths  # the embedded sandbox, and over HTTP
 
 
 def _edit_ticket(world: World, ticket_id: str, **changes: Any) -> None:

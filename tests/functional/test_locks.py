@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from tests.functional.conftest import World
+from tests.functional.conftest import World, both_platform_paths
 from transfer_runner import commands
 from transfer_runner.errors import StateError
 from transfer_runner.state.open import open_state
+
+pytestmark = both_platform_paths  # the embedded sandbox, and over HTTP
 
 
 def test_locked_transfer_is_skipped_and_reported(world: World) -> None:

@@ -9,11 +9,13 @@ from typing import Any
 
 import yaml
 
-from tests.functional.conftest import BUCKET, World, manifest
+from tests.functional.conftest import BUCKET, World, both_platform_paths, manifest
 from transfer_runner import commands
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 from transfer_runner.playbook.loader import default_playbook_path
 from transfer_runner.state.open import open_state
+
+pytestmark = both_platform_paths  # the embedded sandbox, and over HTTP
 
 
 def _playbook(world: World, name: str, edit: Any) -> str:
