@@ -11,6 +11,8 @@ state:
   transfers per minute, and the apply time over the ideal (platform calls x latency / forks);
 * apply at zero latency (data: skip) with `--overhead-forks`, and `ansible-playbook` of 13
   `set_fact` tasks over as many local hosts with the same forks: time per task of both;
+* forks 32 again with the platform over HTTP: `sandbox serve` at the same latency in its own
+  process, as a real control panel would be (the sandbox's own work leaves the runner's CPU);
 * the forks-32 apply again on its own sandbox and state: time and platform writes.
 
 Prints tables and the issue's targets; never asserts on times. It fails only when a measurement
@@ -27,8 +29,11 @@ import platform as pyplatform
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +70,7 @@ class Options:
     workdir: Path | None
     keep: bool
     json_path: Path | None
+    http: bool = True  # also forks 32 against `sandbox serve` in its own process
 
 
 def parse_args(argv: list[str] | None) -> Options:
@@ -83,6 +89,10 @@ def parse_args(argv: list[str] | None) -> Options:
         help="the manifests' quarantine and archive mode in the latency runs (export)",
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 100 transfers, sample 20")
+    parser.add_argument(
+        "--no-http", dest="http", action="store_false",
+        help="skip the forks-32 run against `sandbox serve` over HTTP",
+    )  # fmt: skip
     parser.add_argument("--workdir", type=Path, help="where the temporary data go (system temp)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--json", type=Path, dest="json_path", help="also write figures here")
@@ -100,6 +110,7 @@ def parse_args(argv: list[str] | None) -> Options:
         args.workdir,
         args.keep,
         args.json_path,
+        args.http,
     )
 
 
@@ -139,6 +150,7 @@ def measure_apply(
     run_dir: Path,
     expect: str,
     data: str,
+    over_http: bool = False,
 ) -> ApplyRun:
     """One apply in a child process on `run_dir`'s sandbox, state and S3 prefix; checks that
     every transfer ended `expect` (succeeded, or unchanged for a re-apply) and, unless the
@@ -157,9 +169,14 @@ def measure_apply(
     }
     stem = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
     config_path, result_path = bench.work / f"{stem}.json", bench.work / f"{stem}.result.json"
-    config_path.write_text(json.dumps(config), encoding="utf-8")
     argv = [sys.executable, str(CHILD), str(config_path), str(result_path)]
-    seconds, rss = run_measured(label, argv, bench.env)
+    if over_http:
+        with serve_sandbox(bench, run_dir / "sandbox.db", latency_ms) as url:
+            config_path.write_text(json.dumps({**config, "platform_url": url}), encoding="utf-8")
+            seconds, rss = run_measured(label, argv, bench.env)
+    else:
+        config_path.write_text(json.dumps(config), encoding="utf-8")
+        seconds, rss = run_measured(label, argv, bench.env)
     got = json.loads(result_path.read_text(encoding="utf-8"))
     ended = got["statuses"].get(f"transfers_{expect}", 0)
     if got["transfers"] != count or ended != count:
@@ -185,12 +202,36 @@ def measure_apply(
         got["platform_busy_s"],
         got["writes"],
         got["calls"],
+        got["cpu_s"],
+        over_http,
     )
     say(
         f"  {label}: {run.apply_s:,.1f} s, {run.per_minute:,.0f} transfers/min, "
         f"{run.platform_calls:,} platform calls, {run.writes:,} writes"
     )
     return run
+
+
+@contextmanager
+def serve_sandbox(bench: Bench, sandbox: Path, latency_ms: float) -> Iterator[str]:
+    """`transfer-runner sandbox serve` on a free loopback port, in its own process (as a real
+    control panel would be), with the latency per request; yields its URL."""
+    argv = [sys.executable, "-m", "transfer_runner", "sandbox", "serve", str(sandbox),
+            "--port", "0", "--latency", f"{latency_ms:g}"]  # fmt: skip
+    server = subprocess.Popen(argv, env=bench.env, stdout=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline() if server.stdout else ""
+        found = re.search(r"on (http://\S+)", line)
+        if not found:
+            raise BenchError(f"sandbox serve did not start: {line!r}")
+        yield found.group(1)
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 def export_to(bench: Bench, run_dir: Path) -> str | None:
@@ -275,6 +316,11 @@ def measure_all(bench: Bench, ansible: str) -> Figures:
         )
         throughput.append(measured)
     first = throughput[-1]
+    if opts.http:
+        label = f"apply forks {first.forks}, {opts.latency_ms:g} ms, over HTTP (sandbox serve)"
+        run_dir = fresh_run(bench, "http")
+        args = (bench, label, manifests, first.forks, opts.latency_ms, run_dir, "succeeded")
+        throughput.append(measure_apply(*args, opts.data, over_http=True))
     label = f"re-apply forks {first.forks}, {opts.latency_ms:g} ms"
     reapply = measure_apply(
         bench,

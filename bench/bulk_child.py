@@ -5,7 +5,9 @@ manifests with the given forks, platform URL (``sandbox:PATH?latency_ms=N``) and
 with every platform call counted and timed by `CountingPlatform` (the platform the command
 opens is wrapped; nothing else changes). Writes the run's figures to RESULT.json: transfers by
 status, tasks, platform calls by method, the sandbox's write counter before and after, the time
-inside the apply and the time during which at least one platform call was in flight.
+inside the apply, the process's CPU time inside it (every thread), and the time during which
+at least one platform call was in flight. With `platform_url` in the config the platform is
+that URL (`sandbox serve` over HTTP) instead of the embedded sandbox.
 """
 
 from __future__ import annotations
@@ -117,17 +119,19 @@ def run_apply(config: dict[str, Any]) -> dict[str, Any]:
 
     commands.open_platform = open_counted  # type: ignore[assignment]  # this process only
     settings = Settings(
-        platform=f"sandbox:{config['sandbox']}?latency_ms={config['latency_ms']}",
+        platform=config.get("platform_url")
+        or f"sandbox:{config['sandbox']}?latency_ms={config['latency_ms']}",
         state=f"sqlite:{config['state']}",
         export_to=config.get("export_to"),
     )
     writes_before = _write_calls(SandboxPlatform, config["sandbox"])
     progress = Progress(config["label"], int(config["transfers"]))
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     report = commands.apply(
         [config["manifests"]], settings, forks=int(config["forks"]), reporter=progress
     )
     apply_s = time.monotonic() - started
+    cpu_s = time.process_time() - cpu_started
     writes_after = _write_calls(SandboxPlatform, config["sandbox"])
     calls: Counter[str] = Counter()
     for platform in wrapped:
@@ -136,6 +140,7 @@ def run_apply(config: dict[str, Any]) -> dict[str, Any]:
     failed = [t for t in report.transfers if t.status == "failed"]
     return {
         "apply_s": apply_s,
+        "cpu_s": cpu_s,
         "transfers": totals["transfers"],
         "statuses": {k: v for k, v in totals.items() if k.startswith("transfers_")},
         "tasks": sum(totals[k] for k in ("ok", "changed", "skipped", "failed")),
