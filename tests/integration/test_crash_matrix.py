@@ -1,0 +1,229 @@
+"""The crash matrix: kill -9 at every crash point of one transfer, resume, re-run, check.
+
+For each point (transfer_runner/crash.py) a CLI `apply` is SIGKILLed there; the world must
+then be safe (`tests.invariants`, what holds at every instant); a resume completes the
+transfer; a re-run is `unchanged` and makes no platform write; and the world satisfies every
+invariant. A point the run never reaches is reported (a warning), and allowed only if the
+reference run shows that the transfer writes nothing there. Then crashes during the resume,
+and negative controls: a deliberately broken idempotency key must be caught.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import textwrap
+import time
+import warnings
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.crash_world import CrashWorld, Run
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+STEPS = range(1, 14)  # the tasks of playbooks/direct-to-resold.yml
+PLATFORM_OPS = (
+    "create_account",
+    "import_message",
+    "cancel_account",
+    "move_domain",
+    "detach_domain",
+    "credit",
+    "charge",
+    "add_ticket_comment",
+)
+# One part per store: the fixture's messages are a few KiB, a part is cut at 1 MiB or more.
+EXPORT_POINTS = ("export-mid-part-1", "export-upload-part-1", "export-after-part-1",
+                 "export-before-index")  # fmt: skip
+POINTS = [
+    *(f"{when}-step-{n}" for n in STEPS for when in ("before", "after")),
+    *(f"platform-after-{op}" for op in PLATFORM_OPS),
+    *EXPORT_POINTS,
+    "verify-after-part-1",
+    "import-after-part-1",
+    "export-after-part-2",  # never reached (one part per store): shows how that is reported
+]
+DATA_POINTS = {"data.export": EXPORT_POINTS, "data.verify": ("verify-after-part-1",),
+               "data.import": ("import-after-part-1",)}  # fmt: skip
+
+
+class CrashPointNotReached(UserWarning):
+    """A crash point of the matrix that this transfer's run never reached."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What an uninterrupted run of the transfer writes: changed steps and platform ops."""
+
+    steps: tuple[dict[str, Any], ...]
+    ops: frozenset[str]
+
+    def expected_points(self) -> set[str]:
+        """The crash points an uninterrupted run passes through."""
+        points: set[str] = set()
+        for number, step in enumerate(self.steps, start=1):
+            if step["status"] == "changed":
+                points |= {f"before-step-{number}", f"after-step-{number}"}
+                points |= set(DATA_POINTS.get(step["module"], ()))
+        return points | {f"platform-after-{op}" for op in self.ops}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, s3_server: Any) -> Reference:
+    """One clean run: it must succeed and satisfy every invariant."""
+    world = CrashWorld(tmp_path_factory.mktemp("reference"), s3_server).create()
+    run = world.apply()
+    assert run.returncode == 0 and run.status == "succeeded", str(run)
+    assert world.violations() == []
+    assert len(run.steps) == len(STEPS)
+    return Reference(tuple(run.steps), frozenset(_platform_ops(world)))
+
+
+def _platform_ops(world: CrashWorld) -> set[str]:
+    """The write operations the sandbox performed (its audit rows that took effect)."""
+    with closing(sqlite3.connect(f"{world.sandbox.as_uri()}?mode=ro", uri=True)) as conn:
+        rows = conn.execute("SELECT op FROM audit WHERE error IS NULL AND replayed = 0")
+        return {row[0] for row in rows}
+
+
+def test_the_matrix_covers_every_write_of_the_transfer(reference: Reference) -> None:
+    missing = reference.expected_points() - set(POINTS)
+    assert not missing, f"crash points the transfer passes but the matrix lacks: {missing}"
+    # With this manifest (one store migrated, one exported, pro-rated) every task writes.
+    assert [s["status"] for s in reference.steps] == ["changed"] * len(STEPS)
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_kill_at_point_then_resume_then_rerun(
+    point: str, reference: Reference, tmp_path: Path, s3_server: Any
+) -> None:
+    world = CrashWorld(tmp_path, s3_server).create()
+    crashed = world.apply(point)
+    if crashed.killed:
+        assert point in reference.expected_points(), f"{point} fired: the reference never got there"
+        assert world.violations(complete=False) == []  # safe at the instant of the crash
+        world.unlock()
+        _assert_resumed(world, world.apply())
+    else:
+        assert crashed.returncode == 0, str(crashed)
+        assert point not in reference.expected_points(), f"{point} not reached\n{crashed}"
+        warnings.warn(f"{point}: the transfer never reached it", CrashPointNotReached, 1)
+    _assert_rerun_changes_nothing(world)
+    assert world.violations() == []
+
+
+# Crashes during the resume: A, then B (later) in the resume, then a resume to the end. These
+# runs share S3 state; after A the resume waits out the killed runner's lease and takes the
+# lock over, after B the lock is released with `unlock`.
+PAIRS = [
+    ("platform-after-create_account", "export-after-part-1"),
+    ("export-after-part-1", "export-after-part-1"),  # the quarantine's part, then the archive's
+    ("export-before-index", "verify-after-part-1"),
+    ("verify-after-part-1", "import-after-part-1"),
+    ("import-after-part-1", "platform-after-move_domain"),
+    ("platform-after-cancel_account", "platform-after-credit"),
+    ("after-step-9", "platform-after-add_ticket_comment"),
+]
+
+
+@pytest.mark.parametrize(("first", "second"), PAIRS, ids=[f"{a}--then--{b}" for a, b in PAIRS])
+def test_kill_then_kill_during_the_resume(
+    first: str, second: str, tmp_path: Path, s3_server: Any
+) -> None:
+    world = CrashWorld(tmp_path, s3_server, state="s3", lock_ttl=2).create()
+    crashed = world.apply(first)
+    killed_at = time.monotonic()
+    assert crashed.killed, f"{first} was not reached\n{crashed}"
+    assert world.violations(complete=False) == []
+    world.wait_for_lease(killed_at)
+    crashed = world.apply(second)
+    assert crashed.killed, f"{second} was not reached by the resume\n{crashed}"
+    assert world.violations(complete=False) == []
+    world.unlock()
+    _assert_resumed(world, world.apply())
+    _assert_rerun_changes_nothing(world)
+    assert world.violations() == []
+
+
+def _assert_resumed(world: CrashWorld, resumed: Run) -> None:
+    assert resumed.returncode == 0, str(resumed)
+    # A crash after the last write leaves the resume nothing to do: `unchanged`, all `ok`.
+    nothing_left = all(s["status"] == "ok" for s in resumed.steps)
+    assert resumed.status == ("unchanged" if nothing_left else "succeeded"), str(resumed)
+    assert world.recorded_status() == "succeeded"
+
+
+def _assert_rerun_changes_nothing(world: CrashWorld) -> None:
+    before = world.writes()
+    rerun = world.apply()
+    assert rerun.returncode == 0 and rerun.status == "unchanged", str(rerun)
+    assert world.writes() == before, "a re-run of a completed transfer wrote to the platform"
+
+
+# -- negative controls -----------------------------------------------------------------------
+SITECUSTOMIZE = '''\
+"""Test only: the idempotency keys of kind {kind!r} get a random suffix in each process."""
+import uuid
+
+import transfer_runner.engine.keys as keys
+
+_real = keys.idempotency_key
+_suffix = uuid.uuid4().hex[:8]
+
+
+def idempotency_key(kind, transfer, *parts):
+    key = _real(kind, transfer, *parts)
+    return key + ":" + _suffix if kind == {kind!r} else key
+
+
+keys.idempotency_key = idempotency_key
+'''
+
+
+def _broken_world(tmp_path: Path, s3_server: Any, kind: str) -> CrashWorld:
+    patch = tmp_path / "broken-keys"
+    patch.mkdir()
+    (patch / "sitecustomize.py").write_text(textwrap.dedent(SITECUSTOMIZE.format(kind=kind)))
+    root = tmp_path / "world"
+    root.mkdir()
+    return CrashWorld(root, s3_server, pythonpath=patch).create()
+
+
+BROKEN = [
+    ("transfer-fee", "platform-after-charge", "2 transfer-fee charges"),
+    ("prorate", "platform-after-credit", "2 pro-ration credits"),
+    ("ticket-comment", "platform-after-add_ticket_comment", "ticket T-5001 has 2 new comments"),
+]
+
+
+@pytest.mark.parametrize(("kind", "point", "expected"), BROKEN, ids=[k for k, _, _ in BROKEN])
+def test_the_matrix_catches_a_broken_idempotency_key(
+    kind: str, point: str, expected: str, tmp_path: Path, s3_server: Any
+) -> None:
+    """Negative control: a key that changes between processes makes the write happen twice
+    after a lost acknowledgement; the runner itself notices nothing, the checker must."""
+    world = _broken_world(tmp_path, s3_server, kind)
+    assert world.apply(point).killed
+    world.unlock()
+    resumed = world.apply()
+    assert resumed.returncode == 0 and resumed.status == "succeeded", str(resumed)
+    found = world.violations()
+    assert any(expected in line for line in found), found
+
+
+def test_a_broken_account_key_is_backed_by_the_lookup_by_domain(
+    tmp_path: Path, s3_server: Any
+) -> None:
+    """The same break on the account's key does not make a second account: after the lost
+    acknowledgement `account.ensure` finds the account on the temporary domain and adopts it
+    (and the platform would refuse a second account on that domain anyway)."""
+    world = _broken_world(tmp_path, s3_server, "account")
+    assert world.apply("platform-after-create_account").killed
+    world.unlock()
+    resumed = world.apply()
+    assert resumed.returncode == 0 and resumed.status == "succeeded", str(resumed)
+    assert world.violations() == []
