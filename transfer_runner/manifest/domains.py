@@ -14,12 +14,19 @@ import unicodedata
 
 import idna
 
+from transfer_runner.manifest.text import shown
+
 __all__ = ["normalize_domain", "label_scripts", "MAX_LABEL", "MAX_NAME"]
 
 MAX_LABEL = 63
 MAX_NAME = 253
+# Longer input cannot be a domain name even after UTS #46 drops ignorable characters; checking
+# first keeps mapping and punycode (quadratic in a label's length) away from megabyte strings.
+MAX_INPUT = 1024
 
 _LDH = re.compile(r"[a-z0-9-]+")
+_IPV4_CHARS = re.compile(r"[0-9.]+")
+_SPACE = re.compile(r"\s")
 _NEUTRAL_NAME_PREFIXES = ("MODIFIER", "COMBINING", "KATAKANA-HIRAGANA")
 _SCRIPT_ALIASES = {"CJK": "Han", "IDEOGRAPHIC": "Han"}
 # UTS #39 "highly restrictive": one script, or Latin with one of the CJK writing systems.
@@ -36,7 +43,9 @@ def normalize_domain(text: str) -> str:
         raise ValueError(f"must be a string, not {type(text).__name__}")
     if not text:
         raise ValueError("is empty")
-    if any(ch.isspace() for ch in text):
+    if len(text) > MAX_INPUT:
+        raise ValueError(f"is {len(text)} characters long; a domain name has at most {MAX_NAME}")
+    if _SPACE.search(text):
         raise ValueError("contains whitespace")
     if _is_ip_address(text):
         raise ValueError("is an IP address, not a domain name")
@@ -46,7 +55,7 @@ def normalize_domain(text: str) -> str:
     if len(labels) < 2:
         raise ValueError("needs at least two labels (e.g. example.com)")
     if labels[-1].isdigit():
-        raise ValueError(f"top-level domain {labels[-1]!r} is all digits")
+        raise ValueError(f"top-level domain {shown(labels[-1])} is all digits")
     result = ".".join(labels)
     if len(result) > MAX_NAME:
         raise ValueError(f"is {len(result)} characters long as an A-label; at most {MAX_NAME}")
@@ -70,6 +79,8 @@ def label_scripts(label: str) -> set[str]:
 
 
 def _is_ip_address(text: str) -> bool:
+    if ":" not in text and not _IPV4_CHARS.fullmatch(text):
+        return False  # the common case, without the cost of ipaddress's exceptions
     candidate = text[1:-1] if text.startswith("[") and text.endswith("]") else text
     try:
         ipaddress.ip_address(candidate)
@@ -93,12 +104,17 @@ def _normalize_label(label: str) -> str:
         alabel = _check_ascii_label(label)
         ulabel = _decode_alabel(label) if label.startswith("xn--") else label
     else:
+        if len(label) > MAX_LABEL:  # its A-label is longer still; punycode is quadratic
+            raise ValueError(
+                f"label {shown(label)} is {len(label)} characters long; at most {MAX_LABEL}"
+            )
         alabel = _encode_ulabel(label)
         ulabel = label
     _check_scripts(ulabel)
     if len(alabel) > MAX_LABEL:
         raise ValueError(
-            f"label {label!r} is {len(alabel)} characters long as an A-label; at most {MAX_LABEL}"
+            f"label {shown(label)} is {len(alabel)} characters long as an A-label; "
+            f"at most {MAX_LABEL}"
         )
     return alabel
 
@@ -107,13 +123,14 @@ def _check_ascii_label(label: str) -> str:
     if not _LDH.fullmatch(label):
         bad = next(ch for ch in label if not _LDH.fullmatch(ch))
         raise ValueError(
-            f"label {label!r} contains {bad!r}: only letters, digits and hyphens are allowed"
+            f"label {shown(label)} contains {bad!r}: only letters, digits and hyphens are allowed"
         )
     if label.startswith("-") or label.endswith("-"):
-        raise ValueError(f"label {label!r} starts or ends with a hyphen")
+        raise ValueError(f"label {shown(label)} starts or ends with a hyphen")
     if label[2:4] == "--" and not label.startswith("xn--"):
         raise ValueError(
-            f"label {label!r} has '--' in positions 3-4, which is reserved for IDNA (xn--) labels"
+            f"label {shown(label)} has '--' in positions 3-4, which is reserved for IDNA "
+            "(xn--) labels"
         )
     return label
 
@@ -123,10 +140,12 @@ def _decode_alabel(label: str) -> str:
         ulabel = idna.ulabel(label)
         canonical = idna.alabel(ulabel).decode("ascii")
     except (idna.IDNAError, UnicodeError) as exc:
-        raise ValueError(f"label {label!r} is not a valid punycode (xn--) label: {exc}") from exc
+        raise ValueError(
+            f"label {shown(label)} is not a valid punycode (xn--) label: {exc}"
+        ) from exc
     if canonical != label:
         raise ValueError(
-            f"label {label!r} is not a canonical punycode label (expected {canonical})"
+            f"label {shown(label)} is not a canonical punycode label (expected {canonical})"
         )
     return ulabel
 
@@ -136,15 +155,17 @@ def _encode_ulabel(label: str) -> str:
         return idna.alabel(label).decode("ascii")
     except (idna.IDNAError, UnicodeError) as exc:
         raise ValueError(
-            f"label {label!r} is not a valid internationalized label (IDNA 2008): {exc}"
+            f"label {shown(label)} is not a valid internationalized label (IDNA 2008): {exc}"
         ) from exc
 
 
 def _check_scripts(ulabel: str) -> None:
+    if ulabel.isascii():
+        return  # letters, digits and hyphens: Latin alone
     scripts = label_scripts(ulabel)
     if len(scripts) <= 1 or any(scripts <= mix for mix in _ALLOWED_MIXES):
         return
     names = ", ".join(sorted(scripts))
     raise ValueError(
-        f"label {ulabel!r} mixes scripts ({names}): a look-alike (homograph) of another name"
+        f"label {shown(ulabel)} mixes scripts ({names}): a look-alike (homograph) of another name"
     )

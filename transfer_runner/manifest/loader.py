@@ -3,8 +3,9 @@
 The document is built from parser events rather than PyYAML's constructors, so every node's
 position is known and nothing is ever expanded or instantiated: anchors, aliases (alias bombs)
 and tags other than `!!str` are refused, duplicate and non-string keys are errors, nesting is
-bounded, and plain scalars follow the YAML 1.2 core schema, stricter still: `yes`, `no`, `on`,
-`0755`, `2026-12-01` and `1:20` are strings; only `true`/`false`, decimal integers without a
+bounded, control and bidirectional-override characters are refused (what a reviewer sees is
+what runs), and plain scalars follow the YAML 1.2 core schema, stricter still: `yes`, `no`,
+`on`, `0755`, `2026-12-01` and `1:20` are strings; only `true`/`false`, decimal integers without a
 leading zero, floats and `null`/`~` are not.
 """
 
@@ -22,10 +23,12 @@ from typing import Any
 import yaml
 
 from transfer_runner.errors import Diagnostic, ManifestError
+from transfer_runner.manifest.text import clipped, shown
 
 __all__ = [
     "MAX_BYTES",
     "MAX_DEPTH",
+    "MAX_INT_DIGITS",
     "NodePath",
     "PositionMap",
     "LoadedManifest",
@@ -40,6 +43,7 @@ __all__ = [
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 32
 MAX_PROBLEMS = 20
+MAX_INT_DIGITS = 100
 
 NodePath = tuple[str | int, ...]
 Position = tuple[int, int]
@@ -58,7 +62,11 @@ _INF = re.compile(r"[-+]?\.(?:inf|Inf|INF)")
 _NANS = frozenset({".nan", ".NaN", ".NAN"})
 # YAML's printable set (YAML 1.2 §5.1); anything else is refused before parsing.
 _NON_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# Embeddings, overrides and isolates reorder what an editor or a diff shows, even in a comment
+# ("Trojan Source", CVE-2021-42574); YAML allows them, a reviewed manifest does not.
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _SIMPLE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_SHOWN_KEY = 100  # longer keys are shown elided, in brackets
 
 
 class PositionMap:
@@ -123,10 +131,10 @@ def format_path(path: NodePath) -> str:
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif _SIMPLE_KEY.fullmatch(part):
+        elif _SIMPLE_KEY.fullmatch(part) and len(part) <= _SHOWN_KEY:
             out += f".{part}" if out else part
         else:
-            out += f"[{part!r}]"
+            out += f"[{shown(part)}]"
     return out
 
 
@@ -168,6 +176,17 @@ def parse_yaml_bytes(data: bytes, display: str) -> tuple[dict[str, Any], Positio
         line, col = _line_col(text, bad.start())
         code = f"U+{ord(bad.group()):04X}"
         raise _fail(display, line, col, f"control character {code} is not allowed in YAML")
+    bidi = _BIDI.search(text)
+    if bidi:
+        line, col = _line_col(text, bidi.start())
+        code = f"U+{ord(bidi.group()):04X}"
+        raise _fail(
+            display,
+            line,
+            col,
+            f"bidirectional control character {code} is not allowed: it makes the file "
+            "display as something other than what it is",
+        )
     builder = _Builder(display)
     try:
         with closing(_events(text)) as events:
@@ -182,12 +201,20 @@ def parse_yaml_bytes(data: bytes, display: str) -> tuple[dict[str, Any], Positio
 
 
 def resolve_plain_scalar(text: str) -> Any:
-    """A plain (unquoted, untagged) scalar by the strict YAML 1.2 core rules described above."""
+    """A plain (unquoted, untagged) scalar by the strict YAML 1.2 core rules described above.
+
+    `ValueError` for an integer of more than `MAX_INT_DIGITS` digits, which no manifest needs
+    (and which Python refuses to convert beyond 4,300 digits)."""
     if text in _NULLS:
         return None
     if text in _BOOLS:
         return _BOOLS[text]
     if _INT.fullmatch(text):
+        digits = len(text.lstrip("+-"))
+        if digits > MAX_INT_DIGITS:
+            raise ValueError(
+                f"an integer of {digits} digits is too large (at most {MAX_INT_DIGITS})"
+            )
         return int(text)
     if _FLOAT.fullmatch(text) or _INF.fullmatch(text):
         return float(text.replace(".inf", "inf").replace(".Inf", "inf").replace(".INF", "inf"))
@@ -322,7 +349,7 @@ class _Builder:
         elif self.root is None:
             self.problem(*self.root_position, "the document is empty: expected a mapping")
         elif not isinstance(self.root, dict):
-            kind = "a list" if isinstance(self.root, list) else f"the value {self.root!r}"
+            kind = "a list" if isinstance(self.root, list) else f"the value {shown(self.root)}"
             self.problem(
                 *self.root_position,
                 f"the top level must be a mapping (apiVersion, kind, metadata, spec), not {kind}",
@@ -333,7 +360,7 @@ class _Builder:
         self.problem(
             line,
             col,
-            f"YAML aliases (*{event.anchor}) are not allowed: write the value out",
+            f"YAML aliases (*{clipped(event.anchor)}) are not allowed: write the value out",
             self._current_path(),
         )
         self._place(_ALIAS, event.start_mark)
@@ -341,7 +368,11 @@ class _Builder:
     def _scalar(self, event: yaml.ScalarEvent) -> None:
         self._check_anchor(event)
         if event.tag is None and event.implicit[0]:
-            value: Any = resolve_plain_scalar(event.value)
+            try:
+                value: Any = resolve_plain_scalar(event.value)
+            except ValueError as exc:
+                self.problem(*_pos(event.start_mark), str(exc), self._current_path())
+                value = None
         else:
             if event.tag not in (None, "!", _STR_TAG):
                 self._bad_tag(event)
@@ -401,7 +432,7 @@ class _Builder:
             top.key = _SKIP
             self.problem(
                 *position,
-                f"duplicate key {key!r} (first at line {top.key_lines[key]})",
+                f"duplicate key {shown(key)} (first at line {top.key_lines[key]})",
                 child,
             )
         else:
@@ -416,14 +447,15 @@ class _Builder:
             self.problem(
                 line,
                 col,
-                f"YAML anchors (&{event.anchor}) are not allowed: repeat the value instead",
+                f"YAML anchors (&{clipped(event.anchor)}) are not allowed: repeat the value "
+                "instead",
                 self._current_path(),
             )
 
     def _bad_tag(self, event: yaml.NodeEvent) -> None:
         tag = str(event.tag).replace("tag:yaml.org,2002:", "!!")
         line, col = _pos(event.start_mark)
-        self.problem(line, col, f"YAML tag {tag} is not allowed (only !!str)")
+        self.problem(line, col, f"YAML tag {clipped(tag)} is not allowed (only !!str)")
 
     def _current_path(self) -> NodePath | None:
         if not self.stack:

@@ -7,12 +7,13 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 from transfer_runner.errors import Diagnostic
 from transfer_runner.manifest.loader import NodePath, PositionMap, format_path
 from transfer_runner.manifest.semantic import looks_like_secret
+from transfer_runner.manifest.text import shown
 from transfer_runner.resources import load_json_schema
 
 __all__ = ["SCHEMA_NAME", "manifest_validator", "schema_diagnostics"]
@@ -32,24 +33,46 @@ _TYPE_NAMES = {
 _Located = tuple[NodePath, bool, str]  # path, point at the key?, message
 
 
+def _is_integer(checker: Any, instance: Any) -> bool:
+    """JSON Schema counts 1000.0 as an integer; a manifest's `1e3` or `40.0` is not one."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+# `users: 1e3` must be refused, never silently read as 1000.
+_StrictValidator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
+
 @lru_cache(maxsize=1)
 def manifest_validator() -> Draft202012Validator:
-    """The manifest schema's validator (the schema itself is checked once, here)."""
+    """The manifest schema's validator (the schema itself is checked once, here); integers
+    are whole numbers written as such, not floats with no fraction."""
     schema = load_json_schema(SCHEMA_NAME)
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    return _StrictValidator(schema)
 
 
 def schema_diagnostics(
     doc: dict[str, Any], positions: PositionMap, display: str
 ) -> list[Diagnostic]:
-    """Every schema error of `doc`, located at its node and sorted by position."""
+    """Every schema error of `doc`, located at its node and sorted by position.
+
+    Nothing at or under a secret-looking key is reported here: the semantic layer says that
+    the key does not belong, without repeating its value in a CI log."""
     found: dict[Diagnostic, None] = {}
     for error in manifest_validator().iter_errors(doc):
         for path, at_key, message in _explain(error):
+            if _under_secret(path):
+                continue
             line, col = positions.locate(path, key=at_key)
             found[Diagnostic(display, line, col, message, format_path(path))] = None
     return sorted(found, key=lambda d: (d.line, d.col, d.where, d.message))
+
+
+def _under_secret(path: NodePath) -> bool:
+    return any(isinstance(part, str) and looks_like_secret(part) for part in path)
 
 
 def _explain(error: ValidationError) -> list[_Located]:
@@ -75,7 +98,7 @@ def _additional(error: ValidationError, path: NodePath) -> list[_Located]:
             continue  # the semantic layer says why secrets never belong in a manifest
         close = difflib.get_close_matches(key, allowed, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(allowed)}"
-        out.append(((*path, key), True, f"unknown key {key!r}; {hint}"))
+        out.append(((*path, key), True, f"unknown key {shown(key)}; {hint}"))
     return out
 
 
@@ -86,13 +109,25 @@ def _required(error: ValidationError, path: NodePath) -> list[_Located]:
 
 
 def _unique(error: ValidationError, path: NodePath) -> list[_Located]:
+    """Each repeat, pointing at its first occurrence; linear, whatever the list's length."""
     out: list[_Located] = []
-    items = list(error.instance)
-    for index, item in enumerate(items):
-        earlier = next((i for i in range(index) if items[i] == item), None)
-        if earlier is not None:
-            out.append(((*path, index), False, f"{item!r} is repeated (first at [{earlier}])"))
-    return out or [(path, False, error.message)]
+    first: dict[str, int] = {}
+    unhashable: list[tuple[Any, int]] = []
+    for index, item in enumerate(error.instance):
+        if isinstance(item, str):
+            earlier = first.setdefault(item, index)
+        else:  # the schema's own type errors say what is wrong with these
+            earlier = next((i for other, i in unhashable if _same(other, item)), index)
+            if earlier == index:
+                unhashable.append((item, index))
+        if earlier != index:
+            out.append(((*path, index), False, f"{shown(item)} is repeated (first at [{earlier}])"))
+    return out or [(path, False, "has repeated items")]
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: `1` and `true` differ, as jsonschema's `uniqueItems` has it."""
+    return type(a) is type(b) and a == b
 
 
 def _simple(error: ValidationError, path: NodePath) -> list[_Located]:
@@ -114,17 +149,17 @@ def _message(error: ValidationError, subject: str = "") -> str:
             return _type_message(value, instance)
         case "pattern":
             hint = error.schema.get("x-pattern-message", f"must match {value}")
-            return f"{subject}{instance!r} {hint}"
+            return f"{subject}{shown(instance)} {hint}"
         case "enum":
-            return f"{instance!r} is not one of: {', '.join(map(str, value))}"
+            return f"{shown(instance)} is not one of: {', '.join(map(str, value))}"
         case "const":
-            return f"must be {value!r}, not {instance!r}"
+            return f"must be {value!r}, not {shown(instance)}"
         case "minItems" if value == 1:
             return "must not be empty"
         case "minLength" if value == 1:
             return f"{subject}must not be empty"
         case "maxLength":
-            return f"{subject}{instance!r} is longer than {value} characters"
+            return f"{subject}{shown(instance)} is longer than {value} characters"
         case "maxProperties":
             return f"has {len(instance)} entries; at most {value} are allowed"
     return error.message
@@ -147,5 +182,5 @@ def _describe(instance: Any) -> str:
     if isinstance(instance, (int, float)):
         return f"the number {instance}"
     if isinstance(instance, str):
-        return f"the string {instance!r}"
+        return f"the string {shown(instance)}"
     return "a list" if isinstance(instance, list) else "a mapping"

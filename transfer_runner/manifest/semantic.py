@@ -15,10 +15,12 @@ from typing import Any
 from transfer_runner.errors import Diagnostic
 from transfer_runner.manifest.domains import normalize_domain
 from transfer_runner.manifest.loader import LoadedManifest, NodePath, PositionMap, format_path
+from transfer_runner.manifest.text import clipped, shown, shown_list
 
 __all__ = [
     "TEMPORARY_PREFIX",
     "looks_like_secret",
+    "unsafe_character",
     "default_temporary_domain",
     "customer_domains",
     "temporary_domain",
@@ -31,6 +33,19 @@ TEMPORARY_PREFIX = "gdi."
 _SECRET_WORDS = re.compile(
     r"password|passwd|passphrase|secret|token|apikey|accesskey|privatekey|credential"
 )
+# Characters that have no place in a one-line value: controls, lone surrogates (which only a
+# `\ud800` escape can make, and which nothing can encode), line and paragraph separators, and
+# the bidirectional embeddings, overrides and isolates that make text display as something
+# else ("Trojan Source", CVE-2021-42574).
+# One regex for all of them (categories Cc, Cs, Zl and Zp are exactly these ranges): a
+# megabyte value is scanned at C speed.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_KINDS = {
+    "Cc": "a control character",
+    "Cs": "a lone surrogate",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+}
 _CUSTOMER_DOMAINS: NodePath = ("spec", "customer", "domains")
 _TEMPORARY: NodePath = ("spec", "temporary_domain")
 _TICKETS: tuple[NodePath, ...] = (
@@ -76,16 +91,35 @@ def temporary_domain(doc: dict[str, Any]) -> str | None:
     return claim.value if claim else None
 
 
+def unsafe_character(text: str) -> str | None:
+    """What makes `text` unsafe to show as one line (e.g. "a control character (U+0000)"),
+    or None."""
+    found = _UNSAFE.search(text)
+    if found is None:
+        return None
+    ch = found.group()
+    kind = _UNSAFE_KINDS.get(unicodedata.category(ch))
+    if kind is None:
+        return (
+            f"a bidirectional control character (U+{ord(ch):04X}), which makes text "
+            "display as something other than what it is"
+        )
+    return f"{kind} (U+{ord(ch):04X})"
+
+
 def manifest_diagnostics(
     doc: dict[str, Any], positions: PositionMap, display: str
 ) -> list[Diagnostic]:
-    """Rules of one manifest: secrets, text, domains, temporary domain, counts, tickets."""
+    """Rules of one manifest: secrets, text, domains, temporary domain, counts, accounts,
+    tickets."""
+    customers = [domain for _, domain in customer_domains(doc)]  # once: thousands are allowed
     found = [
         *_secret_keys(doc, ()),
-        *_control_characters(doc, ()),
+        *_unsafe_characters(doc, ()),
         *_domain_problems(doc),
-        *_temporary_problems(doc),
-        *_count_problems(doc),
+        *_temporary_problems(doc, customers),
+        *_count_problems(doc, customers),
+        *_account_problems(doc),
         *_ticket_problems(doc),
     ]
     return [_diagnostic(display, positions, path, message, key) for path, message, key in found]
@@ -108,7 +142,7 @@ def cross_diagnostics(manifests: Sequence[LoadedManifest]) -> list[Diagnostic]:
                     _cross(
                         manifest,
                         ("metadata", "name"),
-                        f"name {name!r} is also used by {first.display}",
+                        f"name {shown(name)} is also used by {first.display}",
                     )
                 )
             else:
@@ -127,27 +161,24 @@ def _secret_keys(node: Any, path: NodePath) -> Iterator[_Found]:
         if isinstance(key, str) and looks_like_secret(key):
             yield (
                 child_path,
-                f"key {key!r} looks like a secret: secrets never go in a manifest (it is "
+                f"key {shown(key)} looks like a secret: secrets never go in a manifest (it is "
                 "committed to git); the runner takes credentials from its environment",
                 True,
             )
         yield from _secret_keys(value, child_path)
 
 
-def _control_characters(node: Any, path: NodePath) -> Iterator[_Found]:
+def _unsafe_characters(node: Any, path: NodePath) -> Iterator[_Found]:
     if isinstance(node, str):
-        bad = next((ch for ch in node if unicodedata.category(ch) == "Cc"), None)
+        bad = unsafe_character(node)
         if bad is not None:
-            yield (
-                path,
-                f"contains a control character (U+{ord(bad):04X}); use one line of text",
-                False,
-            )
+            yield path, f"contains {bad}; use one line of text", False
         return
     for child_path, key, value in _children(node, path):
-        if isinstance(key, str) and any(unicodedata.category(ch) == "Cc" for ch in key):
-            yield child_path, "the key contains a control character", True
-        yield from _control_characters(value, child_path)
+        bad = unsafe_character(key) if isinstance(key, str) else None
+        if bad is not None:
+            yield child_path, f"the key contains {bad}", True
+        yield from _unsafe_characters(value, child_path)
 
 
 def _domain_problems(doc: dict[str, Any]) -> Iterator[_Found]:
@@ -160,14 +191,14 @@ def _domain_problems(doc: dict[str, Any]) -> Iterator[_Found]:
         try:
             domain = normalize_domain(raw)
         except ValueError as exc:
-            yield path, f"{raw!r} is not a valid domain name: {exc}", False
+            yield path, f"{shown(raw)} is not a valid domain name: {exc}", False
             continue
         first = seen.setdefault(domain, index)
         if first != index and raws[first] != raw:  # identical text is the schema's to report
-            yield path, f"{raw!r} is the same domain as [{first}] ({domain})", False
+            yield path, f"{shown(raw)} is the same domain as [{first}] ({domain})", False
 
 
-def _temporary_problems(doc: dict[str, Any]) -> Iterator[_Found]:
+def _temporary_problems(doc: dict[str, Any], customers: list[str]) -> Iterator[_Found]:
     given = _get(doc, _TEMPORARY)
     first = _first_domain(doc)
     if isinstance(given, str):
@@ -181,9 +212,8 @@ def _temporary_problems(doc: dict[str, Any]) -> Iterator[_Found]:
         temporary = normalize_domain(text)
     except ValueError as exc:
         fix = "; set spec.temporary_domain" if given is None else ""
-        yield path, f"{what} {text!r} is not a valid domain name: {exc}{fix}", False
+        yield path, f"{what} {shown(text)} is not a valid domain name: {exc}{fix}", False
         return
-    customers = [domain for _, domain in customer_domains(doc)]
     if temporary in customers:
         yield (
             path,
@@ -194,16 +224,17 @@ def _temporary_problems(doc: dict[str, Any]) -> Iterator[_Found]:
     elif customers and not any(temporary.endswith("." + c) for c in customers):
         yield (
             path,
-            f"{what} {temporary} must be a subdomain of a customer domain ({', '.join(customers)})",
+            f"{what} {temporary} must be a subdomain of a customer domain "
+            f"({shown_list(customers)})",
             False,
         )
 
 
-def _count_problems(doc: dict[str, Any]) -> Iterator[_Found]:
+def _count_problems(doc: dict[str, Any], customers: list[str]) -> Iterator[_Found]:
     allowed = _get(doc, ("spec", "subscription", "domains"))
     if not isinstance(allowed, int) or isinstance(allowed, bool):
         return
-    count = len({domain for _, domain in customer_domains(doc)})
+    count = len(set(customers))
     if allowed < count:
         yield (
             ("spec", "subscription", "domains"),
@@ -213,12 +244,24 @@ def _count_problems(doc: dict[str, Any]) -> Iterator[_Found]:
         )
 
 
+def _account_problems(doc: dict[str, Any]) -> Iterator[_Found]:
+    customer = _get(doc, ("spec", "customer", "account"))
+    reseller = _get(doc, ("spec", "reseller", "account"))
+    if isinstance(customer, str) and customer == reseller:
+        yield (
+            ("spec", "reseller", "account"),
+            f"{clipped(reseller)} is also the customer's direct account: the customer moves "
+            "under a reseller's account, which authorizes on its own ticket",
+            False,
+        )
+
+
 def _ticket_problems(doc: dict[str, Any]) -> Iterator[_Found]:
     customer, reseller = (_get(doc, path) for path in _TICKETS)
     if isinstance(customer, str) and customer == reseller:
         yield (
             _TICKETS[1],
-            f"{reseller} is also the customer ticket: the customer and the reseller "
+            f"{clipped(reseller)} is also the customer ticket: the customer and the reseller "
             "each authorize on their own ticket",
             False,
         )
@@ -279,7 +322,8 @@ def _claims(
             yield _cross(
                 manifest,
                 claim.path,
-                f"{what} {claim.value} is also in {other.display} ({format_path(first.where)}); "
+                f"{what} {clipped(claim.value)} is also in {other.display} "
+                f"({format_path(first.where)}); "
                 f"a {what} belongs to one transfer only",
                 where=claim.where,
             )
