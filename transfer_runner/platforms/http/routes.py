@@ -21,10 +21,12 @@ from transfer_runner.platforms.base import STORES, NewAccount, Store
 from transfer_runner.platforms.http.wire import API_PREFIX, from_wire, to_wire
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 
-__all__ = ["Call", "Reply", "Route", "ROUTES", "RFC822", "bad_request"]
+__all__ = ["Call", "Reply", "Route", "ROUTES", "RFC822", "AMOUNT", "MAX_COUNT", "bad_request"]
 
 T = TypeVar("T")
 RFC822 = "message/rfc822"
+MAX_COUNT = 2_147_483_647  # users and max_domains of a new account (the contract's maximum)
+AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")  # what a charge or credit takes
 BodyKind = Literal["none", "json", "message"]
 
 
@@ -107,15 +109,25 @@ def bad_request(call: Call | str, detail: str) -> PlatformError:
 def _json_body(call: Call, cls: type[T], *, optional: bool = False) -> T:
     if optional and not call.body.strip():
         return cls()
+    return _decode_body(call, cls, _json_object(call))
+
+
+def _json_object(call: Call) -> dict[str, Any]:
     media = call.content_type.split(";", 1)[0].strip().lower()
     if media and media != "application/json" and not media.endswith("+json"):
         raise bad_request(call, f"Content-Type must be application/json, not {media}")
     try:
         data = json.loads(call.body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        # JSON may escape a lone surrogate, which no UTF-8 store can hold (RFC 8259, 8.2).
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (UnicodeError, ValueError, RecursionError) as exc:
         raise bad_request(call, f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise bad_request(call, f"the body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _decode_body(call: Call, cls: type[T], data: dict[str, Any]) -> T:
     try:
         return from_wire(cls, data)
     except PlatformError as exc:
@@ -123,6 +135,31 @@ def _json_body(call: Call, cls: type[T], *, optional: bool = False) -> T:
         if detail.startswith(cls.__name__):
             detail = "body" + detail[len(cls.__name__) :]
         raise bad_request(call, detail) from None
+
+
+def _new_account(call: Call) -> NewAccount:
+    data = _json_object(call)
+    for name in ("users", "max_domains"):
+        value = data.get(name)
+        if isinstance(value, float) and value.is_integer():
+            data[name] = int(value)  # JSON has one number type: 40.0 is the integer 40
+    spec = _decode_body(call, NewAccount, data)
+    for name in ("users", "max_domains"):
+        if getattr(spec, name) > MAX_COUNT:
+            raise bad_request(call, f"body.{name}: must be at most {MAX_COUNT}")
+    return spec
+
+
+def _payment_body(call: Call) -> PaymentBody:
+    data = _json_object(call)
+    amount = data.get("amount")
+    if isinstance(amount, str) and not AMOUNT.fullmatch(amount):
+        raise bad_request(
+            call,
+            f'body.amount: expected a positive amount such as "25.00" (up to 12 digits, then '
+            f"up to 2 decimals), got {amount!r}",
+        )
+    return _decode_body(call, PaymentBody, data)
 
 
 def _query(call: Call, name: str) -> str:
@@ -190,7 +227,7 @@ def _find_account_by_domain(call: Call) -> Reply:
 
 
 def _create_account(call: Call) -> Reply:
-    spec = _json_body(call, NewAccount)
+    spec = _new_account(call)
     return Reply(201, to_wire(call.platform.create_account(spec, _key(call))))
 
 
@@ -262,13 +299,13 @@ def _find_charge(call: Call) -> Reply:
 
 
 def _credit(call: Call) -> Reply:
-    body = _json_body(call, PaymentBody)
+    body = _payment_body(call)
     credit = call.platform.credit(call.args["account_id"], body.amount, body.reason, _key(call))
     return Reply(201, to_wire(credit))
 
 
 def _charge(call: Call) -> Reply:
-    body = _json_body(call, PaymentBody)
+    body = _payment_body(call)
     charge = call.platform.charge(call.args["account_id"], body.amount, body.reason, _key(call))
     return Reply(201, to_wire(charge))
 

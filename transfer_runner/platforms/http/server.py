@@ -43,6 +43,7 @@ __all__ = [
     "SandboxServer",
     "MAX_JSON_BYTES",
     "MAX_MESSAGE_BYTES",
+    "MAX_KEY_LENGTH",
     "is_loopback",
 ]
 
@@ -50,6 +51,7 @@ log = logging.getLogger("transfer_runner.http.server")
 
 MAX_JSON_BYTES = 1024 * 1024
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+MAX_KEY_LENGTH = 512  # of an Idempotency-Key, as the contract says
 DEFAULT_WORKERS = 16
 
 
@@ -159,6 +161,9 @@ class SandboxApp:
         key = request.headers.get("Idempotency-Key")
         if route.write and not (key and key.strip()):
             return problem(400, "bad-request", "every write needs an Idempotency-Key header")
+        if route.write and key and len(key) > MAX_KEY_LENGTH:
+            detail = f"the Idempotency-Key header is longer than {MAX_KEY_LENGTH} characters"
+            return problem(400, "bad-request", detail)
         try:
             args = {k: unquote(v, errors="strict") for k, v in raw_args.items()}
         except UnicodeDecodeError:
