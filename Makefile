@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEMO_DIR ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-unit lint bench-export bench-bulk clean
+.PHONY: install demo test test-unit test-soak lint bench-export bench-bulk clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: install ## the whole suite (unit, functional, integration, end to end)
 
 test-unit: install
 	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
+
+test-soak: install ## the long runs: many more fault schedules and hostile inputs (see RELIABILITY.md)
+	TRANSFER_RUNNER_SOAK=1 $(PY) -m pytest -q tests/functional/test_fault_schedules.py \
+		tests/unit/test_hostile_manifests.py tests/integration/test_crash_matrix.py $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check transfer_runner tests tools bench
