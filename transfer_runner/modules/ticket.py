@@ -32,9 +32,17 @@ def mentions_domain(text: str, domain: str) -> bool:
     return False
 
 
+_REFUSED = frozenset({"rejected", "declined", "denied"})
+
+
 def _mentions_name(text: str, name: str) -> bool:
-    squash = lambda s: re.sub(r"\s+", " ", s).strip().lower()  # noqa: E731
-    return squash(name) in squash(text)
+    """True if `name` appears as whole words in `text` (any whitespace, any case): "Northwind
+    IT" is not named by "Northwind ITALIA"."""
+    words = name.split()
+    if not words:
+        return False
+    pattern = r"(?<!\w)" + r"\s+".join(re.escape(w) for w in words) + r"(?!\w)"
+    return re.search(pattern, text, re.IGNORECASE) is not None
 
 
 def ticket_problems(
@@ -53,8 +61,9 @@ def ticket_problems(
         problems.append(
             f"was opened from account {ticket.account}, not from {role} account {from_account}"
         )
-    if ticket.status == "closed" and (ticket.resolution or "").lower() == "rejected":
-        problems.append("is closed as rejected")
+    resolution = (ticket.resolution or "").strip().casefold()
+    if ticket.status == "closed" and resolution in _REFUSED:
+        problems.append(f"is closed as {resolution}")
     text = f"{ticket.subject}\n{ticket.body}"
     if not any(mentions_domain(text, d) for d in domains):
         problems.append(f"does not name the customer domain ({', '.join(domains)})")
