@@ -166,3 +166,25 @@ def test_a_state_of_schema_version_1_is_migrated(world: World) -> None:
     writes = world.writes()
     assert world.apply().transfers[0].status == "unchanged"
     assert world.writes() == writes
+
+
+def test_a_run_that_finds_every_step_done_completes_a_failed_transfer(world: World) -> None:
+    """An earlier run did every write but failed before recording success (a lost reply on
+    the last step): the run that finds everything done reports it succeeded, not unchanged."""
+    from datetime import UTC, datetime
+
+    from transfer_runner.state.base import TransferRecord
+
+    world.apply()
+    state = open_state(f"sqlite:{world.state}")
+    try:
+        [done] = state.list_transfers()
+        state.set_transfer(TransferRecord(done.name, done.manifest_sha256, "failed",
+                                          datetime.now(UTC), done.last_run_id))  # fmt: skip
+    finally:
+        state.close()
+    writes = world.writes()
+    [result] = world.apply().transfers
+    assert result.status == "succeeded" and "already done" in result.message
+    assert all(s.status == "ok" for s in result.steps) and world.writes() == writes
+    assert world.apply().transfers[0].status == "unchanged"

@@ -331,7 +331,11 @@ def _execute(
             break
     status = _status(run.check_mode, steps, message)
     if not run.check_mode:
-        _set_final_status(run, transfer, playbook, status, previous_status)
+        recorded = _set_final_status(run, transfer, playbook, status, previous_status)
+        if status == "unchanged" and recorded == "succeeded" and previous_status != "succeeded":
+            # Every step found its work done (an earlier run did it, then failed before it
+            # could record so): this run is the one that completes the transfer.
+            status, message = "succeeded", "completed: every step was already done"
         run.state.append_event(
             run.run_id, transfer.name, "transfer_finished", {"status": status, "message": message}
         )
@@ -460,17 +464,19 @@ def _record(run: RunContext, transfer: Transfer, task: Task, step: StepResult) -
 
 def _set_final_status(
     run: RunContext, transfer: Transfer, playbook: Playbook, status: str, before: str | None
-) -> None:
+) -> str | None:
     """succeeded only when every task of the playbook is done; a completed transfer whose
-    re-apply fails stays succeeded (the failure is in the run's events), so drift still holds."""
+    re-apply fails stays succeeded (the failure is in the run's events), so drift still holds.
+    Returns the status recorded."""
     if status == "failed":
         if before != "succeeded":
             _set_status(run, transfer, "failed")
-        return
+        return before if before == "succeeded" else "failed"
     done = run.state.latest_steps(transfer.name)
     complete = all(_done(done.get(t.name), t) for t in playbook.tasks)
     status = "succeeded" if complete or before == "succeeded" else "pending"
     _set_status(run, transfer, status, playbook.sha256 if complete else "")
+    return status
 
 
 def _set_status(
