@@ -97,6 +97,14 @@ CASES: list[tuple[str, tuple[tuple[str, str], ...], list[str]]] = [
         [f"{F}:14:12: spec.subscription.users: -3 is less than the minimum of 1"],
     ),
     (
+        "maximum (the platform's integers overflow past it)",
+        (("users: 40", "users: 100000000000000000000"),),
+        [
+            f"{F}:14:12: spec.subscription.users: 100000000000000000000 is greater than "
+            "the maximum of 10000000"
+        ],
+    ),
+    (
         "unknown key with a suggestion",
         (("  temporary_domain:", "  tempoary_domain:"),),
         [
