@@ -13,27 +13,23 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import signal
 import subprocess
-import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
 from tests.functional.conftest import FIXTURE, GLOBEX, manifest
+from tests.served import Served, cli
 from tests.unit.test_sandbox_fixture import make_sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-token-4f0b9d27c1a8"
-_LINE = re.compile(r"serving sandbox (\S+) on (http://127\.0\.0\.1:\d+) \(token required\)")
 TRANSFERS = ("acme-com", "globex-io")
 TICKETS = ("T-5001", "T-5002", "T-5003", "T-5004")
 # The functional fixture with fewer messages: each request may fail, and a 429 costs a second.
@@ -47,31 +43,6 @@ for _big, _small in (
     SMALL_FIXTURE = SMALL_FIXTURE.replace(_big, _small)
 
 
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "transfer_runner", *args]
-
-
-@dataclass
-class Served:
-    """A running `sandbox serve`: its URL, and its output so far."""
-
-    proc: subprocess.Popen[str]
-    url: str
-    line: str
-    log: Path
-    _stderr: IO[str]
-
-    def stop(self) -> tuple[int, str]:
-        """SIGINT, wait; (exit code, everything the server printed)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            out, _ = self.proc.communicate(timeout=20)
-        finally:
-            self._stderr.close()
-        return self.proc.returncode, self.line + out + self.log.read_text()
-
-
 @dataclass
 class Site:
     """A working directory with a sandbox, two manifests and the runner's environment."""
@@ -81,27 +52,21 @@ class Site:
     servers: list[Served]
 
     def serve(self, *faults: str) -> Served:
-        log = self.root / f"serve-{len(self.servers)}.log"
-        stderr = log.open("w")
         args = ("-vv", "sandbox", "serve", "sandbox.db", "--port", "0", "--token", TOKEN)
-        proc = subprocess.Popen(
-            _cli(*args, *faults),
-            cwd=self.root,
-            env={k: v for k, v in self.env.items() if k != "TRANSFER_RUNNER_PLATFORM_TOKEN"},
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
+        served = Served.start(
+            (*args, *faults),
+            self.root,
+            {k: v for k, v in self.env.items() if k != "TRANSFER_RUNNER_PLATFORM_TOKEN"},
+            self.root / f"serve-{len(self.servers)}.log",
         )
-        line = _first_line(proc)
-        found = _LINE.fullmatch(line.strip())
-        served = Served(proc, found.group(2) if found else "", line, log, stderr)
         self.servers.append(served)
-        assert found, (line, proc.poll(), log.read_text())
+        assert served.line.strip().endswith("(token required)"), served.line
+        assert served.url, (served.line, served.proc.poll(), served.log.read_text())
         return served
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            _cli(*args), cwd=self.root, env=self.env, capture_output=True, text=True,
+            cli(*args), cwd=self.root, env=self.env, capture_output=True, text=True,
             timeout=timeout,
         )  # fmt: skip
 
@@ -119,15 +84,6 @@ class Site:
     def report(self, name: str) -> dict[str, str]:
         doc = json.loads((self.root / name).read_text())
         return {t["name"]: t["status"] for t in doc["transfers"]}
-
-
-def _first_line(proc: subprocess.Popen[str], timeout: float = 30) -> str:
-    lines: list[str] = []
-    assert proc.stdout is not None
-    reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
-    reader.start()
-    reader.join(timeout)
-    return lines[0] if lines else ""
 
 
 @pytest.fixture
@@ -154,11 +110,7 @@ def site(tmp_path: Path, s3_server: Any) -> Iterator[Site]:
     created = Site(tmp_path, env, [])
     yield created
     for served in created.servers:
-        if served.proc.poll() is None:
-            served.proc.kill()
-            served.proc.wait(timeout=10)
-        if not served._stderr.closed:
-            served._stderr.close()
+        served.kill()
 
 
 def assert_exactly_once(world: dict[str, Any]) -> None:
@@ -203,7 +155,8 @@ def test_every_transfer_succeeds_exactly_once_under_every_fault_at_once(site: Si
     assert rechecked.returncode == 0, (rechecked.stdout, rechecked.stderr)
     assert site.report("recheck.json") == dict.fromkeys(TRANSFERS, "unchanged")
 
-    code, server_output = served.stop()
+    code, out, err = served.stop()
+    server_output = served.line + out + err
     assert code == 0, server_output
     assert site.dump() == world  # the re-applies wrote nothing
     assert "injecting fault" in server_output and "Traceback" not in server_output
@@ -220,7 +173,8 @@ def test_every_transfer_succeeds_exactly_once_under_one_fault_kind(site: Site, k
     assert done.returncode == 0, (done.stdout, done.stderr)
     assert site.report("report.json") == dict.fromkeys(TRANSFERS, "succeeded")
 
-    code, server_output = served.stop()
+    code, out, err = served.stop()
+    server_output = served.line + out + err
     assert code == 0, server_output
     assert f"injecting fault {kind} into" in server_output
     assert_exactly_once(site.dump())

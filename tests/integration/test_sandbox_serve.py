@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
+from tests.served import Served, cli
 from tests.unit.test_sandbox_fixture import make_sandbox
 
 pytestmark = [pytest.mark.e2e]
@@ -26,7 +23,6 @@ pytestmark = [pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "serve-token-8d1e5b2a"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-_LINE = re.compile(r"serving sandbox (\S+) on (http://127\.0\.0\.1:(\d+)) \((.+)\)")
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -40,17 +36,8 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "transfer_runner", *args]
-
-
-@dataclass
-class Served:
-    proc: subprocess.Popen[str]
-    line: str
-    url: str
-    log: Path
-    _stderr: IO[str]
+class ServedHere(Served):
+    """`Served` with a small HTTP client for the requests these tests make."""
 
     def get(
         self, path: str, token: str | None = TOKEN, **kw: Any
@@ -66,16 +53,6 @@ class Served:
             with exc:
                 return exc.code, dict(exc.headers), exc.read()
 
-    def stop(self, sig: int = signal.SIGINT) -> tuple[int, str, str]:
-        """Send `sig`, wait, and return (exit code, stdout rest, stderr)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            out, _ = self.proc.communicate(timeout=15)
-        finally:
-            self._stderr.close()
-        return self.proc.returncode, out, self.log.read_text()
-
 
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Path:
@@ -84,42 +61,22 @@ def sandbox(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Any]:
-    started: list[Served] = []
+    started: list[ServedHere] = []
 
-    def _serve(*args: str, env: dict[str, str] | None = None) -> Served:
-        log = tmp_path / f"serve-{len(started)}.log"
-        stderr = log.open("w")
-        proc = subprocess.Popen(
-            _cli("-vv", "sandbox", "serve", *args, "--port", "0"),
-            cwd=tmp_path,
-            env=env or _env(),
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
+    def _serve(*args: str, env: dict[str, str] | None = None) -> ServedHere:
+        served = ServedHere.start(
+            ("-vv", "sandbox", "serve", *args, "--port", "0"),
+            tmp_path,
+            env or _env(),
+            tmp_path / f"serve-{len(started)}.log",
         )
-        line = _first_line(proc)
-        found = _LINE.fullmatch(line.strip())
-        served = Served(proc, line, found.group(2) if found else "", log, stderr)
         started.append(served)
-        assert found, (line, proc.poll(), log.read_text())
+        assert served.url, (served.line, served.proc.poll(), served.log.read_text())
         return served
 
     yield _serve
     for served in started:
-        if served.proc.poll() is None:
-            served.proc.kill()
-            served.proc.wait(timeout=10)
-        if not served._stderr.closed:
-            served._stderr.close()
-
-
-def _first_line(proc: subprocess.Popen[str], timeout: float = 30) -> str:
-    lines: list[str] = []
-    assert proc.stdout is not None
-    reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
-    reader.start()
-    reader.join(timeout)
-    return lines[0] if lines else ""
+        served.kill()
 
 
 def test_serves_with_a_token_from_the_environment_and_stops_on_sigint(
@@ -183,7 +140,7 @@ def test_lost_ack_performs_the_write_that_the_dump_then_shows(serve: Any, sandbo
         )
     assert served.stop()[0] == 0
     dump = subprocess.run(
-        _cli("sandbox", "dump", str(sandbox)),
+        cli("sandbox", "dump", str(sandbox)),
         env=_env(),
         capture_output=True,
         text=True,
@@ -205,7 +162,7 @@ def test_lost_ack_performs_the_write_that_the_dump_then_shows(serve: Any, sandbo
 def test_refusals_are_clean_errors(sandbox: Path, args: list[str], message: str) -> None:
     argv = [a.replace("{sandbox}", str(sandbox)) for a in args]
     proc = subprocess.run(
-        _cli("sandbox", "serve", *argv, "--port", "0"),
+        cli("sandbox", "serve", *argv, "--port", "0"),
         cwd=sandbox.parent,
         env=_env(),
         capture_output=True,
