@@ -11,7 +11,6 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from pathlib import Path
 
 from transfer_runner.platforms.sandbox import init_sandbox
@@ -43,16 +42,9 @@ def customer(i: int) -> tuple[str, str, str]:
     return f"C-{10000 + i}", f"cust{i:05d}.example", f"cust{i:05d}-example"
 
 
-def _period(today: date) -> tuple[date, date]:
-    """This month: the pro-ration always has a current period to credit."""
-    start = today.replace(day=1)
-    end = date(start.year + start.month // 12, start.month % 12 + 1, 1)
-    return start, end
-
-
 def fixture_text(transfers: int, quarantine: int, archive: int, size_kib: int) -> str:
     """The sandbox fixture: `transfers` direct customers, each with its two tickets."""
-    start, end = _period(datetime.now(UTC).date())
+    start, end = "today-10d", "today+20d"  # a current period: the pro-ration credits 2/3
     lines = [f"seed: {SEED}", "accounts:"]
     for rid, rname in RESELLERS:
         lines += [f"  - id: {rid}", "    type: reseller", f"    name: {rname}"]

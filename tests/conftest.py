@@ -7,9 +7,13 @@ import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
+from transfer_runner.clock import ENV_VAR as CLOCK_ENV
+from transfer_runner.clock import parse_instant
 
 TOOLS_DIR = Path(__file__).resolve().parent.parent / "tools"
 if str(TOOLS_DIR) not in sys.path:
@@ -27,6 +31,30 @@ _AWS_OVERRIDES = (
     "AWS_REGION",
     "AWS_ENDPOINT_URL_S3",
 )
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--clock",
+        metavar="ISO",
+        help=f"the instant the runner's clock ({CLOCK_ENV}) starts at, for every process of "
+        f"the session: e.g. 2041-02-28T12:00:00Z (default: ${CLOCK_ENV}, else today at noon UTC)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Pin the business clock for the whole session, subprocesses included: no test depends
+    on today's date, and `--clock` runs the suite on any date (a noon start never crosses
+    midnight within a session)."""
+    chosen = config.getoption("--clock") or os.environ.get(CLOCK_ENV)
+    if not chosen:
+        chosen = f"{datetime.now(UTC).date().isoformat()}T12:00:00Z"
+    parse_instant(chosen)  # a bad value fails the session at once
+    os.environ[CLOCK_ENV] = chosen
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"clock: {CLOCK_ENV}={os.environ.get(CLOCK_ENV)}"
 
 
 def _announcer(config: pytest.Config) -> Callable[[str], None]:

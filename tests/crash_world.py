@@ -17,7 +17,6 @@ import sys
 import textwrap
 import time
 from dataclasses import dataclass
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +36,12 @@ NAME = "acme-com"
 RUN_TIMEOUT_S = 120
 
 
-def small_fixture(today: date | None = None) -> str:
+def small_fixture() -> str:
     """A direct customer with a few 1 KiB messages (one part per store) and a reseller.
 
-    The billing period surrounds `today`, so the pro-ration credit is never zero.
+    The billing period surrounds the clock's today, so the pro-ration credit is never zero.
     """
-    today = today or date.today()
-    start, end = today - timedelta(days=10), today + timedelta(days=20)
+    start, end = "today-10d", "today+20d"
     return textwrap.dedent(
         f"""\
         seed: 11

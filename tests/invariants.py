@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from tests.invariants_io import (
     read_snapshot,
     store_messages,
 )
+from transfer_runner.clock import clock_from_env
 from transfer_runner.manifest.api import load_transfers
 from transfer_runner.manifest.model import DEFAULT_TRANSFER_FEE, Transfer
 from transfer_runner.platforms.base import STORES
@@ -251,7 +252,7 @@ class _TransferCheck:
         if not self.t.prorate or not billing:
             return set()
         writes = self.snap.committed_writes(("cancel_account",), {self.t.customer_account})
-        day = writes[0][1].date() if writes else datetime.now(UTC).date()
+        day = writes[0][1].date() if writes else clock_from_env().now().date()
         amounts = {_prorate(billing, d) for d in (day, day - timedelta(days=1))}
         return {a for a in amounts if a > 0}
 

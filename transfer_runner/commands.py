@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from transfer_runner import plans
+from transfer_runner.clock import clock_from_env
 from transfer_runner.config import Settings
 from transfer_runner.engine.context import ProgressSink, RunContext
 from transfer_runner.engine.results import RunReport
@@ -163,6 +164,7 @@ def plan(
     transfers = _load_valid(paths, limits, shard, git)
     modules = load_modules()
     playbook = load_playbook(settings.playbook, modules)
+    clock = clock_from_env()
     started = datetime.now(UTC)
     with ExitStack() as stack:
         platform = open_platform(settings.platform)
@@ -174,7 +176,8 @@ def plan(
             platform=platform,
             state=state,
             check_mode=True,
-            today=started.date(),
+            today=clock.now().date(),
+            clock=clock,
             export=_export_settings(settings),
         )
         results = run_transfers(
@@ -224,6 +227,7 @@ def apply(
     transfers = _load_valid(paths, limits, shard, git) if paths else []
     modules = load_modules()
     playbook = load_playbook(settings.playbook, modules)
+    clock = clock_from_env()
     started = datetime.now(UTC)
     info = RunInfo(
         id=new_run_id(started),
@@ -253,7 +257,8 @@ def apply(
             platform=platform,
             state=state,
             check_mode=False,
-            today=started.date(),
+            today=clock.now().date(),
+            clock=clock,
             export=_export_settings(settings),
             git_commit=info.git_commit,
         )

@@ -32,7 +32,7 @@ FIXTURE = textwrap.dedent(
         domains: [acme.com, acme.net]
         users: 40
         services: [spamstopshere, restoremail]
-        billing: {price: "120.00", period_start: 2026-11-01, period_end: 2026-12-01}
+        billing: {price: "120.00", period_start: today-10d, period_end: today+20d}
         quarantine: {messages: 30, size: 2KiB}
         archive: {messages: 80, size: 3KiB}
       - id: C-1002
@@ -41,7 +41,7 @@ FIXTURE = textwrap.dedent(
         domains: [globex.io]
         users: 5
         services: [spamstopshere]
-        billing: {price: "60.00", period_start: 2026-11-01, period_end: 2026-12-01}
+        billing: {price: "60.00", period_start: today-10d, period_end: today+20d}
         quarantine: {messages: 5, size: 1KiB}
         archive: {messages: 10, size: 1KiB}
       - id: R-301

@@ -48,7 +48,7 @@ CONTRACT_FIXTURE = textwrap.dedent(
         domains: [acme.com, acme.net]
         users: 40
         services: [spamstopshere, restoremail]
-        billing: {price: "120.00", period_start: 2026-11-01, period_end: 2026-12-01}
+        billing: {price: "120.00", period_start: today-10d, period_end: today+20d}
         quarantine: {messages: 3, size: 1KiB}
         archive: {messages: 3, size: 1KiB}
       - id: C-1002

@@ -331,3 +331,37 @@ def test_parse_size(value: int | str, size: int) -> None:
 def test_parse_size_refuses_other_forms(value: str | bool) -> None:
     with pytest.raises(ValueError):
         parse_size(value)
+
+
+def test_relative_dates_are_resolved_on_the_clock(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from transfer_runner.clock import FixedClock
+
+    path = tmp_path / "fixture.yml"
+    path.write_text(
+        _ONE
+        + "    billing: {price: \"30.00\", period_start: today-10d, period_end: today+20d}\n"
+        + "tickets:\n  - {id: T-1, account: C-1, subject: s, body: b, created_at: now-2d}\n",
+        encoding="utf-8",
+    )
+    clock = FixedClock(datetime(2040, 1, 5, 8, 0, tzinfo=UTC))
+    fixture = load_fixture(path, clock)
+    billing = fixture["accounts"][0]["billing"]
+    assert (billing["period_start"], billing["period_end"]) == ("2039-12-26", "2040-01-25")
+    assert fixture["tickets"][0]["created_at"] == "2040-01-03T08:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("billing", "message"),
+    [
+        ("{price: \"1.00\", period_start: today+5d, period_end: today}", "must be after"),
+        ("{price: \"1.00\", period_start: yesterday, period_end: today}", "relative to today"),
+        ("{price: \"1.00\", period_start: today-2h, period_end: today}", "relative to today"),
+    ],
+)
+def test_bad_relative_dates_are_located(tmp_path: Path, billing: str, message: str) -> None:
+    path = tmp_path / "fixture.yml"
+    path.write_text(_ONE + f"    billing: {billing}\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match=message):
+        load_fixture(path)

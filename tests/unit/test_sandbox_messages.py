@@ -151,10 +151,10 @@ def test_import_stores_the_raw_bytes(platform: SandboxPlatform) -> None:
 
 
 def test_import_without_a_date_is_received_now(platform: SandboxPlatform) -> None:
-    before = datetime.now(UTC)
+    before = platform.clock.now()
     platform.import_message("A-1", "quarantine", "m1", b"Subject: x\r\n\r\nx\r\n", "i1")
     [info] = platform.list_messages("A-1", "quarantine").messages
-    assert before <= info.received_at <= datetime.now(UTC)
+    assert before <= info.received_at <= platform.clock.now()
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
+from transfer_runner.clock import SYSTEM_CLOCK, Clock
 from transfer_runner.manifest.model import Transfer
 from transfer_runner.platforms.base import Platform
 from transfer_runner.state.base import StateStore, StepRecord
@@ -39,7 +40,8 @@ class RunContext:
     platform: Platform
     state: StateStore
     check_mode: bool
-    today: date
+    today: date  # the run's business day (billing), read once from `clock` when it starts
+    clock: Clock = SYSTEM_CLOCK
     export: S3Settings | None = None
     s3_factory: Callable[[S3Settings], Any] | None = None
     progress: ProgressSink = _no_progress

@@ -116,6 +116,7 @@ class VerifyTicket:
             domains=require(args, "domains", ctx.task_name, list),
             reseller_name=require(args, "reseller_name", ctx.task_name),
             max_age_days=_max_age(args, ctx.task_name),
+            now=ctx.run.clock.now(),
         )
         if problems:
             raise StepError(ctx.task_name, f"{role} ticket {ticket_id} " + "; ".join(problems))

@@ -28,8 +28,11 @@ __all__ = ["build_database"]
 _MessageRow = tuple[str, str, str, int, str, str, int, int]
 
 
-def build_database(target: Path, fixture: dict[str, Any]) -> dict[str, int]:
-    """Create `target` from a normalized fixture (see `load_fixture`); returns summary counts."""
+def build_database(target: Path, fixture: dict[str, Any], now: datetime) -> dict[str, int]:
+    """Create `target` from a normalized fixture (see `load_fixture`); returns summary counts.
+
+    `now` stamps what the fixture gives no time (account creation, tickets without one).
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     temporary.unlink(missing_ok=True)
@@ -39,7 +42,7 @@ def build_database(target: Path, fixture: dict[str, Any]) -> dict[str, int]:
             conn.execute("PRAGMA synchronous = OFF")
             db.create_schema(conn)  # executescript commits by itself: not in the transaction
             with db.write(conn):
-                summary = _fill(conn, fixture, db.utc_now())
+                summary = _fill(conn, fixture, now)
             conn.execute("PRAGMA journal_mode = WAL")
         for suffix in ("-wal", "-shm"):  # a replaced sandbox's WAL must not meet the new file
             Path(f"{target}{suffix}").unlink(missing_ok=True)

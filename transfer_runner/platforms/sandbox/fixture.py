@@ -1,6 +1,10 @@
 """Sandbox fixtures: load and validate one (`load_fixture`), create a sandbox from it
 (`init_sandbox`).
 
+Dates may be relative to the clock (`transfer_runner.clock`): `period_start: today-10d`,
+`period_end: today+20d`, `created_at: now-2d`, so a fixture describes the same world whatever
+day it is loaded on. They are resolved once, when the fixture is loaded.
+
 Validation follows the manifest's habits: the whole file is checked against
 `schemas/fixture.schema.json` and then for consistency (unique ids, a domain on one account
 only, parents that are resellers, tickets from known accounts, sane billing periods), and every
@@ -21,6 +25,12 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from transfer_runner.clock import (
+    Clock,
+    clock_from_env,
+    resolve_relative_date,
+    resolve_relative_time,
+)
 from transfer_runner.errors import ConfigError, Diagnostic, ManifestError
 from transfer_runner.manifest.domains import normalize_domain
 from transfer_runner.manifest.loader import NodePath, PositionMap, format_path
@@ -40,16 +50,18 @@ _SIZE = re.compile(r"([0-9]+) ?(B|KiB|MiB)")
 _Found = tuple[NodePath, str]  # where, message
 
 
-def load_fixture(path: str | Path) -> dict[str, Any]:
+def load_fixture(path: str | Path, clock: Clock | None = None) -> dict[str, Any]:
     """The fixture at `path`, validated, with every default filled in.
 
     Returns `{"seed", "accounts", "tickets"}`; amounts and dates stay strings ("120.00",
-    "2026-11-01"), sizes become bytes, domains lowercase A-labels. Raises ManifestError.
+    "2026-11-01"; relative dates resolved on `clock`), sizes become bytes, domains lowercase
+    A-labels. Raises ManifestError.
     """
     display = str(path)
     doc, positions = read_yaml(Path(path), display)
     problems = _schema_problems(doc, positions, display)
     if not problems:
+        _resolve_dates(doc, clock or clock_from_env())
         problems = [_at(positions, display, where, msg) for where, msg in _consistency(doc)]
     if problems:
         raise ManifestError(sorted(set(problems), key=lambda d: (d.line, d.col, d.where)))
@@ -57,20 +69,26 @@ def load_fixture(path: str | Path) -> dict[str, Any]:
 
 
 def init_sandbox(
-    db_path: str | Path, fixture_path: str | Path, *, force: bool = False
+    db_path: str | Path,
+    fixture_path: str | Path,
+    *,
+    force: bool = False,
+    clock: Clock | None = None,
 ) -> dict[str, int]:
     """Create the sandbox file `db_path` from a fixture; returns counts of what it holds.
 
     The fixture is validated before anything is written; an existing file is replaced only
-    with `force` (ConfigError otherwise), and only once the new one is complete.
+    with `force` (ConfigError otherwise), and only once the new one is complete. `clock`
+    (default: `TRANSFER_RUNNER_NOW`, else the system clock) resolves relative dates.
     """
-    fixture = load_fixture(fixture_path)
+    clock = clock or clock_from_env()
+    fixture = load_fixture(fixture_path, clock)
     target = Path(db_path)
     if target.exists() and not force:
         raise ConfigError(f"{target} already exists: pass --force to replace it")
     if target.exists() and not target.is_file():
         raise ConfigError(f"{target} exists and is not a file")
-    return build_database(target, fixture)
+    return build_database(target, fixture, clock.now())
 
 
 def parse_size(value: int | str) -> int:
@@ -154,6 +172,20 @@ def _type_message(expected: str | list[str], instance: Any) -> str:
 def _at(positions: PositionMap, display: str, where: NodePath, message: str) -> Diagnostic:
     line, col = positions.locate(where)
     return Diagnostic(display, line, col, message, format_path(where))
+
+
+# -- relative dates -------------------------------------------------------------------------
+def _resolve_dates(doc: dict[str, Any], clock: Clock) -> None:
+    """Replace `today±Nd` and `now±N[dhm]` by absolute values, in place (schema-valid doc)."""
+    for account in doc["accounts"]:
+        billing = account.get("billing")
+        for key in ("period_start", "period_end"):
+            if billing is not None:
+                billing[key] = resolve_relative_date(billing[key], clock) or billing[key]
+    for ticket in doc.get("tickets", []):
+        if "created_at" in ticket:
+            created = ticket["created_at"]
+            ticket["created_at"] = resolve_relative_time(created, clock) or created
 
 
 # -- consistency ----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+from transfer_runner.clock import Clock, clock_from_env
 from transfer_runner.crash import crash_point
 from transfer_runner.errors import Conflict, NotFound, PlatformError
 from transfer_runner.platforms.base import (
@@ -52,12 +53,16 @@ class SandboxPlatform:
     """The embedded platform: `SandboxPlatform("sandbox.db", latency_ms=20)`.
 
     `latency_ms` is slept at the start of every public Platform call, so benchmarks can
-    simulate a remote control panel. Opening checks that the file is a sandbox (ConfigError).
+    simulate a remote control panel. `clock` stamps records (default: `TRANSFER_RUNNER_NOW`,
+    else the system clock). Opening checks that the file is a sandbox (ConfigError).
     """
 
-    def __init__(self, path: str | Path, *, latency_ms: float = 0.0) -> None:
+    def __init__(
+        self, path: str | Path, *, latency_ms: float = 0.0, clock: Clock | None = None
+    ) -> None:
         self.path = Path(path)
         self.latency_ms = float(latency_ms)
+        self.clock = clock or clock_from_env()
         self._local = threading.local()
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()  # see `_write`: writers of this process queue here
@@ -351,15 +356,15 @@ class SandboxPlatform:
                 ).fetchone()
                 if found is not None:
                     _same_request(op, key, fingerprint, found[0], found[1])
-                    _audit(conn, op, key, account, replayed=True, error=None)
+                    _audit(conn, op, key, account, True, None, self.clock.now())
                     return decode(found[2])
-                now = db.utc_now()
+                now = self.clock.now()
                 result = action(conn, now)
                 conn.execute(
                     "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)",
                     (key, op, fingerprint, records.encode(result), db.to_text(now)),
                 )
-                _audit(conn, op, key, account, replayed=False, error=None)
+                _audit(conn, op, key, account, False, None, now)
             crash_point(f"platform-after-{op}")  # committed, not answered: a lost ack
             return result
         except PlatformError as exc:
@@ -377,7 +382,8 @@ class SandboxPlatform:
         # itself is failing, the original error matters more than a lost audit row.
         try:
             with db.write(conn):
-                _audit(conn, op, key if isinstance(key, str) else None, account, False, error)
+                audit_key = key if isinstance(key, str) else None
+                _audit(conn, op, audit_key, account, False, error, self.clock.now())
         except sqlite3.Error:
             pass
 
@@ -389,11 +395,12 @@ def _audit(
     account: str | None,
     replayed: bool,
     error: str | None,
+    at: datetime,
 ) -> None:
     conn.execute(
         "INSERT INTO audit (op, idempotency_key, account, replayed, error, at) "
         "VALUES (?, ?, ?, ?, ?, ?)",
-        (op, key, account, int(replayed), error, db.to_text(db.utc_now())),
+        (op, key, account, int(replayed), error, db.to_text(at)),
     )
 
 
