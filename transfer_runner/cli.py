@@ -11,8 +11,10 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -32,6 +34,9 @@ from transfer_runner.reporting.console import (
     render_recap,
 )
 from transfer_runner.selection import RETRY_FILE, write_retry_file
+
+if TYPE_CHECKING:  # imported when a sandbox command runs, not for every command
+    from transfer_runner.platforms.sandbox.mailflow import FlowSpec, MailFlow
 
 __all__ = ["main", "cli"]
 
@@ -481,6 +486,119 @@ def unlock(ctx: click.Context, name: str) -> None:
     click.echo(f"unlocked {name} (was held by {removed.owner}, run {removed.run_id})")
 
 
+def _rate_options(func: Any) -> Any:
+    """--deliver and --expire: the mail flow's rates (sandbox mail, sandbox serve)."""
+    rate = click.FloatRange(0, 1_000_000)
+    func = click.option(
+        "--expire",
+        "expire_rate",
+        type=rate,
+        default=0.0,
+        metavar="RATE",
+        help="Expire the RATE oldest messages per second from each store of the accounts "
+        "that hold or held the domains (retention).",
+    )(func)
+    return click.option(
+        "--deliver",
+        "deliver_rate",
+        type=rate,
+        default=0.0,
+        metavar="RATE",
+        help="Deliver RATE new messages per second, round-robin over the domains and stores, "
+        "to the active account holding each domain (held back while none does).",
+    )(func)
+
+
+def _flow_options(prefix: str) -> Any:
+    """What the mail flow sends; `prefix` ("mail-" for serve) names the options."""
+
+    def decorate(func: Any) -> Any:
+        options = [
+            click.option(
+                f"--{prefix}domain",
+                "domains",
+                multiple=True,
+                metavar="D",
+                help="A domain to deliver to (repeatable; default: every domain of every "
+                "active direct account when the flow starts).",
+            ),
+            click.option(
+                f"--{prefix}store",
+                "store",
+                type=click.Choice(["quarantine", "archive", "both"]),
+                default="both",
+                show_default=True,
+                help="The store(s) to deliver to and expire from.",
+            ),
+            click.option(
+                f"--{prefix}size",
+                "size",
+                default="4KiB",
+                show_default=True,
+                metavar="SIZE",
+                callback=_size_option,
+                help="Size of each new message: bytes, or a number with B, KiB or MiB.",
+            ),
+            click.option(
+                f"--{prefix}body",
+                "body",
+                type=click.Choice(["text", "mail-like"]),
+                default="text",
+                show_default=True,
+                help="Message bodies: text (~7:1 under gzip) or mail-like (a text part and a "
+                "base64 attachment of random bytes, ~1.3:1 like real mail).",
+            ),
+        ]
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def _size_option(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    from transfer_runner.platforms.sandbox.fixture import MAX_SIZE, parse_size
+
+    try:
+        size = parse_size(int(value) if value.isdigit() else value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    if not 1 <= size <= MAX_SIZE:
+        raise click.BadParameter(f"must be between 1 byte and 64 MiB, not {value!r}")
+    return size
+
+
+def _flow_spec(domains: tuple[str, ...], store: str, size: int, body: str) -> FlowSpec:
+    from transfer_runner.platforms.base import STORES
+    from transfer_runner.platforms.sandbox.mailflow import FlowSpec
+
+    stores = STORES if store == "both" else (store,)
+    return FlowSpec(domains=domains, stores=stores, size=size, body=body)  # type: ignore[arg-type]
+
+
+def _flow_banner(flow: MailFlow, deliver_rate: float, expire_rate: float) -> str:
+    shown = ", ".join(flow.domains[:5]) + (", ..." if len(flow.domains) > 5 else "")
+    return (
+        f"mail flow: {len(flow.domains)} domain(s) ({shown}), deliver {deliver_rate:g}/s, "
+        f"expire {expire_rate:g}/s per store, {flow.spec.size} B {flow.spec.body} messages"
+    )
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt in the main thread, so it stops like Ctrl-C."""
+    import signal
+
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @cli.group()
 def sandbox() -> None:
     """The embedded SQLite sandbox platform (the default platform)."""
@@ -563,6 +681,8 @@ def sandbox_dump(path: str) -> None:
     metavar="T",
     help="Bearer token every request must carry. Env TRANSFER_RUNNER_SANDBOX_TOKEN.",
 )
+@_rate_options
+@_flow_options("mail-")
 def sandbox_serve(
     path: str,
     host: str,
@@ -573,16 +693,19 @@ def sandbox_serve(
     retry_after: int,
     seed: int,
     token: str | None,
+    deliver_rate: float,
+    expire_rate: float,
+    **flow: Any,
 ) -> None:
     """Serve the sandbox at PATH over the platform REST API until Ctrl-C or SIGTERM.
 
     The API is schemas/platform-api.yaml; point the http adapter at the printed URL. Serving
-    on an address other than loopback needs a token.
+    on an address other than loopback needs a token. --deliver/--expire run the mail flow of
+    `sandbox mail` in the background while serving.
     """
-    import signal
-
     from transfer_runner.platforms.http.faults import FaultPlan, parse_fault_kinds
     from transfer_runner.platforms.http.server import SandboxServer
+    from transfer_runner.platforms.sandbox.mailflow import FlowThread, MailFlow
     from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 
     if not Path(path).is_file():
@@ -594,22 +717,81 @@ def sandbox_serve(
         retry_after=retry_after,
         seed=seed,
     )
-    with SandboxPlatform(path) as platform:
+    with SandboxPlatform(path) as platform, _sigterm_interrupts():
+        mail = None
+        if deliver_rate or expire_rate:
+            mail = FlowThread(MailFlow(platform, _flow_spec(**flow)), deliver_rate, expire_rate)
         server = SandboxServer(platform, host=host, port=port, token=token or None, faults=plan)
         auth = "token required" if token else "no token"
-        click.echo(f"serving sandbox {path} on {server.url} ({auth})")
-
-        def _terminate(signum: int, frame: object) -> None:
-            raise KeyboardInterrupt
-
-        previous = signal.signal(signal.SIGTERM, _terminate)
         try:
+            click.echo(f"serving sandbox {path} on {server.url} ({auth})")
+            if mail is not None:
+                click.echo(_flow_banner(mail.flow, deliver_rate, expire_rate))
+                mail.start()
             server.serve_forever()
         except KeyboardInterrupt:
             pass
         finally:
-            signal.signal(signal.SIGTERM, previous)
             server.stop()
+            if mail is not None:
+                click.echo(f"mail flow: {mail.stop().summary()}")
+
+
+@sandbox.command("mail")
+@click.argument("path", type=click.Path(dir_okay=False))
+@_rate_options
+@_flow_options("")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0),
+    metavar="S",
+    help="Stop after S seconds (default: run until Ctrl-C or SIGTERM).",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Deliver N messages at once and exit, unpaced (for scripts); no --deliver or --expire.",
+)
+def sandbox_mail(
+    path: str,
+    deliver_rate: float,
+    expire_rate: float,
+    duration: float | None,
+    count: int | None,
+    **flow: Any,
+) -> None:
+    """Make the sandbox at PATH a live mailbox: deliver and expire mail while a transfer runs.
+
+    Mail goes to whichever active account holds each domain at that moment and is held back
+    while none does; expiry removes the oldest mail of the accounts that hold or held the
+    domains. Prints a summary line at the end; Ctrl-C or SIGTERM stops it cleanly.
+    """
+    from transfer_runner.platforms.sandbox.mailflow import FlowThread, MailFlow
+    from transfer_runner.platforms.sandbox.platform import SandboxPlatform
+
+    if count is not None and (deliver_rate or expire_rate or duration is not None):
+        raise click.UsageError("--count delivers at once: drop --deliver, --expire and --duration")
+    if count is None and not (deliver_rate or expire_rate):
+        raise click.UsageError("nothing to do: give --deliver RATE, --expire RATE or --count N")
+    if not Path(path).is_file():
+        raise ConfigError(f"no sandbox at {path}")
+    with SandboxPlatform(path) as platform:
+        flow = MailFlow(platform, _flow_spec(**flow))
+        if count is not None:
+            totals = flow.deliver(count)
+        else:
+            paced = FlowThread(flow, deliver_rate, expire_rate, duration)
+            with _sigterm_interrupts():
+                try:
+                    click.echo(_flow_banner(flow, deliver_rate, expire_rate))
+                    paced.start()
+                    while paced.is_alive():
+                        paced.join(0.2)
+                except KeyboardInterrupt:
+                    pass
+            totals = paced.stop()
+    click.echo(f"mail flow: {totals.summary()}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -110,6 +110,7 @@ def test_init_then_dump_round_trip(tmp_path: Path) -> None:
         "services": ["spamstopshere", "restoremail"],
         "quarantine_messages": 12,
         "archive_messages": 25,
+        "held_back_messages": 0,
         "billing": {"price": "120.00", "period_start": "2026-11-01", "period_end": "2026-12-01"},
     }
     assert (globex["status"], globex["max_domains"], globex["users"]) == ("cancelled", 1, 1)
@@ -147,8 +148,8 @@ def test_loaded_fixture_has_defaults_filled_in(tmp_path: Path) -> None:
     fixture = load_fixture(path)
     acme = fixture["accounts"][0]
     assert acme["domains"] == ["acme.net", "acme.com"]
-    assert acme["quarantine"] == {"messages": 12, "size": 2048}
-    assert fixture["accounts"][1]["quarantine"] == {"messages": 0, "size": 4096}
+    assert acme["quarantine"] == {"messages": 12, "size": 2048, "body": "text"}
+    assert fixture["accounts"][1]["quarantine"] == {"messages": 0, "size": 4096, "body": "text"}
     assert acme["seed"] != fixture["accounts"][1]["seed"]  # derived per account
     assert fixture["tickets"][0]["status"] == "open"
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tests.unit.test_sandbox_fixture import FIXTURE, make_sandbox
 from transfer_runner.errors import NotFound, PlatformError
 from transfer_runner.platforms.base import MessageInfo, Store
-from transfer_runner.platforms.sandbox.messages import MESSAGE_ID, generate_message
+from transfer_runner.platforms.sandbox.messages import MESSAGE_ID, BodyKind, generate_message
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 
 
@@ -182,13 +182,31 @@ def test_import_refusals(
     index=st.integers(min_value=1, max_value=10_000_000),
     size=st.integers(min_value=0, max_value=200_000),
     store=st.sampled_from(["quarantine", "archive"]),
+    body=st.sampled_from(["text", "mail-like"]),
 )
-def test_generated_sizes_are_exact_and_stable(seed: int, index: int, size: int, store: str) -> None:
-    message = generate_message(seed, "C-1001", store, index, size)
-    smallest = len(generate_message(seed, "C-1001", store, index, 0).raw)
+def test_generated_sizes_are_exact_and_stable(
+    seed: int, index: int, size: int, store: str, body: BodyKind
+) -> None:
+    message = generate_message(seed, "C-1001", store, index, size, body)
+    smallest = len(generate_message(seed, "C-1001", store, index, 0, body).raw)
     assert len(message.raw) == max(size, smallest)
-    assert generate_message(seed, "C-1001", store, index, len(message.raw)) == message
+    assert generate_message(seed, "C-1001", store, index, len(message.raw), body) == message
     assert MESSAGE_ID.fullmatch(message.id)
     bare = message.raw.replace(b"\r\n", b"")
     assert b"\r" not in bare and b"\n" not in bare  # every line ends in CRLF
     assert message.raw.endswith(b"\r\n")
+
+
+@given(
+    index=st.integers(min_value=1, max_value=10_000_000),
+    size=st.integers(min_value=0, max_value=200_000),
+)
+def test_mail_like_messages_are_well_formed_mime(index: int, size: int) -> None:
+    raw = generate_message(5, "C-1001", "archive", index, size, "mail-like").raw
+    message = email.message_from_bytes(raw)
+    assert message.get_content_type() == "multipart/mixed" and not message.defects
+    text, attachment = message.get_payload()
+    assert text.get_payload().startswith("Archive message ")
+    encoded = attachment.get_payload()
+    assert all(len(line) <= 76 and len(line) % 4 == 0 for line in encoded.split("\r\n"))
+    assert len(attachment.get_payload(decode=True)) == len(encoded.replace("\r\n", "")) * 3 // 4

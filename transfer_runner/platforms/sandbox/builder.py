@@ -3,7 +3,7 @@
 The database is built in a temporary file next to the target, with journaling off (nothing
 else can see it yet), then switched to WAL and moved into place in one rename, so a crash or a
 bad fixture never leaves a half-built sandbox behind. Generated messages are stored as
-metadata only (id, size, SHA-256, time, seed, index) and inserted in batches.
+metadata only (id, size, SHA-256, time, seed, index, body kind) and inserted in batches.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from transfer_runner.platforms.sandbox.messages import generate_message
 
 __all__ = ["build_database"]
 
-_MessageRow = tuple[str, str, str, int, str, str, int, int]
+_MessageRow = tuple[str, str, str, int, str, str, int, int, str]
 
 
 def build_database(target: Path, fixture: dict[str, Any], now: datetime) -> dict[str, int]:
@@ -43,6 +43,7 @@ def build_database(target: Path, fixture: dict[str, Any], now: datetime) -> dict
             db.create_schema(conn)  # executescript commits by itself: not in the transaction
             with db.write(conn):
                 summary = _fill(conn, fixture, now)
+                db.create_indexes(conn)
             conn.execute("PRAGMA journal_mode = WAL")
         for suffix in ("-wal", "-shm"):  # a replaced sandbox's WAL must not meet the new file
             Path(f"{target}{suffix}").unlink(missing_ok=True)
@@ -114,7 +115,9 @@ def _messages(conn: sqlite3.Connection, account: dict[str, Any], store: str) -> 
 
     def rows() -> Iterator[_MessageRow]:
         for index in range(1, spec["messages"] + 1):
-            message = generate_message(account["seed"], account["id"], store, index, spec["size"])
+            message = generate_message(
+                account["seed"], account["id"], store, index, spec["size"], spec["body"]
+            )
             totals[0] += 1
             totals[1] += len(message.raw)
             yield (
@@ -126,11 +129,12 @@ def _messages(conn: sqlite3.Connection, account: dict[str, Any], store: str) -> 
                 db.to_text(message.received_at),
                 account["seed"],
                 index,
+                spec["body"],
             )
 
     conn.executemany(
-        "INSERT INTO messages (account, store, id, size, sha256, received_at, seed, idx) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO messages (account, store, id, size, sha256, received_at, seed, idx, body) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows(),
     )
     return totals[0], totals[1]

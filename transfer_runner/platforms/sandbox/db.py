@@ -22,7 +22,9 @@ __all__ = [
     "DDL",
     "connect",
     "check_schema",
+    "LATE_INDEX",
     "create_schema",
+    "create_indexes",
     "read",
     "write",
     "utc_now",
@@ -30,7 +32,7 @@ __all__ = [
     "from_text",
 ]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 BUSY_TIMEOUT_MS = 30_000
 
 DDL = """
@@ -89,10 +91,20 @@ CREATE TABLE messages (
     received_at TEXT NOT NULL,
     seed INTEGER,
     idx INTEGER,
+    body TEXT CHECK (body IN ('text', 'mail-like')),
     raw BLOB,
-    CHECK ((raw IS NULL) = (seed IS NOT NULL AND idx IS NOT NULL))
+    CHECK ((raw IS NULL) = (seed IS NOT NULL AND idx IS NOT NULL AND body IS NOT NULL))
 );
 CREATE UNIQUE INDEX messages_by_id ON messages (account, store, id);
+-- mail held back by the mail flow while no active account holds its domain (mailflow.py)
+CREATE TABLE mail_queue (
+    seq INTEGER PRIMARY KEY,
+    domain TEXT NOT NULL,
+    store TEXT NOT NULL CHECK (store IN ('quarantine', 'archive')),
+    size INTEGER NOT NULL,
+    body TEXT NOT NULL CHECK (body IN ('text', 'mail-like')),
+    queued_at TEXT NOT NULL
+);
 CREATE TABLE charges (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -128,6 +140,9 @@ CREATE TABLE audit (
     at TEXT NOT NULL
 );
 """
+
+
+LATE_INDEX = "CREATE INDEX messages_by_age ON messages (account, store, received_at, id)"
 
 
 def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
@@ -174,9 +189,18 @@ def check_schema(conn: sqlite3.Connection, path: Path) -> None:
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
-    """Create every table in an empty database and record the schema version."""
+    """Create every table in an empty database and record the schema version.
+
+    The caller then fills the tables and calls `create_indexes`, in the same transaction.
+    """
     conn.executescript(DDL)
     conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+
+
+def create_indexes(conn: sqlite3.Connection) -> None:
+    """The indexes that are cheaper to build once the messages are in (a quarter of the build
+    time otherwise): `messages_by_age` lets the mail flow find the oldest mail at once."""
+    conn.execute(LATE_INDEX)
 
 
 @contextmanager

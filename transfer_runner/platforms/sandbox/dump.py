@@ -21,9 +21,10 @@ __all__ = ["dump_sandbox"]
 
 
 def dump_sandbox(db_path: str | Path) -> dict[str, Any]:
-    """`{"accounts", "tickets", "charges", "credits", "writes"}`, in creation order.
+    """`{"accounts", "tickets", "charges", "credits", "writes", "mail"}`, in creation order.
 
-    Amounts are strings with two decimals ("25.00"); times are ISO 8601 UTC.
+    Amounts are strings with two decimals ("25.00"); times are ISO 8601 UTC. `mail` counts
+    the mail flow's deliveries and expiries and the messages it holds back, by domain.
     """
     path = Path(db_path)
     with closing(db.connect(path)) as conn:
@@ -36,6 +37,7 @@ def dump_sandbox(db_path: str | Path) -> dict[str, Any]:
                     "charges": _payments(conn, "charges"),
                     "credits": _payments(conn, "credits"),
                     "writes": conn.execute("SELECT count(*) FROM audit").fetchone()[0],
+                    "mail": _mail(conn),
                 }
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot read sandbox {path}: {exc}") from exc
@@ -51,6 +53,7 @@ def _accounts(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             "SELECT account, store, count(*) FROM messages GROUP BY account, store"
         )
     }
+    held = _held_back(conn)
     billing = {
         row[0]: {"price": _amount(row[1]), "period_start": row[2], "period_end": row[3]}
         for row in conn.execute("SELECT account, price, period_start, period_end FROM billing")
@@ -73,11 +76,31 @@ def _accounts(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             "services": json.loads(row[7]),
             "quarantine_messages": counts.get((account_id, "quarantine"), 0),
             "archive_messages": counts.get((account_id, "archive"), 0),
+            "held_back_messages": sum(held.get(d, 0) for d in domains.get(account_id, [])),
         }
         if account_id in billing:
             entry["billing"] = billing[account_id]
         out.append(entry)
     return out
+
+
+def _held_back(conn: sqlite3.Connection) -> dict[str, int]:
+    """Messages the mail flow holds back, by domain (see mailflow.py)."""
+    rows = conn.execute("SELECT domain, count(*) FROM mail_queue GROUP BY domain ORDER BY domain")
+    return {domain: count for domain, count in rows}
+
+
+def _mail(conn: sqlite3.Connection) -> dict[str, Any]:
+    counters = dict(
+        conn.execute("SELECT key, value FROM meta WHERE key IN ('mail_delivered', 'mail_expired')")
+    )
+    held = _held_back(conn)
+    return {
+        "delivered": int(counters.get("mail_delivered", 0)),
+        "expired": int(counters.get("mail_expired", 0)),
+        "held_back": sum(held.values()),
+        "held_back_by_domain": held,
+    }
 
 
 def _tickets(conn: sqlite3.Connection) -> list[dict[str, Any]]:

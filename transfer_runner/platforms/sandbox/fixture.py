@@ -39,10 +39,18 @@ from transfer_runner.platforms.sandbox.records import money
 from transfer_runner.platforms.sandbox.yamldoc import read_yaml
 from transfer_runner.resources import load_json_schema
 
-__all__ = ["SCHEMA_NAME", "DEFAULT_SIZE", "load_fixture", "init_sandbox", "parse_size"]
+__all__ = [
+    "SCHEMA_NAME",
+    "DEFAULT_SIZE",
+    "DEFAULT_BODY",
+    "load_fixture",
+    "init_sandbox",
+    "parse_size",
+]
 
 SCHEMA_NAME = "fixture.schema.json"
 DEFAULT_SIZE = 4096
+DEFAULT_BODY = "text"
 MAX_SIZE = 64 * 1024 * 1024
 _UNITS = {"B": 1, "KiB": 1024, "MiB": 1024 * 1024}
 _SIZE = re.compile(r"([0-9]+) ?(B|KiB|MiB)")
@@ -306,10 +314,14 @@ def _billing(raw: dict[str, str]) -> dict[str, str]:
     return {**raw, "price": str(money(Decimal(raw["price"])))}
 
 
-def _mail(raw: dict[str, Any] | None) -> dict[str, int]:
+def _mail(raw: dict[str, Any] | None) -> dict[str, Any]:
     if raw is None:
-        return {"messages": 0, "size": DEFAULT_SIZE}
-    return {"messages": raw["messages"], "size": parse_size(raw.get("size", DEFAULT_SIZE))}
+        return {"messages": 0, "size": DEFAULT_SIZE, "body": DEFAULT_BODY}
+    return {
+        "messages": raw["messages"],
+        "size": parse_size(raw.get("size", DEFAULT_SIZE)),
+        "body": raw.get("body", DEFAULT_BODY),
+    }
 
 
 def _ticket(raw: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,8 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
@@ -216,16 +217,25 @@ class SandboxPlatform:
         row = self._read(
             op,
             lambda c: c.execute(
-                "SELECT raw, seed, idx, size, sha256 FROM messages "
+                "SELECT raw, seed, idx, size, sha256, body, received_at FROM messages "
                 "WHERE account = ? AND store = ? AND id = ?",
                 (account_id, store, message_id),
             ).fetchone(),
         )
         if row is None:
             raise NotFound(op, f"no message {message_id} in {account_id}'s {store}")
-        raw, seed, index, size, digest = row
+        raw, seed, index, size, digest, body, received = row
         if raw is None:
-            raw = generate_message(seed, account_id, store, index, size).raw
+            raw = generate_message(
+                seed,
+                account_id,
+                store,
+                index,
+                size,
+                body,
+                message_id=message_id,
+                received_at=db.from_text(received),
+            ).raw
         if hashlib.sha256(raw).hexdigest() != digest:
             raise PlatformError(
                 op,
@@ -281,6 +291,21 @@ class SandboxPlatform:
     def write_calls(self) -> int:
         """How many write calls the platform has ever received (replays and refusals too)."""
         return int(self._read("write_calls", _count_audit, pause=False))
+
+    @contextmanager
+    def unaudited_write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction outside the Platform API, for sandbox machinery (the mail flow):
+        no idempotency key, no audit row, queued with this process's platform writers."""
+        conn = self._conn()
+        with self._write_lock, db.write(conn):
+            yield conn
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction on this thread's connection (sandbox machinery, no latency)."""
+        conn = self._conn()
+        with db.read(conn):
+            yield conn
 
     def close(self) -> None:
         """Close every thread's connection; a later call opens new ones."""
@@ -356,7 +381,7 @@ class SandboxPlatform:
                 ).fetchone()
                 if found is not None:
                     _same_request(op, key, fingerprint, found[0], found[1])
-                    _audit(conn, op, key, account, True, None, self.clock.now())
+                    _audit(conn, op, key, account, True, None)
                     return decode(found[2])
                 now = self.clock.now()
                 result = action(conn, now)
@@ -364,7 +389,7 @@ class SandboxPlatform:
                     "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)",
                     (key, op, fingerprint, records.encode(result), db.to_text(now)),
                 )
-                _audit(conn, op, key, account, False, None, now)
+                _audit(conn, op, key, account, False, None)
             crash_point(f"platform-after-{op}")  # committed, not answered: a lost ack
             return result
         except PlatformError as exc:
@@ -382,8 +407,7 @@ class SandboxPlatform:
         # itself is failing, the original error matters more than a lost audit row.
         try:
             with db.write(conn):
-                audit_key = key if isinstance(key, str) else None
-                _audit(conn, op, audit_key, account, False, error, self.clock.now())
+                _audit(conn, op, key if isinstance(key, str) else None, account, False, error)
         except sqlite3.Error:
             pass
 
@@ -395,12 +419,13 @@ def _audit(
     account: str | None,
     replayed: bool,
     error: str | None,
-    at: datetime,
 ) -> None:
+    # The audit log orders write calls against other systems (S3, the state store): it keeps
+    # the real clock, whatever clock the records' business times come from.
     conn.execute(
         "INSERT INTO audit (op, idempotency_key, account, replayed, error, at) "
         "VALUES (?, ?, ?, ?, ?, ?)",
-        (op, key, account, int(replayed), error, db.to_text(at)),
+        (op, key, account, int(replayed), error, db.to_text(db.utc_now())),
     )
 
 
