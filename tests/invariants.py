@@ -174,37 +174,62 @@ class _TransferCheck:
         return exports
 
     def _order(self, problems: list[str], exports: Mapping[str, Export]) -> None:
-        """No cut-over write before every export was verified (receipt) and complete on S3.
+        """No cut-over write before a verified export pass of every store, and no
+        cancellation before a complete verification of the index S3 holds (I2, live mail).
 
-        The sandbox audits writes, not reads, so the moment of verification is read from the
-        receipt's `verified_at` (written to S3 by the runner after it read every part back)
-        and bounded by the S3 server's own LastModified of each index.
+        The sandbox audits writes, not reads, so the moments of verification are read from
+        the receipt's `verifications` (written to S3 by the runner after it read the parts
+        back) and bounded by the S3 server's own LastModified of each index.
         """
         writes = self.snap.committed_writes(CUT_OVER_OPS, self._cut_over_accounts())
         if not writes or not exports:
             return
-        first_op, first_at = writes[0]
+        first_op, first_at = min(writes, key=lambda w: w[1])
         receipt = read_receipt(self.s3, self.export_to, self.t.name)
         if receipt is None:
             problems.append(f"I2: {first_op} at {first_at} with no export receipt on S3")
             return
         stores = receipt.get("stores") or {}
+        cancels = sorted(at for op, at in writes if op == "cancel_account")
         for store, export in exports.items():
             info = stores.get(store) or {}
-            verified_at = _parse_time(info.get("verified_at"))
-            if info.get("verified") is not True or verified_at is None:
+            history = [v for v in info.get("verifications") or [] if isinstance(v, dict)]
+            times = [t for t in (_parse_time(v.get("verified_at")) for v in history) if t]
+            if info.get("verified") is not True or not times:
                 problems.append(f"I2: the receipt does not vouch for the {store} export")
-            elif verified_at >= first_at:
+                continue
+            if min(times) >= first_at:
                 problems.append(
-                    f"I2: {first_op} at {first_at} before {store} was verified at {verified_at}"
+                    f"I2: {first_op} at {first_at} before {store} was verified at {min(times)}"
                 )
             if info.get("index_sha256") != export.index_sha256:
                 problems.append(f"I2: the receipt vouches for another {store} index than S3's")
-            if export.index_modified and export.index_modified > first_at + _S3_CLOCK_SLACK:
-                problems.append(
-                    f"I2: {first_op} at {first_at} before the {store} index.jsonl was written "
-                    f"({export.index_modified})"
-                )
+            if cancels:
+                self._cancel_order(problems, store, export, history, cancels[0])
+
+    def _cancel_order(
+        self,
+        problems: list[str],
+        store: str,
+        export: Export,
+        history: list[dict[str, Any]],
+        cancelled_at: datetime,
+    ) -> None:
+        complete = [
+            _parse_time(v.get("verified_at"))
+            for v in history
+            if v.get("complete") is True and v.get("index_sha256") == export.index_sha256
+        ]
+        if not any(t is not None and t < cancelled_at for t in complete):
+            problems.append(
+                f"I2: cancel_account at {cancelled_at} before a complete verification of the "
+                f"{store} index S3 holds"
+            )
+        if export.index_modified and export.index_modified > cancelled_at + _S3_CLOCK_SLACK:
+            problems.append(
+                f"I2: cancel_account at {cancelled_at} before the {store} index.jsonl was "
+                f"written ({export.index_modified})"
+            )
 
     def _cut_over_accounts(self) -> set[str]:
         ids = {self.t.customer_account}
@@ -244,15 +269,14 @@ class _TransferCheck:
     def _wanted_credits(self) -> set[Decimal]:
         """The acceptable credit amounts (empty: no credit is due).
 
-        The runner pro-rates as of the day its run started; the sandbox audits the moment of
-        the cancellation, which may fall a day later. Not cancelled yet: as of today.
+        The runner pro-rates as of the day its run started, on its clock (TRANSFER_RUNNER_NOW,
+        the session's); the check runs later, possibly a day later.
         """
         direct = self.snap.account(self.t.customer_account) or {}
         billing = direct.get("billing")
         if not self.t.prorate or not billing:
             return set()
-        writes = self.snap.committed_writes(("cancel_account",), {self.t.customer_account})
-        day = writes[0][1].date() if writes else clock_from_env().now().date()
+        day = clock_from_env().now().date()
         amounts = {_prorate(billing, d) for d in (day, day - timedelta(days=1))}
         return {a for a in amounts if a > 0}
 
@@ -288,7 +312,8 @@ def _account_shape(t: Transfer, account: dict[str, Any]) -> list[str]:
 
 
 def _export_problems(export: Export, source: Mapping[str, str]) -> list[str]:
-    """Every source message exactly once in the export, with its SHA-256, index and parts."""
+    """Every source message exactly once in the export, with its SHA-256, index and parts
+    (the export may also hold messages that expired from the source since)."""
     if export.index is None:
         return ["no index.jsonl on S3: the export is not complete"]
     problems = list(export.problems)
@@ -296,11 +321,8 @@ def _export_problems(export: Export, source: Mapping[str, str]) -> list[str]:
     if len(set(index_ids)) != len(index_ids):
         problems.append("the index lists a message twice")
     missing = sorted(set(source) - set(index_ids))
-    extra = sorted(set(index_ids) - set(source))
-    if missing:
+    if missing:  # exported messages the source no longer holds have expired: they may stay
         problems.append(f"{len(missing)} source messages not in the index, first {missing[0]}")
-    if extra:
-        problems.append(f"{len(extra)} index entries with no source message, first {extra[0]}")
     for entry in export.index:
         want = source.get(entry["id"])
         copies = export.members.get(entry["id"], [])

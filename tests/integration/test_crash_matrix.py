@@ -25,7 +25,7 @@ from tests.crash_world import CrashWorld, Run
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
-STEPS = range(1, 14)  # the tasks of playbooks/direct-to-resold.yml
+STEPS = range(1, 15)  # the tasks of playbooks/direct-to-resold.yml
 PLATFORM_OPS = (
     "create_account",
     "import_message",
@@ -48,7 +48,8 @@ POINTS = [
     "export-after-part-2",  # never reached (one part per store): shows how that is reported
 ]
 DATA_POINTS = {"data.export": EXPORT_POINTS, "data.verify": ("verify-after-part-1",),
-               "data.import": ("import-after-part-1",)}  # fmt: skip
+               "data.import": ("import-after-part-1",),
+               "data.final_sync": ("verify-after-part-1", "import-after-part-1")}  # fmt: skip
 
 
 class CrashPointNotReached(UserWarning):

@@ -102,7 +102,8 @@ def test_round_trip_over_several_parts(s3: Any, platform: FakePlatform, compress
 
     lines = index_lines(s3)
     assert [line["id"] for line in lines] == platform.ids(SOURCE, "archive")  # listing order
-    assert set(lines[0]) == {"id", "part", "size", "sha256", "received_at"}
+    assert set(lines[0]) == {"id", "part", "size", "sha256", "received_at", "pass"}
+    assert {line["pass"] for line in lines} == {1}
     assert (
         lines[0]["part"] == f"part-00001{ext}"
         and lines[-1]["part"] == result.parts[-1][len(base) :]
@@ -190,14 +191,16 @@ def test_re_export_writes_nothing_and_returns_the_same_result(
     fetched = platform.calls["fetch_message"]
 
     again = export_store(platform, s3, cfg, NAME, SOURCE, "archive")
-    assert again == first
+    assert (again.wrote, again.new_messages, again.new_bytes) == (False, 0, 0)
+    assert replace(again, new_messages=300, new_bytes=first.new_bytes, wrote=True) == first
+    assert first.new_messages == 300 and first.wrote
     assert not (set(calls) & WRITES), calls
     assert platform.calls["fetch_message"] == fetched
     assert {k: s3.head_object(Bucket=BUCKET, Key=k)["ETag"] for k in keys(s3)} == before
 
     status = inspect_export(platform, s3, cfg, NAME, SOURCE, "archive")
-    assert status.complete and status.result() == first
-    assert status.facts() == first.facts()
+    assert status.complete and status.result() == again
+    assert status.facts() == {k: first.facts()[k] for k in status.facts()}
     assert first.facts()["index_sha256"] == first.index_sha256
 
 
@@ -212,7 +215,13 @@ def test_missing_part_makes_the_export_incomplete_and_export_rewrites_it(
     with pytest.raises(ExportError, match="not complete"):
         status.result()
     again = export_store(platform, s3, cfg, NAME, SOURCE, "archive")
-    assert again == first  # deterministic parts: the same bytes, the same index
+    # The lost part's messages are exported again from the source, into a part of a new
+    # number: the old index named the lost one, so its number is never reused.
+    assert (again.messages, again.bytes, again.pass_number) == (300, first.bytes, 1)
+    assert first.parts[1] not in again.parts and len(again.parts) == len(first.parts)
+    assert again.new_messages == 300 - sum(
+        1 for line in index_lines(s3) if line["part"] != again.parts[-1].rsplit("/", 1)[1]
+    )
     assert verify_store(platform, s3, cfg, NAME, SOURCE, "archive").ok
 
 
@@ -236,7 +245,9 @@ def test_a_malformed_index_is_not_complete_and_is_rewritten(
     s3.put_object(Bucket=BUCKET, Key=first.index_key, Body=b'{"id": "x"}\n')
     status = inspect_export(platform, s3, cfg, NAME, SOURCE, "quarantine")
     assert status.exists and not status.complete and "no 'part'" in status.problem
-    assert export_store(platform, s3, cfg, NAME, SOURCE, "quarantine") == first
+    again = export_store(platform, s3, cfg, NAME, SOURCE, "quarantine")
+    assert (again.wrote, again.new_messages) == (True, 0)  # the index alone is rewritten
+    assert replace(again, new_messages=first.new_messages, new_bytes=first.new_bytes) == first
 
 
 def test_every_object_has_a_sha256_checksum(s3: Any, platform: FakePlatform) -> None:
@@ -363,7 +374,9 @@ def test_an_incomplete_export_loses_its_index_before_parts_are_rewritten(
     platform.fetch_message = crash_late  # type: ignore[method-assign]
     with pytest.raises(ExportError, match="simulated crash"):
         export_store(platform, s3, cfg, NAME, SOURCE, "archive")
-    assert inspect_export(platform, s3, cfg, NAME, SOURCE, "archive").exists is False
+    status = inspect_export(platform, s3, cfg, NAME, SOURCE, "archive")
+    assert not status.complete and status.missing_parts == (first.parts[-1],)
+    assert set(status.parts) == set(first.parts)  # the old index names only old parts
 
     platform.fetch_message = real_fetch  # type: ignore[method-assign]
     again = export_store(platform, s3, cfg, NAME, SOURCE, "archive")

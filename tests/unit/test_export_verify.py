@@ -206,10 +206,11 @@ def test_index_vs_source_mismatches(s3: Any, platform: FakePlatform) -> None:
     platform.put(SOURCE, "archive", "msg-00010", bytes(changed), BASE_TIME)
     outcome = verify(platform, s3)
     assert not outcome.ok
-    assert found(outcome.problems, "message msg-00004:", "no longer in the source")
     assert found(outcome.problems, "message msg-99999:", "in the source but not in the export")
-    assert found(outcome.problems, "message msg-00010:", "source SHA-256")
-    assert len(outcome.problems) == 3  # same count (120), so no count line
+    assert found(outcome.problems, "message msg-00010:", "source SHA-256", "same id")
+    assert len(outcome.problems) == 2  # an equal count (120) proves nothing
+    # msg-00004 expired from the source after it was exported: it stays, counted, no problem
+    assert (outcome.expired, outcome.source_messages, outcome.messages) == (1, 120, 120)
 
 
 def test_source_without_digests_is_fetched_and_hashed(s3: Any, platform: FakePlatform) -> None:
@@ -223,15 +224,61 @@ def test_source_without_digests_is_fetched_and_hashed(s3: Any, platform: FakePla
     platform.put(SOURCE, "archive", "msg-00033", changed, BASE_TIME)
     outcome = verify(platform, s3)
     assert outcome.problems == (
-        f"message msg-00033: source SHA-256 is {sha(changed)}, the export has {sha(original)}",
+        f"message msg-00033: source SHA-256 is {sha(changed)}, the export has {sha(original)}"
+        " (changed under the same id)",
     )
 
 
-def test_count_difference_is_reported(s3: Any, platform: FakePlatform) -> None:
+def test_a_new_message_fails_a_complete_verify_and_is_pending_before_the_cut_over(
+    s3: Any, platform: FakePlatform
+) -> None:
     export(platform, s3)
     platform.put(SOURCE, "archive", "msg-99999", b"Subject: new\r\n\r\nnew", BASE_TIME)
     outcome = verify(platform, s3)
-    assert found(outcome.problems, "the source has 121 messages, the export 120")
+    assert outcome.problems == ("message msg-99999: in the source but not in the export",)
+    early = verify_store(platform, s3, settings(), NAME, SOURCE, "archive", complete=False)
+    assert early.ok and (early.pending, early.expired, early.messages) == (1, 0, 120)
+
+
+def test_equal_counts_swap_is_caught(s3: Any, platform: FakePlatform) -> None:
+    """One message expires and one arrives: the counts are equal, the id sets are not."""
+    export(platform, s3)
+    platform.remove(SOURCE, "archive", "msg-00004")
+    platform.put(SOURCE, "archive", "msg-99999", b"Subject: new\r\n\r\nnew", BASE_TIME)
+    outcome = verify(platform, s3)
+    assert outcome.problems == ("message msg-99999: in the source but not in the export",)
+    assert outcome.expired == 1
+
+
+def test_parts_verified_before_are_not_read_again(s3: Any, platform: FakePlatform) -> None:
+    export(platform, s3)
+    first = verify(platform, s3)
+    assert first.ok and first.parts and not first.damaged_parts
+    reads: list[str] = []
+    s3.meta.events.register(
+        "before-parameter-build.s3.GetObject", lambda params, **_: reads.append(params["Key"])
+    )
+    again = verify_store(
+        platform, s3, settings(), NAME, SOURCE, "archive", known_parts=first.parts
+    )
+    assert again.ok and again.parts == first.parts
+    assert reads == [f"runs/{NAME}/archive/index.jsonl"]  # the index only
+    assert again.id_set_sha256 == first.id_set_sha256
+
+
+def test_a_part_rewritten_since_it_was_verified_is_read_again(
+    s3: Any, platform: FakePlatform
+) -> None:
+    result = export(platform, s3)
+    first = verify(platform, s3)
+    key = result.parts[0]
+    body = bytearray(read(s3, key))
+    body[len(body) // 2] ^= 0xFF
+    s3.put_object(Bucket=BUCKET, Key=key, Body=bytes(body))
+    again = verify_store(
+        platform, s3, settings(), NAME, SOURCE, "archive", known_parts=first.parts
+    )
+    assert not again.ok and again.damaged_parts == (key.rsplit("/", 1)[1],)
 
 
 def test_tampered_index_is_detected(s3: Any, platform: FakePlatform) -> None:

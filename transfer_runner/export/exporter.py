@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 from transfer_runner.crash import crash_point
@@ -31,6 +31,7 @@ from transfer_runner.export.objects import (
     abort_multipart_uploads,
     delete_objects,
     list_objects,
+    object_sha256,
     upload,
 )
 from transfer_runner.export.packing import PartWriter
@@ -43,8 +44,12 @@ __all__ = [
     "Progress",
     "ExportResult",
     "ExportStatus",
+    "ExportDelta",
+    "SyncPolicy",
     "export_store",
+    "sync_store",
     "inspect_export",
+    "inspect_delta",
     "store_status",
 ]
 
@@ -64,6 +69,15 @@ class ExportResult:
     index_key: str
     index_sha256: str
     compressed_bytes: int
+    pass_number: int = 1  # the export's last pass
+    new_messages: int = 0  # what this pass added
+    new_bytes: int = 0
+    expired: int = 0  # exported messages the source no longer listed during this pass
+    wrote: bool = True  # False: nothing was new, nothing was written
+
+    def as_found(self) -> ExportResult:
+        """The export this pass left, without what the pass itself did (for comparisons)."""
+        return replace(self, new_messages=0, new_bytes=0, expired=0, wrote=False)
 
     def facts(self) -> dict[str, Any]:
         """JSON-friendly outputs for the state store and reports."""
@@ -74,6 +88,10 @@ class ExportResult:
             "index_key": self.index_key,
             "index_sha256": self.index_sha256,
             "compressed_bytes": self.compressed_bytes,
+            "pass": self.pass_number,
+            "new_messages": self.new_messages,
+            "new_bytes": self.new_bytes,
+            "expired": self.expired,
         }
 
 
@@ -92,9 +110,11 @@ class ExportStatus:
     index_sha256: str | None = None
     compressed_bytes: int = 0
     problem: str = ""
+    passes: int = 0
+    discarded: tuple[str, ...] = ()  # parts the index names whose journal record is gone
 
     def facts(self) -> dict[str, Any]:
-        """The same outputs as `ExportResult.facts` (of the export found)."""
+        """The outputs of `ExportResult.facts` that describe the export found (no delta)."""
         return {
             "messages": self.messages,
             "bytes": self.bytes,
@@ -102,6 +122,7 @@ class ExportStatus:
             "index_key": self.index_key,
             "index_sha256": self.index_sha256,
             "compressed_bytes": self.compressed_bytes,
+            "pass": self.passes,
         }
 
     def result(self) -> ExportResult:
@@ -116,6 +137,8 @@ class ExportStatus:
             self.index_key,
             self.index_sha256,
             self.compressed_bytes,
+            pass_number=self.passes,
+            wrote=False,
         )
 
 
@@ -132,6 +155,56 @@ def inspect_export(
     `platform` and `account_id` are not read: S3 alone says what was exported.
     """
     return store_status(s3, settings, transfer_name, store)
+
+
+@dataclass(frozen=True)
+class ExportDelta:
+    """How the source differs from its export (read-only): what the next pass would add."""
+
+    status: ExportStatus
+    source_messages: int
+    new_messages: int
+    new_bytes: int
+    expired: int  # exported, no longer listed by the source
+    changed: tuple[str, ...] = ()  # ids whose bytes changed under the same id (first few)
+
+    @property
+    def current(self) -> bool:
+        """The export is complete on S3, vouched for by its journal (no part was discarded as
+        damaged), and holds every message the source lists."""
+        return self.status.complete and not self.status.discarded and self.new_messages == 0
+
+
+def inspect_delta(
+    platform: Platform,
+    s3: Any,
+    settings: S3Settings,
+    transfer_name: str,
+    account_id: str,
+    store: Store,
+) -> ExportDelta:
+    """Compare the source's listing with the export's index, by id and SHA-256. Writes nothing.
+
+    Holds the index's id -> SHA-256 map in memory (about 100 bytes a message).
+    """
+    layout = store_layout(settings, transfer_name, store)
+    status = _status(s3, layout, store, list_objects(s3, layout.bucket, layout.base))
+    exported: dict[str, str] = {}
+    if status.complete:
+        index = read_index(s3, layout)
+        exported = {e.id: e.sha256 for e in index.entries} if index else {}
+    listed = new = new_bytes = matched = 0
+    changed: list[str] = []
+    for info in iter_messages(platform, account_id, store):
+        listed += 1
+        digest = exported.get(info.id)
+        if digest is None:
+            new, new_bytes = new + 1, new_bytes + info.size
+        else:
+            matched += 1
+            if info.sha256 is not None and info.sha256.lower() != digest and len(changed) < 5:
+                changed.append(info.id)
+    return ExportDelta(status, listed, new, new_bytes, len(exported) - matched, tuple(changed))
 
 
 def store_status(s3: Any, settings: S3Settings, transfer_name: str, store: str) -> ExportStatus:
@@ -169,6 +242,11 @@ def _status_of(
         index_sha256=index.sha256,
         compressed_bytes=sum(listing.get(k, 0) for k in keys),
         problem=f"{len(missing)} part(s) missing, first {missing[0]}" if missing else "",
+        passes=index.passes,
+        discarded=tuple(
+            k for k in keys if layout.journal_key(layout.part_number(k[len(layout.base) :]) or 1)
+            not in listing
+        ),
     )
 
 
@@ -181,27 +259,72 @@ def export_store(
     store: Store,
     progress: Progress | None = None,
 ) -> ExportResult:
-    """Export `store` of `account_id` under `transfer_name`; an existing complete export is kept.
+    """One export pass of `store` of `account_id` under `transfer_name`.
 
-    An interrupted export resumes after its last journalled parts. Raises `ExportError`
-    (unsafe message id, digest mismatch, S3 failure) or `PlatformError`.
+    The pass adds, as new parts, the messages the export does not hold yet; earlier parts are
+    never rewritten, and a pass with nothing new writes nothing. An interrupted pass resumes
+    after its last journalled parts. Raises `ExportError` (unsafe message id, a message whose
+    bytes changed under the same id, digest mismatch, S3 failure) or `PlatformError`.
     """
     layout = store_layout(settings, transfer_name, store)
     listing = list_objects(s3, layout.bucket, layout.base)
-    status = _status(s3, layout, store, listing)
-    if status.complete:
-        return status.result()
-    if status.exists:
-        # An incomplete or unreadable index goes first: until the new one is written, no
-        # index must vouch for parts that this run is overwriting.
-        delete_objects(s3, layout.bucket, [layout.index_key])
     abort_multipart_uploads(s3, layout.bucket, layout.base)
     job = _StoreExport(platform, s3, settings, layout, account_id, store, progress)
     return job.run(listing)
 
 
+@dataclass(frozen=True)
+class SyncPolicy:
+    """When incremental passes stop: once a pass adds at most `max(delta_messages,
+    delta_percent % of the store)` messages, or after `max_passes` passes. Correctness never
+    depends on the delta's size (the final pass runs after the domains moved), so this only
+    bounds the time spent before the cut-over."""
+
+    max_passes: int = 4
+    delta_messages: int = 50
+    delta_percent: float = 1.0
+
+    def small(self, result: ExportResult) -> bool:
+        """Whether the delta this pass added is small enough to stop."""
+        allowed = max(self.delta_messages, result.messages * self.delta_percent / 100)
+        return result.new_messages <= allowed
+
+
+def sync_store(
+    platform: Platform,
+    s3: Any,
+    settings: S3Settings,
+    transfer_name: str,
+    account_id: str,
+    store: Store,
+    policy: SyncPolicy,
+    progress: Progress | None = None,
+) -> list[ExportResult]:
+    """Export passes until the delta is small or the pass limit is reached; every result."""
+    results: list[ExportResult] = []
+    while len(results) < max(1, policy.max_passes):
+        result = export_store(
+            platform, s3, settings, transfer_name, account_id, store, progress
+        )
+        results.append(result)
+        if policy.small(result):
+            break
+    return results
+
+
+def _pass_number(listing: dict[str, int], layout: StoreLayout, journal: Journal) -> int:
+    """The number of this pass: the next one, or the last one again if it did not finish
+    (its index was never written), so a resumed pass gives what an uninterrupted one would."""
+    finished = listing.get(layout.index_key) == journal.index_bytes
+    return journal.last_pass + 1 if finished or not journal.last_pass else journal.last_pass
+
+
 class _Numbers:
-    """Part numbers for new parts: the gaps the journal leaves first, then past its end."""
+    """Part numbers for new parts: the gaps the journal leaves first, then past its end.
+
+    A gap is a part that was uploaded but never journalled (a crashed attempt): no index was
+    ever assembled with it, so its number is free.
+    """
 
     def __init__(self, taken: Iterable[int]) -> None:
         self._taken = set(taken)
@@ -223,9 +346,12 @@ class _OpenPart:
     lines: IO[bytes]
     messages: int = 0
     bytes: int = 0
+    pass_number: int = 1
 
     def finished(self) -> FinishedPart:
-        return FinishedPart(self.number, self.writer, self.lines, self.messages, self.bytes)
+        return FinishedPart(
+            self.number, self.writer, self.lines, self.messages, self.bytes, self.pass_number
+        )
 
     def close(self) -> None:
         self.writer.close()
@@ -234,7 +360,7 @@ class _OpenPart:
 
 @dataclass
 class _StoreExport:
-    """One run of an export: resume from the journal, pack and ship the rest, write the index."""
+    """One pass: resume from the journal, pack and ship what is new, write the index."""
 
     platform: Platform
     s3: Any
@@ -246,19 +372,42 @@ class _StoreExport:
     listed: int = 0
     listed_bytes: int = 0
     ids: IdSet = field(default_factory=IdSet)
+    pass_number: int = 1
+    listing: dict[str, int] = field(default_factory=dict)
 
     def run(self, listing: dict[str, int]) -> ExportResult:
+        self.listing = listing
         try:
             journal = load_journal(self.s3, self.layout, listing, self.ids)
+            self.pass_number = _pass_number(listing, self.layout, journal)
             delete_objects(self.s3, self.layout.bucket, journal.stale_keys)
             records = self._pack_all(journal)
+            expired = self.ids.unlisted(IdSet.RESUMED)
         finally:
             self.ids.close()
         final = {**journal.records, **{r.number: r for r in records}}
-        return self._finish(listing, final)
+        new = (sum(r.messages for r in records), sum(r.bytes for r in records))
+        if not records and not journal.stale_keys and self._current(listing, journal):
+            return self._unchanged(final, expired)
+        return self._finish(listing, final, new, expired)
+
+    def _current(self, listing: dict[str, int], journal: Journal) -> bool:
+        """Whether S3 already holds exactly the index these records assemble into, and no
+        leftovers of interrupted attempts: then a pass with nothing new writes nothing."""
+        if listing.get(self.layout.index_key) != journal.index_bytes:
+            return False
+        named = {self.layout.part_key(r.name) for r in journal.records.values()}
+        journal_keys = {self.layout.journal_key(n) for n in journal.records}
+        return not any(
+            (self.layout.is_part_key(k) and k not in named)
+            or (self.layout.journal_number(k) is not None and k not in journal_keys)
+            for k in listing
+        )
 
     def _pack_all(self, journal: Journal) -> list[PartRecord]:
-        numbers = _Numbers(journal.records)
+        # A part the index on S3 names keeps its number even when its record was dropped or
+        # discarded: no index ever vouches for other bytes than those it was made from.
+        numbers = _Numbers([*journal.records, *self._indexed_numbers()])
         uploader = PartUploader(self.s3, self.settings, self.layout)
         part: _OpenPart | None = None
         try:
@@ -280,21 +429,41 @@ class _StoreExport:
                 part.close()
             uploader.close()
 
+    def _indexed_numbers(self) -> list[int]:
+        if self.layout.index_key not in self.listing:
+            return []
+        try:
+            index = read_index(self.s3, self.layout)
+        except ExportError:  # unreadable: it vouches for nothing, and is rewritten
+            return []
+        names = index.parts if index is not None else ()
+        return [n for name in names if (n := self.layout.part_number(name)) is not None]
+
     def _open(self, number: int) -> _OpenPart:
         name = self.layout.part_name(number)
         lines = tempfile.SpooledTemporaryFile(max_size=_LINES_SPOOL)  # noqa: SIM115
-        return _OpenPart(number, PartWriter(name, self.settings.compression), lines)
+        writer = PartWriter(name, self.settings.compression)
+        return _OpenPart(number, writer, lines, pass_number=self.pass_number)
 
     def _is_new(self, info: MessageInfo) -> bool:
-        """False for a message the journal already holds; `ExportError` for a repeat."""
+        """True for a message the export lacks; `ExportError` for a repeat or changed bytes."""
         self.layout.member_name(info.id)  # validates the id first
-        seen = self.ids.add(info.id, IdSet.PACKED)
-        if seen == IdSet.PACKED:
+        found = self.ids.lookup(info.id)
+        if found is None:
+            self.ids.add(info.id, IdSet.PACKED)
+            return True
+        origin, digest, listed = found
+        if origin == IdSet.PACKED or listed:
             raise ExportError(f"the listing of {self.account_id}'s {self.store} repeats {info.id}")
-        if seen == IdSet.RESUMED:
-            self._advance(info.size)
-            return False
-        return True
+        if info.sha256 is not None and digest is not None and info.sha256.lower() != digest:
+            raise ExportError(
+                f"message {info.id} of {self.account_id}'s {self.store} changed under the same "
+                f"id: the export holds SHA-256 {digest}, the source now {info.sha256.lower()}; "
+                "refusing to overwrite an exported message"
+            )
+        self.ids.mark_listed(info.id)
+        self._advance(info.size)
+        return False
 
     def _advance(self, nbytes: int) -> None:
         self.listed += 1
@@ -306,7 +475,9 @@ class _StoreExport:
         raw, digest = fetch_checked(self.platform, self.account_id, self.store, info)
         received = as_utc(info.received_at)
         part.writer.add(self.layout.member_name(info.id), raw, received.timestamp())
-        entry = IndexEntry(info.id, part.writer.name, len(raw), digest, utc_iso(received))
+        entry = IndexEntry(
+            info.id, part.writer.name, len(raw), digest, utc_iso(received), self.pass_number
+        )
         part.lines.write(entry.to_line())
         part.messages += 1
         part.bytes += len(raw)
@@ -314,9 +485,45 @@ class _StoreExport:
             crash_point(f"export-mid-part-{part.number}")
         self._advance(len(raw))
 
-    def _finish(self, listing: dict[str, int], final: dict[int, PartRecord]) -> ExportResult:
+    def _result(
+        self,
+        final: dict[int, PartRecord],
+        digest: str,
+        new: tuple[int, int],
+        expired: int,
+        wrote: bool,
+    ) -> ExportResult:
         numbers = sorted(final)
-        keys = tuple(self.layout.part_key(final[n].name) for n in numbers)
+        return ExportResult(
+            self.store,
+            sum(r.messages for r in final.values()),
+            sum(r.bytes for r in final.values()),
+            tuple(self.layout.part_key(final[n].name) for n in numbers),
+            self.layout.index_key,
+            digest,
+            sum(r.size for r in final.values()),
+            pass_number=max((r.pass_number for r in final.values()), default=0),
+            new_messages=new[0],
+            new_bytes=new[1],
+            expired=expired,
+            wrote=wrote,
+        )
+
+    def _unchanged(self, final: dict[int, PartRecord], expired: int) -> ExportResult:
+        digest = object_sha256(self.s3, self.layout.bucket, self.layout.index_key)
+        if digest is None:
+            raise ExportError(f"the index {self.layout.index_key} vanished during the pass")
+        return self._result(final, digest, (0, 0), expired, wrote=False)
+
+    def _finish(
+        self,
+        listing: dict[str, int],
+        final: dict[int, PartRecord],
+        new: tuple[int, int],
+        expired: int,
+    ) -> ExportResult:
+        numbers = sorted(final)
+        keys = {self.layout.part_key(final[n].name) for n in numbers}
         journal_keys = {self.layout.journal_key(n) for n in numbers}
         # Leftovers of interrupted attempts: not named by the new index.
         stale = {k for k in listing if self.layout.is_part_key(k) and k not in keys}
@@ -330,12 +537,4 @@ class _StoreExport:
             digest = index.sha256
         finally:
             index.close()
-        return ExportResult(
-            self.store,
-            sum(r.messages for r in final.values()),
-            sum(r.bytes for r in final.values()),
-            keys,
-            self.layout.index_key,
-            digest,
-            sum(r.size for r in final.values()),
-        )
+        return self._result(final, digest, new, expired, wrote=True)

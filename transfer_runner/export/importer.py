@@ -71,10 +71,14 @@ def import_store(
     expected = _expected(index)
     job = _Import(platform, to_account, store, idempotency_prefix, progress, expected)
     job.present = _present(platform, to_account, store)
+    # Only parts holding a message the target lacks are read: a delta pass's import reads
+    # the delta's parts, not the whole export again.
+    needed = {e.part for e in expected.values() if e.id not in job.present}
     for number, part in enumerate(index.parts, start=1):
-        job.import_part(s3, layout, part)
+        if part in needed:
+            job.import_part(s3, layout, part)
         crash_point(f"import-after-part-{number}")
-    missing = [i for i in expected if i not in job.seen]
+    missing = [i for i in expected if i not in job.seen and i not in job.present]
     if missing:
         raise ExportError(
             f"{len(missing)} message(s) of the index are in no part, first {missing[0]}"
@@ -85,7 +89,7 @@ def import_store(
             f"after import {to_account}'s {store} holds {count} messages, "
             f"fewer than the {index.messages} exported"
         )
-    return ImportResult(job.imported, job.skipped, index.messages)
+    return ImportResult(job.imported, index.messages - job.imported, index.messages)
 
 
 def _require_index(s3: Any, layout: StoreLayout) -> ExportIndex:

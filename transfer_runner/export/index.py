@@ -1,8 +1,11 @@
-"""`index.jsonl`: one JSON line per exported message, in listing order.
+"""`index.jsonl`: one JSON line per exported message, pass by pass, in listing order.
 
 `{"id": "...", "part": "part-00001.tar.gz", "size": 2048, "sha256": "<hex>",
-"received_at": "2026-11-03T12:00:00Z"}`. The index is written last, so its presence means the
-export finished; its SHA-256 identifies one export exactly (a re-export changes it).
+"received_at": "2026-11-03T12:00:00Z", "pass": 1}`. An export grows by passes: each pass
+adds the messages the export lacked as new parts, and the index is rewritten as the union of
+every pass (earlier parts are never rewritten). It is written last, so its presence means the
+last pass finished; its SHA-256 identifies one state of the export exactly. A line without
+`pass` (an export made before passes existed) belongs to pass 1.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class IndexEntry:
     size: int
     sha256: str
     received_at: str
+    pass_number: int = 1
 
     def to_line(self) -> bytes:
         """The entry as one JSON line, keys in the documented order."""
@@ -63,6 +67,7 @@ class IndexEntry:
             "size": self.size,
             "sha256": self.sha256,
             "received_at": self.received_at,
+            "pass": self.pass_number,
         }
         return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
 
@@ -82,11 +87,16 @@ class IndexEntry:
             size=_field(doc, "size", where, _is_size),
             sha256=_field(doc, "sha256", where, _is_sha256),
             received_at=_field(doc, "received_at", where, lambda v: isinstance(v, str)),
+            pass_number=_field({"pass": 1, **doc}, "pass", where, _is_pass),
         )
 
 
 def _is_size(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_pass(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _is_sha256(value: Any) -> bool:
@@ -151,6 +161,11 @@ class ExportIndex:
     def parts(self) -> tuple[str, ...]:
         """Part names in order of first appearance."""
         return tuple(dict.fromkeys(e.part for e in self.entries))
+
+    @property
+    def passes(self) -> int:
+        """The number of the export's last pass (0 for an empty export)."""
+        return max((e.pass_number for e in self.entries), default=0)
 
 
 def iter_lines(body: Any, digest: Any | None = None) -> Iterator[bytes]:

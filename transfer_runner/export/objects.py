@@ -17,6 +17,7 @@ acknowledgement is harmless.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -36,6 +37,8 @@ __all__ = [
     "s3_errors",
     "list_objects",
     "open_object",
+    "list_etags",
+    "object_sha256",
     "upload",
     "delete_objects",
     "abort_multipart_uploads",
@@ -121,6 +124,17 @@ def list_objects(s3: Any, bucket: str, prefix: str) -> dict[str, int]:
     return found
 
 
+def list_etags(s3: Any, bucket: str, prefix: str) -> dict[str, str]:
+    """Key -> ETag of every object under `prefix` (paginated, read-only): a changed object
+    has a new ETag, so a part verified once need not be read again while its ETag holds."""
+    found: dict[str, str] = {}
+    with s3_errors(f"list s3://{bucket}/{prefix}"):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", ()):
+                found[obj["Key"]] = str(obj.get("ETag", "")).strip('"')
+    return found
+
+
 def open_object(s3: Any, bucket: str, key: str) -> Any | None:
     """The streaming body of an object, or None if it does not exist.
 
@@ -187,6 +201,21 @@ def _multipart(s3: Any, bucket: str, key: str, fileobj: IO[bytes], extra: dict[s
         with suppress(ClientError, BotoCoreError):
             s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
         raise
+
+
+def object_sha256(s3: Any, bucket: str, key: str) -> str | None:
+    """Hex SHA-256 of an object's bytes, streamed; None if it does not exist."""
+    body = open_object(s3, bucket, key)
+    if body is None:
+        return None
+    digest = hashlib.sha256()
+    with s3_errors(f"read of s3://{bucket}/{key}"):
+        try:
+            for chunk in iter(lambda: body.read(1024 * 1024), b""):
+                digest.update(chunk)
+        finally:
+            body.close()
+    return digest.hexdigest()
 
 
 def put_bytes(s3: Any, settings: S3Settings, key: str, body: bytes, content_type: str) -> None:

@@ -34,6 +34,7 @@ class FinishedPart:
     lines: IO[bytes]
     messages: int
     bytes: int
+    pass_number: int = 1
 
     def close(self) -> None:
         self.writer.close()
@@ -108,7 +109,10 @@ class PartUploader:
         key = self.layout.part_key(name)
         kind = content_type(self.settings.compression)
         upload(self.s3, self.settings, key, part.writer.file, size, kind)
-        record = PartRecord(part.number, name, size, part.messages, part.bytes)
+        index_bytes = part.lines.seek(0, 2)
+        record = PartRecord(
+            part.number, name, size, part.messages, part.bytes, part.pass_number, index_bytes
+        )
         write_record(self.s3, self.settings, self.layout, record, part.lines)
         crash_point(f"export-after-part-{part.number}")
         return record

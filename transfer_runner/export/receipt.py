@@ -1,9 +1,13 @@
 """`PREFIX/<name>/receipt.json`: what an auditor or the customer is handed once exports verify.
 
 Per store: messages, bytes, parts, stored bytes, the index key and its SHA-256 (which
-identifies the export exactly), when the index was written and when it was verified; then
-totals, the runner's version and the git commit of the manifests. Written after both stores
-verify; rewritten only when something in it other than `written_at` changes.
+identifies the export exactly), its passes, how many exported messages have since expired from
+the source (they stay in the export), when the index was written and when it was verified, and
+`verifications`: every verification of the store so far (time, `complete` or not, index
+SHA-256, messages), oldest first, so an auditor sees that the domains moved after a verified
+pass and the account was cancelled after a complete one. Then totals, the runner's version and
+the git commit of the manifests. Written after the stores verify; rewritten only when
+something in it other than `written_at` changes.
 """
 
 from __future__ import annotations
@@ -69,6 +73,8 @@ def write_receipt(
         for name in ("messages", "bytes", "compressed_bytes")
     }
     existing = read_receipt(s3, settings, transfer_name)
+    if existing is not None:
+        _carry_history(existing.document, doc)
     if existing is not None and _same(existing.document, doc):
         return existing
     doc["written_at"] = utc_iso(now or datetime.now(UTC))
@@ -97,6 +103,16 @@ def read_receipt(s3: Any, settings: S3Settings, transfer_name: str) -> Receipt |
     return Receipt(key, hashlib.sha256(raw).hexdigest(), doc, written=False)
 
 
+def _carry_history(old: Mapping[str, Any], new: dict[str, Any]) -> None:
+    """Prepend the verifications the stored receipt lists to the new one's, without repeats."""
+    for store, entry in new["stores"].items():
+        before = ((old.get("stores") or {}).get(store) or {}).get("verifications") or []
+        mine = entry.get("verifications") or []
+        merged = [v for v in before if isinstance(v, dict) and v not in mine] + mine
+        if merged:
+            entry["verifications"] = sorted(merged, key=lambda v: str(v.get("verified_at", "")))
+
+
 def _same(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     return {k: v for k, v in old.items() if k != "written_at"} == dict(new)
 
@@ -122,9 +138,19 @@ def _store_doc(
         "index_sha256": status.index_sha256,
         "exported_at": _written_at(s3, settings, status),
         "verified": True,
+        "passes": status.passes,
+        "expired": int(facts.get("expired") or 0),
     }
     if facts.get("verified_at"):
         doc["verified_at"] = str(facts["verified_at"])
+        doc["verifications"] = [
+            {
+                "verified_at": str(facts["verified_at"]),
+                "complete": bool(facts.get("complete", True)),
+                "index_sha256": status.index_sha256,
+                "messages": status.messages,
+            }
+        ]
     return doc
 
 

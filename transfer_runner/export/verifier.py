@@ -1,14 +1,23 @@
-"""Verify an export: read every part back from S3 and compare with the index and the source.
+"""Verify an export: read its parts back from S3 and compare with the index and the source.
 
-This is the gate of invariant I2. It trusts nothing but its own SHA-256 of every member: not
-the S3 server, not the index alone. Findings are collected (not raised) so that one run shows
-every problem; S3 or platform failures still raise, since they say nothing about the data.
+This is the gate of invariant I2, by id set, never by count: every message the source lists
+must be in the export with the same SHA-256 (`complete`), and every part must hold exactly what
+the index says. A message the export holds that the source no longer lists has expired since
+it was exported: it stays in the export and is counted, not a problem. Before the cut-over the
+source still receives mail, so `complete=False` counts the source's messages the export lacks
+as `pending` (the next pass exports them) instead of failing.
+
+It trusts nothing but its own SHA-256 of every member: not the S3 server, not the index
+alone. Parts verified earlier (`known_parts`: name -> ETag) are not read again while S3 still
+holds them under the same ETag. Findings are collected (not raised) so that one run shows every
+problem; S3 or platform failures still raise, since they say nothing about the data.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
@@ -18,13 +27,13 @@ from transfer_runner.errors import ExportError
 from transfer_runner.export.exporter import Progress
 from transfer_runner.export.index import ExportIndex, IndexEntry, read_index
 from transfer_runner.export.layout import StoreLayout, store_layout
-from transfer_runner.export.objects import open_object
+from transfer_runner.export.objects import list_etags, open_object
 from transfer_runner.export.packing import DAMAGE, Member, read_members
 from transfer_runner.export.s3 import S3Settings
 from transfer_runner.export.source import iter_messages
 from transfer_runner.platforms.base import Platform, Store
 
-__all__ = ["MAX_PROBLEMS", "VerifyResult", "verify_store"]
+__all__ = ["MAX_PROBLEMS", "VerifyResult", "verify_store", "id_set_digest", "source_digest"]
 
 MAX_PROBLEMS = 1000
 _DAMAGE = (*DAMAGE, FlexibleChecksumError)
@@ -32,13 +41,21 @@ _DAMAGE = (*DAMAGE, FlexibleChecksumError)
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """`ok` when every message is in S3 exactly as in the index and in the source."""
+    """`ok` when every part holds exactly what the index says and every message the source
+    lists is in the export with its SHA-256 (or, with `complete=False`, pending)."""
 
     ok: bool
     messages: int
     bytes: int
     problems: tuple[str, ...]
     index_sha256: str | None
+    expired: int = 0  # exported messages the source no longer lists
+    pending: int = 0  # listed by the source, not exported yet (only with complete=False)
+    source_messages: int = 0
+    passes: int = 0
+    parts: dict[str, str] = field(default_factory=dict)  # intact part name -> ETag
+    damaged_parts: tuple[str, ...] = ()
+    id_set_sha256: str | None = None  # of the sorted "id sha256" lines of the export
 
 
 class _Problems:
@@ -71,6 +88,9 @@ def verify_store(
     account_id: str,
     store: Store,
     progress: Progress | None = None,
+    *,
+    complete: bool = True,
+    known_parts: Mapping[str, str] | None = None,
 ) -> VerifyResult:
     """Check the export of `store` against S3 read-back and the source account. Writes nothing.
 
@@ -86,12 +106,31 @@ def verify_store(
         return VerifyResult(False, 0, 0, (f"no index at {where}: not exported",), None)
     problems = _Problems()
     expected = _expected(index, problems)
-    seen = _check_parts(s3, layout, index, expected, problems, progress)
-    for message_id, entry in expected.items():
-        if message_id not in seen:
-            problems.add(f"message {message_id}: in the index ({entry.part}) but not in S3")
-    _check_source(platform, account_id, store, expected, problems)
-    return VerifyResult(not problems, index.messages, index.bytes, problems.result(), index.sha256)
+    parts = _PartCheck(s3, layout, expected, problems, progress, dict(known_parts or {}))
+    parts.run(index)
+    source = _check_source(platform, account_id, store, expected, problems, complete)
+    return VerifyResult(
+        ok=not problems,
+        messages=index.messages,
+        bytes=index.bytes,
+        problems=problems.result(),
+        index_sha256=index.sha256,
+        expired=len(expected) - source.matched,
+        pending=source.pending,
+        source_messages=source.listed,
+        passes=index.passes,
+        parts=parts.intact,
+        damaged_parts=tuple(sorted(parts.damaged)),
+        id_set_sha256=id_set_digest(expected),
+    )
+
+
+def id_set_digest(entries: Mapping[str, IndexEntry]) -> str:
+    """SHA-256 of the export's id set: sorted `<id> <sha256>` lines."""
+    digest = hashlib.sha256()
+    for message_id in sorted(entries):
+        digest.update(f"{message_id} {entries[message_id].sha256}\n".encode())
+    return digest.hexdigest()
 
 
 def _expected(index: ExportIndex, problems: _Problems) -> dict[str, IndexEntry]:
@@ -104,34 +143,73 @@ def _expected(index: ExportIndex, problems: _Problems) -> dict[str, IndexEntry]:
     return expected
 
 
-def _check_parts(
-    s3: Any,
-    layout: StoreLayout,
-    index: ExportIndex,
-    expected: dict[str, IndexEntry],
-    problems: _Problems,
-    progress: Progress | None,
-) -> set[str]:
-    seen: set[str] = set()
-    done = [0, 0]
-    for number, part in enumerate(index.parts, start=1):
-        key = layout.part_key(part)
-        body = open_object(s3, layout.bucket, key)
+@dataclass
+class _PartCheck:
+    """Reads back every part not verified before; which are intact, which damaged."""
+
+    s3: Any
+    layout: StoreLayout
+    expected: dict[str, IndexEntry]
+    problems: _Problems
+    progress: Progress | None
+    known: dict[str, str]
+    intact: dict[str, str] = field(default_factory=dict)
+    damaged: set[str] = field(default_factory=set)
+    seen: set[str] = field(default_factory=set)
+    done: list[int] = field(default_factory=lambda: [0, 0])
+
+    def run(self, index: ExportIndex) -> None:
+        etags = list_etags(self.s3, self.layout.bucket, self.layout.base)
+        by_part: dict[str, list[IndexEntry]] = {}
+        for entry in self.expected.values():
+            by_part.setdefault(entry.part, []).append(entry)
+        for number, part in enumerate(index.parts, start=1):
+            etag = etags.get(self.layout.part_key(part))
+            if etag is not None and self.known.get(part) == etag:
+                self._skip(part, etag, by_part.get(part, []))
+            else:
+                self._read(part, etag)
+            crash_point(f"verify-after-part-{number}")
+        for message_id, entry in self.expected.items():
+            if message_id not in self.seen:
+                self.problems.add(
+                    f"message {message_id}: in the index ({entry.part}) but not in S3"
+                )
+                self.damaged.add(entry.part)
+                self.intact.pop(entry.part, None)
+
+    def _skip(self, part: str, etag: str, entries: list[IndexEntry]) -> None:
+        """A part verified earlier, unchanged on S3 since: its messages count as seen."""
+        self.intact[part] = etag
+        for entry in entries:
+            self.seen.add(entry.id)
+            self._advance(entry.size)
+
+    def _read(self, part: str, etag: str | None) -> None:
+        key = self.layout.part_key(part)
+        body = open_object(self.s3, self.layout.bucket, key) if etag is not None else None
         if body is None:
-            problems.add(f"{part}: missing from S3 (s3://{layout.bucket}/{key})")
-            continue
+            self.problems.add(f"{part}: missing from S3 (s3://{self.layout.bucket}/{key})")
+            self.damaged.add(part)
+            return
+        before = len(self.problems.items) + self.problems.dropped
         try:
-            for member in _members(body, part, problems):
-                _check_member(member, part, expected, seen, problems)
-                done[0], done[1] = done[0] + 1, done[1] + member.size
-                if progress is not None:
-                    progress(done[0], done[1])
+            for member in _members(body, part, self.problems):
+                _check_member(member, part, self.expected, self.seen, self.problems)
+                self._advance(member.size)
         except (BotoCoreError, ClientError, OSError) as exc:
-            raise ExportError(f"S3 read of s3://{layout.bucket}/{key} failed: {exc}") from exc
+            raise ExportError(f"S3 read of s3://{self.layout.bucket}/{key} failed: {exc}") from exc
         finally:
             body.close()
-        crash_point(f"verify-after-part-{number}")
-    return seen
+        if len(self.problems.items) + self.problems.dropped > before:
+            self.damaged.add(part)
+        else:
+            self.intact[part] = etag or ""
+
+    def _advance(self, nbytes: int) -> None:
+        self.done[0], self.done[1] = self.done[0] + 1, self.done[1] + nbytes
+        if self.progress is not None:
+            self.progress(self.done[0], self.done[1])
 
 
 def _members(body: Any, part: str, problems: _Problems) -> Any:
@@ -175,14 +253,23 @@ def _check_member(
         )
 
 
+@dataclass(frozen=True)
+class _SourceCheck:
+    listed: int  # messages the source lists
+    matched: int  # of those, in the export
+    pending: int  # of those, not in the export (allowed only before the cut-over)
+
+
 def _check_source(
     platform: Platform,
     account_id: str,
     store: Store,
     expected: dict[str, IndexEntry],
     problems: _Problems,
-) -> None:
+    complete: bool,
+) -> _SourceCheck:
     listed: set[str] = set()
+    matched = pending = 0
     for info in iter_messages(platform, account_id, store):
         if info.id in listed:
             problems.add(f"message {info.id}: listed twice by the source")
@@ -190,23 +277,24 @@ def _check_source(
         listed.add(info.id)
         entry = expected.get(info.id)
         if entry is None:
-            problems.add(f"message {info.id}: in the source but not in the export")
+            pending += 1
+            if complete:
+                problems.add(f"message {info.id}: in the source but not in the export")
             continue
+        matched += 1
         if info.size != entry.size:
             problems.add(f"message {info.id}: source has {info.size} bytes, export {entry.size}")
         digest = info.sha256.lower() if info.sha256 else None
         if digest is None:  # the listing gives no digest: hash the message itself
-            digest = _source_digest(platform, account_id, store, info.id)
+            digest = source_digest(platform, account_id, store, info.id)
         if digest != entry.sha256:
             problems.add(
                 f"message {info.id}: source SHA-256 is {digest}, the export has {entry.sha256}"
+                " (changed under the same id)"
             )
-    for message_id in expected:
-        if message_id not in listed:
-            problems.add(f"message {message_id}: in the export but no longer in the source")
-    if len(listed) != len(expected):
-        problems.add(f"the source has {len(listed)} messages, the export {len(expected)}")
+    return _SourceCheck(len(listed), matched, pending)
 
 
-def _source_digest(platform: Platform, account_id: str, store: Store, message_id: str) -> str:
+def source_digest(platform: Platform, account_id: str, store: Store, message_id: str) -> str:
+    """Hex SHA-256 of one source message, fetched (for listings that give no digest)."""
     return hashlib.sha256(platform.fetch_message(account_id, store, message_id)).hexdigest()

@@ -9,7 +9,7 @@ from transfer_runner.engine.context import TaskContext
 from transfer_runner.engine.keys import idempotency_key
 from transfer_runner.errors import StepError
 from transfer_runner.modules.base import Check, require
-from transfer_runner.modules.gates import exports_verified
+from transfer_runner.modules.gates import source_covered
 from transfer_runner.platforms.base import Account, NewAccount
 
 __all__ = ["EnsureAccount", "CancelAccount", "MODULES"]
@@ -112,7 +112,12 @@ def _mismatches(account: Account, wanted: NewAccount) -> list[str]:
 
 
 class CancelAccount:
-    """Cancel the direct account, only once every export is verified (invariant I2).
+    """Cancel the direct account, only when it is quiescent and all it holds is exported.
+
+    The gate (invariant I2) lists the account's messages at that moment: it refuses while the
+    account still holds a domain (mail could still arrive) or while any message it holds is
+    not in the verified export by id and SHA-256 (or, for stores set to migrate, not in the
+    new account).
 
     ```yaml
     account.cancel:
@@ -131,17 +136,13 @@ class CancelAccount:
             cancelled_on = ctx.facts(self.name).get("cancelled_on")
             facts = {"account": account_id, "cancelled_on": cancelled_on}
             return Check(reason=f"account {account_id} is cancelled", facts=facts)
-        action = f"cancel direct account {account_id}"
-        verified, why = exports_verified(ctx)
-        if not verified:
-            if not ctx.check_mode:
-                raise StepError(ctx.task_name, f"refusing to cancel {account_id}: {why}")
-            action += " (after the exports are verified)"
+        # The gate lists whole mailboxes: `apply` runs it once, right before the write.
+        action = f"cancel direct account {account_id} (once all it holds is in the export)"
         return Check(actions=(action,), facts={"account": account_id})
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
-        verified, why = exports_verified(ctx)  # re-read right before the write
-        if not verified:
+        covered, why = source_covered(ctx, check.facts["account"])  # again, right before
+        if not covered:
             raise StepError(ctx.task_name, f"refusing to cancel {check.facts['account']}: {why}")
         key = idempotency_key("cancel", ctx.transfer.name)
         account = ctx.platform.cancel_account(check.facts["account"], key)

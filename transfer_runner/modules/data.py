@@ -1,4 +1,11 @@
-"""Data steps: export quarantine and archive to S3, verify them (gate of I2), import them."""
+"""Data steps: incremental export of quarantine and archive to S3, verification by id set, import,
+and the final delta pass from the quiescent direct account (invariant I2).
+
+A live mailbox receives and expires mail while a transfer runs. The export therefore grows by
+passes (each adds only what the export lacks), verification compares id sets and SHA-256s
+(never counts), and the cut-over moves the domains first so that the last pass reads a
+mailbox that no longer receives mail.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +16,17 @@ from typing import Any, ClassVar
 from transfer_runner.engine.context import TaskContext
 from transfer_runner.engine.keys import idempotency_key
 from transfer_runner.errors import ExportError, StepError
-from transfer_runner.export import exporter, importer, receipt, verifier
-from transfer_runner.export.layout import store_layout
+from transfer_runner.export import exporter, importer, receipt
+from transfer_runner.export.exporter import ExportDelta, SyncPolicy
 from transfer_runner.modules.base import Check, require
+from transfer_runner.modules.verification import (
+    discard_damaged_parts,
+    prior_verification,
+    verify_facts,
+)
 from transfer_runner.platforms.base import STORES
 
-__all__ = ["ExportStore", "VerifyExports", "ImportStores", "MODULES"]
+__all__ = ["ExportStore", "VerifyExports", "ImportStores", "FinalSync", "MODULES"]
 
 
 def _store(args: Mapping[str, Any], task: str) -> str:
@@ -32,6 +44,27 @@ def _modes(args: Mapping[str, Any], task: str) -> dict[str, str]:
     return modes
 
 
+def _count(args: Mapping[str, Any], key: str, default: float, task: str, kind: type) -> Any:
+    value = args.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise StepError(task, f"{key} must be a number >= 0, not {value!r}")
+    if kind is int and value != int(value):
+        raise StepError(task, f"{key} must be a whole number, not {value!r}")
+    return kind(value)
+
+
+def _policy(args: Mapping[str, Any], task: str) -> SyncPolicy:
+    default = SyncPolicy()
+    policy = SyncPolicy(
+        max_passes=_count(args, "max_passes", default.max_passes, task, int),
+        delta_messages=_count(args, "delta_messages", default.delta_messages, task, int),
+        delta_percent=_count(args, "delta_percent", default.delta_percent, task, float),
+    )
+    if policy.max_passes < 1:
+        raise StepError(task, "max_passes must be at least 1")
+    return policy
+
+
 def _destination(ctx: TaskContext, store: str) -> str:
     if ctx.run.export is None:
         return "S3 (no --export-to set)"
@@ -45,14 +78,51 @@ def _progress(ctx: TaskContext, what: str, total: int):
     return report
 
 
+def _delta(ctx: TaskContext, account: str, store: str) -> ExportDelta:
+    delta = exporter.inspect_delta(
+        ctx.platform, ctx.run.s3(), ctx.run.export, ctx.transfer.name, account, store
+    )
+    if delta.changed:
+        raise StepError(
+            ctx.task_name,
+            f"{store}: message {delta.changed[0]} changed under the same id since it was "
+            "exported (the export never overwrites a message): investigate before going on",
+        )
+    return delta
+
+
+def _describe(delta: ExportDelta, store: str) -> str:
+    """`plan`'s view of one store: exported so far, new since the last pass, expired since."""
+    status = delta.status
+    if not status.exists:
+        return f"export {delta.new_messages} {store} messages ({delta.new_bytes} bytes)"
+    if not status.complete or status.discarded:
+        problem = status.problem or f"{len(status.discarded)} part(s) discarded as damaged"
+        return (
+            f"repair the {store} export ({problem}): export again from the source what it "
+            f"lacks ({delta.new_messages} new messages since the last pass)"
+        )
+    return (
+        f"export pass {status.passes + 1} of {store}: {delta.new_messages} new messages "
+        f"({delta.new_bytes} bytes) since the last pass; {status.messages} exported so far, "
+        f"{delta.expired} expired since"
+    )
+
+
 class ExportStore:
-    """Export one store of the direct account to S3 as tar parts plus `index.jsonl`.
+    """Export one store of the direct account to S3, incrementally, in passes.
 
     ```yaml
     data.export:
       account: C-1001
-      store: quarantine     # quarantine | archive
+      store: archive        # quarantine | archive
+      max_passes: 4         # optional: passes until the delta is small ...
+      delta_messages: 50    # ... at most this many new messages
+      delta_percent: 1      # ... or this share of the store, whichever is larger
     ```
+    Each pass adds, as new parts, only the messages the export lacks; a pass with nothing new
+    writes nothing. Run it days ahead (`apply --tags data`) to pre-stage the bulk: the cut-over
+    then copies only the delta.
     """
 
     name: ClassVar[str] = "data.export"
@@ -60,61 +130,64 @@ class ExportStore:
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         account = require(args, "account", ctx.task_name)
         store = _store(args, ctx.task_name)
-        count, nbytes = ctx.platform.count_messages(account, store)
-        facts: dict[str, Any] = {"store": store, "messages": count, "bytes": nbytes}
-        if ctx.run.export is not None:
-            status = exporter.inspect_export(
-                ctx.platform, ctx.run.s3(), ctx.run.export, ctx.transfer.name, account, store
+        _policy(args, ctx.task_name)
+        if ctx.run.export is None:
+            count, nbytes = ctx.platform.count_messages(account, store)
+            where = _destination(ctx, store)
+            action = f"export {count} {store} messages ({nbytes} bytes) to {where}"
+            return Check(actions=(action,), facts={"store": store, "messages": count})
+        delta = _delta(ctx, account, store)
+        facts: dict[str, Any] = {
+            "store": store,
+            **delta.status.facts(),
+            "new_messages": delta.new_messages,
+            "new_bytes": delta.new_bytes,
+            "expired": delta.expired,
+            "source_messages": delta.source_messages,
+        }
+        if delta.current:
+            reason = (
+                f"{store} exported: {delta.status.messages} messages in {delta.status.passes} "
+                f"pass(es), nothing new ({delta.expired} expired since)"
             )
-            if status.complete and status.messages == count:
-                facts = {"store": store, **status.facts()}
-                return Check(reason=f"{store} exported ({status.messages} messages)", facts=facts)
-            if status.complete:  # mail arrived (or left) since: the export no longer covers it
-                action = (
-                    f"re-export {store}: the source has {count} messages, "
-                    f"the export {status.messages}"
-                )
-                return Check(actions=(action,), facts={**facts, "discard": True})
-        action = f"export {count} {store} messages ({nbytes} bytes) to {_destination(ctx, store)}"
-        return Check(actions=(action,), facts=facts)
+            return Check(reason=reason, facts=facts)
+        return Check(actions=(_describe(delta, store),), facts=facts)
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
         store = check.facts["store"]
-        if check.facts.get("discard"):
-            _discard_export(ctx, store)
-        result = exporter.export_store(
+        results = exporter.sync_store(
             ctx.platform,
             ctx.run.s3(),
             ctx.run.export,
             ctx.transfer.name,
             args["account"],
             store,
-            progress=_progress(ctx, f"export {store}", check.facts["messages"]),
+            _policy(args, ctx.task_name),
+            progress=_progress(ctx, f"export {store}", check.facts.get("source_messages", 0)),
         )
-        return {"store": store, **result.facts(), "exported_in_run": ctx.run.run_id}
-
-
-def _discard_export(ctx: TaskContext, store: str) -> None:
-    """Delete a store's stale export (parts, index, journal) so it is rebuilt from the source."""
-    s3, settings = ctx.run.s3(), ctx.run.export
-    assert settings is not None
-    layout = store_layout(settings, ctx.transfer.name, store)
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=layout.bucket, Prefix=layout.base)
-    for page in pages:
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=layout.bucket, Delete={"Objects": keys, "Quiet": True})
+        last = results[-1]
+        return {
+            "store": store,
+            **last.facts(),
+            "passes_run": len(results),
+            "new_messages": sum(r.new_messages for r in results),
+            "new_bytes": sum(r.new_bytes for r in results),
+            "exported_in_run": ctx.run.run_id,
+        }
 
 
 class VerifyExports:
-    """Read every exported part back from S3 and compare each message with the source.
+    """Read the exports back from S3 and compare them with the source, by id set and SHA-256.
 
     ```yaml
     data.verify:
       account: C-1001
       stores: {quarantine: migrate, archive: export}   # skip: not exported, not verified
+      complete: false   # before the cut-over: mail still arrives, new messages are pending
     ```
-    Its recorded success is what `account.cancel` and `domain.move` require (invariant I2).
+    Parts verified before are not read again while S3 holds them unchanged. A damaged part is
+    discarded, and the next pass exports its messages again from the source. Its recorded
+    success is what `domain.move` requires; `account.cancel` requires a `complete` one.
     """
 
     name: ClassVar[str] = "data.verify"
@@ -122,96 +195,89 @@ class VerifyExports:
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         require(args, "account", ctx.task_name)
         modes = _modes(args, ctx.task_name)
-        done = self._already_verified(ctx)
+        complete = _flag(args, "complete", True, ctx.task_name)
         stores: dict[str, Any] = {}
         pending: list[str] = []
         for store, mode in modes.items():
             if mode == "skip":
                 continue
-            exported = _export_facts(ctx, store)
-            prior = done.get(store)
-            if (
-                prior
-                and exported
-                and prior.get("index_sha256") == exported.get("index_sha256")
-                and exported.get("exported_in_run") != ctx.run.run_id  # a new export is read back
-                and prior.get("messages") == exported.get("messages")
-            ):
+            prior = prior_verification(ctx, store, complete)
+            if prior is not None:
                 stores[store] = prior
             else:
                 pending.append(store)
-        facts = {"stores": stores, "pending": pending}
+        facts = {"stores": stores, "pending": pending, "complete": complete}
         if not pending:
-            if (
-                stores
-                and receipt.read_receipt(ctx.run.s3(), ctx.run.export, ctx.transfer.name) is None
-            ):
+            s3, settings = ctx.run.s3(), ctx.run.export
+            if stores and receipt.read_receipt(s3, settings, ctx.transfer.name) is None:
                 return Check(actions=("write the export receipt",), facts=facts)
             return Check(reason="every export is verified", facts=facts)
-        actions = tuple(f"verify the {s} export against the source" for s in pending)
+        kind = "id set and SHA-256" if complete else "SHA-256 of every exported message"
+        actions = tuple(f"verify the {s} export against the source ({kind})" for s in pending)
         return Check(actions=actions, facts=facts)
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
         stores = dict(check.facts["stores"])
+        complete = check.facts["complete"]
         for store in check.facts["pending"]:
-            result = verifier.verify_store(
-                ctx.platform,
-                ctx.run.s3(),
-                ctx.run.export,
-                ctx.transfer.name,
-                args["account"],
-                store,
-                progress=_progress(
-                    ctx, f"verify {store}", _export_facts(ctx, store).get("messages", 0)
-                ),
-            )
-            if not result.ok:
-                shown = "; ".join(result.problems[:5])
-                more = f" (+{len(result.problems) - 5} more)" if len(result.problems) > 5 else ""
-                raise StepError(ctx.task_name, f"{store} export does not verify: {shown}{more}")
-            stores[store] = {
-                "verified": True,
-                "messages": result.messages,
-                "bytes": result.bytes,
-                "index_sha256": result.index_sha256,
-                "verified_at": datetime.now(UTC).isoformat(),
-            }
+            stores[store] = _verify(ctx, args["account"], store, complete)
+        outputs: dict[str, Any] = {"stores": stores, "pending": [], "complete": complete}
         if stores:
-            written = receipt.write_receipt(
-                ctx.run.s3(), ctx.run.export, ctx.transfer.name, stores, ctx.run.git_commit
-            )
-            return {"stores": stores, "pending": [], "receipt": written.key}
-        return {"stores": stores, "pending": []}
-
-    def _already_verified(self, ctx: TaskContext) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for record in ctx.previous.values():
-            if record.module == self.name and record.status in ("ok", "changed"):
-                for store, info in (record.outputs.get("stores") or {}).items():
-                    if isinstance(info, dict) and info.get("verified") is True:
-                        out[store] = info
-        return out
+            written = _write_receipt(ctx, stores)
+            outputs["receipt"] = written
+        return outputs
 
 
-def _export_facts(ctx: TaskContext, store: str) -> dict[str, Any]:
-    for module, outputs in reversed(list(ctx.earlier.values())):
-        if module == "data.export" and outputs.get("store") == store:
-            return outputs
-    for record in ctx.previous.values():
-        if record.module == "data.export" and record.outputs.get("store") == store:
-            return dict(record.outputs)
-    return {}
+def _flag(args: Mapping[str, Any], key: str, default: bool, task: str) -> bool:
+    value = args.get(key, default)
+    if not isinstance(value, bool):
+        raise StepError(task, f"{key} must be true or false, not {value!r}")
+    return value
+
+
+def _verify(ctx: TaskContext, account: str, store: str, complete: bool) -> dict[str, Any]:
+    """Verify one store now; its facts, or StepError (after discarding damaged parts)."""
+    from transfer_runner.export import verifier
+
+    known = (prior_verification(ctx, store, False, same_index=False) or {}).get("parts") or {}
+    status = exporter.store_status(ctx.run.s3(), ctx.run.export, ctx.transfer.name, store)
+    result = verifier.verify_store(
+        ctx.platform,
+        ctx.run.s3(),
+        ctx.run.export,
+        ctx.transfer.name,
+        account,
+        store,
+        progress=_progress(ctx, f"verify {store}", status.messages),
+        complete=complete,
+        known_parts=known,
+    )
+    if not result.ok:
+        shown = "; ".join(result.problems[:5])
+        more = f" (+{len(result.problems) - 5} more)" if len(result.problems) > 5 else ""
+        healed = discard_damaged_parts(ctx, store, result.damaged_parts)
+        raise StepError(ctx.task_name, f"{store} export does not verify: {shown}{more}{healed}")
+    return verify_facts(result, complete, datetime.now(UTC))
+
+
+def _write_receipt(ctx: TaskContext, stores: dict[str, Any]) -> str:
+    written = receipt.write_receipt(
+        ctx.run.s3(), ctx.run.export, ctx.transfer.name, stores, ctx.run.git_commit
+    )
+    return written.key
 
 
 class ImportStores:
-    """Import the verified exports into the new account, for the stores set to `migrate`.
+    """Import what the new account lacks of the verified exports, for stores set to `migrate`.
 
     ```yaml
     data.import:
       account: A-1
       stores: {quarantine: migrate, archive: migrate}
     ```
-    Messages already in the new account (by id) are skipped, so a repeat imports nothing.
+    Messages already in the new account (by id) are skipped, and only parts holding a missing
+    message are read, so a delta pass's import reads the delta; mail that arrived directly in
+    the new account after the cut-over is never touched.
     """
 
     name: ClassVar[str] = "data.import"
@@ -229,43 +295,164 @@ class ImportStores:
                 actions=tuple(f"import the {s} export into the new account" for s in wanted),
                 facts={"pending": wanted},
             )
-        pending, actions, missing_by_store = [], [], {}
-        for store in wanted:
-            try:
-                missing = importer.inspect_import(
-                    ctx.platform, ctx.run.s3(), ctx.run.export, ctx.transfer.name, target, store
-                )
-            except ExportError:
-                if not ctx.check_mode:
-                    raise
-                pending.append(store)  # not exported yet: the plan shows the import to come
-                actions.append(f"import the {store} export into {target}")
-                continue
-            if missing:
-                pending.append(store)
-                missing_by_store[store] = missing
-                actions.append(f"import {missing} {store} messages into {target}")
+        pending, actions, missing_by_store = _import_plan(ctx, target, wanted)
         facts = {"pending": pending, "account": target, "missing": missing_by_store}
         if not pending:
             return Check(reason=f"every migrated store is in {target}", facts=facts)
         return Check(actions=tuple(actions), facts=facts)
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
-        target = args["account"]
+        imported = {
+            store: _import(ctx, args["account"], store, check.facts["missing"].get(store, 0))
+            for store in check.facts["pending"]
+        }
+        return {"imported": imported, "pending": []}
+
+
+def _import_plan(
+    ctx: TaskContext, target: str, wanted: list[str]
+) -> tuple[list[str], list[str], dict[str, int]]:
+    pending, actions, missing_by_store = [], [], {}
+    for store in wanted:
+        try:
+            missing = importer.inspect_import(
+                ctx.platform, ctx.run.s3(), ctx.run.export, ctx.transfer.name, target, store
+            )
+        except ExportError:
+            if not ctx.check_mode:
+                raise
+            pending.append(store)  # not exported yet: the plan shows the import to come
+            actions.append(f"import the {store} export into {target}")
+            continue
+        if missing:
+            pending.append(store)
+            missing_by_store[store] = missing
+            actions.append(f"import {missing} {store} messages into {target}")
+    return pending, actions, missing_by_store
+
+
+def _import(ctx: TaskContext, target: str, store: str, expected: int) -> dict[str, int]:
+    result = importer.import_store(
+        ctx.platform,
+        ctx.run.s3(),
+        ctx.run.export,
+        ctx.transfer.name,
+        target,
+        store,
+        idempotency_key("import", ctx.transfer.name, store),
+        progress=_progress(ctx, f"import {store}", expected),
+    )
+    return {"imported": result.imported, "skipped": result.skipped}
+
+
+class FinalSync:
+    """The last pass, from the quiescent direct account: export the delta, verify the whole
+    id set, import the delta into the new account.
+
+    ```yaml
+    data.final_sync:
+      account: C-1001          # the direct account: it must hold no domain any more
+      to_account: A-1          # the new account (imports for stores set to migrate)
+      stores: {quarantine: migrate, archive: export}
+    ```
+    Runs after `domain.move`: the direct account receives no mail any more, so what this pass
+    verifies is everything it will ever hold (retention may still expire some: that only
+    shrinks it). Its recorded `complete` verification is what `account.cancel` requires.
+    """
+
+    name: ClassVar[str] = "data.final_sync"
+
+    def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
+        account = require(args, "account", ctx.task_name)
+        modes = _modes(args, ctx.task_name)
+        target = args.get("to_account")
+        stores = [s for s, m in modes.items() if m != "skip"]
+        facts: dict[str, Any] = {"stores": {}, "pending": [], "complete": True}
+        if not stores:
+            return Check(reason="every store is skipped", facts=facts)
+        holding = _domains_of(ctx, account)
+        if holding:
+            if not ctx.check_mode:
+                raise StepError(
+                    ctx.task_name,
+                    f"{account} still holds {', '.join(holding)}: the final pass needs a "
+                    "mailbox that receives no mail (move the domains first)",
+                )
+            return Check(
+                actions=tuple(f"final {s} pass after the domains move" for s in stores),
+                facts={**facts, "pending": stores},
+            )
+        if ctx.run.export is None or not target:
+            if not ctx.check_mode:
+                raise StepError(ctx.task_name, "no target account or no export destination")
+            return Check(actions=tuple(f"final {s} pass" for s in stores), facts=facts)
+        return self._check_stores(ctx, account, target, modes, stores, facts)
+
+    def _check_stores(
+        self,
+        ctx: TaskContext,
+        account: str,
+        target: str,
+        modes: dict[str, str],
+        stores: list[str],
+        facts: dict[str, Any],
+    ) -> Check:
+        actions: list[str] = []
+        for store in stores:
+            delta = _delta(ctx, account, store)
+            prior = prior_verification(ctx, store, True)
+            lacking = 0
+            if modes[store] == "migrate" and delta.status.complete:
+                lacking = importer.inspect_import(
+                    ctx.platform, ctx.run.s3(), ctx.run.export, ctx.transfer.name, target, store
+                )
+            if delta.current and prior is not None and not lacking:
+                facts["stores"][store] = prior
+                continue
+            facts["pending"].append(store)
+            actions.append(
+                f"final {store} pass: export {delta.new_messages} new messages, verify the "
+                f"id set ({delta.source_messages} in the source)"
+                + (f", import into {target}" if modes[store] == "migrate" else "")
+            )
+        if not actions:
+            return Check(reason="the final pass is done: every export verified", facts=facts)
+        return Check(actions=tuple(actions), facts=facts)
+
+    def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
+        account, target = args["account"], args["to_account"]
+        modes = _modes(args, ctx.task_name)
+        stores = dict(check.facts["stores"])
         imported: dict[str, Any] = {}
         for store in check.facts["pending"]:
-            result = importer.import_store(
+            exporter.export_store(
                 ctx.platform,
                 ctx.run.s3(),
                 ctx.run.export,
                 ctx.transfer.name,
-                target,
+                account,
                 store,
-                idempotency_key("import", ctx.transfer.name, store),
-                progress=_progress(ctx, f"import {store}", check.facts["missing"].get(store, 0)),
+                progress=_progress(ctx, f"final export {store}", 0),
             )
-            imported[store] = {"imported": result.imported, "skipped": result.skipped}
-        return {"imported": imported, "pending": []}
+            stores[store] = _verify(ctx, account, store, complete=True)
+            if modes[store] == "migrate":
+                imported[store] = _import(ctx, target, store, 0)
+        outputs: dict[str, Any] = {
+            "stores": stores,
+            "pending": [],
+            "complete": True,
+            "imported": imported,
+        }
+        if stores:
+            outputs["receipt"] = _write_receipt(ctx, stores)
+        return outputs
 
 
-MODULES = (ExportStore(), VerifyExports(), ImportStores())
+def _domains_of(ctx: TaskContext, account: str) -> tuple[str, ...]:
+    found = ctx.platform.get_account(account)
+    if found is None:
+        raise StepError(ctx.task_name, f"direct account {account} does not exist")
+    return found.domains
+
+
+MODULES = (ExportStore(), VerifyExports(), ImportStores(), FinalSync())

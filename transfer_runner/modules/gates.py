@@ -1,38 +1,90 @@
-"""Safety gates read from the state store, never from templated arguments.
+"""Safety gates read from the state store and the platform, never from templated arguments.
 
-Invariant I2: the direct account is not cancelled and its domains are not detached until every
-store the manifest does not `skip` has been exported and verified, as recorded in state by a
-`data.verify` step. A playbook edit cannot bypass this: the stores come from the manifest.
+Invariant I2, on live mailboxes:
+- `exports_verified`: the direct account's domains do not move until every store the manifest
+  does not `skip` has a recorded, successful verification of a full export pass.
+- `source_covered`: the direct account is not cancelled unless it receives no mail any more
+  (it holds no domain) and every message it holds at that moment is in the verified export, by
+  id and SHA-256, and (for stores set to `migrate`) in the new account. An id-set check at the
+  gate, never a count: one message expired and one arrived leave the counts equal.
+A playbook edit cannot bypass these: the stores come from the manifest.
 """
 
 from __future__ import annotations
 
 from transfer_runner.engine.context import TaskContext
+from transfer_runner.export.index import read_index
+from transfer_runner.export.layout import store_layout
+from transfer_runner.export.source import iter_messages
+from transfer_runner.export.verifier import source_digest
+from transfer_runner.modules.verification import prior_verification
 from transfer_runner.platforms.base import STORES
 
-__all__ = ["exports_verified"]
+__all__ = ["exports_verified", "source_covered"]
+
+
+def _needed(ctx: TaskContext) -> list[str]:
+    return [s for s in STORES if ctx.transfer.data_mode(s) != "skip"]
 
 
 def exports_verified(ctx: TaskContext) -> tuple[bool, str]:
-    """(True, "") when every non-skipped store has a recorded successful verify."""
-    needed = [s for s in STORES if ctx.transfer.data_mode(s) != "skip"]
-    if not needed:
-        return True, ""
-    verified: dict[str, int] = {}
-    for record in ctx.fresh_records().values():
-        if record.module != "data.verify" or record.status not in ("ok", "changed"):
-            continue
-        for store, info in (record.outputs.get("stores") or {}).items():
-            if isinstance(info, dict) and info.get("verified") is True:
-                verified[store] = int(info.get("messages", -1))
-    missing = [s for s in needed if s not in verified]
+    """(True, "") when every non-skipped store has a recorded successful verification."""
+    needed = _needed(ctx)
+    if needed and ctx.run.export is None:
+        return False, "no export destination is set (--export-to)"
+    missing = [
+        s for s in needed if prior_verification(ctx, s, False, same_index=False, fresh=True) is None
+    ]
     if missing:
         return False, f"exports of {', '.join(missing)} are not verified yet"
-    for store in needed:  # mail that arrived after the verified export would be lost
-        now, _ = ctx.platform.count_messages(ctx.transfer.customer_account, store)
-        if now != verified[store]:
-            return False, (
-                f"{store} holds {now} messages but the verified export has "
-                f"{verified[store]}: run apply again to export them"
-            )
     return True, ""
+
+
+def source_covered(ctx: TaskContext, account: str) -> tuple[bool, str]:
+    """(True, "") when `account` is quiescent and all it holds is in the verified export."""
+    direct = ctx.platform.get_account(account)
+    if direct is not None and direct.domains:
+        return False, (
+            f"{account} still holds {', '.join(direct.domains)} and may receive mail: "
+            "move the domains and take the final pass first"
+        )
+    for store in _needed(ctx):
+        problem = _store_covered(ctx, account, store)
+        if problem:
+            return False, problem
+    return True, ""
+
+
+def _store_covered(ctx: TaskContext, account: str, store: str) -> str:
+    if ctx.run.export is None:
+        return "no export destination is set (--export-to)"
+    verified = prior_verification(ctx, store, True, fresh=True)
+    if verified is None:
+        return f"the {store} export has no complete verification of the index S3 holds now"
+    index = read_index(ctx.run.s3(), store_layout(ctx.run.export, ctx.transfer.name, store))
+    if index is None or index.sha256 != verified.get("index_sha256"):
+        return f"the {store} export changed since it was verified"
+    exported = {e.id: e.sha256 for e in index.entries}
+    target = ctx.facts("account.ensure").get("account_id")
+    migrate = ctx.transfer.data_mode(store) == "migrate"
+    if migrate and not target:
+        return f"the {store} store migrates, but no new account is recorded"
+    imported = {m.id for m in iter_messages(ctx.platform, target, store)} if migrate else set()
+    absent, unimported, first = 0, 0, ""
+    for info in iter_messages(ctx.platform, account, store):
+        digest = (info.sha256 or "").lower() or source_digest(ctx.platform, account, store, info.id)
+        if exported.get(info.id) != digest:
+            absent, first = absent + 1, first or info.id
+        elif migrate and info.id not in imported:
+            unimported, first = unimported + 1, first or info.id
+    if absent:
+        return (
+            f"{absent} {store} message(s) of {account} are not in the verified export "
+            f"(first {first}): run apply again to export them"
+        )
+    if unimported:
+        return (
+            f"{unimported} {store} message(s) of {account} are not in the new account "
+            f"{target} (first {first}): run apply again to import them"
+        )
+    return ""
