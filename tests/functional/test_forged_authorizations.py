@@ -19,6 +19,7 @@ from tests.functional.conftest import GLOBEX, World, manifest
 from transfer_runner import commands
 from transfer_runner.errors import ManifestError
 from transfer_runner.platforms.sandbox.fixture import init_sandbox
+from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 from transfer_runner.playbook.loader import default_playbook_path
 from transfer_runner.state.open import open_state
 
@@ -229,3 +230,36 @@ def test_same_account_on_both_sides_is_refused_before_any_write(world: World) ->
     assert diagnostic.where == "spec.reseller.account"
     assert "C-1001 is also the customer's direct account" in diagnostic.message
     _assert_untouched(world)
+
+
+# -- a withdrawal between the export and the cut-over stops it ---------------------------------
+@pytest.mark.parametrize(
+    ("ticket", "comment"),
+    [
+        ("T-5001", "We have changed our mind and withdraw the authorization."),
+        ("T-5002", "Northwind IT here: we do not want to take acme.com after all."),
+    ],
+)
+def test_a_withdrawal_after_the_export_stops_the_cut_over(
+    world: World, ticket: str, comment: str
+) -> None:
+    staged = world.apply(tags=("data",)).transfers[0]
+    assert staged.status == "succeeded", staged.message
+    with SandboxPlatform(world.sandbox) as platform:
+        platform.add_ticket_comment(ticket, comment, "control-panel:comment-1")
+        writes = platform.write_calls()
+    [result] = world.apply().transfers  # the tickets are read again first
+    assert result.status == "failed"
+    assert f"ticket {ticket} is refused" in result.message
+    # ... and right before the move: a playbook without the ticket steps (as if the
+    # withdrawal came during a long export) is stopped by the cut-over's own gate
+    data = yaml.safe_load(default_playbook_path().read_text(encoding="utf-8"))
+    data["tasks"] = [t for t in data["tasks"] if "ticket.verify" not in t]
+    playbook = world.root / "no-ticket-steps.yml"
+    playbook.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    settings = world.settings(playbook=str(playbook))
+    [gated] = commands.apply([str(world.manifests)], settings).transfers
+    assert gated.status == "failed"
+    assert f"ticket {ticket} no longer authorizes the transfer" in gated.message
+    assert world.writes() == writes  # nothing moved, nothing cancelled
+    assert world.account("C-1001")["domains"] == ["acme.com", "acme.net"]

@@ -49,7 +49,7 @@ def problems(ticket: Ticket, role: str = "customer", **kw):
         (RESELLER, "reseller", {}, []),
         (replace(CUSTOMER, status="closed", resolution="resolved"), "customer", {}, []),
         (replace(CUSTOMER, account="C-9999"), "customer", {}, ["opened from account C-9999"]),
-        (RESELLER, "customer", {}, ["opened from account R-301"]),
+        (RESELLER, "customer", {}, ["opened from account R-301", "states no authorization"]),
         (
             replace(CUSTOMER, status="closed", resolution="rejected"),
             "customer",
@@ -87,10 +87,20 @@ def problems(ticket: Ticket, role: str = "customer", **kw):
             ["does not name the new reseller"],
         ),
         (  # whitespace and case do not matter, whole words do
-            replace(CUSTOMER, body="We, acme.com, move to NORTHWIND\n  it, please."),
+            replace(
+                CUSTOMER,
+                body="We, acme.com, AUTHORIZE the transfer of our direct account to resold "
+                "under NORTHWIND\n  it, please.",
+            ),
             "customer",
             {},
             [],
+        ),
+        (  # names both parties, but no authorizing statement: a person must look
+            replace(CUSTOMER, body="We, acme.com, move to NORTHWIND\n  it, please."),
+            "customer",
+            {},
+            ["needs review: it names the parties but states no authorization"],
         ),
         (
             replace(CUSTOMER, status="closed", resolution=" Rejected "),

@@ -9,7 +9,7 @@ from transfer_runner.engine.context import TaskContext
 from transfer_runner.engine.keys import idempotency_key
 from transfer_runner.errors import StepError
 from transfer_runner.modules.base import Check, require
-from transfer_runner.modules.gates import source_covered
+from transfer_runner.modules.gates import authorizations_hold, source_covered
 from transfer_runner.platforms.base import Account, NewAccount
 
 __all__ = ["EnsureAccount", "CancelAccount", "MODULES"]
@@ -141,7 +141,10 @@ class CancelAccount:
         return Check(actions=(action,), facts={"account": account_id})
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
-        covered, why = source_covered(ctx, check.facts["account"])  # again, right before
+        authorized, why = authorizations_hold(ctx)  # a withdrawal stops the cut-over
+        if not authorized:
+            raise StepError(ctx.task_name, f"refusing to cancel {check.facts['account']}: {why}")
+        covered, why = source_covered(ctx, check.facts["account"])  # right before the write
         if not covered:
             raise StepError(ctx.task_name, f"refusing to cancel {check.facts['account']}: {why}")
         key = idempotency_key("cancel", ctx.transfer.name)

@@ -9,7 +9,7 @@ from transfer_runner.engine.context import TaskContext
 from transfer_runner.engine.keys import idempotency_key
 from transfer_runner.errors import StepError
 from transfer_runner.modules.base import Check, require
-from transfer_runner.modules.gates import exports_verified
+from transfer_runner.modules.gates import authorizations_hold, exports_verified
 
 __all__ = ["MoveDomains", "RemoveDomain", "MODULES"]
 
@@ -60,6 +60,9 @@ class MoveDomains:
         verified, why = exports_verified(ctx)
         if not verified:
             raise StepError(ctx.task_name, f"refusing to detach domains: {why}")
+        authorized, why = authorizations_hold(ctx)  # a withdrawal stops the cut-over
+        if not authorized:
+            raise StepError(ctx.task_name, f"refusing to move the domains: {why}")
         source, target = args["from_account"], args["to_account"]
         for domain in check.facts["pending"]:
             key = idempotency_key("domain-move", ctx.transfer.name, domain)

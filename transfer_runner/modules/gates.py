@@ -1,5 +1,9 @@
 """Safety gates read from the state store and the platform, never from templated arguments.
 
+Invariant I1, right before the point of no return:
+- `authorizations_hold`: both tickets are read again and must still authorize the transfer, so
+  a customer or reseller who withdraws (a later comment, a rejection) stops the cut-over.
+
 Invariant I2, on live mailboxes:
 - `exports_verified`: the direct account's domains do not move until every store the manifest
   does not `skip` has a recorded, successful verification of a full export pass.
@@ -20,7 +24,34 @@ from transfer_runner.export.verifier import source_digest
 from transfer_runner.modules.verification import prior_verification
 from transfer_runner.platforms.base import STORES
 
-__all__ = ["exports_verified", "source_covered"]
+__all__ = ["exports_verified", "source_covered", "authorizations_hold"]
+
+
+def authorizations_hold(ctx: TaskContext) -> tuple[bool, str]:
+    """(True, "") when both tickets, read now, still authorize this transfer."""
+    from transfer_runner.modules.ticket import ticket_problems
+
+    t = ctx.transfer
+    for role, ticket_id, account in (
+        ("customer", t.customer_ticket, t.customer_account),
+        ("reseller", t.reseller_ticket, t.reseller_account),
+    ):
+        ticket = ctx.platform.get_ticket(ticket_id)
+        if ticket is None:
+            return False, f"the {role} ticket {ticket_id} is gone"
+        problems = ticket_problems(
+            ticket,
+            role=role,
+            from_account=account,
+            domains=list(t.customer_domains),
+            reseller_name=t.reseller_name,
+        )
+        if problems:
+            return False, (
+                f"the {role} ticket {ticket_id} no longer authorizes the transfer: "
+                + "; ".join(problems)
+            )
+    return True, ""
 
 
 def _needed(ctx: TaskContext) -> list[str]:

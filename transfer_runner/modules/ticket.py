@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-import idna
-
+from transfer_runner.authorization import mentions_domain, read_ticket
 from transfer_runner.engine.context import TaskContext
 from transfer_runner.engine.keys import idempotency_key
 from transfer_runner.errors import StepError
@@ -17,32 +14,6 @@ from transfer_runner.modules.base import Check, require
 from transfer_runner.platforms.base import Ticket
 
 __all__ = ["VerifyTicket", "CommentTickets", "MODULES", "mentions_domain", "ticket_problems"]
-
-
-def mentions_domain(text: str, domain: str) -> bool:
-    """True if `domain` (A-label or its Unicode form) appears as a whole name in `text`."""
-    forms = {domain.lower()}
-    with contextlib.suppress(idna.IDNAError):
-        forms.add(idna.decode(domain).lower())
-    low = text.lower()
-    for form in forms:
-        pattern = r"(?<![\w.-])" + re.escape(form) + r"(?![\w-]|\.[\w])"
-        if re.search(pattern, low):
-            return True
-    return False
-
-
-_REFUSED = frozenset({"rejected", "declined", "denied"})
-
-
-def _mentions_name(text: str, name: str) -> bool:
-    """True if `name` appears as whole words in `text` (any whitespace, any case): "Northwind
-    IT" is not named by "Northwind ITALIA"."""
-    words = name.split()
-    if not words:
-        return False
-    pattern = r"(?<!\w)" + r"\s+".join(re.escape(w) for w in words) + r"(?!\w)"
-    return re.search(pattern, text, re.IGNORECASE) is not None
 
 
 def ticket_problems(
@@ -61,14 +32,11 @@ def ticket_problems(
         problems.append(
             f"was opened from account {ticket.account}, not from {role} account {from_account}"
         )
-    resolution = (ticket.resolution or "").strip().casefold()
-    if ticket.status == "closed" and resolution in _REFUSED:
-        problems.append(f"is closed as {resolution}")
-    text = f"{ticket.subject}\n{ticket.body}"
-    if not any(mentions_domain(text, d) for d in domains):
-        problems.append(f"does not name the customer domain ({', '.join(domains)})")
-    if role == "customer" and not _mentions_name(text, reseller_name):
-        problems.append(f"does not name the new reseller {reseller_name!r}")
+    reading = read_ticket(ticket, role=role, domains=domains, reseller_name=reseller_name)
+    if reading.outcome == "refused":
+        problems.append(f"is refused: it {reading.reason}")
+    elif reading.outcome == "needs_review":
+        problems.append(f"needs review: it {reading.reason}")
     if max_age_days is not None:
         age = (now or datetime.now(UTC)) - ticket.created_at
         if age > timedelta(days=max_age_days):
