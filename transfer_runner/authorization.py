@@ -34,7 +34,15 @@ import idna
 
 from transfer_runner.platforms.base import Ticket
 
-__all__ = ["Outcome", "Reading", "read_ticket", "mentions_domain", "mentions_name", "normalize"]
+__all__ = [
+    "Outcome",
+    "Reading",
+    "read_ticket",
+    "mentions_domain",
+    "mentions_name",
+    "same_name",
+    "normalize",
+]
 
 Outcome = Literal["authorized", "refused", "needs_review"]
 
@@ -131,6 +139,11 @@ def mentions_name(text: str, name: str) -> bool:
 
 
 RUNNER_COMMENT_KIND = "ticket-comment:"  # the idempotency-key kind of the runner's comments
+
+
+def same_name(a: str, b: str) -> bool:
+    """Whether two names are the same once normalised: "Northwind I.T." is "northwind it"."""
+    return re.findall(r"[\w&]+", normalize(a)) == re.findall(r"[\w&]+", normalize(b))
 
 
 def _texts(ticket: Ticket) -> list[str]:

@@ -167,7 +167,9 @@ reseller_names = (
     .map(str.strip)
     .filter(bool)
 )
-fees = st.from_regex(r"[0-9]{1,6}(?:\.[0-9]{1,2})?", fullmatch=True)
+fees = st.from_regex(r"[0-9]{1,6}(?:\.[0-9]{1,2})?", fullmatch=True).filter(
+    lambda fee: fee.strip("0.") != ""  # a fee of 0 is refused (issue 12)
+)
 
 
 @st.composite

@@ -121,6 +121,7 @@ def manifest_diagnostics(
         *_count_problems(doc, customers),
         *_account_problems(doc),
         *_ticket_problems(doc),
+        *_fee_problems(doc),
     ]
     return [_diagnostic(display, positions, path, message, key) for path, message, key in found]
 
@@ -263,6 +264,17 @@ def _ticket_problems(doc: dict[str, Any]) -> Iterator[_Found]:
             _TICKETS[1],
             f"{clipped(reseller)} is also the customer ticket: the customer and the reseller "
             "each authorize on their own ticket",
+            False,
+        )
+
+
+def _fee_problems(doc: dict[str, Any]) -> Iterator[_Found]:
+    fee = _get(doc, ("spec", "billing", "transfer_fee"))
+    if isinstance(fee, str) and re.fullmatch(r"[0.]+", fee):
+        yield (
+            ("spec", "billing", "transfer_fee"),
+            f"{fee!r} is no fee: the transfer fee must be more than 0.00 (leave it out for "
+            "the playbook's default)",
             False,
         )
 

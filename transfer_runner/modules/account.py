@@ -9,7 +9,11 @@ from transfer_runner.engine.context import TaskContext
 from transfer_runner.engine.keys import idempotency_key
 from transfer_runner.errors import StepError
 from transfer_runner.modules.base import Check, require
-from transfer_runner.modules.gates import authorizations_hold, source_covered
+from transfer_runner.modules.gates import (
+    authorizations_hold,
+    domains_accounted_for,
+    source_covered,
+)
 from transfer_runner.platforms.base import Account, NewAccount
 
 __all__ = ["EnsureAccount", "CancelAccount", "MODULES"]
@@ -36,6 +40,9 @@ class EnsureAccount:
 
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         wanted = _wanted(ctx, args)
+        accounted, why = domains_accounted_for(ctx)  # before the first platform write
+        if not accounted:
+            raise StepError(ctx.task_name, why)
         existing = self._find(ctx, args, wanted)
         if existing is None:
             return Check(

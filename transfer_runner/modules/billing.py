@@ -11,6 +11,7 @@ from transfer_runner.engine.context import TaskContext
 from transfer_runner.engine.keys import idempotency_key
 from transfer_runner.errors import StepError
 from transfer_runner.modules.base import Check, require
+from transfer_runner.modules.gates import cut_over_done
 
 __all__ = ["ProrateSubscription", "ChargeFee", "MODULES", "prorate_amount", "CENT"]
 
@@ -35,7 +36,7 @@ def prorate_amount(price: Decimal, period_start: date, period_end: date, as_of: 
 def _money(value: Any, task: str) -> Decimal:
     try:
         amount = Decimal(str(value))
-        if not amount.is_finite() or amount < 0 or amount > Decimal("1000000"):
+        if not amount.is_finite() or amount <= 0 or amount > Decimal("1000000"):
             raise StepError(task, f"{value!r} is not a valid amount")
         return amount.quantize(CENT, rounding=ROUND_HALF_UP)
     except (InvalidOperation, ArithmeticError, ValueError) as exc:
@@ -62,6 +63,7 @@ class ProrateSubscription:
         if done is not None:
             facts = {"credit_id": done.id, "amount": str(done.amount), "account": account}
             return Check(reason=f"credited {done.amount} to {account} ({done.id})", facts=facts)
+        _require_cut_over(ctx)
         sub = ctx.platform.get_subscription(account)
         if sub is None:
             return Check(
@@ -117,6 +119,7 @@ class ChargeFee:
         if done is not None:
             facts = {"charge_id": done.id, "amount": str(done.amount), "account": done.account}
             return Check(reason=f"charged {done.amount} to {done.account} ({done.id})", facts=facts)
+        _require_cut_over(ctx)
         facts = {"account": account, "amount": str(amount), "key": key}
         return Check(actions=(f"charge {amount} transfer fee to {account}",), facts=facts)
 
@@ -125,6 +128,13 @@ class ChargeFee:
         reason = f"transfer fee for {ctx.transfer.name}"
         charge = ctx.platform.charge(f["account"], Decimal(f["amount"]), reason, f["key"])
         return {"charge_id": charge.id, "amount": str(charge.amount)}
+
+
+def _require_cut_over(ctx: TaskContext) -> None:
+    """Money follows the move: outside `plan`, StepError until the cut-over is done."""
+    done, why = cut_over_done(ctx)
+    if not done and not ctx.check_mode:
+        raise StepError(ctx.task_name, f"refusing to bill before the cut-over: {why}")
 
 
 MODULES = (ProrateSubscription(), ChargeFee())

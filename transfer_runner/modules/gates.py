@@ -24,7 +24,13 @@ from transfer_runner.export.verifier import source_digest
 from transfer_runner.modules.verification import prior_verification
 from transfer_runner.platforms.base import STORES
 
-__all__ = ["exports_verified", "source_covered", "authorizations_hold"]
+__all__ = [
+    "exports_verified",
+    "source_covered",
+    "authorizations_hold",
+    "domains_accounted_for",
+    "cut_over_done",
+]
 
 
 def authorizations_hold(ctx: TaskContext) -> tuple[bool, str]:
@@ -51,6 +57,45 @@ def authorizations_hold(ctx: TaskContext) -> tuple[bool, str]:
                 f"the {role} ticket {ticket_id} no longer authorizes the transfer: "
                 + "; ".join(problems)
             )
+    return True, ""
+
+
+def domains_accounted_for(ctx: TaskContext) -> tuple[bool, str]:
+    """(True, "") when the manifest names exactly the direct account's domains: each is on the
+    direct account or already on the new one, and the direct account holds no other (which
+    would be stranded on a cancelled account). Checked before the first platform write."""
+    t = ctx.transfer
+    direct = ctx.platform.get_account(t.customer_account)
+    if direct is None:
+        return False, f"the direct account {t.customer_account} does not exist"
+    problems = []
+    extra = sorted(set(direct.domains) - set(t.customer_domains) - {t.temporary_domain})
+    if extra and direct.status == "active":
+        problems.append(
+            f"{t.customer_account} also holds {', '.join(extra)}, which the manifest does not "
+            "list: it would be left on a cancelled account (list every domain, or move it first)"
+        )
+    for domain in t.customer_domains:
+        if domain in direct.domains:
+            continue
+        holder = ctx.platform.find_account_by_domain(domain)
+        if holder is None or holder.type != "resold" or holder.parent != t.reseller_account:
+            where = f"on account {holder.id}" if holder else "on no account"
+            problems.append(f"{domain} is {where}, not on the direct account {t.customer_account}")
+    return not problems, "; ".join(problems)
+
+
+def cut_over_done(ctx: TaskContext) -> tuple[bool, str]:
+    """(True, "") when the direct account is cancelled and every customer domain is on a
+    resold account under the reseller: money follows the move, never precedes it."""
+    t = ctx.transfer
+    direct = ctx.platform.get_account(t.customer_account)
+    if direct is None or direct.status != "cancelled":
+        return False, f"the direct account {t.customer_account} is not cancelled yet"
+    for domain in t.customer_domains:
+        holder = ctx.platform.find_account_by_domain(domain)
+        if holder is None or holder.type != "resold" or holder.parent != t.reseller_account:
+            return False, f"{domain} is not on the new account under {t.reseller_account} yet"
     return True, ""
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from transfer_runner.authorization import mentions_domain, read_ticket
+from transfer_runner.authorization import mentions_domain, read_ticket, same_name
 from transfer_runner.engine.context import TaskContext
 from transfer_runner.engine.keys import idempotency_key
 from transfer_runner.errors import StepError
@@ -42,6 +42,24 @@ def ticket_problems(
         if age > timedelta(days=max_age_days):
             problems.append(f"is older than {max_age_days} days")
     return problems
+
+
+def _reseller_identity(ctx: TaskContext, account_id: str, args: Mapping[str, Any]) -> list[str]:
+    """The platform's name of the reseller account must be the manifest's reseller name:
+    a manifest naming "Northwind IT" with Contoso's account would move the customer under
+    Contoso and bill Contoso."""
+    name = require(args, "reseller_name", ctx.task_name)
+    account = ctx.platform.get_account(require(args, "from_account", ctx.task_name))
+    if account is None:
+        return [f"comes for reseller account {account_id}, which does not exist"]
+    if account.type != "reseller":
+        return [f"comes for account {account.id}, a {account.type} account, not a reseller"]
+    if not same_name(account.name, name):
+        return [
+            f"comes for reseller account {account.id}, named {account.name!r} on the "
+            f"platform, not {name!r} as the manifest says"
+        ]
+    return []
 
 
 def _max_age(args: Mapping[str, Any], task: str) -> int | None:
@@ -86,6 +104,8 @@ class VerifyTicket:
             max_age_days=_max_age(args, ctx.task_name),
             now=ctx.run.clock.now(),
         )
+        if role == "reseller":
+            problems += _reseller_identity(ctx, ticket.account, args)
         if problems:
             raise StepError(ctx.task_name, f"{role} ticket {ticket_id} " + "; ".join(problems))
         facts = {"ticket": ticket_id, "role": role, "account": ticket.account}
