@@ -59,7 +59,9 @@ CHILD = textwrap.dedent(
             out = {"ok": result.ok, "problems": list(result.problems[:5])}
         else:
             key = "import:" + name + ":archive"
-            result = import_store(platform, s3, settings, name, "C-2002", "archive", key)
+            result = import_store(
+                platform, s3, settings, name, "C-2002", "archive", key, from_account="C-1001"
+            )
             out = {"imported": result.imported, "skipped": result.skipped}
     out["written"] = written
     out["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -242,7 +242,10 @@ def test_zstd_parts_round_trip_and_extract(s3: Any, platform: FakePlatform, tmp_
     written = extract_part(io.BytesIO(data), tmp_path / "restore")
     assert written[0].read_bytes() == platform.raw(SOURCE, "archive", "msg-00000")
     assert verify_store(platform, s3, cfg, NAME, SOURCE, "archive").ok
-    assert import_store(platform, s3, cfg, NAME, TARGET, "archive", "k").imported == 300
+    assert (
+        import_store(platform, s3, cfg, NAME, TARGET, "archive", "k", from_account=SOURCE).imported
+        == 300
+    )
 
 
 def test_a_flipped_byte_in_a_zstd_part_fails_verify(s3: Any, platform: FakePlatform) -> None:

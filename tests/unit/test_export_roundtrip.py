@@ -122,30 +122,33 @@ def test_round_trip_over_several_parts(s3: Any, platform: FakePlatform, compress
     assert (verified.messages, verified.bytes) == (300, total)
     assert verified.index_sha256 == result.index_sha256
 
-    assert inspect_import(platform, s3, cfg, NAME, TARGET, "archive") == 300
-    imported = import_store(platform, s3, cfg, NAME, TARGET, "archive", "import:acme-com:archive")
+    assert inspect_import(platform, s3, cfg, NAME, TARGET, "archive", SOURCE) == 300
+    imported = import_store(
+        platform, s3, cfg, NAME, TARGET, "archive", "import:acme-com:archive", from_account=SOURCE
+    )
     assert (imported.imported, imported.skipped, imported.messages) == (300, 0, 300)
     for message_id in platform.ids(SOURCE, "archive"):
         assert platform.raw(TARGET, "archive", message_id) == platform.raw(
             SOURCE, "archive", message_id
         )
     assert platform.import_keys[0] == "import:acme-com:archive:msg-00000"
-    assert inspect_import(platform, s3, cfg, NAME, TARGET, "archive") == 0
+    assert inspect_import(platform, s3, cfg, NAME, TARGET, "archive", SOURCE) == 0
 
 
 def test_import_is_idempotent(s3: Any, platform: FakePlatform) -> None:
     cfg = settings()
     export_store(platform, s3, cfg, NAME, SOURCE, "quarantine")
-    first = import_store(platform, s3, cfg, NAME, TARGET, "quarantine", "k")
+    first = import_store(platform, s3, cfg, NAME, TARGET, "quarantine", "k", from_account=SOURCE)
     calls_after_first = platform.calls["import_message"]
-    second = import_store(platform, s3, cfg, NAME, TARGET, "quarantine", "k")
+    second = import_store(platform, s3, cfg, NAME, TARGET, "quarantine", "k", from_account=SOURCE)
     assert (first.imported, first.skipped) == (40, 0)
     assert (second.imported, second.skipped, second.messages) == (0, 40, 40)
     assert platform.calls["import_message"] == calls_after_first  # skipped without a write
 
 
 def test_import_counts_platform_refusals_as_skipped(s3: Any, platform: FakePlatform) -> None:
-    """The target already has the ids but does not list them yet: the platform says False."""
+    """The target already has ids its first listing does not show yet: the platform says False,
+    and the id-set check afterwards finds them there."""
     cfg = settings()
     export_store(platform, s3, cfg, NAME, SOURCE, "quarantine")
     for message_id in platform.ids(SOURCE, "quarantine")[:10]:
@@ -153,14 +156,19 @@ def test_import_counts_platform_refusals_as_skipped(s3: Any, platform: FakePlatf
         platform.put(TARGET, "quarantine", message_id, raw, BASE_TIME)
     real_list = platform.list_messages
 
+    lagging = [True]  # the target's first listing lags behind what it holds
+
     def list_nothing_for_target(
         account_id: str, store: Any, cursor: Any = None, limit: int = 500
     ) -> Any:
         page = real_list(account_id, store, cursor, limit)
-        return replace(page, messages=()) if account_id == TARGET else page
+        if account_id == TARGET and lagging[0]:
+            lagging[0] = page.next_cursor is not None
+            return replace(page, messages=())
+        return page
 
     platform.list_messages = list_nothing_for_target  # type: ignore[method-assign]
-    result = import_store(platform, s3, cfg, NAME, TARGET, "quarantine", "k")
+    result = import_store(platform, s3, cfg, NAME, TARGET, "quarantine", "k", from_account=SOURCE)
     assert (result.imported, result.skipped) == (30, 10)
     assert platform.calls["import_message"] == 40
 
@@ -177,7 +185,10 @@ def test_empty_store_writes_an_empty_index_and_no_part(s3: Any) -> None:
     assert status.exists and status.complete and status.messages == 0
     verified = verify_store(platform, s3, cfg, NAME, SOURCE, "archive")
     assert verified.ok and verified.messages == 0
-    assert import_store(platform, s3, cfg, NAME, TARGET, "archive", "k").imported == 0
+    assert (
+        import_store(platform, s3, cfg, NAME, TARGET, "archive", "k", from_account=SOURCE).imported
+        == 0
+    )
 
 
 def test_re_export_writes_nothing_and_returns_the_same_result(
@@ -331,23 +342,59 @@ def test_names_are_checked_before_any_s3_call(name: str, store: str) -> None:
         with pytest.raises(ExportError):
             call(FakePlatform(), _NoS3(), cfg, name, SOURCE, store)  # type: ignore[arg-type]
     with pytest.raises(ExportError):
-        import_store(FakePlatform(), _NoS3(), cfg, name, TARGET, store, "k")  # type: ignore[arg-type]
+        import_store(  # type: ignore[arg-type]
+            FakePlatform(), _NoS3(), cfg, name, TARGET, store, "k", from_account=SOURCE
+        )
 
 
 def test_import_without_an_export_is_a_clear_error(s3: Any, platform: FakePlatform) -> None:
     with pytest.raises(ExportError, match="export the store first"):
-        inspect_import(platform, s3, settings(), NAME, TARGET, "archive")
+        inspect_import(platform, s3, settings(), NAME, TARGET, "archive", SOURCE)
     with pytest.raises(ExportError, match="export the store first"):
-        import_store(platform, s3, settings(), NAME, TARGET, "archive", "k")
+        import_store(platform, s3, settings(), NAME, TARGET, "archive", "k", from_account=SOURCE)
 
 
-def test_import_checks_the_target_count(s3: Any, platform: FakePlatform) -> None:
-    """A platform that acknowledges imports but keeps nothing is caught by the count check."""
+def test_import_checks_the_target_by_id_set(s3: Any, platform: FakePlatform) -> None:
+    """A platform that acknowledges imports but keeps nothing is caught by the id-set check."""
     cfg = settings()
     export_store(platform, s3, cfg, NAME, SOURCE, "quarantine")
     platform.import_message = lambda *a, **k: True  # type: ignore[method-assign]
-    with pytest.raises(ExportError, match="holds 0 messages, fewer than the 40 exported"):
-        import_store(platform, s3, cfg, NAME, TARGET, "quarantine", "k")
+    with pytest.raises(ExportError, match="A-2001's quarantine still lacks 40 exported"):
+        import_store(platform, s3, cfg, NAME, TARGET, "quarantine", "k", from_account=SOURCE)
+
+
+def test_an_imported_copy_that_expired_is_imported_again(s3: Any, platform: FakePlatform) -> None:
+    """The target's retention removed an imported copy while the source still holds it: the
+    first key would only replay, so the copy comes back under the run's key."""
+    cfg = settings()
+    export_store(platform, s3, cfg, NAME, SOURCE, "quarantine")
+    first = import_store(platform, s3, cfg, NAME, TARGET, "quarantine", "k", from_account=SOURCE)
+    assert first.imported == 40
+    gone = platform.ids(TARGET, "quarantine")[0]
+    platform.remove(TARGET, "quarantine", gone)
+    real = platform.import_message
+
+    def replaying(account: str, store: Any, mid: str, raw: bytes, idempotency_key: str) -> bool:
+        if idempotency_key == f"k:{mid}":  # a platform replays a key it has seen
+            return True
+        return real(account, store, mid, raw, idempotency_key)
+
+    platform.import_message = replaying  # type: ignore[method-assign]
+    again = import_store(
+        platform, s3, cfg, NAME, TARGET, "quarantine", "k", from_account=SOURCE, retry_suffix="r2"
+    )
+    assert again.imported == 1 and gone in platform.ids(TARGET, "quarantine")
+
+
+def test_mail_that_expired_from_the_source_is_not_brought_back(
+    s3: Any, platform: FakePlatform
+) -> None:
+    cfg = settings()
+    export_store(platform, s3, cfg, NAME, SOURCE, "quarantine")
+    expired = platform.ids(SOURCE, "quarantine")[0]
+    platform.remove(SOURCE, "quarantine", expired)
+    result = import_store(platform, s3, cfg, NAME, TARGET, "quarantine", "k", from_account=SOURCE)
+    assert result.imported == 39 and expired not in platform.ids(TARGET, "quarantine")
 
 
 def test_s3_failures_are_clean_export_errors(s3: Any, platform: FakePlatform) -> None:

@@ -258,9 +258,7 @@ def test_parts_verified_before_are_not_read_again(s3: Any, platform: FakePlatfor
     s3.meta.events.register(
         "before-parameter-build.s3.GetObject", lambda params, **_: reads.append(params["Key"])
     )
-    again = verify_store(
-        platform, s3, settings(), NAME, SOURCE, "archive", known_parts=first.parts
-    )
+    again = verify_store(platform, s3, settings(), NAME, SOURCE, "archive", known_parts=first.parts)
     assert again.ok and again.parts == first.parts
     assert reads == [f"runs/{NAME}/archive/index.jsonl"]  # the index only
     assert again.id_set_sha256 == first.id_set_sha256
@@ -275,9 +273,7 @@ def test_a_part_rewritten_since_it_was_verified_is_read_again(
     body = bytearray(read(s3, key))
     body[len(body) // 2] ^= 0xFF
     s3.put_object(Bucket=BUCKET, Key=key, Body=bytes(body))
-    again = verify_store(
-        platform, s3, settings(), NAME, SOURCE, "archive", known_parts=first.parts
-    )
+    again = verify_store(platform, s3, settings(), NAME, SOURCE, "archive", known_parts=first.parts)
     assert not again.ok and again.damaged_parts == (key.rsplit("/", 1)[1],)
 
 
@@ -348,7 +344,7 @@ def test_import_refuses_a_damaged_part(s3: Any, platform: FakePlatform) -> None:
     body[body.index(raw) + 100] ^= 0x01
     s3.put_object(Bucket=BUCKET, Key=key, Body=bytes(body))
     with pytest.raises(ExportError, match="does not match the index"):
-        import_store(platform, s3, settings(), NAME, TARGET, "archive", "k")
+        import_store(platform, s3, settings(), NAME, TARGET, "archive", "k", from_account=SOURCE)
     first_part = len(members_of(read(s3, result.parts[0])))
     assert len(platform.ids(TARGET, "archive")) == first_part  # nothing past the damage
 
@@ -357,7 +353,7 @@ def test_import_refuses_an_extra_member(s3: Any, platform: FakePlatform) -> None
     result = export(platform, s3)
     rewrite_part(s3, result.parts[0], lambda ms: [file_member("intruder.eml", b"x"), *ms])
     with pytest.raises(ExportError, match="'intruder.eml' is not a message of the index"):
-        import_store(platform, s3, settings(), NAME, TARGET, "archive", "k")
+        import_store(platform, s3, settings(), NAME, TARGET, "archive", "k", from_account=SOURCE)
     assert platform.ids(TARGET, "archive") == []
 
 
@@ -365,4 +361,6 @@ def test_import_refuses_a_missing_part(s3: Any, platform: FakePlatform) -> None:
     result = export(platform, s3, "gzip")
     s3.delete_object(Bucket=BUCKET, Key=result.parts[-1])
     with pytest.raises(ExportError, match="is missing: verify the export"):
-        import_store(platform, s3, settings("gzip"), NAME, TARGET, "archive", "k")
+        import_store(
+            platform, s3, settings("gzip"), NAME, TARGET, "archive", "k", from_account=SOURCE
+        )

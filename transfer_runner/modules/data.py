@@ -288,6 +288,9 @@ class ImportStores:
         wanted = [s for s, m in modes.items() if m == "migrate"]
         if not wanted:
             return Check(reason="no store is set to migrate", facts={"pending": []})
+        if _cancelled(ctx, ctx.transfer.customer_account):
+            reason = "the direct account was cancelled after its import was checked"
+            return Check(reason=reason, facts={"pending": []})
         if not target or ctx.run.export is None:
             if not ctx.check_mode:
                 raise StepError(ctx.task_name, "no target account or no export destination")
@@ -316,7 +319,13 @@ def _import_plan(
     for store in wanted:
         try:
             missing = importer.inspect_import(
-                ctx.platform, ctx.run.s3(), ctx.run.export, ctx.transfer.name, target, store
+                ctx.platform,
+                ctx.run.s3(),
+                ctx.run.export,
+                ctx.transfer.name,
+                target,
+                store,
+                ctx.transfer.customer_account,
             )
         except ExportError:
             if not ctx.check_mode:
@@ -341,6 +350,8 @@ def _import(ctx: TaskContext, target: str, store: str, expected: int) -> dict[st
         store,
         idempotency_key("import", ctx.transfer.name, store),
         progress=_progress(ctx, f"import {store}", expected),
+        from_account=ctx.transfer.customer_account,
+        retry_suffix=ctx.run.run_id,
     )
     return {"imported": result.imported, "skipped": result.skipped}
 
@@ -370,6 +381,8 @@ class FinalSync:
         facts: dict[str, Any] = {"stores": {}, "pending": [], "complete": True}
         if not stores:
             return Check(reason="every store is skipped", facts=facts)
+        if _cancelled(ctx, account):  # the gate checked everything before it cancelled
+            return Check(reason=f"{account} is cancelled: its final pass was taken", facts=facts)
         holding = _domains_of(ctx, account)
         if holding:
             if not ctx.check_mode:
@@ -404,7 +417,13 @@ class FinalSync:
             lacking = 0
             if modes[store] == "migrate" and delta.status.complete:
                 lacking = importer.inspect_import(
-                    ctx.platform, ctx.run.s3(), ctx.run.export, ctx.transfer.name, target, store
+                    ctx.platform,
+                    ctx.run.s3(),
+                    ctx.run.export,
+                    ctx.transfer.name,
+                    target,
+                    store,
+                    account,
                 )
             if delta.current and prior is not None and not lacking:
                 facts["stores"][store] = prior
@@ -446,6 +465,11 @@ class FinalSync:
         if stores:
             outputs["receipt"] = _write_receipt(ctx, stores)
         return outputs
+
+
+def _cancelled(ctx: TaskContext, account: str) -> bool:
+    found = ctx.platform.get_account(account)
+    return found is not None and found.status == "cancelled"
 
 
 def _domains_of(ctx: TaskContext, account: str) -> tuple[str, ...]:
