@@ -429,3 +429,27 @@ def test_an_incomplete_export_loses_its_index_before_parts_are_rewritten(
     again = export_store(platform, s3, cfg, NAME, SOURCE, "archive")
     assert again.messages == 301
     assert verify_store(platform, s3, cfg, NAME, SOURCE, "archive").ok
+
+
+def test_a_message_that_expires_between_listing_and_fetch_is_skipped(
+    s3: Any, platform: FakePlatform
+) -> None:
+    """Retention removes a listed message before the pass fetches it (a 404): the pass goes
+    on without it, instead of failing every pass of a busy mailbox."""
+    from transfer_runner.errors import NotFound
+
+    cfg = settings()
+    gone = platform.ids(SOURCE, "archive")[7]
+    real = platform.fetch_message
+
+    def fetch(account_id: str, store: Any, message_id: str) -> bytes:
+        if message_id == gone:
+            platform.remove(SOURCE, "archive", gone)
+            raise NotFound("fetch_message", f"no message {gone}")
+        return real(account_id, store, message_id)
+
+    platform.fetch_message = fetch  # type: ignore[method-assign]
+    result = export_store(platform, s3, cfg, NAME, SOURCE, "archive")
+    assert result.messages == 299 and gone not in [line["id"] for line in index_lines(s3)]
+    platform.fetch_message = real  # type: ignore[method-assign]
+    assert verify_store(platform, s3, cfg, NAME, SOURCE, "archive").ok

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 from transfer_runner.crash import crash_point
-from transfer_runner.errors import ExportError
+from transfer_runner.errors import ExportError, NotFound
 from transfer_runner.export.index import (
     ExportIndex,
     IndexEntry,
@@ -374,6 +374,7 @@ class _StoreExport:
     ids: IdSet = field(default_factory=IdSet)
     pass_number: int = 1
     listing: dict[str, int] = field(default_factory=dict)
+    vanished: int = 0  # listed, then gone before it could be fetched
 
     def run(self, listing: dict[str, int]) -> ExportResult:
         self.listing = listing
@@ -472,7 +473,11 @@ class _StoreExport:
             self.progress(self.listed, self.listed_bytes)
 
     def _pack(self, part: _OpenPart, info: MessageInfo) -> None:
-        raw, digest = fetch_checked(self.platform, self.account_id, self.store, info)
+        try:
+            raw, digest = fetch_checked(self.platform, self.account_id, self.store, info)
+        except NotFound:  # expired (or released) since the listing: nothing left to export
+            self.vanished += 1
+            return
         received = as_utc(info.received_at)
         part.writer.add(self.layout.member_name(info.id), raw, received.timestamp())
         entry = IndexEntry(

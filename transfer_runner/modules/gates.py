@@ -17,6 +17,7 @@ A playbook edit cannot bypass these: the stores come from the manifest.
 from __future__ import annotations
 
 from transfer_runner.engine.context import TaskContext
+from transfer_runner.errors import NotFound
 from transfer_runner.export.index import read_index
 from transfer_runner.export.layout import store_layout
 from transfer_runner.export.source import iter_messages
@@ -148,7 +149,12 @@ def _store_covered(ctx: TaskContext, account: str, store: str) -> str:
     imported = {m.id for m in iter_messages(ctx.platform, target, store)} if migrate else set()
     absent, unimported, first = 0, 0, ""
     for info in iter_messages(ctx.platform, account, store):
-        digest = (info.sha256 or "").lower() or source_digest(ctx.platform, account, store, info.id)
+        try:
+            digest = (info.sha256 or "").lower() or source_digest(
+                ctx.platform, account, store, info.id
+            )
+        except NotFound:  # expired since the listing: it is held no more
+            continue
         if exported.get(info.id) != digest:
             absent, first = absent + 1, first or info.id
         elif migrate and info.id not in imported:
