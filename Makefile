@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEMO_DIR ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-unit test-soak lint bench-export bench-bulk clean
+.PHONY: install demo test test-unit test-soak lint bench-export bench-bulk clean bench-live
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,8 @@ test-unit: install
 
 test-soak: install ## the long runs: many more fault schedules and hostile inputs (see RELIABILITY.md)
 	TRANSFER_RUNNER_SOAK=1 $(PY) -m pytest -q tests/functional/test_fault_schedules.py \
-		tests/unit/test_hostile_manifests.py tests/integration/test_crash_matrix.py $(PYTEST_ARGS)
+		tests/unit/test_hostile_manifests.py tests/integration/test_crash_matrix.py \
+		tests/integration/test_live_mailbox_property.py $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check transfer_runner tests tools bench
@@ -34,6 +35,9 @@ lint: install
 bench-export: install ## export benchmark against SeaweedFS on loopback (see bench/RESULTS.md)
 	$(PY) -m pip install --quiet awscli
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/bench_export.py $(BENCH_ARGS)
+
+bench-live: install ## live mailbox: one apply while mail flows vs a frozen one; a pre-staged cut-over (bench/RESULTS.md)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/bench_live.py $(BENCH_ARGS)
 
 bench-bulk: install ## 1,000 transfers at forks 1/8/32 vs ansible-core's overhead (bench/RESULTS.md)
 	$(PY) -m pip install --quiet ansible-core
