@@ -332,6 +332,9 @@ class FlowThread:
         self._rates = (deliver_per_second, expire_per_second)
         self._duration_s = duration_s
         self._stop = threading.Event()
+        # Waited on instead of Thread.join: a Ctrl-C or SIGTERM raised inside join() on Python
+        # 3.11 can leave the thread marked as finished while it still runs (its totals lost).
+        self._done = threading.Event()
         self._thread = threading.Thread(target=self._main, name="mail-flow", daemon=True)
         self._totals = FlowTotals()
         self._error: BaseException | None = None
@@ -342,17 +345,17 @@ class FlowThread:
 
     def is_alive(self) -> bool:
         """True until the flow ends (its duration passed, it was stopped, or it failed)."""
-        return self._thread.is_alive()
+        return self._thread.ident is not None and not self._done.is_set()
 
-    def join(self, timeout: float | None = None) -> None:
-        """Wait for the flow to end, at most `timeout` seconds."""
-        self._thread.join(timeout)
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the flow to end, at most `timeout` seconds; whether it has ended."""
+        return self._done.wait(timeout)
 
     def stop(self) -> FlowTotals:
         """Stop the flow, wait for it, and return its totals (or raise the error it met)."""
         self._stop.set()
         if self._thread.ident is not None:
-            self._thread.join()
+            self._done.wait()
         if self._error is not None:
             raise self._error
         return self._totals
@@ -363,6 +366,8 @@ class FlowThread:
         except Exception as exc:  # handed to whoever calls stop(); logged now for a server
             _log.error("the mail flow stopped: %s", exc)
             self._error = exc
+        finally:
+            self._done.set()
 
 
 # -- queries --------------------------------------------------------------------------------
