@@ -23,6 +23,7 @@ from typing import Any
 from tests.functional.conftest import manifest
 from tests.invariants import check_world, load_manifests
 from transfer_runner import commands
+from transfer_runner.clock import ENV_VAR as CLOCK_ENV
 from transfer_runner.config import Settings
 from transfer_runner.crash import CRASH_ENV
 from transfer_runner.platforms.sandbox.dump import dump_sandbox
@@ -148,8 +149,10 @@ class CrashWorld:
 
     def _env(self, pythonpath: Path | None) -> dict[str, str]:
         env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TRANSFER_RUNNER_"))
-        }
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AWS_", "TRANSFER_RUNNER_")) or k == CLOCK_ENV
+        }  # the session's clock goes through: the sandbox was made on it
         env.update(self.server.env())
         paths = [str(pythonpath)] if pythonpath else []
         env.update(
