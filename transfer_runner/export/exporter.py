@@ -12,7 +12,7 @@ last: its presence means "exported".
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
@@ -23,6 +23,7 @@ from transfer_runner.export.index import (
     IndexEntry,
     as_utc,
     read_index,
+    remember_index,
     utc_iso,
 )
 from transfer_runner.export.journal import IdSet, Journal, PartRecord, assemble_index, load_journal
@@ -31,13 +32,12 @@ from transfer_runner.export.objects import (
     abort_multipart_uploads,
     delete_objects,
     list_objects,
-    object_sha256,
     upload,
 )
 from transfer_runner.export.packing import PartWriter
 from transfer_runner.export.pipeline import FinishedPart, PartUploader
 from transfer_runner.export.s3 import MiB, S3Settings
-from transfer_runner.export.source import fetch_checked, iter_messages
+from transfer_runner.export.source import fetch_checked, iter_messages, listed
 from transfer_runner.platforms.base import MessageInfo, Platform, Store
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
 Progress = Callable[[int, int], None]  # (messages done, bytes done)
 INDEX_CONTENT_TYPE = "application/x-ndjson"
 _LINES_SPOOL = 1 * MiB
+_LOOKUP_BATCH = 500  # listed messages looked up in the id set per statement
 
 
 @dataclass(frozen=True)
@@ -244,8 +245,9 @@ def _status_of(
         problem=f"{len(missing)} part(s) missing, first {missing[0]}" if missing else "",
         passes=index.passes,
         discarded=tuple(
-            k for k in keys if layout.journal_key(layout.part_number(k[len(layout.base) :]) or 1)
-            not in listing
+            k
+            for k in keys
+            if layout.journal_key(layout.part_number(k[len(layout.base) :]) or 1) not in listing
         ),
     )
 
@@ -258,18 +260,22 @@ def export_store(
     account_id: str,
     store: Store,
     progress: Progress | None = None,
+    *,
+    source: Sequence[MessageInfo] | None = None,
 ) -> ExportResult:
     """One export pass of `store` of `account_id` under `transfer_name`.
 
     The pass adds, as new parts, the messages the export does not hold yet; earlier parts are
     never rewritten, and a pass with nothing new writes nothing. An interrupted pass resumes
-    after its last journalled parts. Raises `ExportError` (unsafe message id, a message whose
-    bytes changed under the same id, digest mismatch, S3 failure) or `PlatformError`.
+    after its last journalled parts. `source` is a listing of the store taken already (see
+    `source.list_source`); without it the pass lists the store. Raises `ExportError` (unsafe
+    message id, a message whose bytes changed under the same id, digest mismatch, S3 failure)
+    or `PlatformError`.
     """
     layout = store_layout(settings, transfer_name, store)
     listing = list_objects(s3, layout.bucket, layout.base)
     abort_multipart_uploads(s3, layout.bucket, layout.base)
-    job = _StoreExport(platform, s3, settings, layout, account_id, store, progress)
+    job = _StoreExport(platform, s3, settings, layout, account_id, store, progress, source)
     return job.run(listing)
 
 
@@ -284,10 +290,13 @@ class SyncPolicy:
     delta_messages: int = 50
     delta_percent: float = 1.0
 
+    def allowed(self, store_messages: int) -> int:
+        """The largest delta that counts as small for a store of `store_messages`."""
+        return max(self.delta_messages, int(store_messages * self.delta_percent / 100))
+
     def small(self, result: ExportResult) -> bool:
         """Whether the delta this pass added is small enough to stop."""
-        allowed = max(self.delta_messages, result.messages * self.delta_percent / 100)
-        return result.new_messages <= allowed
+        return result.new_messages <= self.allowed(result.messages)
 
 
 def sync_store(
@@ -303,9 +312,7 @@ def sync_store(
     """Export passes until the delta is small or the pass limit is reached; every result."""
     results: list[ExportResult] = []
     while len(results) < max(1, policy.max_passes):
-        result = export_store(
-            platform, s3, settings, transfer_name, account_id, store, progress
-        )
+        result = export_store(platform, s3, settings, transfer_name, account_id, store, progress)
         results.append(result)
         if policy.small(result):
             break
@@ -369,28 +376,37 @@ class _StoreExport:
     account_id: str
     store: Store
     progress: Progress | None
+    source: Sequence[MessageInfo] | None = None
     listed: int = 0
     listed_bytes: int = 0
     ids: IdSet = field(default_factory=IdSet)
     pass_number: int = 1
     listing: dict[str, int] = field(default_factory=dict)
     vanished: int = 0  # listed, then gone before it could be fetched
+    packed: dict[int, list[IndexEntry]] = field(default_factory=dict)  # by part number
 
     def run(self, listing: dict[str, int]) -> ExportResult:
         self.listing = listing
         try:
             journal = load_journal(self.s3, self.layout, listing, self.ids)
-            self.pass_number = _pass_number(listing, self.layout, journal)
-            delete_objects(self.s3, self.layout.bucket, journal.stale_keys)
-            records = self._pack_all(journal)
-            expired = self.ids.unlisted(IdSet.RESUMED)
-        finally:
+        except BaseException:
             self.ids.close()
-        final = {**journal.records, **{r.number: r for r in records}}
-        new = (sum(r.messages for r in records), sum(r.bytes for r in records))
-        if not records and not journal.stale_keys and self._current(listing, journal):
-            return self._unchanged(final, expired)
-        return self._finish(listing, final, new, expired)
+            raise
+        try:
+            try:
+                self.pass_number = _pass_number(listing, self.layout, journal)
+                delete_objects(self.s3, self.layout.bucket, journal.stale_keys)
+                records = self._pack_all(journal)
+                expired = self.ids.unlisted(IdSet.RESUMED)
+            finally:
+                self.ids.close()
+            final = {**journal.records, **{r.number: r for r in records}}
+            new = (sum(r.messages for r in records), sum(r.bytes for r in records))
+            if not records and not journal.stale_keys and self._current(listing, journal):
+                return self._unchanged(final, expired)
+            return self._finish(listing, final, new, expired, journal)
+        finally:
+            journal.close()
 
     def _current(self, listing: dict[str, int], journal: Journal) -> bool:
         """Whether S3 already holds exactly the index these records assemble into, and no
@@ -412,9 +428,8 @@ class _StoreExport:
         uploader = PartUploader(self.s3, self.settings, self.layout)
         part: _OpenPart | None = None
         try:
-            for info in iter_messages(self.platform, self.account_id, self.store):
-                if not self._is_new(info):
-                    continue
+            infos = listed(self.platform, self.account_id, self.store, self.source)
+            for info in self._new_messages(infos):
                 if part is None:
                     part = self._open(numbers.take())
                 self._pack(part, info)
@@ -446,28 +461,53 @@ class _StoreExport:
         writer = PartWriter(name, self.settings.compression)
         return _OpenPart(number, writer, lines, pass_number=self.pass_number)
 
-    def _is_new(self, info: MessageInfo) -> bool:
-        """True for a message the export lacks; `ExportError` for a repeat or changed bytes."""
-        self.layout.member_name(info.id)  # validates the id first
-        found = self.ids.lookup(info.id)
-        if found is None:
-            self.ids.add(info.id, IdSet.PACKED)
-            return True
-        origin, digest, listed = found
-        if origin == IdSet.PACKED or listed:
-            raise ExportError(f"the listing of {self.account_id}'s {self.store} repeats {info.id}")
-        if info.sha256 is not None and digest is not None and info.sha256.lower() != digest:
-            raise ExportError(
-                f"message {info.id} of {self.account_id}'s {self.store} changed under the same "
-                f"id: the export holds SHA-256 {digest}, the source now {info.sha256.lower()}; "
-                "refusing to overwrite an exported message"
-            )
-        self.ids.mark_listed(info.id)
-        self._advance(info.size)
-        return False
+    def _new_messages(self, infos: Iterable[MessageInfo]) -> Iterator[MessageInfo]:
+        """The listed messages the export lacks, in listing order; `ExportError` for a repeat
+        or changed bytes. Looked up a batch at a time (one SQL statement per batch)."""
+        batch: list[MessageInfo] = []
+        for info in infos:
+            batch.append(info)
+            if len(batch) == _LOOKUP_BATCH:
+                yield from self._new_of(batch)
+                batch = []
+        yield from self._new_of(batch)
 
-    def _advance(self, nbytes: int) -> None:
-        self.listed += 1
+    def _new_of(self, batch: list[MessageInfo]) -> list[MessageInfo]:
+        for info in batch:
+            self.layout.member_name(info.id)  # validates the id first
+        found = self.ids.lookup([info.id for info in batch])
+        new: list[MessageInfo] = []
+        seen: set[str] = set()
+        known = known_bytes = 0
+        for info in batch:
+            if info.id in seen:
+                raise self._repeats(info.id)
+            seen.add(info.id)
+            if info.id not in found:
+                new.append(info)
+                continue
+            origin, digest, was_listed = found[info.id]
+            if origin == IdSet.PACKED or was_listed:
+                raise self._repeats(info.id)
+            if info.sha256 is not None and digest is not None and info.sha256.lower() != digest:
+                raise ExportError(
+                    f"message {info.id} of {self.account_id}'s {self.store} changed under the "
+                    f"same id: the export holds SHA-256 {digest}, the source now "
+                    f"{info.sha256.lower()}; refusing to overwrite an exported message"
+                )
+            known += 1
+            known_bytes += info.size
+        if known:
+            self._advance(known_bytes, known)
+        self.ids.mark_listed(i for i in seen if i in found)
+        self.ids.add_all([(info.id, None) for info in new], IdSet.PACKED)
+        return new
+
+    def _repeats(self, message_id: str) -> ExportError:
+        return ExportError(f"the listing of {self.account_id}'s {self.store} repeats {message_id}")
+
+    def _advance(self, nbytes: int, messages: int = 1) -> None:
+        self.listed += messages
         self.listed_bytes += nbytes
         if self.progress is not None:
             self.progress(self.listed, self.listed_bytes)
@@ -484,6 +524,7 @@ class _StoreExport:
             info.id, part.writer.name, len(raw), digest, utc_iso(received), self.pass_number
         )
         part.lines.write(entry.to_line())
+        self.packed.setdefault(part.number, []).append(entry)
         part.messages += 1
         part.bytes += len(raw)
         if part.messages == 1:
@@ -515,10 +556,10 @@ class _StoreExport:
         )
 
     def _unchanged(self, final: dict[int, PartRecord], expired: int) -> ExportResult:
-        digest = object_sha256(self.s3, self.layout.bucket, self.layout.index_key)
-        if digest is None:
+        index = read_index(self.s3, self.layout)  # asked of S3, parsed only if it changed
+        if index is None:
             raise ExportError(f"the index {self.layout.index_key} vanished during the pass")
-        return self._result(final, digest, (0, 0), expired, wrote=False)
+        return self._result(final, index.sha256, (0, 0), expired, wrote=False)
 
     def _finish(
         self,
@@ -526,6 +567,7 @@ class _StoreExport:
         final: dict[int, PartRecord],
         new: tuple[int, int],
         expired: int,
+        journal: Journal,
     ) -> ExportResult:
         numbers = sorted(final)
         keys = {self.layout.part_key(final[n].name) for n in numbers}
@@ -535,11 +577,26 @@ class _StoreExport:
         stale |= {k for k in listing if self.layout.journal_number(k) and k not in journal_keys}
         delete_objects(self.s3, self.layout.bucket, stale)
         crash_point("export-before-index")
-        index = assemble_index(self.s3, self.layout, numbers)
+        index = assemble_index(self.s3, self.layout, numbers, journal)
         try:
             key, size = self.layout.index_key, index.size
-            upload(self.s3, self.settings, key, index.file, size, INDEX_CONTENT_TYPE)
+            etag = upload(self.s3, self.settings, key, index.file, size, INDEX_CONTENT_TYPE)
             digest = index.sha256
         finally:
             index.close()
+        self._remember(numbers, journal, etag, digest)
         return self._result(final, digest, new, expired, wrote=True)
+
+    def _remember(self, numbers: list[int], journal: Journal, etag: str, digest: str) -> None:
+        """Cache the index just written, from the entries its lines were made of (when they
+        are all at hand), so that verify and import do not read it back."""
+        entries: list[IndexEntry] = []
+        for number in numbers:
+            held = journal.entries_of(number)
+            if held is None:
+                held = self.packed.get(number)
+            if held is None:
+                return
+            entries.extend(held)
+        if etag:
+            remember_index(self.s3, self.layout, etag, ExportIndex(tuple(entries), digest))

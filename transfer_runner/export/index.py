@@ -6,6 +6,12 @@ adds the messages the export lacked as new parts, and the index is rewritten as 
 every pass (earlier parts are never rewritten). It is written last, so its presence means the
 last pass finished; its SHA-256 identifies one state of the export exactly. A line without
 `pass` (an export made before passes existed) belongs to pass 1.
+
+Every step of a transfer reads the index (status, delta, verify, import, the cancel gate), and
+it holds a line per message: a parsed index is therefore kept in memory with the ETag it was
+read under, and read again only when S3 answers a conditional GET with a new ETag (see
+`IndexCache`). A line in the form the runner writes is parsed by one regular expression; any
+other line goes through `json.loads` and the same checks.
 """
 
 from __future__ import annotations
@@ -14,27 +20,40 @@ import hashlib
 import json
 import re
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any
+from functools import cached_property
+from typing import IO, Any, NamedTuple
 
 from transfer_runner.errors import ExportError
 from transfer_runner.export.layout import StoreLayout, is_message_id
-from transfer_runner.export.objects import open_object, s3_errors
+from transfer_runner.export.objects import open_object_if_changed, s3_errors
 from transfer_runner.export.s3 import MiB
 
 __all__ = [
     "IndexEntry",
     "IndexWriter",
     "ExportIndex",
+    "IndexCache",
+    "INDEX_CACHE",
     "as_utc",
     "utc_iso",
     "read_index",
+    "remember_index",
     "iter_lines",
 ]
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# A line exactly as `IndexEntry.to_line` writes it: no escapes, no control characters, the
+# message id in its safe form, whole numbers. Anything else takes the checked slow path.
+_CANONICAL_LINE = re.compile(
+    r'\{"id":"([A-Za-z0-9][A-Za-z0-9._-]{0,127})","part":"([^"\\\x00-\x1f]*)",'
+    r'"size":(0|[1-9][0-9]{0,18}),"sha256":"([0-9a-f]{64})",'
+    r'"received_at":"([^"\\\x00-\x1f]*)","pass":([1-9][0-9]{0,9})\}'
+)
 _SPOOL_LIMIT = 4 * MiB
 
 
@@ -48,8 +67,7 @@ def utc_iso(moment: datetime) -> str:
     return as_utc(moment).isoformat().replace("+00:00", "Z")
 
 
-@dataclass(frozen=True)
-class IndexEntry:
+class IndexEntry(NamedTuple):
     """One message of an export."""
 
     id: str
@@ -74,6 +92,13 @@ class IndexEntry:
     @classmethod
     def from_line(cls, line: bytes, number: int, layout: StoreLayout) -> IndexEntry:
         """Parse and check one line; `ExportError` naming the line if anything is off."""
+        entry = _parse_canonical(line)
+        if entry is not None and layout.part_number(entry.part) is not None:
+            return entry
+        return cls._from_json(line, number, layout)
+
+    @classmethod
+    def _from_json(cls, line: bytes, number: int, layout: StoreLayout) -> IndexEntry:
         where = f"s3://{layout.bucket}/{layout.index_key} line {number}"
         try:
             doc = json.loads(line)
@@ -89,6 +114,18 @@ class IndexEntry:
             received_at=_field(doc, "received_at", where, lambda v: isinstance(v, str)),
             pass_number=_field({"pass": 1, **doc}, "pass", where, _is_pass),
         )
+
+
+def _parse_canonical(line: bytes) -> IndexEntry | None:
+    """The entry of a line in the runner's own form, or None (then the slow path decides)."""
+    try:
+        match = _CANONICAL_LINE.fullmatch(line.decode())
+    except UnicodeDecodeError:
+        return None
+    if match is None:
+        return None
+    message_id, part, size, sha256, received_at, pass_number = match.groups()
+    return IndexEntry(message_id, part, int(size), sha256, received_at, int(pass_number))
 
 
 def _is_size(value: Any) -> bool:
@@ -132,6 +169,13 @@ class IndexWriter:
         self.size += len(line)
         self.count += 1
 
+    def add_lines(self, block: bytes) -> None:
+        """Append several lines already in index form (each ending with a newline)."""
+        self.file.write(block)
+        self._hash.update(block)
+        self.size += len(block)
+        self.count += block.count(b"\n")
+
     @property
     def sha256(self) -> str:
         """Hex SHA-256 of the lines written so far."""
@@ -153,16 +197,16 @@ class ExportIndex:
     def messages(self) -> int:
         return len(self.entries)
 
-    @property
+    @cached_property
     def bytes(self) -> int:
         return sum(e.size for e in self.entries)
 
-    @property
+    @cached_property
     def parts(self) -> tuple[str, ...]:
         """Part names in order of first appearance."""
         return tuple(dict.fromkeys(e.part for e in self.entries))
 
-    @property
+    @cached_property
     def passes(self) -> int:
         """The number of the export's last pass (0 for an empty export)."""
         return max((e.pass_number for e in self.entries), default=0)
@@ -181,14 +225,108 @@ def iter_lines(body: Any, digest: Any | None = None) -> Iterator[bytes]:
         yield pending
 
 
+class IndexCache:
+    """Parsed indexes by object, each with the ETag S3 gave it, least recently used first out.
+
+    A cached index is only ever returned after S3 answered a conditional GET with 304 (the
+    object still has that ETag), so the cache saves parsing and transfer, never a check.
+    Bounded by the number of entries it holds (about 300 bytes each).
+    """
+
+    def __init__(self, max_entries: int = 250_000) -> None:
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._items: OrderedDict[tuple[str, str, str], tuple[str, ExportIndex]] = OrderedDict()
+        self._held = 0
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, where: tuple[str, str, str]) -> tuple[str, ExportIndex] | None:
+        """The (ETag, index) cached for `where`, or None."""
+        with self._lock:
+            found = self._items.get(where)
+            if found is not None:
+                self._items.move_to_end(where)
+            return found
+
+    def put(self, where: tuple[str, str, str], etag: str, index: ExportIndex) -> None:
+        """Remember `index` as the object's content under `etag` (nothing if too large)."""
+        with self._lock:
+            self._drop(where)
+            if not etag or index.messages > self.max_entries:
+                return
+            self._items[where] = (etag, index)
+            self._held += index.messages
+            while self._held > self.max_entries:
+                self._drop(next(iter(self._items)))
+
+    def discard(self, where: tuple[str, str, str]) -> None:
+        """Forget the index cached for `where` (the object is gone or unreadable)."""
+        with self._lock:
+            self._drop(where)
+
+    def count(self, *, hit: bool) -> None:
+        """Count one read: answered from memory (`hit`) or parsed."""
+        with self._lock:
+            if hit:
+                self.hits += 1
+            else:
+                self.misses += 1
+
+    def clear(self) -> None:
+        """Forget every index."""
+        with self._lock:
+            self._items.clear()
+            self._held = 0
+
+    def _drop(self, where: tuple[str, str, str]) -> None:
+        old = self._items.pop(where, None)
+        if old is not None:
+            self._held -= old[1].messages
+
+
+INDEX_CACHE = IndexCache()
+
+
+def _cache_key(s3: Any, layout: StoreLayout) -> tuple[str, str, str]:
+    endpoint = getattr(getattr(s3, "meta", None), "endpoint_url", None) or f"client-{id(s3)}"
+    return (str(endpoint), layout.bucket, layout.index_key)
+
+
+def remember_index(s3: Any, layout: StoreLayout, etag: str, index: ExportIndex) -> None:
+    """Cache an index this process has just written with `etag`: the next `read_index` gets
+    it after a 304 instead of downloading and parsing what it wrote."""
+    INDEX_CACHE.put(_cache_key(s3, layout), etag, index)
+
+
 def read_index(s3: Any, layout: StoreLayout) -> ExportIndex | None:
     """The store's index, or None if there is none; `ExportError` if it is malformed.
 
-    Holds the entries (about 200 bytes a message), never message bodies.
+    Holds the entries (about 300 bytes a message), never message bodies. Asks S3 every time
+    (a conditional GET) and parses only what changed since the last read (`INDEX_CACHE`).
     """
-    body = open_object(s3, layout.bucket, layout.index_key)
-    if body is None:
+    where = _cache_key(s3, layout)
+    cached = INDEX_CACHE.get(where)
+    read = open_object_if_changed(
+        s3, layout.bucket, layout.index_key, cached[0] if cached else None
+    )
+    if read is None:
+        INDEX_CACHE.discard(where)
         return None
+    if read.body is None and cached is not None:
+        INDEX_CACHE.count(hit=True)
+        return cached[1]
+    INDEX_CACHE.count(hit=False)
+    try:
+        index = _parse(read.body, layout)
+    except ExportError:
+        INDEX_CACHE.discard(where)
+        raise
+    INDEX_CACHE.put(where, read.etag, index)
+    return index
+
+
+def _parse(body: Any, layout: StoreLayout) -> ExportIndex:
     digest = hashlib.sha256()
     entries: list[IndexEntry] = []
     with s3_errors(f"read of s3://{layout.bucket}/{layout.index_key}"):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -38,7 +38,10 @@ __all__ = [
 ]
 
 JOURNAL_VERSION = 2
+_BATCH = 500  # ids per SQL statement (SQLite allows 999 parameters at the least)
 _READABLE_VERSIONS = (1, 2)
+_SPOOL = 8 * 1024 * 1024
+MAX_HELD_ENTRIES = 250_000  # parsed entries a loaded journal holds in memory, at most
 JOURNAL_CONTENT_TYPE = "application/x-ndjson"
 
 
@@ -99,37 +102,38 @@ class IdSet:
         )
         self._db.execute("BEGIN")
 
-    def add(self, message_id: str, origin: int, sha256: str | None = None) -> int | None:
-        """Record `message_id`; None if it is new, else the origin it was first seen with."""
-        cursor = self._db.execute(
-            "INSERT OR IGNORE INTO ids (id, origin, sha256) VALUES (?, ?, ?)",
-            (message_id, origin, sha256),
-        )
-        if cursor.rowcount == 1:
-            return None
-        row = self._db.execute("SELECT origin FROM ids WHERE id = ?", (message_id,)).fetchone()
-        return int(row[0])
-
-    def lookup(self, message_id: str) -> tuple[int, str | None, bool] | None:
-        """(origin, SHA-256, listed) of a recorded id, or None."""
-        row = self._db.execute(
-            "SELECT origin, sha256, listed FROM ids WHERE id = ?", (message_id,)
-        ).fetchone()
-        return None if row is None else (int(row[0]), row[1], bool(row[2]))
-
-    def mark_listed(self, message_id: str) -> None:
-        """Note that the source's listing showed this (recorded) id."""
-        self._db.execute("UPDATE ids SET listed = 1 WHERE id = ?", (message_id,))
-
     def unlisted(self, origin: int) -> int:
         """How many ids of `origin` the source's listing did not show (expired since)."""
         query = "SELECT COUNT(*) FROM ids WHERE origin = ? AND listed = 0"
         return int(self._db.execute(query, (origin,)).fetchone()[0])
 
-    def contains_any(self, message_ids: Iterable[str]) -> bool:
-        """True if any of `message_ids` is already recorded."""
-        query = "SELECT 1 FROM ids WHERE id = ?"
-        return any(self._db.execute(query, (i,)).fetchone() for i in message_ids)
+    def add_all(self, entries: Sequence[tuple[str, str | None]], origin: int) -> bool:
+        """Record every `(id, SHA-256)` of `entries` with `origin`, all or none: False (and
+        nothing recorded) if an id repeats or is recorded already. (The database keeps no
+        rollback journal, so this checks first rather than undoing.)"""
+        message_ids = [message_id for message_id, _ in entries]
+        if len(set(message_ids)) != len(message_ids) or self.lookup(message_ids):
+            return False
+        self._db.executemany(
+            "INSERT INTO ids (id, origin, sha256) VALUES (?, ?, ?)",
+            ((message_id, origin, sha256) for message_id, sha256 in entries),
+        )
+        return True
+
+    def lookup(self, message_ids: Sequence[str]) -> dict[str, tuple[int, str | None, bool]]:
+        """id -> (origin, SHA-256, listed) of those of `message_ids` that are recorded."""
+        found: dict[str, tuple[int, str | None, bool]] = {}
+        for start in range(0, len(message_ids), _BATCH):
+            batch = message_ids[start : start + _BATCH]
+            marks = ",".join("?" * len(batch))
+            query = f"SELECT id, origin, sha256, listed FROM ids WHERE id IN ({marks})"  # noqa: S608
+            for row in self._db.execute(query, batch):
+                found[row[0]] = (int(row[1]), row[2], bool(row[3]))
+        return found
+
+    def mark_listed(self, message_ids: Iterable[str]) -> None:
+        """Note that the source's listing showed these (recorded) ids."""
+        self._db.executemany("UPDATE ids SET listed = 1 WHERE id = ?", ((i,) for i in message_ids))
 
     def close(self) -> None:
         """Drop the database."""
@@ -144,6 +148,48 @@ class Journal:
     records: dict[int, PartRecord] = field(default_factory=dict)
     stale_keys: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # The index lines of the kept records, as read (spooled: on disk beyond a few MiB), so
+    # that assembling the index does not read every record from S3 a second time.
+    _lines: IO[bytes] = field(default_factory=lambda: tempfile.SpooledTemporaryFile(_SPOOL))  # noqa: SIM115
+    _spans: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # Their parsed entries too, while they are few enough to hold (the index about to be
+    # assembled from them is then known without reading it back).
+    _entries: dict[int, tuple[IndexEntry, ...]] | None = field(default_factory=dict)
+    _held: int = 0
+
+    def keep(
+        self,
+        number: int,
+        record: PartRecord,
+        lines: Iterable[bytes],
+        entries: Sequence[IndexEntry] = (),
+    ) -> None:
+        """Keep `record` with its index lines (newline-terminated) and parsed entries."""
+        self.records[number] = record
+        start = self._lines.seek(0, 2)
+        self._lines.write(b"".join(lines))
+        self._spans[number] = (start, self._lines.tell() - start)
+        if self._entries is not None:
+            self._entries[number] = tuple(entries)
+            self._held += len(entries)
+            if self._held > MAX_HELD_ENTRIES:
+                self._entries = None
+
+    def entries_of(self, number: int) -> tuple[IndexEntry, ...] | None:
+        """The parsed entries of a kept record, or None if they were not held."""
+        return None if self._entries is None else self._entries.get(number)
+
+    def lines_of(self, number: int) -> bytes | None:
+        """The index lines of a kept record, or None if the record was not read here."""
+        span = self._spans.get(number)
+        if span is None:
+            return None
+        self._lines.seek(span[0])
+        return self._lines.read(span[1])
+
+    def close(self) -> None:
+        """Release the spooled lines."""
+        self._lines.close()
 
     @property
     def messages(self) -> int:
@@ -172,38 +218,53 @@ def load_journal(s3: Any, layout: StoreLayout, listing: dict[str, int], ids: IdS
     id of a kept record, is not kept: its messages are exported again.
     """
     journal = Journal()
-    for key in sorted(listing):
-        number = layout.journal_number(key)
-        if number is None:
-            continue
-        record, entries, problem = _read_record(s3, layout, key, number, listing)
-        if record is not None and ids.contains_any(e.id for e in entries):
-            record, problem = None, f"{key}: repeats a message of another part"
-        if record is None:
-            journal.stale_keys.append(key)
-            journal.problems.append(problem)
-            continue
-        for entry in entries:
-            ids.add(entry.id, IdSet.RESUMED, entry.sha256)
-        journal.records[number] = record
+    try:
+        for key in sorted(listing):
+            number = layout.journal_number(key)
+            if number is None:
+                continue
+            read = _read_record(s3, layout, key, number, listing)
+            record, problem = read.record, read.problem
+            pairs = [(e.id, e.sha256) for e in read.entries]
+            if record is not None and not ids.add_all(pairs, IdSet.RESUMED):
+                record, problem = None, f"{key}: repeats a message of another part"
+            if record is None:
+                journal.stale_keys.append(key)
+                journal.problems.append(problem)
+                continue
+            journal.keep(number, record, read.lines, read.entries)
+    except BaseException:
+        journal.close()
+        raise
     return journal
+
+
+@dataclass(frozen=True)
+class _Read:
+    """One journal record as read: the record if it is sound, its entries and lines."""
+
+    record: PartRecord | None
+    entries: list[IndexEntry]
+    problem: str = ""
+    lines: tuple[bytes, ...] = ()  # the index lines, each with its newline, as stored
 
 
 def _read_record(
     s3: Any, layout: StoreLayout, key: str, number: int, listing: dict[str, int]
-) -> tuple[PartRecord | None, list[IndexEntry], str]:
+) -> _Read:
     body = open_object(s3, layout.bucket, key)
     if body is None:
-        return None, [], f"{key}: vanished"
+        return _Read(None, [], f"{key}: vanished")
     with s3_errors(f"read of s3://{layout.bucket}/{key}"):
         try:
             raw = list(iter_lines(body))
         finally:
             body.close()
     try:
-        return _parse_record(layout, number, raw, listing)
+        record, entries, problem = _parse_record(layout, number, raw, listing)
     except (ExportError, ValueError, KeyError, TypeError) as exc:
-        return None, [], f"{key}: {exc}"
+        return _Read(None, [], f"{key}: {exc}")
+    return _Read(record, entries, problem, tuple(line + b"\n" for line in raw[1:] if line.strip()))
 
 
 def _parse_record(
@@ -240,15 +301,22 @@ def _parse_record(
     return record, entries, ""
 
 
-def assemble_index(s3: Any, layout: StoreLayout, numbers: Iterable[int]) -> IndexWriter:
-    """`index.jsonl` built from the journal records of `numbers`, in that order.
+def assemble_index(
+    s3: Any, layout: StoreLayout, numbers: Iterable[int], journal: Journal | None = None
+) -> IndexWriter:
+    """`index.jsonl` built from the journal records of `numbers`, in that order: those that
+    `journal` kept as it loaded them from its copy, the others read from S3.
 
     The caller closes the returned writer.
     """
     writer = IndexWriter()
     try:
         for number in numbers:
-            _append_record(s3, layout, number, writer)
+            kept = journal.lines_of(number) if journal is not None else None
+            if kept is not None:
+                writer.add_lines(kept)
+            else:
+                _append_record(s3, layout, number, writer)
     except BaseException:
         writer.close()
         raise

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from transfer_runner.errors import ExportError
 from transfer_runner.export.s3 import S3Settings
@@ -55,6 +56,21 @@ def check_store(store: object) -> Store:
     if store not in STORES:
         raise ExportError(f"store must be one of {', '.join(STORES)}, not {store!r}")
     return store  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=4096)
+def _part_number(part_name: str) -> int | None:
+    """`StoreLayout.part_number` of a string (asked once per index line: memoized)."""
+    if not part_name.startswith("part-"):
+        return None
+    stem = part_name[len("part-") :]
+    for extension in _EXTENSIONS.values():
+        if stem.endswith(extension):
+            digits = stem[: -len(extension)]
+            if len(digits) >= 5 and digits.isascii() and digits.isdigit():
+                number = int(digits)
+                return number if number >= 1 and f"{number:05d}" == digits else None
+    return None
 
 
 def is_message_id(message_id: object) -> bool:
@@ -103,16 +119,7 @@ class StoreLayout:
         Parts of either compression are recognised: an existing export is read by its index,
         whatever compression is configured today.
         """
-        if not isinstance(part_name, str) or not part_name.startswith("part-"):
-            return None
-        stem = part_name[len("part-") :]
-        for extension in _EXTENSIONS.values():
-            if stem.endswith(extension):
-                digits = stem[: -len(extension)]
-                if len(digits) >= 5 and digits.isascii() and digits.isdigit():
-                    number = int(digits)
-                    return number if number >= 1 and f"{number:05d}" == digits else None
-        return None
+        return _part_number(part_name) if isinstance(part_name, str) else None
 
     @property
     def journal_base(self) -> str:

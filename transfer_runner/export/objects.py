@@ -37,6 +37,8 @@ __all__ = [
     "s3_errors",
     "list_objects",
     "open_object",
+    "ObjectRead",
+    "open_object_if_changed",
     "list_etags",
     "object_sha256",
     "upload",
@@ -152,29 +154,63 @@ def open_object(s3: Any, bucket: str, key: str) -> Any | None:
     return response["Body"]
 
 
+@dataclass(frozen=True)
+class ObjectRead:
+    """An object read with a validator: its body, or None when it still has `etag`."""
+
+    body: Any | None
+    etag: str
+
+
+def open_object_if_changed(s3: Any, bucket: str, key: str, etag: str | None) -> ObjectRead | None:
+    """The object's body and ETag, or only its ETag when that is still `etag` (a conditional
+    GET answered 304 Not Modified: nothing is sent); None if the object does not exist.
+
+    A server that ignores `If-None-Match` sends the body: the caller reads it as if new.
+    """
+    extra = {"IfNoneMatch": f'"{etag}"'} if etag else {}
+    try:
+        response = s3.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED", **extra)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if etag and (status == 304 or error.get("Code") in ("304", "NotModified")):
+            return ObjectRead(None, etag)
+        if error.get("Code") in _MISSING:
+            return None
+        raise ExportError(f"S3 read of s3://{bucket}/{key} failed: {_describe(exc)}") from exc
+    except BotoCoreError as exc:
+        raise ExportError(f"S3 read of s3://{bucket}/{key} failed: {_describe(exc)}") from exc
+    return ObjectRead(response["Body"], str(response.get("ETag", "")).strip('"'))
+
+
 def upload(
     s3: Any, settings: S3Settings, key: str, fileobj: IO[bytes], size: int, content_type: str
-) -> None:
-    """Write `size` bytes of `fileobj` (from its start) to `key`, checksummed and encrypted."""
+) -> str:
+    """Write `size` bytes of `fileobj` (from its start) to `key`, checksummed and encrypted;
+    the ETag S3 gave the object (empty if it gave none)."""
     extra = {"ChecksumAlgorithm": "SHA256", "ContentType": content_type, **settings.sse_args()}
     if size < MULTIPART_THRESHOLD:
         # Bytes, not the spooled file: botocore would ask for fileno() and spill it to disk.
         fileobj.seek(0)
         body = fileobj.read()
 
-        def once() -> None:
-            s3.put_object(Bucket=settings.bucket, Key=key, Body=body, **extra)
+        def once() -> dict[str, Any]:
+            return s3.put_object(Bucket=settings.bucket, Key=key, Body=body, **extra)
 
     else:
 
-        def once() -> None:
-            _multipart(s3, settings.bucket, key, fileobj, extra)
+        def once() -> dict[str, Any]:
+            return _multipart(s3, settings.bucket, key, fileobj, extra)
 
     with s3_errors(f"upload of s3://{settings.bucket}/{key}"):
-        retry_conflicts(once)
+        answer = retry_conflicts(once)
+    return str((answer or {}).get("ETag", "")).strip('"')
 
 
-def _multipart(s3: Any, bucket: str, key: str, fileobj: IO[bytes], extra: dict[str, str]) -> None:
+def _multipart(
+    s3: Any, bucket: str, key: str, fileobj: IO[bytes], extra: dict[str, str]
+) -> dict[str, Any]:
     """All of `fileobj` as one multipart upload, a chunk at a time; aborted if anything fails."""
     upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
     try:
@@ -194,7 +230,7 @@ def _multipart(s3: Any, bucket: str, key: str, fileobj: IO[bytes], extra: dict[s
             if answer.get("ChecksumSHA256"):
                 parts[-1]["ChecksumSHA256"] = answer["ChecksumSHA256"]
             del chunk
-        s3.complete_multipart_upload(
+        return s3.complete_multipart_upload(
             Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
         )
     except BaseException:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from transfer_runner.errors import ExportError
 from transfer_runner.platforms.base import MessageInfo, Platform, Store
 
-__all__ = ["PAGE_SIZE", "iter_messages", "fetch_checked"]
+__all__ = ["PAGE_SIZE", "iter_messages", "list_source", "listed", "fetch_checked"]
 
 PAGE_SIZE = 1000
 
@@ -31,6 +31,22 @@ def iter_messages(
             )
         seen_cursors.add(page.next_cursor)
         cursor = page.next_cursor
+
+
+def list_source(platform: Platform, account_id: str, store: Store) -> tuple[MessageInfo, ...]:
+    """One listing of a store, held in memory so that several readers share it.
+
+    Only for an account that receives no mail (its domains moved away): such a store can only
+    shrink, so what this listing shows is a superset of what the account holds afterwards.
+    """
+    return tuple(iter_messages(platform, account_id, store))
+
+
+def listed(
+    platform: Platform, account_id: str, store: Store, source: Sequence[MessageInfo] | None
+) -> Iterable[MessageInfo]:
+    """`source` when a shared listing is given, else a fresh listing of the store."""
+    return source if source is not None else iter_messages(platform, account_id, store)
 
 
 def fetch_checked(

@@ -241,4 +241,5 @@ def to_text(moment: datetime) -> str:
 
 def from_text(text: str) -> datetime:
     """The inverse of `to_text`."""
-    return datetime.fromisoformat(text).astimezone(UTC)
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)

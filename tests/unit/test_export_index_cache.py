@@ -1,0 +1,262 @@
+"""Reading the index cheaply and right: the canonical-line parser agrees with the checked one,
+a parsed index is reused only while S3 says it is unchanged (304), an index the pass just wrote
+is known without reading it back, and one listing can serve a pass, its verification and the
+import."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.unit.fake_platform import BASE_TIME, FakePlatform
+from tests.unit.moto_s3 import moto_bucket
+from transfer_runner.errors import ExportError
+from transfer_runner.export.exporter import export_store
+from transfer_runner.export.importer import import_store
+from transfer_runner.export.index import (
+    INDEX_CACHE,
+    ExportIndex,
+    IndexCache,
+    IndexEntry,
+    read_index,
+)
+from transfer_runner.export.journal import IdSet
+from transfer_runner.export.layout import store_layout
+from transfer_runner.export.s3 import S3Settings
+from transfer_runner.export.source import list_source
+from transfer_runner.export.verifier import verify_store
+
+BUCKET = "exports"
+NAME = "acme-com"
+SOURCE, TARGET = "C-1001", "A-2001"
+SETTINGS = S3Settings(f"s3://{BUCKET}/runs/", part_size_bytes=64 * 1024)
+LAYOUT = store_layout(SETTINGS, NAME, "archive")
+SHA = "ab" * 32
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    INDEX_CACHE.clear()
+    with moto_bucket(monkeypatch, BUCKET, SETTINGS) as client:
+        yield client
+    INDEX_CACHE.clear()
+
+
+@pytest.fixture
+def calls(s3: Any) -> Counter[str]:
+    seen: Counter[str] = Counter()
+    s3.meta.events.register("before-call.s3", lambda model, **_: seen.update([model.name]))
+    return seen
+
+
+@pytest.fixture
+def platform() -> FakePlatform:
+    fake = FakePlatform()
+    fake.add_messages(SOURCE, "archive", 120, size=2048)
+    return fake
+
+
+def line(**fields: Any) -> bytes:
+    doc = {"id": "m-1", "part": "part-00001.tar.gz", "size": 10, "sha256": SHA,
+           "received_at": "2026-11-03T12:00:00Z", "pass": 1}  # fmt: skip
+    doc.update(fields)
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+# --- the parser -------------------------------------------------------------------------------
+
+
+def test_a_canonical_line_and_its_json_twin_parse_the_same() -> None:
+    entry = IndexEntry("m-1", "part-00002.tar.zst", 7, SHA, "2026-11-03T12:00:00Z", 3)
+    assert IndexEntry.from_line(entry.to_line().rstrip(), 1, LAYOUT) == entry
+    spaced = json.dumps(json.loads(entry.to_line()), indent=1).replace("\n", " ").encode()
+    assert IndexEntry.from_line(spaced, 1, LAYOUT) == entry
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (line(size=1.0), "bad 'size'"),
+        (line(size=-1), "bad 'size'"),
+        (line(id="../etc"), "bad 'id'"),
+        (line(part="part-1.tar.gz"), "bad 'part'"),
+        (line(sha256="AB" * 32), "bad 'sha256'"),
+        (line(**{"pass": 0}), "bad 'pass'"),
+        (b'{"id":"m-1"}', "no 'part'"),
+        (b"[1, 2]", "not a JSON object"),
+        (b"\xff{", "not JSON"),
+    ],
+)
+def test_every_line_the_checked_parser_refuses_is_still_refused(raw: bytes, problem: str) -> None:
+    with pytest.raises(ExportError, match=problem):
+        IndexEntry.from_line(raw, 4, LAYOUT)
+
+
+def test_a_line_without_pass_belongs_to_pass_one() -> None:
+    doc = json.loads(line())
+    del doc["pass"]
+    assert IndexEntry.from_line(json.dumps(doc).encode(), 1, LAYOUT).pass_number == 1
+
+
+_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True)
+_text = st.text(st.characters(codec="utf-8"), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    message_id=st.one_of(_ids, _text),
+    part=st.one_of(st.sampled_from(["part-00001.tar.gz", "part-00012.tar", "part-1.tar"]), _text),
+    size=st.one_of(st.integers(-3, 10**20), st.floats(allow_nan=False), st.booleans()),
+    sha256=st.one_of(st.just(SHA), _text),
+    received_at=_text,
+    pass_number=st.one_of(st.integers(-1, 10**11), st.booleans()),
+)
+def test_the_fast_parser_never_disagrees_with_json(
+    message_id: Any, part: Any, size: Any, sha256: Any, received_at: Any, pass_number: Any
+) -> None:
+    raw = line(id=message_id, part=part, size=size, sha256=sha256, received_at=received_at,
+               **{"pass": pass_number})  # fmt: skip
+    try:
+        slow: Any = IndexEntry._from_json(raw, 1, LAYOUT)
+    except ExportError as exc:
+        slow = f"error: {exc}"
+    try:
+        fast: Any = IndexEntry.from_line(raw, 1, LAYOUT)
+    except ExportError as exc:
+        fast = f"error: {exc}"
+    assert fast == slow
+
+
+# --- the cache --------------------------------------------------------------------------------
+
+
+def put_index(s3: Any, entries: list[IndexEntry]) -> None:
+    body = b"".join(e.to_line() for e in entries)
+    s3.put_object(Bucket=BUCKET, Key=LAYOUT.index_key, Body=body)
+
+
+def entries(count: int, part: str = "part-00001.tar.gz") -> list[IndexEntry]:
+    return [IndexEntry(f"m-{i}", part, 10, SHA, "2026-11-03T12:00:00Z") for i in range(count)]
+
+
+def test_an_unchanged_index_is_asked_for_but_not_sent_or_parsed(
+    s3: Any, calls: Counter[str]
+) -> None:
+    put_index(s3, entries(5))
+    first = read_index(s3, LAYOUT)
+    misses = INDEX_CACHE.misses
+    again = read_index(s3, LAYOUT)
+    assert again is first and INDEX_CACHE.misses == misses
+    assert calls["GetObject"] == 2  # S3 is asked every time (a conditional GET)
+
+
+def test_a_rewritten_index_is_read_again(s3: Any) -> None:
+    put_index(s3, entries(5))
+    assert read_index(s3, LAYOUT).messages == 5  # type: ignore[union-attr]
+    put_index(s3, entries(7))
+    assert read_index(s3, LAYOUT).messages == 7  # type: ignore[union-attr]
+
+
+def test_a_deleted_or_spoiled_index_is_never_answered_from_memory(s3: Any) -> None:
+    put_index(s3, entries(5))
+    assert read_index(s3, LAYOUT) is not None
+    s3.delete_object(Bucket=BUCKET, Key=LAYOUT.index_key)
+    assert read_index(s3, LAYOUT) is None
+    put_index(s3, entries(5))
+    assert read_index(s3, LAYOUT) is not None
+    s3.put_object(Bucket=BUCKET, Key=LAYOUT.index_key, Body=b'{"id": 1}\n')
+    with pytest.raises(ExportError, match="bad 'id'"):
+        read_index(s3, LAYOUT)
+    with pytest.raises(ExportError, match="bad 'id'"):
+        read_index(s3, LAYOUT)
+
+
+def test_the_cache_holds_at_most_its_budget_of_entries() -> None:
+    cache = IndexCache(max_entries=10)
+    small, big = ExportIndex(tuple(entries(4)), "a"), ExportIndex(tuple(entries(11)), "b")
+    cache.put(("e", "b", "1"), "t1", small)
+    cache.put(("e", "b", "2"), "t2", small)
+    cache.put(("e", "b", "3"), "t3", small)  # 12 > 10: the least recently used goes
+    assert cache.get(("e", "b", "1")) is None and cache.get(("e", "b", "3")) is not None
+    cache.put(("e", "b", "4"), "t4", big)  # larger than the whole budget: not kept
+    assert cache.get(("e", "b", "4")) is None
+
+
+def test_an_index_the_pass_wrote_is_known_without_reading_it_back(
+    s3: Any, platform: FakePlatform, calls: Counter[str]
+) -> None:
+    export_store(platform, s3, SETTINGS, NAME, SOURCE, "archive")
+    for number in range(30):
+        platform.put(SOURCE, "archive", f"late-{number}", b"x" * (100 + number), BASE_TIME)
+    export_store(platform, s3, SETTINGS, NAME, SOURCE, "archive")
+    misses = INDEX_CACHE.misses
+    remembered = read_index(s3, LAYOUT)
+    assert INDEX_CACHE.misses == misses  # answered 304: it was remembered when written
+    INDEX_CACHE.clear()
+    parsed = read_index(s3, LAYOUT)
+    assert remembered == parsed and remembered is not None and remembered.messages == 150
+
+
+# --- the id set -------------------------------------------------------------------------------
+
+
+def test_the_id_set_adds_all_or_nothing_and_looks_up_in_batches() -> None:
+    ids = IdSet()
+    try:
+        assert ids.add_all([(f"m-{i}", SHA) for i in range(1200)], IdSet.RESUMED)
+        assert not ids.add_all([("new-1", None), ("m-5", None)], IdSet.PACKED)
+        assert "new-1" not in ids.lookup(["new-1"])  # the refused batch left nothing behind
+        found = ids.lookup([f"m-{i}" for i in range(0, 1300, 7)])
+        assert len(found) == len(range(0, 1200, 7))
+        assert found["m-7"] == (IdSet.RESUMED, SHA, False)
+        ids.mark_listed(["m-7", "m-14"])
+        assert ids.lookup(["m-7"])["m-7"][2] is True
+        assert ids.unlisted(IdSet.RESUMED) == 1198
+    finally:
+        ids.close()
+
+
+# --- one listing, three readers ---------------------------------------------------------------
+
+
+def test_one_listing_serves_the_pass_its_verification_and_the_import(
+    s3: Any, platform: FakePlatform
+) -> None:
+    platform.add_messages(TARGET, "archive", 0)
+    source = list_source(platform, SOURCE, "archive")
+    listings = platform.calls["list_messages"]
+    export_store(platform, s3, SETTINGS, NAME, SOURCE, "archive", source=source)
+    result = verify_store(platform, s3, SETTINGS, NAME, SOURCE, "archive", source=source)
+    assert result.ok and result.source_messages == 120
+    assert platform.calls["list_messages"] == listings  # the source was not listed again
+    imported = import_store(platform, s3, SETTINGS, NAME, TARGET, "archive", "k",
+                            from_account=SOURCE, source=source)  # fmt: skip
+    assert imported.imported == 120
+    assert set(platform.ids(TARGET, "archive")) == {m.id for m in source}
+
+
+def test_a_shared_listing_is_only_a_superset_after_expiry(s3: Any, platform: FakePlatform) -> None:
+    """A message that expired after the shared listing was taken is skipped by the pass (it
+    is gone) and the verification of the rest still holds."""
+    source = list_source(platform, SOURCE, "archive")
+    gone = source[10].id
+    platform.remove(SOURCE, "archive", gone)
+    export_store(platform, s3, SETTINGS, NAME, SOURCE, "archive", source=source)
+    index = read_index(s3, LAYOUT)
+    assert index is not None and gone not in {e.id for e in index.entries}
+    assert index.messages == 119
+
+
+def test_settings_for_a_second_store_do_not_share_a_cache_entry(s3: Any) -> None:
+    other = store_layout(replace(SETTINGS), NAME, "quarantine")
+    put_index(s3, entries(3))
+    s3.put_object(Bucket=BUCKET, Key=other.index_key, Body=entries(1)[0].to_line())
+    assert read_index(s3, LAYOUT).messages == 3  # type: ignore[union-attr]
+    assert read_index(s3, other).messages == 1  # type: ignore[union-attr]
