@@ -103,7 +103,7 @@ def test_a_delta_pass_adds_parts_and_never_rewrites_earlier_ones(
 ) -> None:
     assert world.apply(tags=["data"]).transfers[0].status == "succeeded"
     first = s3_objects(s3)
-    flow.deliver(6)
+    flow.deliver(102)  # 51 a store: more than the sync policy's small delta (50)
     result = world.apply(tags=["data"]).transfers[0]
     assert result.status == "succeeded", result.message
     now = s3_objects(s3)
@@ -111,7 +111,29 @@ def test_a_delta_pass_adds_parts_and_never_rewrites_earlier_ones(
     assert parts.items() <= now.items()  # every earlier part is still there, unchanged
     assert len([k for k in now if k.endswith(".tar.gz")]) == len(parts) + 2  # one new a store
     export = next(s for s in result.steps if s.name == "Export archive to S3")
-    assert (export.outputs["pass"], export.outputs["new_messages"]) == (2, 3)
+    assert (export.outputs["pass"], export.outputs["new_messages"]) == (2, 51)
+
+
+def test_a_small_delta_is_left_to_the_final_pass(world: World, s3: Any, flow: MailFlow) -> None:
+    """A pre-staged export whose delta is already small takes no pass before the move: the
+    final pass takes it, so the cut-over reads and rewrites the export once."""
+    assert world.apply(tags=["data"]).transfers[0].status == "succeeded"
+    flow.deliver(6)  # 3 a store: within the small delta
+    before = s3_objects(s3)
+    staged = world.apply(tags=["data"]).transfers[0]
+    assert staged.status == "unchanged", staged.message
+    export = next(s for s in staged.steps if s.name == "Export archive to S3")
+    assert "3 new" in export.message and "left to the final pass" in export.message
+    assert s3_objects(s3) == before  # nothing written
+
+    [result] = world.apply().transfers
+    assert result.status == "succeeded", result.message
+    export = next(s for s in result.steps if s.name == "Export archive to S3")
+    assert export.status == "ok"  # no pass before the move
+    final = next(s for s in result.steps if s.module == "data.final_sync")
+    assert final.outputs["exported"] == {"quarantine": 3, "archive": 3}
+    assert set(ids(world, DIRECT, "archive")) <= set(exported(s3, "archive"))
+    assert set(ids(world, DIRECT, "archive")) <= set(ids(world, new_account(world), "archive"))
 
 
 def test_a_message_changed_under_the_same_id_is_reported(world: World, s3: Any) -> None:
@@ -134,8 +156,15 @@ def test_plan_shows_the_delta_of_each_store(world: World, s3: Any, flow: MailFlo
     flow.expire(1)
     planned = world.plan().transfers[0]
     export = next(s for s in planned.steps if s.name == "Export archive to S3")
+    assert export.status == "ok"  # a small delta: the final pass takes it
+    assert "80 messages in 1 pass(es); 2 new (3000 bytes)" in export.message
+    assert "(1 expired since)" in export.message
+
+    flow.deliver(102)  # 51 more a store: beyond the small delta, a pass before the move
+    planned = world.plan().transfers[0]
+    export = next(s for s in planned.steps if s.name == "Export archive to S3")
     assert export.status == "changed"
-    assert "export pass 2 of archive: 2 new messages" in export.message
+    assert "export pass 2 of archive: 53 new messages" in export.message
     assert "80 exported so far, 1 expired since" in export.message
 
 

@@ -10,6 +10,7 @@ id set, never by count.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +24,10 @@ from transfer_runner.export.layout import StoreLayout, store_layout
 from transfer_runner.export.objects import open_object
 from transfer_runner.export.packing import DAMAGE, Member, read_members
 from transfer_runner.export.s3 import S3Settings
-from transfer_runner.export.source import iter_messages
-from transfer_runner.platforms.base import Platform, Store
+from transfer_runner.export.source import iter_messages, listed
+from transfer_runner.platforms.base import MessageInfo, Platform, Store
 
-__all__ = ["ImportResult", "import_store", "inspect_import"]
+__all__ = ["ImportResult", "import_store", "inspect_import", "index_sha256"]
 
 _DAMAGE = (*DAMAGE, FlexibleChecksumError)
 
@@ -38,6 +39,7 @@ class ImportResult:
     imported: int
     skipped: int
     messages: int
+    index_sha256: str = ""  # the export's index the import read
 
 
 def inspect_import(
@@ -55,12 +57,23 @@ def inspect_import(
     return len(_lacking(platform, index, from_account, to_account, store))
 
 
+def index_sha256(s3: Any, settings: S3Settings, transfer_name: str, store: Store) -> str | None:
+    """The SHA-256 of the store's index as S3 holds it now (None: not exported)."""
+    index = read_index(s3, store_layout(settings, transfer_name, store))
+    return index.sha256 if index is not None else None
+
+
 def _lacking(
-    platform: Platform, index: ExportIndex, from_account: str, to_account: str, store: Store
+    platform: Platform,
+    index: ExportIndex,
+    from_account: str,
+    to_account: str,
+    store: Store,
+    source: Sequence[MessageInfo] | None = None,
 ) -> set[str]:
     """Ids to import: in the export, still held by the source (mail that expired there is not
     brought back), not in the target (mail that arrived there directly is never touched)."""
-    held = _present(platform, from_account, store)
+    held = {info.id for info in listed(platform, from_account, store, source)}
     present = _present(platform, to_account, store)
     return {e.id for e in index.entries if e.id in held and e.id not in present}
 
@@ -77,9 +90,11 @@ def import_store(
     *,
     from_account: str,
     retry_suffix: str = "",
+    source: Sequence[MessageInfo] | None = None,
 ) -> ImportResult:
     """Import into `to_account` what it lacks of the export of `store` that `from_account`
-    still holds; `ExportError` if anything is off. Checked by id set afterwards.
+    still holds (as `source`, a listing taken already, shows it, if given); `ExportError` if
+    anything is off. Checked by id set afterwards.
 
     Each platform write carries the key `<idempotency_prefix>:<message id>`. A message the
     target held once and lost since (its retention expired the imported copy) is imported
@@ -89,8 +104,10 @@ def import_store(
     layout = store_layout(settings, transfer_name, store)
     index = _require_index(s3, layout)
     expected = _expected(index)
-    lacking = _lacking(platform, index, from_account, to_account, store)
+    lacking = _lacking(platform, index, from_account, to_account, store, source)
     job = _Import(platform, to_account, store, idempotency_prefix, progress, expected, lacking)
+    if not lacking:  # nothing to import: the listing just taken is the id-set check
+        return ImportResult(0, index.messages, index.messages, index.sha256)
     _import_parts(job, s3, layout, index)
     still = lacking - _present(platform, to_account, store)
     if still and retry_suffix:
@@ -105,7 +122,7 @@ def import_store(
         )
     # Counted from the target's listing, not from True answers (a replayed key says True too)
     imported = len(lacking - job.already)
-    return ImportResult(imported, index.messages - imported, index.messages)
+    return ImportResult(imported, index.messages - imported, index.messages, index.sha256)
 
 
 def _import_parts(job: _Import, s3: Any, layout: StoreLayout, index: ExportIndex) -> None:

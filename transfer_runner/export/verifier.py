@@ -16,7 +16,7 @@ problem; S3 or platform failures still raise, since they say nothing about the d
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +30,8 @@ from transfer_runner.export.layout import StoreLayout, store_layout
 from transfer_runner.export.objects import list_etags, open_object
 from transfer_runner.export.packing import DAMAGE, Member, read_members
 from transfer_runner.export.s3 import S3Settings
-from transfer_runner.export.source import iter_messages
-from transfer_runner.platforms.base import Platform, Store
+from transfer_runner.export.source import listed
+from transfer_runner.platforms.base import MessageInfo, Platform, Store
 
 __all__ = ["MAX_PROBLEMS", "VerifyResult", "verify_store", "id_set_digest", "source_digest"]
 
@@ -91,10 +91,13 @@ def verify_store(
     *,
     complete: bool = True,
     known_parts: Mapping[str, str] | None = None,
+    source: Sequence[MessageInfo] | None = None,
 ) -> VerifyResult:
     """Check the export of `store` against S3 read-back and the source account. Writes nothing.
 
     Holds the index entries in memory (never message bodies); reads parts as streams.
+    `source` is a listing of the store taken already (see `source.list_source`); without it
+    the source is listed now.
     """
     layout = store_layout(settings, transfer_name, store)
     where = f"s3://{layout.bucket}/{layout.index_key}"
@@ -108,16 +111,17 @@ def verify_store(
     expected = _expected(index, problems)
     parts = _PartCheck(s3, layout, expected, problems, progress, dict(known_parts or {}))
     parts.run(index)
-    source = _check_source(platform, account_id, store, expected, problems, complete)
+    infos = listed(platform, account_id, store, source)
+    checked = _check_source(platform, account_id, store, infos, expected, problems, complete)
     return VerifyResult(
         ok=not problems,
         messages=index.messages,
         bytes=index.bytes,
         problems=problems.result(),
         index_sha256=index.sha256,
-        expired=len(expected) - source.matched,
-        pending=source.pending,
-        source_messages=source.listed,
+        expired=len(expected) - checked.matched,
+        pending=checked.pending,
+        source_messages=checked.listed,
         passes=index.passes,
         parts=parts.intact,
         damaged_parts=tuple(sorted(parts.damaged)),
@@ -264,17 +268,18 @@ def _check_source(
     platform: Platform,
     account_id: str,
     store: Store,
+    infos: Iterable[MessageInfo],
     expected: dict[str, IndexEntry],
     problems: _Problems,
     complete: bool,
 ) -> _SourceCheck:
-    listed: set[str] = set()
+    seen: set[str] = set()
     matched = pending = 0
-    for info in iter_messages(platform, account_id, store):
-        if info.id in listed:
+    for info in infos:
+        if info.id in seen:
             problems.add(f"message {info.id}: listed twice by the source")
             continue
-        listed.add(info.id)
+        seen.add(info.id)
         entry = expected.get(info.id)
         if entry is None:
             pending += 1
@@ -296,7 +301,7 @@ def _check_source(
                 f"message {info.id}: source SHA-256 is {digest}, the export has {entry.sha256}"
                 " (changed under the same id)"
             )
-    return _SourceCheck(len(listed), matched, pending)
+    return _SourceCheck(len(seen), matched, pending)
 
 
 def source_digest(platform: Platform, account_id: str, store: Store, message_id: str) -> str:

@@ -9,7 +9,8 @@ mailbox that no longer receives mail.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -18,13 +19,15 @@ from transfer_runner.engine.keys import idempotency_key
 from transfer_runner.errors import ExportError, StepError
 from transfer_runner.export import exporter, importer, receipt
 from transfer_runner.export.exporter import ExportDelta, SyncPolicy
+from transfer_runner.export.source import list_source
 from transfer_runner.modules.base import Check, require
 from transfer_runner.modules.verification import (
     discard_damaged_parts,
     prior_verification,
+    step_history,
     verify_facts,
 )
-from transfer_runner.platforms.base import STORES
+from transfer_runner.platforms.base import STORES, MessageInfo
 
 __all__ = ["ExportStore", "VerifyExports", "ImportStores", "FinalSync", "MODULES"]
 
@@ -119,10 +122,13 @@ class ExportStore:
       max_passes: 4         # optional: passes until the delta is small ...
       delta_messages: 50    # ... at most this many new messages
       delta_percent: 1      # ... or this share of the store, whichever is larger
+      defer_small_delta: true  # optional: a delta already that small is left to the final pass
     ```
     Each pass adds, as new parts, only the messages the export lacks; a pass with nothing new
     writes nothing. Run it days ahead (`apply --tags data`) to pre-stage the bulk: the cut-over
-    then copies only the delta.
+    then copies only the delta. With `defer_small_delta`, an export whose delta is already
+    small takes no pass at all: `data.final_sync` takes that delta after the domains move, so
+    a pre-staged cut-over reads and rewrites the export once, not twice.
     """
 
     name: ClassVar[str] = "data.export"
@@ -151,6 +157,9 @@ class ExportStore:
                 f"pass(es), nothing new ({delta.expired} expired since)"
             )
             return Check(reason=reason, facts=facts)
+        deferred = _deferred(delta, _policy(args, ctx.task_name), args, ctx.task_name)
+        if deferred:
+            return Check(reason=f"{store} exported: {deferred}", facts=facts)
         return Check(actions=(_describe(delta, store),), facts=facts)
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
@@ -174,6 +183,22 @@ class ExportStore:
             "new_bytes": sum(r.new_bytes for r in results),
             "exported_in_run": ctx.run.run_id,
         }
+
+
+def _deferred(delta: ExportDelta, policy: SyncPolicy, args: Mapping[str, Any], task: str) -> str:
+    """Why no pass is needed now (the delta is already small and left to the final pass), or
+    an empty string."""
+    status = delta.status
+    if not _flag(args, "defer_small_delta", False, task) or not status.complete:
+        return ""
+    allowed = policy.allowed(status.messages + delta.new_messages)
+    if status.discarded or delta.new_messages > allowed:
+        return ""
+    return (
+        f"{status.messages} messages in {status.passes} pass(es); {delta.new_messages} new "
+        f"({delta.new_bytes} bytes), within the sync policy's small delta ({allowed}): "
+        f"left to the final pass after the domains move ({delta.expired} expired since)"
+    )
 
 
 class VerifyExports:
@@ -235,7 +260,13 @@ def _flag(args: Mapping[str, Any], key: str, default: bool, task: str) -> bool:
     return value
 
 
-def _verify(ctx: TaskContext, account: str, store: str, complete: bool) -> dict[str, Any]:
+def _verify(
+    ctx: TaskContext,
+    account: str,
+    store: str,
+    complete: bool,
+    source: Sequence[MessageInfo] | None = None,
+) -> dict[str, Any]:
     """Verify one store now; its facts, or StepError (after discarding damaged parts)."""
     from transfer_runner.export import verifier
 
@@ -251,6 +282,7 @@ def _verify(ctx: TaskContext, account: str, store: str, complete: bool) -> dict[
         progress=_progress(ctx, f"verify {store}", status.messages),
         complete=complete,
         known_parts=known,
+        source=source,
     )
     if not result.ok:
         shown = "; ".join(result.problems[:5])
@@ -277,7 +309,9 @@ class ImportStores:
     ```
     Messages already in the new account (by id) are skipped, and only parts holding a missing
     message are read, so a delta pass's import reads the delta; mail that arrived directly in
-    the new account after the cut-over is never touched.
+    the new account after the cut-over is never touched. A store imported completely from the
+    export S3 holds now (same index SHA-256, as recorded) is not listed again: the final pass
+    imports whatever the new account lacks, and the cancel gate checks it by id set.
     """
 
     name: ClassVar[str] = "data.import"
@@ -298,25 +332,58 @@ class ImportStores:
                 actions=tuple(f"import the {s} export into the new account" for s in wanted),
                 facts={"pending": wanted},
             )
-        pending, actions, missing_by_store = _import_plan(ctx, target, wanted)
-        facts = {"pending": pending, "account": target, "missing": missing_by_store}
-        if not pending:
-            return Check(reason=f"every migrated store is in {target}", facts=facts)
-        return Check(actions=tuple(actions), facts=facts)
+        plan = _import_plan(ctx, target, wanted)
+        facts = {
+            "pending": plan.pending,
+            "account": target,
+            "missing": plan.missing,
+            "in_target": plan.in_target,
+        }
+        if not plan.pending:
+            recorded = f" ({', '.join(plan.recorded)}: as recorded)" if plan.recorded else ""
+            return Check(reason=f"every migrated store is in {target}{recorded}", facts=facts)
+        return Check(actions=tuple(plan.actions), facts=facts)
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
-        imported = {
-            store: _import(ctx, args["account"], store, check.facts["missing"].get(store, 0))
-            for store in check.facts["pending"]
-        }
-        return {"imported": imported, "pending": []}
+        in_target = dict(check.facts.get("in_target") or {})
+        imported: dict[str, Any] = {}
+        for store in check.facts["pending"]:
+            result = _import(ctx, args["account"], store, check.facts["missing"].get(store, 0))
+            in_target[store] = result.pop("index_sha256")
+            imported[store] = result
+        return {"imported": imported, "pending": [], "in_target": in_target}
 
 
-def _import_plan(
-    ctx: TaskContext, target: str, wanted: list[str]
-) -> tuple[list[str], list[str], dict[str, int]]:
-    pending, actions, missing_by_store = [], [], {}
+@dataclass
+class _ImportPlan:
+    pending: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    missing: dict[str, int] = field(default_factory=dict)
+    in_target: dict[str, str] = field(default_factory=dict)  # store -> index SHA-256 imported
+    recorded: list[str] = field(default_factory=list)  # stores known imported from the record
+
+
+def _recorded_import(ctx: TaskContext, store: str, target: str, sha256: str | None) -> bool:
+    """Whether a data.import step recorded `store` wholly in `target` from the index whose
+    SHA-256 is `sha256` (the export S3 holds now)."""
+    if sha256 is None:
+        return False
+    for module, status, outputs in reversed(step_history(ctx)):
+        if module == "data.import" and status in ("ok", "changed") and outputs.get("account"):
+            recorded = (outputs.get("in_target") or {}).get(store)
+            return outputs["account"] == target and recorded == sha256
+    return False
+
+
+def _import_plan(ctx: TaskContext, target: str, wanted: list[str]) -> _ImportPlan:
+    plan = _ImportPlan()
+    s3, settings, name = ctx.run.s3(), ctx.run.export, ctx.transfer.name
     for store in wanted:
+        sha256 = importer.index_sha256(s3, settings, name, store)
+        if _recorded_import(ctx, store, target, sha256):
+            plan.in_target[store] = sha256 or ""
+            plan.recorded.append(store)
+            continue
         try:
             missing = importer.inspect_import(
                 ctx.platform,
@@ -330,17 +397,25 @@ def _import_plan(
         except ExportError:
             if not ctx.check_mode:
                 raise
-            pending.append(store)  # not exported yet: the plan shows the import to come
-            actions.append(f"import the {store} export into {target}")
+            plan.pending.append(store)  # not exported yet: the plan shows the import to come
+            plan.actions.append(f"import the {store} export into {target}")
             continue
         if missing:
-            pending.append(store)
-            missing_by_store[store] = missing
-            actions.append(f"import {missing} {store} messages into {target}")
-    return pending, actions, missing_by_store
+            plan.pending.append(store)
+            plan.missing[store] = missing
+            plan.actions.append(f"import {missing} {store} messages into {target}")
+        elif sha256 is not None:
+            plan.in_target[store] = sha256
+    return plan
 
 
-def _import(ctx: TaskContext, target: str, store: str, expected: int) -> dict[str, int]:
+def _import(
+    ctx: TaskContext,
+    target: str,
+    store: str,
+    expected: int,
+    source: Sequence[MessageInfo] | None = None,
+) -> dict[str, Any]:
     result = importer.import_store(
         ctx.platform,
         ctx.run.s3(),
@@ -352,8 +427,13 @@ def _import(ctx: TaskContext, target: str, store: str, expected: int) -> dict[st
         progress=_progress(ctx, f"import {store}", expected),
         from_account=ctx.transfer.customer_account,
         retry_suffix=ctx.run.run_id,
+        source=source,
     )
-    return {"imported": result.imported, "skipped": result.skipped}
+    return {
+        "imported": result.imported,
+        "skipped": result.skipped,
+        "index_sha256": result.index_sha256,
+    }
 
 
 class FinalSync:
@@ -412,10 +492,20 @@ class FinalSync:
     ) -> Check:
         actions: list[str] = []
         for store in stores:
-            delta = _delta(ctx, account, store)
             prior = prior_verification(ctx, store, True)
+            if prior is None and not ctx.check_mode:
+                # Not taken yet: the pass runs whatever the delta (apply lists the source
+                # once, for the pass, its verification and the import).
+                facts["pending"].append(store)
+                actions.append(
+                    f"final {store} pass: export what is new, verify the id set"
+                    + (f", import into {target}" if modes[store] == "migrate" else "")
+                )
+                continue
+            delta = _delta(ctx, account, store)
             lacking = 0
-            if modes[store] == "migrate" and delta.status.complete:
+            # Only a pass that may be done already needs the import's count (two listings).
+            if modes[store] == "migrate" and delta.current and prior is not None:
                 lacking = importer.inspect_import(
                     ctx.platform,
                     ctx.run.s3(),
@@ -443,23 +533,30 @@ class FinalSync:
         modes = _modes(args, ctx.task_name)
         stores = dict(check.facts["stores"])
         imported: dict[str, Any] = {}
+        exported: dict[str, int] = {}
         for store in check.facts["pending"]:
-            exporter.export_store(
+            # One listing of the quiescent direct account serves the pass, its verification
+            # and the import: it only shrinks now, and the gate lists it again before cancel.
+            source = list_source(ctx.platform, account, store)
+            result = exporter.export_store(
                 ctx.platform,
                 ctx.run.s3(),
                 ctx.run.export,
                 ctx.transfer.name,
                 account,
                 store,
-                progress=_progress(ctx, f"final export {store}", 0),
+                progress=_progress(ctx, f"final export {store}", len(source)),
+                source=source,
             )
-            stores[store] = _verify(ctx, account, store, complete=True)
+            exported[store] = result.new_messages
+            stores[store] = _verify(ctx, account, store, complete=True, source=source)
             if modes[store] == "migrate":
-                imported[store] = _import(ctx, target, store, 0)
+                imported[store] = _import(ctx, target, store, 0, source=source)
         outputs: dict[str, Any] = {
             "stores": stores,
             "pending": [],
             "complete": True,
+            "exported": exported,
             "imported": imported,
         }
         if stores:

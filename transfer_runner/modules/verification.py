@@ -23,6 +23,7 @@ __all__ = [
     "verify_facts",
     "recorded_verifications",
     "prior_verification",
+    "step_history",
     "discard_damaged_parts",
 ]
 
@@ -61,7 +62,7 @@ def recorded_verifications(
     return found
 
 
-def _history(ctx: TaskContext, fresh: bool) -> list[tuple[str, str, dict[str, Any]]]:
+def step_history(ctx: TaskContext, fresh: bool = False) -> list[tuple[str, str, dict[str, Any]]]:
     """(module, status, outputs) of this transfer's steps, oldest first: earlier runs, then
     this one."""
     records = ctx.fresh_records() if fresh else ctx.previous
@@ -81,7 +82,7 @@ def prior_verification(
 ) -> dict[str, Any] | None:
     """The newest recorded verification of `store` that still holds: `complete` if asked, and
     (with `same_index`) of the index S3 holds now. None when there is none."""
-    candidates = recorded_verifications(_history(ctx, fresh), store)
+    candidates = recorded_verifications(step_history(ctx, fresh), store)
     if complete:  # records from before passes existed compared whole sets: complete ones
         candidates = [c for c in candidates if c.get("complete", True) is True]
     if not candidates or not same_index:
