@@ -57,6 +57,7 @@ class ApplyFigures:
             {
                 **{k: verified[k] for k in final_keep if k in verified},
                 "imported": (final_out.get("imported") or {}).get(STORE),
+                "exported": (final_out.get("exported") or {}).get(STORE),
                 "status": (final or {}).get("status"),
             },
         )
@@ -210,17 +211,19 @@ def runs_table(runs: Sequence[ApplyFigures]) -> list[str]:
     """One row per apply: result, times, the data steps' durations, what the export added."""
     steps = " | ".join(f"{name} s" for name, _ in STEP_COLUMNS)
     lines = [
-        f"| run | result | apply s | CPU s | {steps} | export passes | exported in this apply |",
-        "|---|---|---:|---:|" + "---:|" * len(STEP_COLUMNS) + "---:|---:|",
+        f"| run | result | apply s | CPU s | {steps} | passes before the move "
+        "| exported before the move | exported by the final pass |",
+        "|---|---|---:|---:|" + "---:|" * len(STEP_COLUMNS) + "---:|---:|---:|",
     ]
     for run in runs:
         cells = " | ".join(f"{run.step_s(module):,.1f}" for _, module in STEP_COLUMNS)
-        passes = run.export.get("passes_run", "-")
-        added = run.export.get("new_messages")
-        added_text = f"{added:,}" if isinstance(added, int) else "-"
+        passes = run.export.get("passes_run", 0)  # absent: the step took no pass
+        added = run.export.get("new_messages", 0) if passes else 0
+        final = run.final.get("exported")
+        final_text = f"{final:,}" if isinstance(final, int) else "-"
         lines.append(
             f"| {run.label} | {run.status} | {run.seconds:,.1f} | {run.cpu_s:,.1f} | {cells} "
-            f"| {passes} | {added_text} |"
+            f"| {passes} | {added:,} | {final_text} |"
         )
     return lines
 
@@ -246,12 +249,13 @@ def live_lines(live: LiveScenario) -> list[str]:
     last, loss = live.applies[-1], live.loss
     by_pass = ", ".join(f"pass {k}: {v:,}" for k, v in sorted(loss.passes.items()))
     lines += [
-        f"- data.export (last apply): {last.export.get('passes_run', '-')} pass(es) in the "
+        f"- data.export (last apply): {last.export.get('passes_run', 0)} pass(es) in the "
         f"step, the export at pass {last.export.get('pass', '-')}, "
-        f"{last.export.get('new_messages', 0):,} messages added by the step",
-        f"- data.final_sync (last apply): {last.final.get('status')}, verified "
-        f"{last.final.get('messages', 0):,} messages (complete), imported "
-        f"{last.final.get('imported')}",
+        f"{last.export.get('new_messages', 0) if last.export.get('passes_run') else 0:,} "
+        "messages added by the step",
+        f"- data.final_sync (last apply): {last.final.get('status')}, exported "
+        f"{last.final.get('exported', '-')}, verified {last.final.get('messages', 0):,} "
+        f"messages (complete), imported {last.final.get('imported')}",
         f"- the export's index by pass: {by_pass} ({loss.indexed:,} messages, {live.passes} "
         "passes in all)",
     ]
