@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -51,6 +52,16 @@ def pytest_configure(config: pytest.Config) -> None:
         chosen = f"{datetime.now(UTC).date().isoformat()}T12:00:00Z"
     parse_instant(chosen)  # a bad value fails the session at once
     os.environ[CLOCK_ENV] = chosen
+    _interruptible_children()
+
+
+def _interruptible_children() -> None:
+    """A shell without job control starts background commands with SIGINT ignored, and an
+    ignored signal stays ignored across exec: `sandbox serve` started by a test would then
+    never see the Ctrl-C the test sends it. The suite's processes get the default instead,
+    however the suite was launched."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
