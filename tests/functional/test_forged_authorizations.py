@@ -164,11 +164,28 @@ def _playbook_with_max_age(world: World, days: int) -> Path:
     return path
 
 
-def test_default_playbook_sets_no_maximum_age() -> None:
-    data = yaml.safe_load(default_playbook_path().read_text(encoding="utf-8"))
-    verifies = [task["ticket.verify"] for task in data["tasks"] if "ticket.verify" in task]
-    assert len(verifies) == 2
-    assert all("max_age_days" not in args for args in verifies)
+def test_the_default_playbook_refuses_a_ticket_older_than_90_days(world: World) -> None:
+    """A 2019 ticket no longer passes by default (issue 12): 90 days, set in the playbook's
+    `defaults`, judged against the run's clock."""
+    _rebuild(world, {"T-5001": {"created_at": "now-91d"}})
+    _fails_without_writes(world, "customer ticket T-5001", "is older than 90 days")
+
+
+def test_the_default_maximum_age_lets_a_89_day_old_ticket_pass(world: World) -> None:
+    _rebuild(world, {"T-5001": {"created_at": "now-89d"}, "T-5002": {"created_at": "now-89d"}})
+    result = _apply(world)
+    assert result.status == "succeeded", result.message
+
+
+def test_a_claimed_ticket_does_not_age_out_of_its_transfer(world: World) -> None:
+    """Age is judged when the ticket is claimed: a transfer resumed after the ticket passed
+    90 days goes on."""
+    _rebuild(world, {"T-5001": {"created_at": "now-89d"}})
+    [staged] = world.apply(tags=["authorize"]).transfers  # claims both tickets, on the state
+    assert staged.status == "succeeded", staged.message
+    _rebuild(world, {"T-5001": {"created_at": "now-200d"}})  # the platform: nothing written yet
+    result = _apply(world)
+    assert result.status == "succeeded", result.message
 
 
 @pytest.mark.parametrize(("ticket", "role"), [("T-5001", "customer"), ("T-5002", "reseller")])

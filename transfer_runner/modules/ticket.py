@@ -79,7 +79,7 @@ class VerifyTicket:
       from_account: C-1001      # the account the ticket must come from
       domains: [acme.com]       # the ticket must name one of them
       reseller_name: Northwind IT   # the customer's ticket must name it
-      max_age_days: 90          # optional
+      max_age_days: 90          # optional: refused when older, judged when claimed
     ```
     The claim is recorded in the state store, not on the platform: a ticket authorizes one
     transfer only.
@@ -95,13 +95,15 @@ class VerifyTicket:
         ticket = ctx.platform.get_ticket(ticket_id)
         if ticket is None:
             raise StepError(ctx.task_name, f"{role} ticket {ticket_id} does not exist")
+        holder = ctx.run.state.ticket_claim(ticket_id)
         problems = ticket_problems(
             ticket,
             role=role,
             from_account=require(args, "from_account", ctx.task_name),
             domains=require(args, "domains", ctx.task_name, list),
             reseller_name=require(args, "reseller_name", ctx.task_name),
-            max_age_days=_max_age(args, ctx.task_name),
+            # Age counts when the ticket is claimed: a transfer resumed days later keeps it.
+            max_age_days=None if holder == ctx.transfer.name else _max_age(args, ctx.task_name),
             now=ctx.run.clock.now(),
         )
         if role == "reseller":
@@ -109,7 +111,6 @@ class VerifyTicket:
         if problems:
             raise StepError(ctx.task_name, f"{role} ticket {ticket_id} " + "; ".join(problems))
         facts = {"ticket": ticket_id, "role": role, "account": ticket.account}
-        holder = ctx.run.state.ticket_claim(ticket_id)
         if holder == ctx.transfer.name:
             return Check(reason=f"{role} ticket {ticket_id} verified", facts=facts)
         if holder is not None:
