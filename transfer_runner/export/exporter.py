@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
@@ -387,26 +388,21 @@ class _StoreExport:
 
     def run(self, listing: dict[str, int]) -> ExportResult:
         self.listing = listing
-        try:
+        with ExitStack() as cleanup:
+            cleanup.callback(self.ids.close)
             journal = load_journal(self.s3, self.layout, listing, self.ids)
-        except BaseException:
-            self.ids.close()
-            raise
-        try:
-            try:
-                self.pass_number = _pass_number(listing, self.layout, journal)
-                delete_objects(self.s3, self.layout.bucket, journal.stale_keys)
-                records = self._pack_all(journal)
-                expired = self.ids.unlisted(IdSet.RESUMED)
-            finally:
-                self.ids.close()
+            cleanup.callback(journal.close)
+            self.pass_number = _pass_number(listing, self.layout, journal)
+            delete_objects(self.s3, self.layout.bucket, journal.stale_keys)
+            records = self._pack_all(journal)
+            expired = self.ids.unlisted(IdSet.RESUMED)
             final = {**journal.records, **{r.number: r for r in records}}
             new = (sum(r.messages for r in records), sum(r.bytes for r in records))
             if not records and not journal.stale_keys and self._current(listing, journal):
-                return self._unchanged(final, expired)
-            return self._finish(listing, final, new, expired, journal)
-        finally:
-            journal.close()
+                result = self._unchanged(final, expired)
+            else:
+                result = self._finish(listing, final, new, expired, journal)
+        return result
 
     def _current(self, listing: dict[str, int], journal: Journal) -> bool:
         """Whether S3 already holds exactly the index these records assemble into, and no
@@ -590,6 +586,8 @@ class _StoreExport:
     def _remember(self, numbers: list[int], journal: Journal, etag: str, digest: str) -> None:
         """Cache the index just written, from the entries its lines were made of (when they
         are all at hand), so that verify and import do not read it back."""
+        if not etag:
+            return
         entries: list[IndexEntry] = []
         for number in numbers:
             held = journal.entries_of(number)
@@ -598,5 +596,4 @@ class _StoreExport:
             if held is None:
                 return
             entries.extend(held)
-        if etag:
-            remember_index(self.s3, self.layout, etag, ExportIndex(tuple(entries), digest))
+        remember_index(self.s3, self.layout, etag, ExportIndex(tuple(entries), digest))

@@ -39,6 +39,7 @@ __all__ = [
     "ExportIndex",
     "IndexCache",
     "INDEX_CACHE",
+    "MAX_HELD_ENTRIES",
     "as_utc",
     "utc_iso",
     "read_index",
@@ -55,6 +56,7 @@ _CANONICAL_LINE = re.compile(
     r'"received_at":"([^"\\\x00-\x1f]*)","pass":([1-9][0-9]{0,9})\}'
 )
 _SPOOL_LIMIT = 4 * MiB
+MAX_HELD_ENTRIES = 250_000  # parsed entries held in memory for one purpose (~300 bytes each)
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -233,7 +235,7 @@ class IndexCache:
     Bounded by the number of entries it holds (about 300 bytes each).
     """
 
-    def __init__(self, max_entries: int = 250_000) -> None:
+    def __init__(self, max_entries: int = MAX_HELD_ENTRIES) -> None:
         self.max_entries = max_entries
         self._lock = threading.Lock()
         self._items: OrderedDict[tuple[str, str, str], tuple[str, ExportIndex]] = OrderedDict()

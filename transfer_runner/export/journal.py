@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from transfer_runner.errors import ExportError
-from transfer_runner.export.index import IndexEntry, IndexWriter, iter_lines
+from transfer_runner.export.index import MAX_HELD_ENTRIES, IndexEntry, IndexWriter, iter_lines
 from transfer_runner.export.layout import StoreLayout
 from transfer_runner.export.objects import open_object, put_bytes, s3_errors
 from transfer_runner.export.s3 import S3Settings
@@ -41,7 +41,6 @@ JOURNAL_VERSION = 2
 _BATCH = 500  # ids per SQL statement (SQLite allows 999 parameters at the least)
 _READABLE_VERSIONS = (1, 2)
 _SPOOL = 8 * 1024 * 1024
-MAX_HELD_ENTRIES = 250_000  # parsed entries a loaded journal holds in memory, at most
 JOURNAL_CONTENT_TYPE = "application/x-ndjson"
 
 

@@ -143,15 +143,8 @@ def open_object(s3: Any, bucket: str, key: str) -> Any | None:
     `ChecksumMode` lets botocore check the stored checksum as the body is read, where S3 has
     a full-object one; our own SHA-256 of every message is the check that counts.
     """
-    try:
-        response = s3.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in _MISSING:
-            return None
-        raise ExportError(f"S3 read of s3://{bucket}/{key} failed: {_describe(exc)}") from exc
-    except BotoCoreError as exc:
-        raise ExportError(f"S3 read of s3://{bucket}/{key} failed: {_describe(exc)}") from exc
-    return response["Body"]
+    read = open_object_if_changed(s3, bucket, key, None)
+    return None if read is None else read.body
 
 
 @dataclass(frozen=True)

@@ -349,8 +349,8 @@ class ImportStores:
         imported: dict[str, Any] = {}
         for store in check.facts["pending"]:
             result = _import(ctx, args["account"], store, check.facts["missing"].get(store, 0))
-            in_target[store] = result.pop("index_sha256")
-            imported[store] = result
+            in_target[store] = result.index_sha256
+            imported[store] = _import_facts(result)
         return {"imported": imported, "pending": [], "in_target": in_target}
 
 
@@ -363,11 +363,9 @@ class _ImportPlan:
     recorded: list[str] = field(default_factory=list)  # stores known imported from the record
 
 
-def _recorded_import(ctx: TaskContext, store: str, target: str, sha256: str | None) -> bool:
+def _recorded_import(ctx: TaskContext, store: str, target: str, sha256: str) -> bool:
     """Whether a data.import step recorded `store` wholly in `target` from the index whose
     SHA-256 is `sha256` (the export S3 holds now)."""
-    if sha256 is None:
-        return False
     for module, status, outputs in reversed(step_history(ctx)):
         if module == "data.import" and status in ("ok", "changed") and outputs.get("account"):
             recorded = (outputs.get("in_target") or {}).get(store)
@@ -380,8 +378,8 @@ def _import_plan(ctx: TaskContext, target: str, wanted: list[str]) -> _ImportPla
     s3, settings, name = ctx.run.s3(), ctx.run.export, ctx.transfer.name
     for store in wanted:
         sha256 = importer.index_sha256(s3, settings, name, store)
-        if _recorded_import(ctx, store, target, sha256):
-            plan.in_target[store] = sha256 or ""
+        if sha256 is not None and _recorded_import(ctx, store, target, sha256):
+            plan.in_target[store] = sha256
             plan.recorded.append(store)
             continue
         try:
@@ -415,8 +413,8 @@ def _import(
     store: str,
     expected: int,
     source: Sequence[MessageInfo] | None = None,
-) -> dict[str, Any]:
-    result = importer.import_store(
+) -> importer.ImportResult:
+    return importer.import_store(
         ctx.platform,
         ctx.run.s3(),
         ctx.run.export,
@@ -429,11 +427,11 @@ def _import(
         retry_suffix=ctx.run.run_id,
         source=source,
     )
-    return {
-        "imported": result.imported,
-        "skipped": result.skipped,
-        "index_sha256": result.index_sha256,
-    }
+
+
+def _import_facts(result: importer.ImportResult) -> dict[str, int]:
+    """What a step records of one store's import."""
+    return {"imported": result.imported, "skipped": result.skipped}
 
 
 class FinalSync:
@@ -551,7 +549,7 @@ class FinalSync:
             exported[store] = result.new_messages
             stores[store] = _verify(ctx, account, store, complete=True, source=source)
             if modes[store] == "migrate":
-                imported[store] = _import(ctx, target, store, 0, source=source)
+                imported[store] = _import_facts(_import(ctx, target, store, 0, source=source))
         outputs: dict[str, Any] = {
             "stores": stores,
             "pending": [],
