@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from tests.unit.fake_platform import BASE_TIME, FakePlatform
 from tests.unit.moto_s3 import moto_bucket
 from transfer_runner.errors import ExportError
-from transfer_runner.export.exporter import export_store
+from transfer_runner.export import journal
+from transfer_runner.export.exporter import MIN_SPLIT_BYTES, export_store, split_size
 from transfer_runner.export.importer import import_store
 from transfer_runner.export.index import (
     INDEX_CACHE,
@@ -29,7 +30,7 @@ from transfer_runner.export.index import (
 )
 from transfer_runner.export.journal import IdSet
 from transfer_runner.export.layout import store_layout
-from transfer_runner.export.s3 import S3Settings
+from transfer_runner.export.s3 import MiB, S3Settings
 from transfer_runner.export.source import list_source
 from transfer_runner.export.verifier import verify_store
 
@@ -134,6 +135,24 @@ def test_the_fast_parser_never_disagrees_with_json(
     assert fast == slow
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    message_id=st.one_of(_ids, _text),
+    part=st.one_of(st.sampled_from(["part-00001.tar.gz", "part-00012.tar"]), _text),
+    size=st.one_of(st.integers(0, 10**20), st.booleans()),
+    sha256=st.one_of(st.just(SHA), _text),
+    received_at=_text,
+    pass_number=st.one_of(st.integers(1, 10**11), st.booleans()),
+)
+def test_a_line_is_written_exactly_as_json_would_write_it(
+    message_id: Any, part: Any, size: Any, sha256: Any, received_at: Any, pass_number: Any
+) -> None:
+    entry = IndexEntry(message_id, part, size, sha256, received_at, pass_number)
+    expected = line(id=message_id, part=part, size=size, sha256=sha256,
+                    received_at=received_at, **{"pass": pass_number})  # fmt: skip
+    assert entry.to_line() == expected + b"\n"
+
+
 # --- the cache --------------------------------------------------------------------------------
 
 
@@ -207,8 +226,9 @@ def test_an_index_the_pass_wrote_is_known_without_reading_it_back(
 # --- the id set -------------------------------------------------------------------------------
 
 
-def test_the_id_set_adds_all_or_nothing_and_looks_up_in_batches() -> None:
-    ids = IdSet()
+@pytest.mark.parametrize("max_in_memory", [100_000, 0, 1_000], ids=["memory", "disk", "spills"])
+def test_the_id_set_adds_all_or_nothing_and_looks_up_in_batches(max_in_memory: int) -> None:
+    ids = IdSet(max_in_memory)
     try:
         assert ids.add_all([(f"m-{i}", SHA) for i in range(1200)], IdSet.RESUMED)
         assert not ids.add_all([("new-1", None), ("m-5", None)], IdSet.PACKED)
@@ -219,8 +239,84 @@ def test_the_id_set_adds_all_or_nothing_and_looks_up_in_batches() -> None:
         ids.mark_listed(["m-7", "m-14"])
         assert ids.lookup(["m-7"])["m-7"][2] is True
         assert ids.unlisted(IdSet.RESUMED) == 1198
+        assert ids.on_disk is (max_in_memory < 1200)
     finally:
         ids.close()
+
+
+def test_the_id_set_keeps_what_it_held_when_it_spills_to_disk() -> None:
+    ids = IdSet(max_in_memory=10)
+    try:
+        assert ids.add_all([(f"m-{i}", SHA) for i in range(8)], IdSet.RESUMED)
+        ids.mark_listed(["m-1", "m-2"])
+        assert not ids.on_disk
+        assert ids.add_all([(f"p-{i}", None) for i in range(5)], IdSet.PACKED)
+        assert ids.on_disk  # 13 ids > 10: the database holds them all now
+        assert ids.lookup(["m-1", "m-3", "p-4"]) == {
+            "m-1": (IdSet.RESUMED, SHA, True),
+            "m-3": (IdSet.RESUMED, SHA, False),
+            "p-4": (IdSet.PACKED, None, False),
+        }
+        assert ids.unlisted(IdSet.RESUMED) == 6
+        assert not ids.add_all([("m-0", None)], IdSet.PACKED)
+    finally:
+        ids.close()
+
+
+def _passes(s3: Any, platform: FakePlatform) -> list[tuple[int, int, int, str]]:
+    """Three passes with mail arriving and expiring between them: (new, expired, messages,
+    index SHA-256) of each."""
+    results = [export_store(platform, s3, SETTINGS, NAME, SOURCE, "archive")]
+    for number in range(40):
+        platform.put(SOURCE, "archive", f"late-{number}", b"y" * (300 + number), BASE_TIME)
+    first = [i for i in platform.ids(SOURCE, "archive") if not i.startswith("late-")]
+    for message_id in first[:25]:
+        platform.remove(SOURCE, "archive", message_id)
+    results.append(export_store(platform, s3, SETTINGS, NAME, SOURCE, "archive"))
+    results.append(export_store(platform, s3, SETTINGS, NAME, SOURCE, "archive"))
+    return [(r.new_messages, r.expired, r.messages, r.index_sha256) for r in results]
+
+
+def test_passes_give_the_same_export_whether_the_ids_are_held_or_on_disk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen = []
+    for limit in (journal.MAX_IDS_IN_MEMORY, 30):  # 30: every pass spills to SQLite
+        monkeypatch.setattr(journal, "MAX_IDS_IN_MEMORY", limit)
+        fake = FakePlatform()
+        fake.add_messages(SOURCE, "archive", 120, size=2048)
+        INDEX_CACHE.clear()
+        with moto_bucket(monkeypatch, BUCKET, SETTINGS) as client:
+            seen.append(_passes(client, fake))
+    assert seen[0] == seen[1]
+    assert [(new, expired, messages) for new, expired, messages, _ in seen[0]] == [
+        (120, 0, 120), (40, 25, 160), (0, 25, 160)
+    ]
+
+
+def test_a_small_delta_is_split_into_a_part_per_upload_worker() -> None:
+    cfg = replace(SETTINGS, part_size_bytes=32 * MiB, upload_workers=4)
+    assert split_size(10 * MiB, cfg) == -(-10 * MiB // 4)  # four parts compress at once
+    assert split_size(100, cfg) == MIN_SPLIT_BYTES  # never below a useful part
+    assert split_size(10 * 1024 * MiB, cfg) == 32 * MiB  # a bulk pass: the configured size
+
+
+def test_a_pass_given_its_listing_spreads_its_delta_over_the_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cfg = replace(SETTINGS, part_size_bytes=32 * MiB, upload_workers=3)
+    parts = []
+    for held in (False, True):
+        fake = FakePlatform()
+        fake.add_messages(SOURCE, "archive", 30, size=100 * 1024)  # 3 MB, one part's worth
+        INDEX_CACHE.clear()
+        with moto_bucket(monkeypatch, BUCKET, cfg) as client:
+            source = list_source(fake, SOURCE, "archive") if held else None
+            result = export_store(fake, client, cfg, NAME, SOURCE, "archive", source=source)
+            assert result.messages == 30
+            assert verify_store(fake, client, cfg, NAME, SOURCE, "archive").ok
+            parts.append(len(result.parts))
+    assert parts == [1, 3]
 
 
 # --- one listing, three readers ---------------------------------------------------------------

@@ -138,7 +138,12 @@ def test_a_gap_in_the_journal_is_filled_and_only_it_is_uploaded(
     again = export_store(platform, s3, cfg, NAME, SOURCE, "archive")
     assert again.as_found() == first.as_found()
     assert sorted(part_puts) == sorted(
-        [first.parts[2], f"{BASE}_journal/part-00003.json", f"{BASE}index.jsonl"]
+        [
+            first.parts[2],
+            f"{BASE}_journal/part-00003.json",
+            f"{BASE}index.jsonl",
+            f"{BASE}_journal/checkpoint.json",
+        ]
     )
 
 

@@ -70,9 +70,10 @@ def keys(s3: Any, prefix: str = "runs/") -> list[str]:
 
 
 def journal_of(result: Any) -> list[str]:
-    """The journal record keys of an export's parts."""
+    """The journal of an export: its parts' records and the checkpoint of its index."""
     base = result.index_key[: -len("index.jsonl")]
-    return [f"{base}_journal/part-{n:05d}.json" for n in range(1, len(result.parts) + 1)]
+    records = [f"{base}_journal/part-{n:05d}.json" for n in range(1, len(result.parts) + 1)]
+    return [*records, f"{base}_journal/checkpoint.json"]
 
 
 def index_lines(s3: Any, store: str = "archive") -> list[dict[str, Any]]:
@@ -179,7 +180,7 @@ def test_empty_store_writes_an_empty_index_and_no_part(s3: Any) -> None:
     assert inspect_export(platform, s3, cfg, NAME, SOURCE, "archive").exists is False
     result = export_store(platform, s3, cfg, NAME, SOURCE, "archive")
     assert (result.messages, result.bytes, result.parts, result.compressed_bytes) == (0, 0, (), 0)
-    assert keys(s3) == [f"runs/{NAME}/archive/index.jsonl"]
+    assert keys(s3) == sorted([*journal_of(result), result.index_key])  # and no part
     assert index_lines(s3) == []
     status = inspect_export(platform, s3, cfg, NAME, SOURCE, "archive")
     assert status.exists and status.complete and status.messages == 0
@@ -196,7 +197,8 @@ def test_re_export_writes_nothing_and_returns_the_same_result(
 ) -> None:
     cfg = settings()
     first = export_store(platform, s3, cfg, NAME, SOURCE, "archive")
-    assert calls["PutObject"] == 2 * len(first.parts) + 1  # parts, their journal, the index
+    # the parts, their journal records, the index and its checkpoint
+    assert calls["PutObject"] == 2 * len(first.parts) + 2
     before = {k: s3.head_object(Bucket=BUCKET, Key=k)["ETag"] for k in keys(s3)}
     calls.clear()
     fetched = platform.calls["fetch_message"]

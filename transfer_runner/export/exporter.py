@@ -27,7 +27,14 @@ from transfer_runner.export.index import (
     remember_index,
     utc_iso,
 )
-from transfer_runner.export.journal import IdSet, Journal, PartRecord, assemble_index, load_journal
+from transfer_runner.export.journal import (
+    IdSet,
+    Journal,
+    PartRecord,
+    assemble_index,
+    load_journal,
+    write_checkpoint,
+)
 from transfer_runner.export.layout import StoreLayout, store_layout
 from transfer_runner.export.objects import (
     abort_multipart_uploads,
@@ -57,6 +64,7 @@ __all__ = [
 Progress = Callable[[int, int], None]  # (messages done, bytes done)
 INDEX_CONTENT_TYPE = "application/x-ndjson"
 _LINES_SPOOL = 1 * MiB
+MIN_SPLIT_BYTES = 1 * MiB  # the smallest part a small delta is split into
 _LOOKUP_BATCH = 500  # listed messages looked up in the id set per statement
 
 
@@ -327,6 +335,14 @@ def _pass_number(listing: dict[str, int], layout: StoreLayout, journal: Journal)
     return journal.last_pass + 1 if finished or not journal.last_pass else journal.last_pass
 
 
+def split_size(new_bytes: int, settings: S3Settings) -> int:
+    """The part size for a pass of `new_bytes`: a small delta is cut into one part per upload
+    worker (at least `MIN_SPLIT_BYTES` each) so that its parts compress in parallel; a large
+    one into parts of the configured size."""
+    share = -(-new_bytes // settings.upload_workers)
+    return min(settings.part_size_bytes, max(MIN_SPLIT_BYTES, share))
+
+
 class _Numbers:
     """Part numbers for new parts: the gaps the journal leaves first, then past its end.
 
@@ -425,11 +441,16 @@ class _StoreExport:
         part: _OpenPart | None = None
         try:
             infos = listed(self.platform, self.account_id, self.store, self.source)
-            for info in self._new_messages(infos):
+            new: Iterable[MessageInfo] = self._new_messages(infos)
+            cut = self.settings.part_size_bytes
+            if self.source is not None:  # the listing is held already: so may its delta be
+                new = list(new)
+                cut = split_size(sum(info.size for info in new), self.settings)
+            for info in new:
                 if part is None:
                     part = self._open(numbers.take())
                 self._pack(part, info)
-                if part.writer.tar_bytes >= self.settings.part_size_bytes:
+                if part.writer.tar_bytes >= cut:
                     uploader.submit(part.finished())
                     part = None
             if part is not None:
@@ -573,6 +594,9 @@ class _StoreExport:
         stale |= {k for k in listing if self.layout.journal_number(k) and k not in journal_keys}
         delete_objects(self.s3, self.layout.bucket, stale)
         crash_point("export-before-index")
+        for number, entries in self.packed.items():  # this pass's parts: lines at hand
+            if number in final and number not in journal.records:
+                journal.keep(number, final[number], [e.to_line() for e in entries], entries)
         index = assemble_index(self.s3, self.layout, numbers, journal)
         try:
             key, size = self.layout.index_key, index.size
@@ -580,6 +604,8 @@ class _StoreExport:
             digest = index.sha256
         finally:
             index.close()
+        records = [final[n] for n in numbers]
+        write_checkpoint(self.s3, self.settings, self.layout, records, digest, size)
         self._remember(numbers, journal, etag, digest)
         return self._result(final, digest, new, expired, wrote=True)
 

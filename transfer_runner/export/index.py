@@ -55,6 +55,8 @@ _CANONICAL_LINE = re.compile(
     r'"size":(0|[1-9][0-9]{0,18}),"sha256":"([0-9a-f]{64})",'
     r'"received_at":"([^"\\\x00-\x1f]*)","pass":([1-9][0-9]{0,9})\}'
 )
+# Printable ASCII but `"` and a backslash: what JSON writes as it is, without an escape.
+_PLAIN_TEXT = re.compile(r'[\x20\x21\x23-\x5b\x5d-\x7e]*')
 _SPOOL_LIMIT = 4 * MiB
 MAX_HELD_ENTRIES = 250_000  # parsed entries held in memory for one purpose (~300 bytes each)
 
@@ -81,6 +83,19 @@ class IndexEntry(NamedTuple):
 
     def to_line(self) -> bytes:
         """The entry as one JSON line, keys in the documented order."""
+        if (
+            is_message_id(self.id)
+            and _PLAIN_TEXT.fullmatch(self.part)
+            and _PLAIN_TEXT.fullmatch(self.received_at)
+            and _SHA256_RE.match(self.sha256)
+            and type(self.size) is int
+            and type(self.pass_number) is int
+        ):  # nothing to escape: the bytes json.dumps would give, formatted directly
+            return (
+                f'{{"id":"{self.id}","part":"{self.part}","size":{self.size},'
+                f'"sha256":"{self.sha256}","received_at":"{self.received_at}",'
+                f'"pass":{self.pass_number}}}\n'
+            ).encode()
         doc = {
             "id": self.id,
             "part": self.part,

@@ -8,10 +8,18 @@ passes, belong to pass 1). S3 is the only durable place shared between runs
 record counts only if its part object exists with the recorded size and the current
 compression; its messages are then skipped. `index.jsonl` is assembled from the records, in
 part-number order, so no message is missing or twice.
+
+After a pass writes the index, `_journal/checkpoint.json` names the records it was made of
+(their headers) and the index's SHA-256. While S3 still holds that index, the next pass takes
+those records from the index (which every step reads, and keeps parsed) instead of reading
+each record object: a pass then costs reads in proportion to what is new, not to the store.
+Anything that does not agree (another index, a part of another size, lines that would not
+give the same bytes) is read from its record as before, so the checkpoint only saves reads.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import tempfile
@@ -21,7 +29,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from transfer_runner.errors import ExportError
-from transfer_runner.export.index import MAX_HELD_ENTRIES, IndexEntry, IndexWriter, iter_lines
+from transfer_runner.export.index import (
+    MAX_HELD_ENTRIES,
+    ExportIndex,
+    IndexEntry,
+    IndexWriter,
+    iter_lines,
+    read_index,
+)
 from transfer_runner.export.layout import StoreLayout
 from transfer_runner.export.objects import open_object, put_bytes, s3_errors
 from transfer_runner.export.s3 import S3Settings
@@ -33,6 +48,7 @@ __all__ = [
     "IdSet",
     "journal_header",
     "write_record",
+    "write_checkpoint",
     "load_journal",
     "assemble_index",
 ]
@@ -42,6 +58,8 @@ _BATCH = 500  # ids per SQL statement (SQLite allows 999 parameters at the least
 _READABLE_VERSIONS = (1, 2)
 _SPOOL = 8 * 1024 * 1024
 JOURNAL_CONTENT_TYPE = "application/x-ndjson"
+CHECKPOINT_VERSION = 1
+MAX_IDS_IN_MEMORY = MAX_HELD_ENTRIES  # an IdSet beyond this many ids moves to SQLite
 
 
 @dataclass(frozen=True)
@@ -81,7 +99,8 @@ def write_record(
 
 
 class IdSet:
-    """Message ids of an export, on disk (SQLite), so memory does not grow with them.
+    """Message ids of an export: in memory while they are few, on disk (SQLite) beyond
+    `max_in_memory`, so memory does not grow with the store.
 
     Each id remembers whether it came from the journal (exported by an earlier pass or
     attempt: RESUMED) or from this pass's packing (PACKED), its SHA-256, and whether this
@@ -90,21 +109,24 @@ class IdSet:
 
     RESUMED, PACKED = 0, 1
 
-    def __init__(self) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="transfer-runner-ids-")
-        self._db = sqlite3.connect(Path(self._dir.name) / "ids.db", isolation_level=None)
-        for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-2048"):
-            self._db.execute(f"PRAGMA {pragma}")
-        self._db.execute(
-            "CREATE TABLE ids (id TEXT PRIMARY KEY, origin INTEGER, sha256 TEXT, "
-            "listed INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID"
-        )
-        self._db.execute("BEGIN")
+    def __init__(self, max_in_memory: int | None = None) -> None:
+        self.max_in_memory = MAX_IDS_IN_MEMORY if max_in_memory is None else max_in_memory
+        # id -> [origin, SHA-256, listed] until it spills; then None and the database holds all
+        self._held: dict[str, list[Any]] | None = {}
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self._db: sqlite3.Connection | None = None
+
+    @property
+    def on_disk(self) -> bool:
+        """Whether the ids have spilled to the database."""
+        return self._held is None
 
     def unlisted(self, origin: int) -> int:
         """How many ids of `origin` the source's listing did not show (expired since)."""
+        if self._held is not None:
+            return sum(1 for o, _, listed in self._held.values() if o == origin and not listed)
         query = "SELECT COUNT(*) FROM ids WHERE origin = ? AND listed = 0"
-        return int(self._db.execute(query, (origin,)).fetchone()[0])
+        return int(self._database().execute(query, (origin,)).fetchone()[0])
 
     def add_all(self, entries: Sequence[tuple[str, str | None]], origin: int) -> bool:
         """Record every `(id, SHA-256)` of `entries` with `origin`, all or none: False (and
@@ -113,7 +135,13 @@ class IdSet:
         message_ids = [message_id for message_id, _ in entries]
         if len(set(message_ids)) != len(message_ids) or self.lookup(message_ids):
             return False
-        self._db.executemany(
+        if self._held is not None and len(self._held) + len(entries) > self.max_in_memory:
+            self._spill()
+        if self._held is not None:
+            for message_id, sha256 in entries:
+                self._held[message_id] = [origin, sha256, False]
+            return True
+        self._database().executemany(
             "INSERT INTO ids (id, origin, sha256) VALUES (?, ?, ?)",
             ((message_id, origin, sha256) for message_id, sha256 in entries),
         )
@@ -122,22 +150,62 @@ class IdSet:
     def lookup(self, message_ids: Sequence[str]) -> dict[str, tuple[int, str | None, bool]]:
         """id -> (origin, SHA-256, listed) of those of `message_ids` that are recorded."""
         found: dict[str, tuple[int, str | None, bool]] = {}
+        if self._held is not None:
+            for message_id in message_ids:
+                row = self._held.get(message_id)
+                if row is not None:
+                    found[message_id] = (row[0], row[1], row[2])
+            return found
         for start in range(0, len(message_ids), _BATCH):
             batch = message_ids[start : start + _BATCH]
             marks = ",".join("?" * len(batch))
             query = f"SELECT id, origin, sha256, listed FROM ids WHERE id IN ({marks})"  # noqa: S608
-            for row in self._db.execute(query, batch):
+            for row in self._database().execute(query, batch):
                 found[row[0]] = (int(row[1]), row[2], bool(row[3]))
         return found
 
     def mark_listed(self, message_ids: Iterable[str]) -> None:
         """Note that the source's listing showed these (recorded) ids."""
-        self._db.executemany("UPDATE ids SET listed = 1 WHERE id = ?", ((i,) for i in message_ids))
+        if self._held is not None:
+            for message_id in message_ids:
+                row = self._held.get(message_id)
+                if row is not None:
+                    row[2] = True
+            return
+        self._database().executemany(
+            "UPDATE ids SET listed = 1 WHERE id = ?", ((i,) for i in message_ids)
+        )
 
     def close(self) -> None:
-        """Drop the database."""
-        self._db.close()
-        self._dir.cleanup()
+        """Drop what is held, and the database if there is one."""
+        self._held = {}
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+    def _spill(self) -> None:
+        """Move the ids held in memory into the database; every later call uses it."""
+        held, self._held = self._held or {}, None
+        self._database().executemany(
+            "INSERT INTO ids (id, origin, sha256, listed) VALUES (?, ?, ?, ?)",
+            ((i, o, sha, int(listed)) for i, (o, sha, listed) in held.items()),
+        )
+
+    def _database(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="transfer-runner-ids-")
+            self._db = sqlite3.connect(Path(self._dir.name) / "ids.db", isolation_level=None)
+            for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-2048"):
+                self._db.execute(f"PRAGMA {pragma}")
+            self._db.execute(
+                "CREATE TABLE ids (id TEXT PRIMARY KEY, origin INTEGER, sha256 TEXT, "
+                "listed INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID"
+            )
+            self._db.execute("BEGIN")
+        return self._db
 
 
 @dataclass
@@ -209,20 +277,52 @@ class Journal:
         return max((r.pass_number for r in self.records.values()), default=0)
 
 
+def write_checkpoint(
+    s3: Any,
+    settings: S3Settings,
+    layout: StoreLayout,
+    records: Sequence[PartRecord],
+    index_sha256: str,
+    index_bytes: int,
+) -> None:
+    """Record that the index with this SHA-256 and size was assembled from `records`."""
+    doc = {
+        "checkpoint": CHECKPOINT_VERSION,
+        "index_sha256": index_sha256,
+        "index_bytes": index_bytes,
+        "parts": [
+            {
+                "number": r.number,
+                "part": r.name,
+                "size": r.size,
+                "messages": r.messages,
+                "bytes": r.bytes,
+                "pass": r.pass_number,
+                "index_bytes": r.index_bytes,
+            }
+            for r in records
+        ],
+    }
+    body = json.dumps(doc, separators=(",", ":")).encode()
+    put_bytes(s3, settings, layout.checkpoint_key, body, "application/json")
+
+
 def load_journal(s3: Any, layout: StoreLayout, listing: dict[str, int], ids: IdSet) -> Journal:
     """Read every journal record under the store and keep those whose part is intact.
 
     The ids of kept records go into `ids` as RESUMED, with their SHA-256. A record that is
     unreadable, names a part that is missing, of another size or compression, or repeats an
-    id of a kept record, is not kept: its messages are exported again.
+    id of a kept record, is not kept: its messages are exported again. Records the checkpoint
+    vouches for are taken from the current index instead of being read.
     """
     journal = Journal()
     try:
+        vouched = _checkpointed(s3, layout, listing)
         for key in sorted(listing):
             number = layout.journal_number(key)
             if number is None:
                 continue
-            read = _read_record(s3, layout, key, number, listing)
+            read = vouched.get(number) or _read_record(s3, layout, key, number, listing)
             record, problem = read.record, read.problem
             pairs = [(e.id, e.sha256) for e in read.entries]
             if record is not None and not ids.add_all(pairs, IdSet.RESUMED):
@@ -264,6 +364,98 @@ def _read_record(
     except (ExportError, ValueError, KeyError, TypeError) as exc:
         return _Read(None, [], f"{key}: {exc}")
     return _Read(record, entries, problem, tuple(line + b"\n" for line in raw[1:] if line.strip()))
+
+
+def _checkpointed(s3: Any, layout: StoreLayout, listing: dict[str, int]) -> dict[int, _Read]:
+    """The records the checkpoint vouches for, taken from the index S3 holds now: those
+    whose part is intact and whose index lines give back exactly that index. Empty when
+    there is no checkpoint, it is unreadable, or it was made for another index."""
+    if layout.checkpoint_key not in listing:
+        return {}
+    try:
+        doc = json.loads(_read_small(s3, layout, layout.checkpoint_key))
+        if doc.get("checkpoint") != CHECKPOINT_VERSION:
+            return {}
+        if listing.get(layout.index_key) != doc["index_bytes"]:
+            return {}
+        index = read_index(s3, layout)
+        if index is None or index.sha256 != doc["index_sha256"]:
+            return {}
+        records = [_vouched_record(layout, item) for item in doc["parts"]]
+    except (ExportError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+    return _records_of_index(layout, index, sorted(records, key=lambda r: r.number), listing)
+
+
+def _read_small(s3: Any, layout: StoreLayout, key: str) -> bytes:
+    body = open_object(s3, layout.bucket, key)
+    if body is None:
+        raise ExportError(f"{key} vanished")
+    with s3_errors(f"read of s3://{layout.bucket}/{key}"):
+        try:
+            return bytes(body.read())
+        finally:
+            body.close()
+
+
+def _vouched_record(layout: StoreLayout, item: dict[str, Any]) -> PartRecord:
+    number = item["number"]
+    fields = (number, item["size"], item["messages"], item["bytes"], item["pass"])
+    if not all(type(v) is int and v >= 0 for v in (*fields, item["index_bytes"])):
+        raise ValueError("a checkpoint field is not a whole number")
+    if number < 1 or item["pass"] < 1 or item["part"] != layout.part_name(number):
+        raise ValueError(f"not a record of part {number}")
+    return PartRecord(
+        number,
+        item["part"],
+        item["size"],
+        item["messages"],
+        item["bytes"],
+        item["pass"],
+        item["index_bytes"],
+    )
+
+
+def _records_of_index(
+    layout: StoreLayout, index: ExportIndex, records: list[PartRecord], listing: dict[str, int]
+) -> dict[int, _Read]:
+    """Split the index into the records it was assembled from (in part-number order), each
+    with its entries and lines; {} unless the lines give back the index byte for byte."""
+    entries = index.entries
+    digest = hashlib.sha256()
+    found: dict[int, _Read] = {}
+    start = 0
+    for record in records:
+        mine = entries[start : start + record.messages]
+        start += record.messages
+        lines = tuple(entry.to_line() for entry in mine)
+        for line in lines:
+            digest.update(line)
+        if _agrees(layout, record, mine, lines, listing):
+            found[record.number] = _Read(record, list(mine), "", lines)
+    if start != len(entries) or digest.hexdigest() != index.sha256:
+        return {}
+    return found
+
+
+def _agrees(
+    layout: StoreLayout,
+    record: PartRecord,
+    entries: Sequence[IndexEntry],
+    lines: Sequence[bytes],
+    listing: dict[str, int],
+) -> bool:
+    """Whether `entries` are what the record's own object would give (the checks of
+    `_parse_record`), and its part and record objects are there."""
+    return (
+        layout.journal_key(record.number) in listing
+        and listing.get(layout.part_key(record.name)) == record.size
+        and len(entries) == record.messages
+        and sum(e.size for e in entries) == record.bytes
+        and sum(len(line) for line in lines) == record.index_bytes
+        and all(e.part == record.name and e.pass_number == record.pass_number for e in entries)
+        and len({e.id for e in entries}) == len(entries)
+    )
 
 
 def _parse_record(

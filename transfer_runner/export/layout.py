@@ -3,6 +3,7 @@
 ```
 PREFIX/<transfer name>/<store>/part-00001.tar.gz   (.tar.zst with zstd, .tar with "none")
 PREFIX/<transfer name>/<store>/_journal/part-00001.json   (one per completed part)
+PREFIX/<transfer name>/<store>/_journal/checkpoint.json   (the records the index was made of)
 PREFIX/<transfer name>/<store>/index.jsonl
 PREFIX/<transfer name>/receipt.json
 ```
@@ -36,6 +37,7 @@ __all__ = [
 
 INDEX_NAME = "index.jsonl"
 JOURNAL_DIR = "_journal/"
+CHECKPOINT_NAME = "checkpoint.json"
 RECEIPT_NAME = "receipt.json"
 MEMBER_SUFFIX = ".eml"
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -131,6 +133,11 @@ class StoreLayout:
         if number < 1:
             raise ValueError(f"part numbers start at 1, not {number}")
         return f"{self.journal_base}part-{number:05d}.json"
+
+    @property
+    def checkpoint_key(self) -> str:
+        """Key of the journal's checkpoint: which records the current index was made of."""
+        return f"{self.journal_base}{CHECKPOINT_NAME}"
 
     def journal_number(self, key: str) -> int | None:
         """The part number of a journal record key, or None for any other key."""
