@@ -13,6 +13,7 @@ Points:
 - `export-upload-part-N`: part N is compressed and about to be uploaded;
 - `export-after-part-N`: part N is uploaded and journalled;
 - `export-before-index`: every part is journalled, `index.jsonl` is not written yet;
+- `export-before-checkpoint`: `index.jsonl` is written, the journal's checkpoint is not;
 - `verify-after-part-N`: verify has read part N back;
 - `import-after-part-N`: every message of part N is imported.
 

@@ -208,7 +208,25 @@ def test_export_killed_then_resumed(
             p.replace(runner.base, runner.base + "_journal/").replace(".tar.gz", ".json")
             for p in out["parts"]
         ),
+        runner.base + "_journal/checkpoint.json",
     }
+    code, verified = runner.run("verify")
+    assert code == 0 and verified["ok"], verified["problems"]
+
+
+@integration
+def test_export_killed_before_its_checkpoint_is_complete_and_the_next_pass_reads_the_records(
+    tmp_path: Path, s3_server: local_s3.LocalS3, s3_env: str, world: Path
+) -> None:
+    runner = Runner(tmp_path, s3_server, s3_env, world)
+    code, _ = runner.run("export", "export-before-checkpoint")
+    assert code == -signal.SIGKILL
+    before = runner.listing()
+    assert runner.base + "index.jsonl" in before  # the export is whole: only the shortcut is not
+    assert runner.base + "_journal/checkpoint.json" not in before
+    code, out = runner.run("export")
+    assert code == 0 and out["written"] == []  # nothing new: nothing written, checkpoint or not
+    assert runner.listing() == before and runner.index_ids() == source_ids(world)
     code, verified = runner.run("verify")
     assert code == 0 and verified["ok"], verified["problems"]
 

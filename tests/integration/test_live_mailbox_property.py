@@ -61,6 +61,7 @@ DATA_POINTS = (
     *(f"{point}-part-{n}" for n in (1, 2)
       for point in ("export-mid", "export-upload", "export-after", "verify-after", "import-after")),
     "export-before-index",
+    "export-before-checkpoint",
 )  # fmt: skip
 STEP_POINTS = tuple(f"{when}-step-{n}" for n in range(1, 15) for when in ("before", "after"))
 CRASH_POINTS = (*STEP_POINTS, *(f"platform-after-{op}" for op in PLATFORM_OPS), *DATA_POINTS)

@@ -604,6 +604,7 @@ class _StoreExport:
             digest = index.sha256
         finally:
             index.close()
+        crash_point("export-before-checkpoint")
         records = [final[n] for n in numbers]
         write_checkpoint(self.s3, self.settings, self.layout, records, digest, size)
         self._remember(numbers, journal, etag, digest)
