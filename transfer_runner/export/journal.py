@@ -38,7 +38,7 @@ from transfer_runner.export.index import (
     read_index,
 )
 from transfer_runner.export.layout import StoreLayout
-from transfer_runner.export.objects import open_object, put_bytes, s3_errors
+from transfer_runner.export.objects import open_object, put_bytes, read_bytes, s3_errors
 from transfer_runner.export.s3 import S3Settings
 
 __all__ = [
@@ -76,16 +76,19 @@ class PartRecord:
     index_bytes: int = 0
 
 
-def journal_header(record: PartRecord) -> bytes:
-    """The first line of a journal record."""
-    doc = {
-        "journal": JOURNAL_VERSION,
+def _record_fields(record: PartRecord) -> dict[str, Any]:
+    return {
         "part": record.name,
         "size": record.size,
         "messages": record.messages,
         "bytes": record.bytes,
         "pass": record.pass_number,
     }
+
+
+def journal_header(record: PartRecord) -> bytes:
+    """The first line of a journal record."""
+    doc = {"journal": JOURNAL_VERSION, **_record_fields(record)}
     return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
 
 
@@ -291,15 +294,7 @@ def write_checkpoint(
         "index_sha256": index_sha256,
         "index_bytes": index_bytes,
         "parts": [
-            {
-                "number": r.number,
-                "part": r.name,
-                "size": r.size,
-                "messages": r.messages,
-                "bytes": r.bytes,
-                "pass": r.pass_number,
-                "index_bytes": r.index_bytes,
-            }
+            {"number": r.number, **_record_fields(r), "index_bytes": r.index_bytes}
             for r in records
         ],
     }
@@ -373,7 +368,8 @@ def _checkpointed(s3: Any, layout: StoreLayout, listing: dict[str, int]) -> dict
     if layout.checkpoint_key not in listing:
         return {}
     try:
-        doc = json.loads(_read_small(s3, layout, layout.checkpoint_key))
+        raw = read_bytes(s3, layout.bucket, layout.checkpoint_key)
+        doc = json.loads(raw if raw is not None else b"{}")
         if doc.get("checkpoint") != CHECKPOINT_VERSION:
             return {}
         if listing.get(layout.index_key) != doc["index_bytes"]:
@@ -385,17 +381,6 @@ def _checkpointed(s3: Any, layout: StoreLayout, listing: dict[str, int]) -> dict
     except (ExportError, ValueError, KeyError, TypeError, AttributeError):
         return {}
     return _records_of_index(layout, index, sorted(records, key=lambda r: r.number), listing)
-
-
-def _read_small(s3: Any, layout: StoreLayout, key: str) -> bytes:
-    body = open_object(s3, layout.bucket, key)
-    if body is None:
-        raise ExportError(f"{key} vanished")
-    with s3_errors(f"read of s3://{layout.bucket}/{key}"):
-        try:
-            return bytes(body.read())
-        finally:
-            body.close()
 
 
 def _vouched_record(layout: StoreLayout, item: dict[str, Any]) -> PartRecord:

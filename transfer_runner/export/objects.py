@@ -247,6 +247,18 @@ def object_sha256(s3: Any, bucket: str, key: str) -> str | None:
     return digest.hexdigest()
 
 
+def read_bytes(s3: Any, bucket: str, key: str) -> bytes | None:
+    """The whole of a small object (a receipt, a checkpoint), or None if there is none."""
+    body = open_object(s3, bucket, key)
+    if body is None:
+        return None
+    with s3_errors(f"read of s3://{bucket}/{key}"):
+        try:
+            return bytes(body.read())
+        finally:
+            body.close()
+
+
 def put_bytes(s3: Any, settings: S3Settings, key: str, body: bytes, content_type: str) -> None:
     """Write a small object held in memory (journal records, receipts)."""
     extra = {"ChecksumAlgorithm": "SHA256", "ContentType": content_type, **settings.sse_args()}

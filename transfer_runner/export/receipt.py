@@ -24,7 +24,7 @@ from transfer_runner.errors import ExportError
 from transfer_runner.export.exporter import ExportStatus, store_status
 from transfer_runner.export.index import utc_iso
 from transfer_runner.export.layout import check_transfer_name, receipt_key
-from transfer_runner.export.objects import open_object, put_bytes, s3_errors
+from transfer_runner.export.objects import put_bytes, read_bytes, s3_errors
 from transfer_runner.export.s3 import S3Settings
 
 __all__ = ["RECEIPT_VERSION", "Receipt", "write_receipt", "read_receipt"]
@@ -86,14 +86,9 @@ def write_receipt(
 def read_receipt(s3: Any, settings: S3Settings, transfer_name: str) -> Receipt | None:
     """The stored receipt, or None; `ExportError` if it is not a JSON object."""
     key = receipt_key(settings, transfer_name)
-    body = open_object(s3, settings.bucket, key)
-    if body is None:
+    raw = read_bytes(s3, settings.bucket, key)
+    if raw is None:
         return None
-    with s3_errors(f"read of s3://{settings.bucket}/{key}"):
-        try:
-            raw = body.read()
-        finally:
-            body.close()
     try:
         doc = json.loads(raw)
     except ValueError as exc:
