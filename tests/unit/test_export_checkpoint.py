@@ -3,6 +3,7 @@ instead of reading every record object, and ends exactly where reading them woul
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections import Counter
@@ -13,8 +14,11 @@ import pytest
 
 from tests.unit.fake_platform import BASE_TIME, FakePlatform
 from tests.unit.moto_s3 import moto_bucket
+from transfer_runner.export import journal
 from transfer_runner.export.exporter import export_store
-from transfer_runner.export.index import INDEX_CACHE
+from transfer_runner.export.index import INDEX_CACHE, read_index
+from transfer_runner.export.layout import store_layout
+from transfer_runner.export.objects import list_objects
 from transfer_runner.export.s3 import S3Settings
 from transfer_runner.export.verifier import verify_store
 
@@ -165,3 +169,54 @@ def test_whatever_disagrees_with_the_checkpoint_ends_where_reading_the_records_d
         assert record_reads(reads) == 0  # a part without a record is exported again
     else:
         assert record_reads(reads) == record_reads(old_way[2])  # the checkpoint is not used
+
+
+def _index_with_a_blank_line(s3: Any, platform: FakePlatform) -> None:
+    """The same lines and one blank one: every entry is there, the byte counts are not."""
+    body = get(s3, f"{BASE}index.jsonl")
+    body = body.replace(b"\n", b"\n\n", 1)
+    put(s3, f"{BASE}index.jsonl", body)
+    doc = json.loads(get(s3, CHECKPOINT))
+    doc["index_sha256"], doc["index_bytes"] = _sha(body), len(body)
+    put(s3, CHECKPOINT, json.dumps(doc).encode())
+
+
+def test_an_index_that_is_not_line_for_entry_is_not_cut_into_records(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    result, objects, reads, ok = run_passes(monkeypatch, _index_with_a_blank_line, checkpoint=True)
+    old_way = run_passes(monkeypatch, _index_with_a_blank_line, checkpoint=False)
+    assert ok and (result, objects) == (old_way[0], old_way[1])
+    assert record_reads(reads) == record_reads(old_way[2]) > 0
+    assert b"\n\n" not in objects[f"{BASE}index.jsonl"]
+
+
+def test_records_cut_from_the_stored_index_are_those_formatted_from_its_entries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lines kept for the next pass are the same whether the index's bytes are at hand
+    (cut at the checkpoint's sizes) or not (formatted again and hashed)."""
+    INDEX_CACHE.clear()
+    platform = FakePlatform()
+    platform.add_messages(SOURCE, "archive", 120, size=2048)
+    with moto_bucket(monkeypatch, BUCKET, SETTINGS) as s3:
+        export_store(platform, s3, SETTINGS, NAME, SOURCE, "archive")
+        _mail_flows(platform)
+        export_store(platform, s3, SETTINGS, NAME, SOURCE, "archive")
+        INDEX_CACHE.clear()
+        layout = store_layout(SETTINGS, NAME, "archive")
+        listing = list_objects(s3, BUCKET, layout.base)
+        index = read_index(s3, layout)
+        assert index is not None and index.raw == get(s3, layout.index_key)
+        doc = json.loads(get(s3, CHECKPOINT))
+        records = sorted(
+            (journal._vouched_record(layout, item) for item in doc["parts"]),
+            key=lambda r: r.number,
+        )
+        assert len({r.pass_number for r in records}) == 2
+        stored = journal._records_of_index(layout, index, records, listing)
+        formatted = journal._records_of_index(
+            layout, dataclasses.replace(index, raw=None), records, listing
+        )
+        assert stored == formatted and len(stored) == len(records)
+        assert b"".join(stored[r.number].lines for r in records) == index.raw

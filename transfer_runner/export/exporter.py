@@ -596,23 +596,29 @@ class _StoreExport:
         crash_point("export-before-index")
         for number, entries in self.packed.items():  # this pass's parts: lines at hand
             if number in final and number not in journal.records:
-                journal.keep(number, final[number], [e.to_line() for e in entries], entries)
+                lines = b"".join(e.to_line() for e in entries)
+                journal.keep(number, final[number], lines, entries)
         index = assemble_index(self.s3, self.layout, numbers, journal)
         try:
             key, size = self.layout.index_key, index.size
             etag = upload(self.s3, self.settings, key, index.file, size, INDEX_CONTENT_TYPE)
             digest = index.sha256
+            index.file.seek(0)
+            raw = index.file.read()
         finally:
             index.close()
         crash_point("export-before-checkpoint")
         records = [final[n] for n in numbers]
         write_checkpoint(self.s3, self.settings, self.layout, records, digest, size)
-        self._remember(numbers, journal, etag, digest)
+        self._remember(numbers, journal, etag, digest, raw)
         return self._result(final, digest, new, expired, wrote=True)
 
-    def _remember(self, numbers: list[int], journal: Journal, etag: str, digest: str) -> None:
-        """Cache the index just written, from the entries its lines were made of (when they
-        are all at hand), so that verify and import do not read it back."""
+    def _remember(
+        self, numbers: list[int], journal: Journal, etag: str, digest: str, raw: bytes
+    ) -> None:
+        """Cache the index just written (`raw`, with its digest), with the entries its lines
+        were made of (when they are all at hand), so that verify and import do not read it
+        back."""
         if not etag:
             return
         entries: list[IndexEntry] = []
@@ -623,4 +629,4 @@ class _StoreExport:
             if held is None:
                 return
             entries.extend(held)
-        remember_index(self.s3, self.layout, etag, ExportIndex(tuple(entries), digest))
+        remember_index(self.s3, self.layout, etag, ExportIndex(tuple(entries), digest, raw))

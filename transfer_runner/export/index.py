@@ -23,7 +23,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import IO, Any, NamedTuple
@@ -205,10 +205,15 @@ class IndexWriter:
 
 @dataclass(frozen=True)
 class ExportIndex:
-    """A parsed index: entries in file order, with what identifies and sums it."""
+    """A parsed index: entries in file order, with what identifies and sums it.
+
+    `raw` is the index as stored, when at hand: the journal takes a record's lines from it
+    for the next pass instead of formatting its entries again.
+    """
 
     entries: tuple[IndexEntry, ...]
     sha256: str
+    raw: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def messages(self) -> int:
@@ -247,7 +252,7 @@ class IndexCache:
 
     A cached index is only ever returned after S3 answered a conditional GET with 304 (the
     object still has that ETag), so the cache saves parsing and transfer, never a check.
-    Bounded by the number of entries it holds (about 300 bytes each).
+    Bounded by the number of entries it holds (about 300 bytes each, plus its stored line).
     """
 
     def __init__(self, max_entries: int = MAX_HELD_ENTRIES) -> None:
@@ -319,8 +324,9 @@ def remember_index(s3: Any, layout: StoreLayout, etag: str, index: ExportIndex) 
 def read_index(s3: Any, layout: StoreLayout) -> ExportIndex | None:
     """The store's index, or None if there is none; `ExportError` if it is malformed.
 
-    Holds the entries (about 300 bytes a message), never message bodies. Asks S3 every time
-    (a conditional GET) and parses only what changed since the last read (`INDEX_CACHE`).
+    Holds the entries and the lines (about 500 bytes a message), never message bodies. Asks
+    S3 every time (a conditional GET) and parses only what changed since the last read
+    (`INDEX_CACHE`).
     """
     where = _cache_key(s3, layout)
     cached = INDEX_CACHE.get(where)
@@ -345,12 +351,19 @@ def read_index(s3: Any, layout: StoreLayout) -> ExportIndex | None:
 
 def _parse(body: Any, layout: StoreLayout) -> ExportIndex:
     digest = hashlib.sha256()
-    entries: list[IndexEntry] = []
+    chunks: list[bytes] = []
     with s3_errors(f"read of s3://{layout.bucket}/{layout.index_key}"):
         try:
-            for number, line in enumerate(iter_lines(body, digest), start=1):
-                if line.strip():
-                    entries.append(IndexEntry.from_line(line, number, layout))
+            for chunk in iter(lambda: body.read(256 * 1024), b""):
+                digest.update(chunk)
+                chunks.append(chunk)
         finally:
             body.close()
-    return ExportIndex(tuple(entries), digest.hexdigest())
+    raw = b"".join(chunks)
+    del chunks
+    entries = tuple(
+        IndexEntry.from_line(line, number, layout)
+        for number, line in enumerate(raw.split(b"\n"), start=1)
+        if line.strip()
+    )
+    return ExportIndex(entries, digest.hexdigest(), raw)

@@ -231,13 +231,13 @@ class Journal:
         self,
         number: int,
         record: PartRecord,
-        lines: Iterable[bytes],
+        lines: bytes,
         entries: Sequence[IndexEntry] = (),
     ) -> None:
-        """Keep `record` with its index lines (newline-terminated) and parsed entries."""
+        """Keep `record` with its index lines (each newline-terminated) and parsed entries."""
         self.records[number] = record
         start = self._lines.seek(0, 2)
-        self._lines.write(b"".join(lines))
+        self._lines.write(lines)
         self._spans[number] = (start, self._lines.tell() - start)
         if self._entries is not None:
             self._entries[number] = tuple(entries)
@@ -340,7 +340,7 @@ class _Read:
     record: PartRecord | None
     entries: list[IndexEntry]
     problem: str = ""
-    lines: tuple[bytes, ...] = ()  # the index lines, each with its newline, as stored
+    lines: bytes = b""  # the index lines, each with its newline, as stored
 
 
 def _read_record(
@@ -358,7 +358,8 @@ def _read_record(
         record, entries, problem = _parse_record(layout, number, raw, listing)
     except (ExportError, ValueError, KeyError, TypeError) as exc:
         return _Read(None, [], f"{key}: {exc}")
-    return _Read(record, entries, problem, tuple(line + b"\n" for line in raw[1:] if line.strip()))
+    lines = b"".join(line + b"\n" for line in raw[1:] if line.strip())
+    return _Read(record, entries, problem, lines)
 
 
 def _checkpointed(s3: Any, layout: StoreLayout, listing: dict[str, int]) -> dict[int, _Read]:
@@ -407,27 +408,57 @@ def _records_of_index(
     """Split the index into the records it was assembled from (in part-number order), each
     with its entries and lines; {} unless the lines give back the index byte for byte."""
     entries = index.entries
-    digest = hashlib.sha256()
+    blocks = _stored_blocks(index, records)
+    if blocks is None:  # not at hand as stored: the lines are formatted again and hashed
+        blocks = _formatted_blocks(index, records)
+    if blocks is None:
+        return {}
     found: dict[int, _Read] = {}
     start = 0
-    for record in records:
+    for record, block in zip(records, blocks, strict=True):
         mine = entries[start : start + record.messages]
         start += record.messages
-        lines = tuple(entry.to_line() for entry in mine)
-        for line in lines:
-            digest.update(line)
-        if _agrees(layout, record, mine, lines, listing):
-            found[record.number] = _Read(record, list(mine), "", lines)
-    if start != len(entries) or digest.hexdigest() != index.sha256:
-        return {}
+        if _agrees(layout, record, mine, block, listing):
+            found[record.number] = _Read(record, list(mine), "", block)
     return found
+
+
+def _stored_blocks(index: ExportIndex, records: list[PartRecord]) -> list[bytes] | None:
+    """The index as stored cut at the records' sizes, or None unless every line of it is an
+    entry (none blank) and each cut holds exactly its record's number of lines."""
+    raw = index.raw
+    if raw is None or raw.count(b"\n") != len(index.entries) or raw[-1:] not in (b"", b"\n"):
+        return None
+    blocks, start = [], 0
+    for record in records:
+        block = raw[start : start + record.index_bytes]
+        start += record.index_bytes
+        if block.count(b"\n") != record.messages or block[-1:] not in (b"", b"\n"):
+            return None
+        blocks.append(block)
+    return blocks if start == len(raw) else None
+
+
+def _formatted_blocks(index: ExportIndex, records: list[PartRecord]) -> list[bytes] | None:
+    """The records' lines formatted from the entries, or None unless they hash to the index."""
+    entries = index.entries
+    digest = hashlib.sha256()
+    blocks, start = [], 0
+    for record in records:
+        block = b"".join(e.to_line() for e in entries[start : start + record.messages])
+        start += record.messages
+        digest.update(block)
+        blocks.append(block)
+    if start != len(entries) or digest.hexdigest() != index.sha256:
+        return None
+    return blocks
 
 
 def _agrees(
     layout: StoreLayout,
     record: PartRecord,
     entries: Sequence[IndexEntry],
-    lines: Sequence[bytes],
+    lines: bytes,
     listing: dict[str, int],
 ) -> bool:
     """Whether `entries` are what the record's own object would give (the checks of
@@ -437,7 +468,7 @@ def _agrees(
         and listing.get(layout.part_key(record.name)) == record.size
         and len(entries) == record.messages
         and sum(e.size for e in entries) == record.bytes
-        and sum(len(line) for line in lines) == record.index_bytes
+        and len(lines) == record.index_bytes
         and all(e.part == record.name and e.pass_number == record.pass_number for e in entries)
         and len({e.id for e in entries}) == len(entries)
     )
