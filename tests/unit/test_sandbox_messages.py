@@ -3,6 +3,7 @@ count and import."""
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import hashlib
 import sqlite3
@@ -17,7 +18,12 @@ from hypothesis import strategies as st
 from tests.unit.test_sandbox_fixture import FIXTURE, make_sandbox
 from transfer_runner.errors import NotFound, PlatformError
 from transfer_runner.platforms.base import MessageInfo, Store
-from transfer_runner.platforms.sandbox.messages import MESSAGE_ID, BodyKind, generate_message
+from transfer_runner.platforms.sandbox.messages import (
+    MESSAGE_ID,
+    BodyKind,
+    date_of,
+    generate_message,
+)
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 
 
@@ -210,3 +216,37 @@ def test_mail_like_messages_are_well_formed_mime(index: int, size: int) -> None:
     encoded = attachment.get_payload()
     assert all(len(line) <= 76 and len(line) % 4 == 0 for line in encoded.split("\r\n"))
     assert len(attachment.get_payload(decode=True)) == len(encoded.replace("\r\n", "")) * 3 // 4
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (RAW, datetime(2026, 3, 3, 9, 0, tzinfo=UTC)),
+        (RAW.replace(b"\r\n", b"\n"), datetime(2026, 3, 3, 9, 0, tzinfo=UTC)),
+        # the headers end at the first blank line: a Date: in the body is not the message's
+        (b"Subject: hi\r\n\r\nDate: Tue, 03 Mar 2026 10:00:00 +0100\r\n", None),
+        (b"Subject: hi\n\nDate: Tue, 03 Mar 2026 10:00:00 +0100\n", None),
+        # no body at all: every line is a header
+        (b"Date: Tue, 03 Mar 2026 10:00:00 +0000", datetime(2026, 3, 3, 10, 0, tzinfo=UTC)),
+        # a folded Date header, then an attachment-sized body
+        (
+            b"Subject: x\r\nDate: Tue, 03 Mar 2026\r\n 10:00:00 +0000\r\n\r\n" + b"QUJD" * 50_000,
+            datetime(2026, 3, 3, 10, 0, tzinfo=UTC),
+        ),
+    ],
+)
+def test_an_imported_message_is_dated_by_its_header_alone(
+    raw: bytes, expected: datetime | None
+) -> None:
+    assert date_of(raw) == expected
+
+
+def test_a_listed_message_is_the_frozen_dataclass_a_constructor_gives(
+    platform: SandboxPlatform,
+) -> None:
+    platform.import_message("A-1", "archive", "a-00000001-abcdef", RAW, "i1")
+    [info] = platform.list_messages("A-1", "archive").messages
+    made = MessageInfo(info.id, info.size, info.received_at, info.sha256)
+    assert (info, hash(info), repr(info)) == (made, hash(made), repr(made))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        info.size = 0  # type: ignore[misc]

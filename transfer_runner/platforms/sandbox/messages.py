@@ -109,7 +109,7 @@ def generate_message(
 def date_of(raw: bytes) -> datetime | None:
     """The message's `Date:` header as UTC, or None if it is missing or unreadable."""
     try:
-        value = BytesHeaderParser().parsebytes(raw).get("Date")
+        value = BytesHeaderParser().parsebytes(_header_block(raw)).get("Date")
         if not value:
             return None
         moment = parsedate_to_datetime(str(value))
@@ -118,6 +118,13 @@ def date_of(raw: bytes) -> datetime | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+def _header_block(raw: bytes) -> bytes:
+    """The message's header lines, up to the blank line that ends them (the parser would
+    otherwise be fed the whole body, attachments included, to find that line)."""
+    ends = [at for at in (raw.find(b"\n\n"), raw.find(b"\n\r\n")) if at >= 0]
+    return raw[: min(ends) + 1] if ends else raw
 
 
 def _header(

@@ -124,8 +124,17 @@ def read_payment(conn: sqlite3.Connection, table: str, key: str) -> Charge | Cre
 
 
 def message_info(row: tuple[Any, ...]) -> MessageInfo:
-    """A listing entry from `(id, size, received_at, sha256)`."""
-    return MessageInfo(row[0], row[1], from_text(row[2]), row[3])
+    """A listing entry from `(id, size, received_at, sha256)`.
+
+    A listing makes one per message, so it is built without the frozen dataclass's
+    `__init__` (an `object.__setattr__` per field): the same object at half the cost.
+    """
+    info = _new_info(MessageInfo)
+    info.__dict__.update(id=row[0], size=row[1], received_at=from_text(row[2]), sha256=row[3])
+    return info
+
+
+_new_info = object.__new__
 
 
 def encode(result: Account | Comment | Charge | Credit | bool | None) -> str:
