@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+import subprocess
+import sys
+
 import click
 import pytest
 from click.testing import CliRunner
 
-from transfer_runner.cli import cli, main
+from transfer_runner.cli import GC_THRESHOLDS, cli, main
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -61,3 +65,28 @@ def test_sandbox_url_latency_option(tmp_path) -> None:
     platform.close()
     with pytest.raises(ConfigError, match="latency_ms"):
         open_platform(f"sandbox:{tmp_path}/s.db?speed=fast")
+
+
+def test_the_program_tunes_the_garbage_collector_and_a_caller_keeps_its_own(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`python -m transfer_runner` makes collections rare and freezes what start-up built;
+    `main(argv)` called from Python (these tests) leaves the caller's settings alone."""
+    probe = (
+        "import gc, runpy, sys\n"
+        "sys.argv = ['transfer-runner', '--version']\n"
+        "try:\n"
+        "    runpy.run_module('transfer_runner', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(gc.get_threshold(), gc.get_freeze_count() > 10_000)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.splitlines()[-1] == f"{GC_THRESHOLDS} True"
+    before = gc.get_threshold(), gc.get_freeze_count()
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
+    capsys.readouterr()
