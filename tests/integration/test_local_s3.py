@@ -38,7 +38,10 @@ def _listening_addresses(pid: int) -> set[str]:
     """The local IPv4/IPv6 addresses of the TCP sockets ``pid`` is listening on."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
-        target = os.readlink(fd)
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:  # closed since the directory was read: the server is live
+            continue
         if target.startswith("socket:["):
             inodes.add(target[len("socket:[") : -1])
     found = set()
