@@ -7,7 +7,8 @@ import dataclasses
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -105,17 +106,26 @@ def _mail_flows(platform: FakePlatform) -> None:
         platform.remove(SOURCE, "archive", message_id)
 
 
+@contextmanager
+def first_pass(
+    monkeypatch: pytest.MonkeyPatch, messages: int
+) -> Iterator[tuple[Any, FakePlatform]]:
+    """A store of `messages` exported once, then mail flows: (S3 client, platform)."""
+    INDEX_CACHE.clear()
+    platform = FakePlatform()
+    platform.add_messages(SOURCE, "archive", messages, size=2048)
+    with moto_bucket(monkeypatch, BUCKET, SETTINGS) as s3:
+        export_store(platform, s3, SETTINGS, NAME, SOURCE, "archive")
+        _mail_flows(platform)
+        yield s3, platform
+
+
 def run_passes(
     monkeypatch: pytest.MonkeyPatch, damage: Damage, *, checkpoint: bool
 ) -> tuple[Any, dict[str, bytes], Counter[str], bool]:
     """Pass 1, mail flows, damage, pass 2 (in a new process: nothing cached), pass 3.
     With `checkpoint` False the checkpoint is deleted before pass 2 (the old way)."""
-    INDEX_CACHE.clear()
-    platform = FakePlatform()
-    platform.add_messages(SOURCE, "archive", 300, size=2048)
-    with moto_bucket(monkeypatch, BUCKET, SETTINGS) as s3:
-        export_store(platform, s3, SETTINGS, NAME, SOURCE, "archive")
-        _mail_flows(platform)
+    with first_pass(monkeypatch, 300) as (s3, platform):
         damage(s3, platform)
         if not checkpoint:
             s3.delete_object(Bucket=BUCKET, Key=CHECKPOINT)
@@ -196,12 +206,7 @@ def test_records_cut_from_the_stored_index_are_those_formatted_from_its_entries(
 ) -> None:
     """The lines kept for the next pass are the same whether the index's bytes are at hand
     (cut at the checkpoint's sizes) or not (formatted again and hashed)."""
-    INDEX_CACHE.clear()
-    platform = FakePlatform()
-    platform.add_messages(SOURCE, "archive", 120, size=2048)
-    with moto_bucket(monkeypatch, BUCKET, SETTINGS) as s3:
-        export_store(platform, s3, SETTINGS, NAME, SOURCE, "archive")
-        _mail_flows(platform)
+    with first_pass(monkeypatch, 120) as (s3, platform):
         export_store(platform, s3, SETTINGS, NAME, SOURCE, "archive")
         INDEX_CACHE.clear()
         layout = store_layout(SETTINGS, NAME, "archive")
