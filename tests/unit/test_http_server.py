@@ -619,3 +619,23 @@ def test_the_app_routes_without_a_raw_uri_too(platform: SandboxPlatform) -> None
             assert needle in response.get_data()
     finally:
         app.close()
+
+
+def test_stop_after_an_interrupt_on_entry_to_serving_returns(
+    platform: SandboxPlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM right after start-up (CI saw it): the interrupt lands as socketserver's
+    serve_forever is entered, before it arms its shutdown event, and stop() must not wait for
+    a loop that never ran."""
+    server = SandboxServer(platform)
+
+    def interrupted(poll_interval: float = 0.5) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(server._server, "serve_forever", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        server.serve_forever()
+    stopper = threading.Thread(target=server.stop, daemon=True)
+    stopper.start()
+    stopper.join(timeout=30)  # the failure is a hang: a bound turns it into a failed assert
+    assert not stopper.is_alive(), "stop() waits for a serve loop that never ran"

@@ -372,7 +372,13 @@ class SandboxServer:
     def serve_forever(self) -> None:
         """Serve in this thread until `stop()` from another thread or KeyboardInterrupt."""
         self._serving = True
-        self._server.serve_forever(poll_interval=0.2)
+        try:
+            self._server.serve_forever(poll_interval=0.2)
+        finally:
+            # A KeyboardInterrupt (Ctrl-C, or SIGTERM in `sandbox serve`) can land on entry to
+            # socketserver's serve_forever, before it arms the event its shutdown() waits for:
+            # that shutdown() would then wait forever. Once this returns, nothing is to stop.
+            self._serving = False
 
     def stop(self) -> None:
         """Stop serving, close the socket and the worker pool (idempotent)."""
