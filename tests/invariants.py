@@ -40,6 +40,7 @@ __all__ = ["check_world", "load_manifests", "CUT_OVER_OPS"]
 
 # Platform writes that take data or domains away from the direct account (gated by I2).
 CUT_OVER_OPS = ("cancel_account", "move_domain", "detach_domain")
+CLAIM_OPENING = "Claimed by transfer-runner for transfer"  # a ticket's claim comment opens so
 _CENT = Decimal("0.01")
 # S3 LastModified has a resolution of one second: allow for it when comparing with the audit.
 _S3_CLOCK_SLACK = timedelta(seconds=1)
@@ -292,13 +293,23 @@ class _TransferCheck:
         return {a for a in amounts if a > 0}
 
     def _comments(self, problems: list[str]) -> None:
+        """Each ticket gets one claim (naming this transfer) and one outcome comment."""
+        ours = f"{CLAIM_OPENING} {self.t.name}."
         for ticket_id in (self.t.customer_ticket, self.t.reseller_ticket):
             comments = self.snap.new_comments(ticket_id)
-            if len(comments) > 1 or (self.complete and len(comments) != 1):
-                bound = "" if self.complete else "at most "
-                problems.append(
-                    f"I3: ticket {ticket_id} has {len(comments)} new comments, want {bound}1"
-                )
+            claims = [c for c in comments if c.startswith(CLAIM_OPENING)]
+            outcomes = [c for c in comments if not c.startswith(CLAIM_OPENING)]
+            for what, found in (("claim", claims), ("outcome", outcomes)):
+                if len(found) > 1 or (self.complete and len(found) != 1):
+                    bound = "" if self.complete else "at most "
+                    problems.append(
+                        f"I3: ticket {ticket_id} has {len(found)} new {what} comments, "
+                        f"want {bound}1"
+                    )
+            if claims and not claims[0].startswith(ours):
+                problems.append(f"I1: ticket {ticket_id} is claimed by another transfer")
+            if outcomes and not claims:
+                problems.append(f"I1: ticket {ticket_id} has an outcome but no claim")
 
 
 def _exactly(problems: list[str], what: str, found: list[dict[str, Any]], want: int | None) -> None:

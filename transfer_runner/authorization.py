@@ -138,7 +138,8 @@ def mentions_name(text: str, name: str) -> bool:
     return re.search(pattern, normalize(text)) is not None
 
 
-RUNNER_COMMENT_KIND = "ticket-comment:"  # the idempotency-key kind of the runner's comments
+# the idempotency-key kinds of the runner's own comments: its outcome, and its claim (`claims`)
+RUNNER_COMMENT_KINDS = ("ticket-comment:", "ticket-claim:")
 
 
 def same_name(a: str, b: str) -> bool:
@@ -152,7 +153,7 @@ def _texts(ticket: Ticket) -> list[str]:
     texts += [
         normalize(c.body)
         for c in ticket.comments
-        if not (c.idempotency_key or "").startswith(RUNNER_COMMENT_KIND)
+        if not (c.idempotency_key or "").startswith(RUNNER_COMMENT_KINDS)
     ]
     return texts
 

@@ -32,9 +32,11 @@ def test_full_apply_moves_the_customer(world: World, s3) -> None:
     ]
     [credit] = dump["credits"]  # 120.00 for 30 days, cancelled after 10 of them
     assert (credit["account"], credit["amount"]) == ("C-1001", "80.00")
-    for ticket in dump["tickets"][:2]:
-        assert len(ticket["comments"]) == 1
-        assert new["id"] in ticket["comments"][0]
+    assert credit["idempotency_key"] == "prorate:C-1001"  # the customer's, not the manifest's
+    for ticket in dump["tickets"][:2]:  # claimed before the first write, then told the outcome
+        claim, outcome = ticket["comments"]
+        assert claim.startswith("Claimed by transfer-runner for transfer acme-com.\n")
+        assert new["id"] in outcome
 
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/")["Contents"]}
     for store, count in (("quarantine", 30), ("archive", 80)):

@@ -72,7 +72,8 @@ def test_i1_ticket_reused_by_another_transfer(world: World, tmp_path: Path) -> N
         manifest("globex-io", **{**GLOBEX, "reseller_ticket": "T-5002"})
     )
     [result] = commands.apply([str(other)], world.settings()).transfers
-    assert result.status == "failed" and "already used by acme-com" in result.message
+    assert result.status == "failed"
+    assert "claimed on the platform by transfer acme-com" in result.message
     assert world.writes() == before
     assert world.account("C-1002")["status"] == "active"
 
@@ -184,5 +185,7 @@ def _assert_exactly_once(world: World) -> None:
     assert resold[0]["archive_messages"] == 80
     assert len(dump["charges"]) == 1 and dump["charges"][0]["amount"] == "25.00"
     assert len(dump["credits"]) == 1
-    for ticket in dump["tickets"][:2]:
-        assert len(ticket["comments"]) == 1
+    for ticket in dump["tickets"][:2]:  # its claim, then the outcome
+        claim, outcome = ticket["comments"]
+        assert claim.startswith("Claimed by transfer-runner for transfer acme-com.")
+        assert outcome.startswith("Transfer acme-com completed")

@@ -50,6 +50,7 @@ class RunContext:
     _s3: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _claims: dict[str, str] = field(default_factory=dict, repr=False)
+    _platform_claims: dict[str, str] = field(default_factory=dict, repr=False)
 
     def ticket_claim(self, ticket: str) -> str | None:
         """The transfer that claimed `ticket`, from the state store; claims are never
@@ -61,6 +62,16 @@ class RunContext:
             with self._lock:
                 self._claims[ticket] = holder
         return holder
+
+    def platform_claim(self, ticket: str) -> str | None:
+        """The transfer this run has seen hold `ticket`'s claim on the platform (None: not
+        seen yet; `engine.runner` writes or reads it before the transfer's first write)."""
+        return self._platform_claims.get(ticket)
+
+    def remember_platform_claim(self, ticket: str, transfer: str) -> None:
+        """Note that `transfer` holds `ticket`'s platform claim (claims are never released)."""
+        with self._lock:
+            self._platform_claims[ticket] = transfer
 
     def s3(self) -> Any:
         """The S3 client for exports (ConfigError if no destination is configured)."""

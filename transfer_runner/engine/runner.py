@@ -22,6 +22,8 @@ from transfer_runner.engine.results import StepResult, TransferResult
 from transfer_runner.errors import StepError, TransferRunnerError
 from transfer_runner.manifest.model import Transfer
 from transfer_runner.modules.base import Check, ModuleRegistry
+from transfer_runner.modules.claims import write_claim
+from transfer_runner.modules.precheck import transfer_problems
 from transfer_runner.playbook.loader import Playbook, Task
 from transfer_runner.playbook.templating import evaluate, render
 from transfer_runner.state.base import StepRecord, TransferRecord
@@ -29,6 +31,7 @@ from transfer_runner.state.base import StepRecord, TransferRecord
 __all__ = ["Reporter", "RunOptions", "run_transfers", "run_transfer", "NullReporter"]
 
 log = logging.getLogger(__name__)
+PRECHECK = "Precheck the whole transfer"  # the name its failure is reported under
 
 
 class Reporter(Protocol):
@@ -308,7 +311,12 @@ def _execute(
     earlier: dict[str, tuple[str, dict[str, Any]]] = {}
     steps: list[StepResult] = []
     message = ""
-    for task in playbook.tasks:
+    refused = _precheck(TaskContext(run, transfer, PRECHECK, previous, earlier))
+    if refused is not None:
+        steps.append(refused)
+        reporter.step_finished(transfer, refused)
+        message = f"{PRECHECK}: {refused.message}"
+    for task in playbook.tasks if refused is None else ():
         if not _selected(task, options.tags):
             continue
         if stop is not None and stop.is_set():
@@ -342,6 +350,20 @@ def _execute(
     result = TransferResult(transfer.name, status, tuple(steps), message, transfer.path)
     reporter.transfer_finished(result)
     return result
+
+
+def _precheck(ctx: TaskContext) -> StepResult | None:
+    """A failed step if the transfer would fail after writing (`modules.precheck`), else None.
+    Platform reads only: a refused transfer has written nothing."""
+    started = datetime.now(UTC)
+    try:
+        problems = transfer_problems(ctx)
+    except TransferRunnerError as exc:
+        problems = [str(exc)]
+    if not problems:
+        return None
+    message = "; ".join(problems)
+    return StepResult(PRECHECK, "precheck", "failed", message, (), {}, started, datetime.now(UTC))
 
 
 def _selected(task: Task, tags: frozenset[str]) -> bool:
@@ -414,13 +436,23 @@ def _before_write(ctx: TaskContext, task: Task) -> None:
         raise StepError(task.name, "this runner no longer holds the transfer's lock")
     if task.module == "ticket.verify":
         return
-    for role, ticket in (("customer", transfer.customer_ticket),
-                         ("reseller", transfer.reseller_ticket)):  # fmt: skip
+    tickets = (("customer", transfer.customer_ticket), ("reseller", transfer.reseller_ticket))
+    for role, ticket in tickets:
         if run.ticket_claim(ticket) != transfer.name:
             raise StepError(
                 task.name,
                 f"refusing to write: the {role} ticket {ticket} is not verified for this transfer",
             )
+    for role, ticket in tickets:  # then on the platform, before its first other write
+        if run.platform_claim(ticket) != transfer.name:
+            claim = write_claim(run.platform, transfer, ticket, role, run.run_id)
+            if claim.transfer != transfer.name:
+                raise StepError(
+                    task.name,
+                    f"refusing to write: the {role} ticket {ticket} is claimed on the platform "
+                    f"by {claim.describe()}",
+                )
+            run.remember_platform_claim(ticket, claim.transfer)
 
 
 def _lease_held(run: RunContext, name: str) -> bool:

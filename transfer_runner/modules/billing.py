@@ -10,10 +10,12 @@ from typing import Any, ClassVar
 from transfer_runner.engine.context import TaskContext
 from transfer_runner.engine.keys import idempotency_key
 from transfer_runner.errors import StepError
+from transfer_runner.manifest.model import Transfer
 from transfer_runner.modules.base import Check, require
 from transfer_runner.modules.gates import cut_over_done
+from transfer_runner.platforms.base import Credit
 
-__all__ = ["ProrateSubscription", "ChargeFee", "MODULES", "prorate_amount", "CENT"]
+__all__ = ["ProrateSubscription", "ChargeFee", "MODULES", "prorate_amount", "prorate_key", "CENT"]
 
 CENT = Decimal("0.01")
 
@@ -43,6 +45,22 @@ def _money(value: Any, task: str) -> Decimal:
         raise StepError(task, f"{value!r} is not an amount") from exc
 
 
+def prorate_key(transfer: Transfer) -> str:
+    """`prorate:<direct account id>`: a direct account is cancelled, and credited, once, so the
+    key is the platform's identity of the customer, not the manifest's name. A renamed
+    manifest applied with another state store finds the first credit (invariant I3)."""
+    return idempotency_key("prorate", transfer.customer_account)
+
+
+def _done_credit(ctx: TaskContext) -> Credit | None:
+    """The credit already made for this customer, under the key of this version or, for a
+    transfer begun by an earlier version (it has records), under `prorate:<name>`."""
+    done = ctx.platform.find_credit(prorate_key(ctx.transfer))
+    if done is None and ctx.previous:
+        done = ctx.platform.find_credit(idempotency_key("prorate", ctx.transfer.name))
+    return done
+
+
 class ProrateSubscription:
     """Credit the unused part of the direct subscription's current period, once.
 
@@ -58,8 +76,7 @@ class ProrateSubscription:
 
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         account = require(args, "account", ctx.task_name)
-        key = idempotency_key("prorate", ctx.transfer.name)
-        done = ctx.platform.find_credit(key)
+        done = _done_credit(ctx)
         if done is not None:
             facts = {"credit_id": done.id, "amount": str(done.amount), "account": account}
             return Check(reason=f"credited {done.amount} to {account} ({done.id})", facts=facts)
@@ -84,9 +101,12 @@ class ProrateSubscription:
         return Check(actions=(action,), facts=facts)
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
-        key = idempotency_key("prorate", ctx.transfer.name)
         amount = Decimal(check.facts["amount"])
-        reason = f"pro-ration of {check.facts['period']} for transfer {ctx.transfer.name}"
+        reason = (
+            f"pro-ration of {check.facts['period']} for transfer {ctx.transfer.name} "
+            f"(run {ctx.run.run_id})"
+        )
+        key = prorate_key(ctx.transfer)
         credit = ctx.platform.credit(check.facts["account"], amount, reason, key)
         return {"credit_id": credit.id, "amount": str(credit.amount)}
 
