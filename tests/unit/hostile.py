@@ -300,9 +300,11 @@ FRAGMENTS = [
     "12:30:00", "\\", "\u202e", "\u2028", "\x85", "\ufeff", "\x00", "\x1b[31m", "a: b: c",
     "password: hunter2\n", " " * 40, "[" * 40, "{" * 40, "- " * 40, "&x" + "y" * 300,
 ]  # fmt: skip
+# Empty containers are built anew each time: `st.just([])` would hand out one shared list,
+# which an "add" mutation changes for every later example (hypothesis: FlakyStrategyDefinition).
 WRONG_VALUES = st.one_of(
     st.integers(), st.floats(), st.booleans(), st.none(), st.text(max_size=20),
-    st.just([]), st.just({}), st.lists(st.integers(), max_size=3),
+    st.builds(list), st.builds(dict), st.lists(st.integers(), max_size=3),
     st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2),
 )  # fmt: skip
 NEW_KEYS = st.one_of(
