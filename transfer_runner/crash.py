@@ -17,6 +17,9 @@ Points:
 - `verify-after-part-N`: verify has read part N back;
 - `import-after-part-N`: every message of part N is imported.
 
+`POINT#N` fires the N-th time the process reaches POINT (e.g. the third
+`platform-after-add_ticket_comment`: the two claims come first).
+
 Unset (always, outside tests) it costs one dictionary look-up per point.
 """
 
@@ -30,8 +33,16 @@ __all__ = ["CRASH_ENV", "crash_point"]
 CRASH_ENV = "TRANSFER_RUNNER_CRASH_AT"
 
 
+_reached: dict[str, int] = {}  # how often each point was reached in this process
+
+
 def crash_point(name: str) -> None:
-    """SIGKILL this process if `TRANSFER_RUNNER_CRASH_AT` names `name`."""
+    """SIGKILL this process if `TRANSFER_RUNNER_CRASH_AT` names `name`, or `name#N` and this
+    is the N-th time the process reaches `name`."""
     wanted = os.environ.get(CRASH_ENV)
-    if wanted and name in (p.strip() for p in wanted.split(",")):
+    if not wanted:
+        return
+    reached = _reached[name] = _reached.get(name, 0) + 1
+    points = {p.strip() for p in wanted.split(",")}
+    if name in points or f"{name}#{reached}" in points:
         os.kill(os.getpid(), signal.SIGKILL)

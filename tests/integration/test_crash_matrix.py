@@ -42,6 +42,8 @@ EXPORT_POINTS = ("export-mid-part-1", "export-upload-part-1", "export-after-part
 POINTS = [
     *(f"{when}-step-{n}" for n in STEPS for when in ("before", "after")),
     *(f"platform-after-{op}" for op in PLATFORM_OPS),
+    "platform-after-add_ticket_comment#2",  # the second claim (the first is the line above)
+    "platform-after-add_ticket_comment#3",  # the first outcome comment, after both claims
     *EXPORT_POINTS,
     "verify-after-part-1",
     "import-after-part-1",
@@ -197,7 +199,11 @@ def _broken_world(tmp_path: Path, s3_server: Any, kind: str) -> CrashWorld:
 BROKEN = [
     ("transfer-fee", "platform-after-charge", "2 transfer-fee charges"),
     ("prorate", "platform-after-credit", "2 pro-ration credits"),
-    ("ticket-comment", "platform-after-add_ticket_comment", "ticket T-5001 has 2 new comments"),
+    (  # the first two comments are the tickets' claims; the third, the customer's outcome
+        "ticket-comment",
+        "platform-after-add_ticket_comment#3",
+        "ticket T-5001 has 2 new outcome comments",
+    ),
 ]
 
 

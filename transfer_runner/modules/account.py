@@ -156,7 +156,8 @@ class CancelAccount:
             raise StepError(ctx.task_name, f"refusing to cancel {check.facts['account']}: {why}")
         key = idempotency_key("cancel", ctx.transfer.name)
         account = ctx.platform.cancel_account(check.facts["account"], key)
-        return {"status": account.status, "cancelled_on": ctx.run.today.isoformat()}
+        when = account.cancelled_at.date() if account.cancelled_at else ctx.run.today
+        return {"status": account.status, "cancelled_on": when.isoformat()}
 
 
 MODULES = (EnsureAccount(), CancelAccount())

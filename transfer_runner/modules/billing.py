@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import UTC, date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, ClassVar
 
@@ -68,8 +68,8 @@ class ProrateSubscription:
     billing.prorate:
       account: C-1001
     ```
-    The day of cancellation (recorded by `account.cancel`) decides the unused days; before the
-    cancellation is recorded, today does.
+    The platform's cancellation time of the account decides the unused days (see `_as_of`).
+    The key is `prorate:<account id>`, the customer's identity on the platform.
     """
 
     name: ClassVar[str] = "billing.prorate"
@@ -86,7 +86,7 @@ class ProrateSubscription:
             return Check(
                 reason=f"{account} has no subscription to pro-rate", facts={"amount": None}
             )
-        as_of = self._as_of(ctx)
+        as_of = self._as_of(ctx, account)
         amount = prorate_amount(sub.price, sub.period_start, sub.period_end, as_of)
         facts = {
             "account": account,
@@ -110,7 +110,13 @@ class ProrateSubscription:
         credit = ctx.platform.credit(check.facts["account"], amount, reason, key)
         return {"credit_id": credit.id, "amount": str(credit.amount)}
 
-    def _as_of(self, ctx: TaskContext) -> date:
+    def _as_of(self, ctx: TaskContext, account: str) -> date:
+        """The day service ended: the platform's cancellation time (whenever this runs: a
+        resume days later, or a run past midnight, credits the same); without it, the day
+        `account.cancel` recorded; before the cancellation, the run's day (a plan's estimate)."""
+        direct = ctx.platform.get_account(account)
+        if direct is not None and direct.cancelled_at is not None:
+            return direct.cancelled_at.astimezone(UTC).date()
         cancelled_on = ctx.facts("account.cancel").get("cancelled_on")
         return date.fromisoformat(cancelled_on) if cancelled_on else ctx.run.today
 

@@ -73,6 +73,7 @@ class Account:
     users: int
     max_domains: int
     services: tuple[str, ...]
+    cancelled_at: datetime | None = None  # when it was cancelled (pro-ration counts from it)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ __all__ = [
 
 CENT = Decimal("0.01")
 
-_ACCOUNT_COLUMNS = "id, type, name, status, parent, users, max_domains, services"
+_ACCOUNT_COLUMNS = "id, type, name, status, parent, users, max_domains, services, cancelled_at"
 _PAYMENT_COLUMNS = "id, account, amount, reason, idempotency_key, created_at"
 
 
@@ -70,6 +70,7 @@ def read_account(conn: sqlite3.Connection, where: str, value: str) -> Account | 
         users=row[5],
         max_domains=row[6],
         services=tuple(json.loads(row[7])),
+        cancelled_at=from_text(row[8]) if row[8] else None,
     )
 
 
