@@ -5,8 +5,9 @@ identifies the export exactly), its passes, how many exported messages have sinc
 the source (they stay in the export), when the index was written and when it was verified, and
 `verifications`: every verification of the store so far (time, `complete` or not, index
 SHA-256, messages), oldest first, so an auditor sees that the domains moved after a verified
-pass and the account was cancelled after a complete one. Then totals, the runner's version and
-the git commit of the manifests. Written after the stores verify; rewritten only when
+pass and the account was cancelled after a complete one. Then totals, the runner's version,
+the git commit of the manifests, and the authorization: both tickets and, when a ticket
+needed review, who approved it (`reviewed_by`). Written after the stores verify; rewritten only when
 something in it other than `written_at` changes.
 """
 
@@ -50,6 +51,7 @@ def write_receipt(
     stores: Mapping[str, Mapping[str, Any]],
     git_commit: str | None,
     *,
+    authorization: Mapping[str, Any] | None = None,
     now: datetime | None = None,
 ) -> Receipt:
     """Write the receipt of the verified exports in `stores` (store -> verify facts).
@@ -66,6 +68,7 @@ def write_receipt(
         "destination": f"s3://{settings.bucket}/{key[: -len('receipt.json')]}",
         "runner_version": __version__,
         "git_commit": git_commit,
+        "authorization": dict(authorization or {}),
         "stores": {s: _store_doc(s3, settings, transfer_name, s, f) for s, f in stores.items()},
     }
     doc["totals"] = {

@@ -99,6 +99,7 @@ def _transfer(manifest: LoadedManifest) -> Transfer:
         temporary_domain=spec["temporary_domain"],
         customer_ticket=spec["authorization"]["customer_ticket"],
         reseller_ticket=spec["authorization"]["reseller_ticket"],
+        reviewed_by=spec["authorization"].get("reviewed_by"),
         quarantine=spec["data"]["quarantine"],
         archive=spec["data"]["archive"],
         transfer_fee=Decimal(fee) if fee is not None else None,

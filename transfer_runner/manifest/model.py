@@ -38,6 +38,7 @@ class Transfer:
     prorate: bool
     path: str  # the file it came from, as given
     sha256: str  # of the file's bytes: a changed manifest is drift
+    reviewed_by: str | None = None  # who approved a ticket that needs review (I1)
     document: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     positions: Any = field(default=None, compare=False, repr=False)  # loader.PositionMap
 

@@ -293,9 +293,16 @@ def _verify(
 
 
 def _write_receipt(ctx: TaskContext, stores: dict[str, Any]) -> str:
+    t = ctx.transfer
+    authorization = {
+        "customer_ticket": t.customer_ticket,
+        "reseller_ticket": t.reseller_ticket,
+        "reviewed_by": t.reviewed_by,
+    }
     written = receipt.write_receipt(
-        ctx.run.s3(), ctx.run.export, ctx.transfer.name, stores, ctx.run.git_commit
-    )
+        ctx.run.s3(), ctx.run.export, t.name, stores, ctx.run.git_commit,
+        authorization=authorization,
+    )  # fmt: skip
     return written.key
 
 

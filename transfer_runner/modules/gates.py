@@ -52,6 +52,7 @@ def authorizations_hold(ctx: TaskContext) -> tuple[bool, str]:
             from_account=account,
             domains=list(t.customer_domains),
             reseller_name=t.reseller_name,
+            reviewed_by=t.reviewed_by,
         )
         if problems:
             return False, (

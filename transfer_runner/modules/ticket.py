@@ -25,8 +25,12 @@ def ticket_problems(
     reseller_name: str,
     max_age_days: int | None = None,
     now: datetime | None = None,
+    reviewed_by: str | None = None,
 ) -> list[str]:
-    """Every reason why `ticket` does not authorize the transfer (empty: it does)."""
+    """Every reason why `ticket` does not authorize the transfer (empty: it does).
+
+    A ticket that needs review authorizes once a person approved it (`reviewed_by`, from the
+    manifest, never from the playbook); nothing overrides a refusal or any other problem."""
     problems: list[str] = []
     if ticket.account != from_account:
         problems.append(
@@ -35,8 +39,11 @@ def ticket_problems(
     reading = read_ticket(ticket, role=role, domains=domains, reseller_name=reseller_name)
     if reading.outcome == "refused":
         problems.append(f"is refused: it {reading.reason}")
-    elif reading.outcome == "needs_review":
-        problems.append(f"needs review: it {reading.reason}")
+    elif reading.outcome == "needs_review" and not reviewed_by:
+        problems.append(
+            f"needs review: it {reading.reason} (a person who read it may approve it with "
+            "spec.authorization.reviewed_by)"
+        )
     if max_age_days is not None:
         age = (now or datetime.now(UTC)) - ticket.created_at
         if age > timedelta(days=max_age_days):
@@ -81,8 +88,10 @@ class VerifyTicket:
       reseller_name: Northwind IT   # the customer's ticket must name it
       max_age_days: 90          # optional: refused when older, judged when claimed
     ```
-    The claim is recorded in the state store, not on the platform: a ticket authorizes one
-    transfer only.
+    The claim is recorded in the state store here, and on the platform (a comment, see
+    `modules.claims`) before the transfer's first other write: a ticket authorizes one
+    transfer only. A ticket that needs review passes when the manifest names who approved it
+    (`spec.authorization.reviewed_by`); the approval is in the step's outputs and the plan.
     """
 
     name: ClassVar[str] = "ticket.verify"
@@ -105,17 +114,24 @@ class VerifyTicket:
             # Age counts when the ticket is claimed: a transfer resumed days later keeps it.
             max_age_days=None if holder == ctx.transfer.name else _max_age(args, ctx.task_name),
             now=ctx.run.clock.now(),
+            reviewed_by=ctx.transfer.reviewed_by,
         )
         if role == "reseller":
             problems += _reseller_identity(ctx, ticket.account, args)
         if problems:
             raise StepError(ctx.task_name, f"{role} ticket {ticket_id} " + "; ".join(problems))
-        facts = {"ticket": ticket_id, "role": role, "account": ticket.account}
+        facts: dict[str, Any] = {"ticket": ticket_id, "role": role, "account": ticket.account}
+        review = _review(ctx, ticket, role, args)
+        if review:
+            facts["review"] = review
+            facts["reviewed_by"] = ctx.transfer.reviewed_by
+        shown = f" ({review})" if review else ""
         if holder == ctx.transfer.name:
-            return Check(reason=f"{role} ticket {ticket_id} verified", facts=facts)
+            return Check(reason=f"{role} ticket {ticket_id} verified{shown}", facts=facts)
         if holder is not None:
             raise StepError(ctx.task_name, f"{role} ticket {ticket_id} is already used by {holder}")
-        return Check(actions=(f"claim {role} ticket {ticket_id} for this transfer",), facts=facts)
+        action = f"claim {role} ticket {ticket_id} for this transfer{shown}"
+        return Check(actions=(action,), facts=facts)
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
         ticket_id = check.facts["ticket"]
@@ -123,6 +139,20 @@ class VerifyTicket:
         if holder != ctx.transfer.name:
             raise StepError(ctx.task_name, f"ticket {ticket_id} is already used by {holder}")
         return {"claimed": True}
+
+
+def _review(ctx: TaskContext, ticket: Ticket, role: str, args: Mapping[str, Any]) -> str:
+    """`needs review: it …; approved by NAME` when the manifest's reviewer approved this
+    ticket, else ""."""
+    reading = read_ticket(
+        ticket,
+        role=role,
+        domains=require(args, "domains", ctx.task_name, list),
+        reseller_name=require(args, "reseller_name", ctx.task_name),
+    )
+    if reading.outcome != "needs_review":
+        return ""
+    return f"needs review: it {reading.reason}; approved by {ctx.transfer.reviewed_by}"
 
 
 class CommentTickets:
