@@ -144,7 +144,8 @@ def test_an_untouched_world_is_safe_but_not_complete(applied: Applied, tmp_path:
     assert check_world(*args, complete=False) == []
     found = "\n".join(check_world(*args))
     for expected in ("0 new resold accounts", "no index.jsonl", "0 transfer-fee charges",
-                     "0 pro-ration credits", "not cancelled", "has 0 new comments"):  # fmt: skip
+                     "0 pro-ration credits", "not cancelled", "has 0 new claim comments",
+                     "has 0 new outcome comments"):  # fmt: skip
         assert expected in found
 
 
@@ -194,6 +195,14 @@ def _direct_still_active(c: Case) -> None:
 def _extra_comment(c: Case) -> None:
     with c.platform() as p:
         p.add_ticket_comment("T-5002", "done, again", "comment:again")
+
+
+def _claimed_by_another(c: Case) -> None:
+    """The customer ticket's claim names another transfer (it replaces this one's)."""
+    c.sql(
+        "UPDATE comments SET body = replace(body, 'for transfer acme-com.', 'for transfer x.') "
+        "WHERE ticket = 'T-5001' AND idempotency_key = 'ticket-claim:T-5001'"
+    )
 
 
 def _not_imported(c: Case) -> None:
@@ -257,7 +266,8 @@ BREAKS: list[tuple[Callable[[Case], None], str]] = [
     (_temporary_domain_left, "temporary domain gdi.acme.com is still on"),
     (_domain_not_moved, "acme.net is on no account"),
     (_direct_still_active, "direct account C-1001 is active, not cancelled"),
-    (_extra_comment, "ticket T-5002 has 2 new comments"),
+    (_extra_comment, "ticket T-5002 has 2 new outcome comments"),
+    (_claimed_by_another, "I1: ticket T-5001 is claimed by another transfer"),
     (_not_imported, "import quarantine: 1 messages not imported"),
     (_cancel_before_verify, "cancel_account at 2001-01-01 00:00:00+00:00 before quarantine"),
     (_message_lost, "I2: quarantine: "),
@@ -282,7 +292,7 @@ def test_a_broken_world_is_reported(case: Case, breaker, expected: str) -> None:
     [
         (_extra_charge, "want at most 1"),
         (_second_account, "2 new resold accounts"),
-        (_extra_comment, "2 new comments"),
+        (_extra_comment, "2 new outcome comments"),
         (_cancel_before_verify, "before quarantine was verified"),
         (_message_lost, "I2: quarantine"),
     ],

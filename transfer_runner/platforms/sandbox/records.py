@@ -149,6 +149,8 @@ def decode_account(text: str) -> Account:
     """The Account stored by `encode`."""
     data = json.loads(text)
     data["domains"], data["services"] = tuple(data["domains"]), tuple(data["services"])
+    cancelled = data.get("cancelled_at")  # absent in results stored before it existed
+    data["cancelled_at"] = from_text(cancelled) if cancelled else None
     return Account(**data)
 
 
