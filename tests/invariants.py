@@ -108,6 +108,7 @@ class _TransferCheck:
             if len(holders) > 1:
                 problems.append(f"I4: {domain} is on {len(holders)} accounts at once: {holders}")
         self._billing(problems)
+        self._subscription(problems)
         self._comments(problems)
         return problems
 
@@ -277,6 +278,20 @@ class _TransferCheck:
             shown = " or ".join(str(w) for w in sorted(wanted))
             credit = credits[0]
             problems.append(f"I3: credit {credit['id']} is {credit['amount']}, want {shown}")
+
+    def _subscription(self, problems: list[str]) -> None:
+        """The new account is billed to the reseller once it holds the customer: one
+        subscription (the billing table holds one row per account), set by the runner."""
+        if not self.complete:
+            return
+        for account in self.snap.new_accounts():
+            if account["parent"] != self.t.reseller_account or account["status"] != "active":
+                continue
+            billing = account.get("billing")
+            if billing is None:
+                problems.append(f"I3: the new account {account['id']} has no subscription")
+            elif Decimal(billing["price"]) <= 0 or billing["period_start"] >= billing["period_end"]:
+                problems.append(f"I3: the new account {account['id']} has subscription {billing}")
 
     def _wanted_credits(self) -> set[Decimal]:
         """The acceptable credit amounts (empty: no credit is due).

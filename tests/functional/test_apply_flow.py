@@ -13,7 +13,7 @@ def test_full_apply_moves_the_customer(world: World, s3) -> None:
     report = world.apply()
     [result] = report.transfers
     assert result.status == "succeeded", result.message
-    assert result.counts == {"ok": 0, "changed": 14, "failed": 0, "skipped": 0}
+    assert result.counts == {"ok": 0, "changed": 15, "failed": 0, "skipped": 0}
 
     dump = world.dump()
     new = [a for a in dump["accounts"] if a["type"] == "resold"]

@@ -26,8 +26,8 @@ def _prefix_playbook(root: Path, k: int) -> Path:
     return path
 
 
-def test_the_default_playbook_has_the_fourteen_steps() -> None:
-    assert len(TASKS) == 14
+def test_the_default_playbook_has_the_fifteen_steps() -> None:
+    assert len(TASKS) == 15
 
 
 @pytest.mark.parametrize("k", range(len(TASKS)), ids=TASKS)

@@ -83,7 +83,7 @@ def test_reapply_of_a_completed_transfer_asks_the_platform_nothing(
     report = world.apply()
     [result] = report.transfers
     assert result.status == "unchanged" and "nothing to do" in result.message
-    assert [s.status for s in result.steps] == ["ok"] * 14
+    assert [s.status for s in result.steps] == ["ok"] * 15
     assert _calls(counted) == 0
     assert world.writes() == writes and world.dump() == dump
     assert _events(world, report.run_id) == ["transfer_finished"]  # no lock, no step record

@@ -63,7 +63,7 @@ def test_i3_fee_key_cannot_be_changed_by_the_playbook(world: World) -> None:
     world.apply()
 
     def rekey(tasks: list[dict[str, Any]]) -> None:
-        tasks[12]["billing.charge"]["key"] = "fee:{{ metadata.name }}"
+        tasks[13]["billing.charge"]["key"] = "fee:{{ metadata.name }}"
 
     playbook = _playbook(world, "rekeyed.yml", rekey)  # another playbook: the checks run again
     [result] = commands.apply([str(world.manifests)], world.settings(playbook=playbook)).transfers
@@ -104,7 +104,7 @@ def test_a_partial_tags_run_leaves_the_transfer_pending(world: World) -> None:
 
 def test_bad_amount_in_a_playbook_is_a_clean_failure(world: World) -> None:
     def huge(tasks: list[dict[str, Any]]) -> None:
-        tasks[12]["billing.charge"]["amount"] = "1e999"
+        tasks[13]["billing.charge"]["amount"] = "1e999"
 
     playbook = _playbook(world, "huge.yml", huge)
     [result] = commands.apply([str(world.manifests)], world.settings(playbook=playbook)).transfers

@@ -27,7 +27,7 @@ from tests.crash_world import CrashWorld, Run
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
-STEPS = range(1, 15)  # the tasks of playbooks/direct-to-resold.yml
+STEPS = range(1, 16)  # the tasks of playbooks/direct-to-resold.yml
 PLATFORM_OPS = (
     "create_account",
     "import_message",
@@ -35,6 +35,7 @@ PLATFORM_OPS = (
     "move_domain",
     "detach_domain",
     "credit",
+    "create_subscription",
     "charge",
     "add_ticket_comment",
 )

@@ -63,7 +63,7 @@ DATA_POINTS = (
     "export-before-index",
     "export-before-checkpoint",
 )  # fmt: skip
-STEP_POINTS = tuple(f"{when}-step-{n}" for n in range(1, 15) for when in ("before", "after"))
+STEP_POINTS = tuple(f"{when}-step-{n}" for n in range(1, 16) for when in ("before", "after"))
 CRASH_POINTS = (*STEP_POINTS, *(f"platform-after-{op}" for op in PLATFORM_OPS), *DATA_POINTS)
 STAGE_POINTS = (None, *STEP_POINTS[:14], *DATA_POINTS)  # `apply --tags data`: steps 1-7
 Key = tuple[str, str]  # (store, message id)

@@ -13,6 +13,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from tests.functional.conftest import FIXTURE, GLOBEX, manifest
 from tests.unit.test_sandbox_fixture import make_sandbox
 from transfer_runner import commands
 from transfer_runner.config import Settings
-from transfer_runner.platforms.base import NewAccount, Platform
+from transfer_runner.platforms.base import NewAccount, NewSubscription, Platform
 from transfer_runner.platforms.http.client import TOKEN_ENV, HttpPlatform
 from transfer_runner.platforms.http.server import build_app
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform
@@ -209,6 +210,9 @@ def _drive(platform: HttpPlatform) -> Iterator[tuple[str, Any]]:
     yield "fetch_message", raw
     yield "import_message", platform.import_message(new.id, "archive", "m-1", RAW, "k-import")
     yield "get_subscription", platform.get_subscription("C-1001")
+    subscription = NewSubscription(40, 2, ("spamstopshere", "restoremail"), date(2026, 12, 5))
+    yield "quote_subscription", platform.quote_subscription("R-301", subscription)
+    yield "create_subscription", platform.create_subscription(new.id, subscription, "k-sub")
     yield "find_credit", platform.find_credit("k-credit")
     yield "credit", platform.credit("C-1001", Decimal("52.00"), "pro-ration", "k-credit")
     yield "find_charge", platform.find_charge("k-fee")

@@ -43,6 +43,8 @@ CONTRACT: dict[tuple[str, str], str] = {
     ("GET", "/v1/accounts/{account_id}/stores/{store}/messages/{message_id}"): "fetch_message",
     ("PUT", "/v1/accounts/{account_id}/stores/{store}/messages/{message_id}"): "import_message",
     ("GET", "/v1/accounts/{account_id}/subscription"): "get_subscription",
+    ("POST", "/v1/accounts/{account_id}/subscription"): "create_subscription",
+    ("GET", "/v1/accounts/{account_id}/subscription-quote"): "quote_subscription",
     ("GET", "/v1/credits"): "find_credit",
     ("GET", "/v1/charges"): "find_charge",
     ("POST", "/v1/accounts/{account_id}/credits"): "credit",

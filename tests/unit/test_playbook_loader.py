@@ -15,7 +15,7 @@ MODULES = load_modules()
 
 def test_default_playbook_loads_with_thirteen_tasks() -> None:
     playbook = load_playbook(None, MODULES)
-    assert len(playbook.tasks) == 14
+    assert len(playbook.tasks) == 15
     assert playbook.defaults["transfer_fee"] == "25.00"
     assert [t.module for t in playbook.tasks][:3] == [
         "ticket.verify", "ticket.verify", "account.ensure"

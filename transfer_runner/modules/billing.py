@@ -1,4 +1,5 @@
-"""Billing steps: the pro-ration credit and the transfer fee, each exactly once (I3)."""
+"""Billing steps: the pro-ration credit, the resold subscription and the transfer fee, each
+exactly once (I3), each only after the cut-over."""
 
 from __future__ import annotations
 
@@ -13,9 +14,17 @@ from transfer_runner.errors import StepError
 from transfer_runner.manifest.model import Transfer
 from transfer_runner.modules.base import Check, require
 from transfer_runner.modules.gates import cut_over_done
-from transfer_runner.platforms.base import Credit
+from transfer_runner.platforms.base import Credit, NewSubscription, Subscription
 
-__all__ = ["ProrateSubscription", "ChargeFee", "MODULES", "prorate_amount", "prorate_key", "CENT"]
+__all__ = [
+    "ProrateSubscription",
+    "SubscribeAccount",
+    "ChargeFee",
+    "MODULES",
+    "prorate_amount",
+    "prorate_key",
+    "CENT",
+]
 
 CENT = Decimal("0.01")
 
@@ -121,6 +130,90 @@ class ProrateSubscription:
         return date.fromisoformat(cancelled_on) if cancelled_on else ctx.run.today
 
 
+class SubscribeAccount:
+    """Give the new resold account its subscription, once, from the cut-over day.
+
+    ```yaml
+    billing.subscribe:
+      account: A-1          # the new account (None in a plan before it exists)
+      parent: R-301         # the reseller, billed for it
+      users: 40
+      domains: 2
+      services: [spamstopshere, restoremail]
+    ```
+    The platform prices it: the reseller's first period runs from the cut-over day (the day
+    the platform cancelled the direct account) to the reseller's billing day, pro-rated.
+    `plan` shows the platform's quote. The key is `subscription:<direct account id>`.
+    """
+
+    name: ClassVar[str] = "billing.subscribe"
+
+    def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
+        task = ctx.task_name
+        account = args.get("account")
+        if account is None and not ctx.check_mode:
+            raise StepError(task, "missing argument 'account'")
+        if account is not None:
+            current = ctx.platform.get_subscription(require(args, "account", task))
+            if current is not None:
+                return Check(
+                    reason=f"{account} is subscribed: {_period_text(current)}",
+                    facts=_subscription_facts(current),
+                )
+        _require_cut_over(ctx)
+        parent = require(args, "parent", task)
+        spec = NewSubscription(
+            users=require(args, "users", task, int),
+            domains=require(args, "domains", task, int),
+            services=tuple(require(args, "services", task, list)),
+            start=self._start(ctx),
+        )
+        quote = ctx.platform.quote_subscription(parent, spec)
+        facts = {
+            **_subscription_facts(quote),
+            "account": account,
+            "parent": parent,
+            "users": spec.users,
+            "domains": spec.domains,
+            "services": list(spec.services),
+            "start": spec.start.isoformat(),
+        }
+        action = (
+            f"subscribe {account or 'the new account'} to {spec.users} users, {spec.domains} "
+            f"domains, {', '.join(spec.services)}: first period {_period_text(quote)}, billed "
+            f"to {parent}"
+        )
+        return Check(actions=(action,), facts=facts)
+
+    def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
+        f = check.facts
+        spec = NewSubscription(
+            f["users"], f["domains"], tuple(f["services"]), date.fromisoformat(f["start"])
+        )
+        key = idempotency_key("subscription", ctx.transfer.customer_account)
+        created = ctx.platform.create_subscription(f["account"], spec, key)
+        return _subscription_facts(created)
+
+    def _start(self, ctx: TaskContext) -> date:
+        """The cut-over day: when the platform cancelled the direct account (else today, the
+        estimate a plan shows before the cut-over)."""
+        direct = ctx.platform.get_account(ctx.transfer.customer_account)
+        if direct is not None and direct.cancelled_at is not None:
+            return direct.cancelled_at.astimezone(UTC).date()
+        return ctx.run.today
+
+
+def _period_text(sub: Subscription) -> str:
+    return f"{sub.period_start}..{sub.period_end} for {sub.price}"
+
+
+def _subscription_facts(sub: Subscription) -> dict[str, Any]:
+    return {
+        "price": str(sub.price),
+        "period": f"{sub.period_start}..{sub.period_end}",
+    }
+
+
 class ChargeFee:
     """Charge the reseller the transfer fee, once (key `transfer-fee:<name>`).
 
@@ -163,4 +256,4 @@ def _require_cut_over(ctx: TaskContext) -> None:
         raise StepError(ctx.task_name, f"refusing to bill before the cut-over: {why}")
 
 
-MODULES = (ProrateSubscription(), ChargeFee())
+MODULES = (ProrateSubscription(), SubscribeAccount(), ChargeFee())

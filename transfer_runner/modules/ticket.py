@@ -211,6 +211,12 @@ def _summary(ctx: TaskContext, args: Mapping[str, Any]) -> str:
     credit = ctx.facts("billing.prorate")
     if credit.get("amount"):
         lines.append(f"Pro-ration credit to {t.customer_account}: ${credit['amount']}.")
+    subscription = ctx.facts("billing.subscribe")
+    if subscription.get("price"):
+        lines.append(
+            f"Subscription of {args.get('new_account')}: first period {subscription['period']} "
+            f"for ${subscription['price']}, billed to {t.reseller_account}."
+        )
     charge = ctx.facts("billing.charge")
     if charge.get("amount"):
         lines.append(f"Transfer fee charged to {t.reseller_account}: ${charge['amount']}.")

@@ -23,6 +23,7 @@ __all__ = [
     "Account",
     "NewAccount",
     "Subscription",
+    "NewSubscription",
     "MessageInfo",
     "MessagePage",
     "Charge",
@@ -96,6 +97,17 @@ class Subscription:
     price: Decimal
     period_start: date
     period_end: date
+
+
+@dataclass(frozen=True)
+class NewSubscription:
+    """What a resold account is subscribed to from `start` (the cut-over day): the reseller is
+    billed for its first period, from `start` to the reseller's next billing day."""
+
+    users: int
+    domains: int
+    services: tuple[str, ...]
+    start: date
 
 
 @dataclass(frozen=True)
@@ -217,6 +229,18 @@ class Platform(Protocol):
     # -- billing ---------------------------------------------------------------------------
     def get_subscription(self, account_id: str) -> Subscription | None:
         """The account's current subscription period and price, or None."""
+        ...
+
+    def quote_subscription(self, parent: str, spec: NewSubscription) -> Subscription:
+        """The first period the platform would bill reseller `parent` for `spec` (read-only;
+        the quote's `account` is the parent)."""
+        ...
+
+    def create_subscription(
+        self, account_id: str, spec: NewSubscription, idempotency_key: str
+    ) -> Subscription:
+        """Subscribe an active resold account from `spec.start` (Conflict if it has a
+        subscription already); a repeated key returns the first subscription."""
         ...
 
     def find_credit(self, idempotency_key: str) -> Credit | None:

@@ -27,6 +27,7 @@ from transfer_runner.platforms.base import (
     Credit,
     MessagePage,
     NewAccount,
+    NewSubscription,
     Store,
     Subscription,
     Ticket,
@@ -72,6 +73,8 @@ COUNT_MESSAGES = Endpoint("count_messages", "GET", f"{_STORE}/summary")
 FETCH_MESSAGE = Endpoint("fetch_message", "GET", f"{_STORE}/messages/{{message_id}}")
 IMPORT_MESSAGE = Endpoint("import_message", "PUT", f"{_STORE}/messages/{{message_id}}")
 GET_SUBSCRIPTION = Endpoint("get_subscription", "GET", f"{_ACCOUNT}/subscription")
+QUOTE_SUBSCRIPTION = Endpoint("quote_subscription", "GET", f"{_ACCOUNT}/subscription-quote")
+CREATE_SUBSCRIPTION = Endpoint("create_subscription", "POST", f"{_ACCOUNT}/subscription")
 FIND_CREDIT = Endpoint("find_credit", "GET", f"{_P}/credits")
 FIND_CHARGE = Endpoint("find_charge", "GET", f"{_P}/charges")
 CREDIT = Endpoint("credit", "POST", f"{_ACCOUNT}/credits")
@@ -218,6 +221,25 @@ class HttpPlatform:
     def get_subscription(self, account_id: str) -> Subscription | None:
         """The account's current subscription period and price, or None."""
         return self._get_or_none(Subscription, GET_SUBSCRIPTION, {"account_id": account_id})
+
+    def quote_subscription(self, parent: str, spec: NewSubscription) -> Subscription:
+        """The first period the platform would bill `parent` for `spec` (read-only)."""
+        query = {
+            "users": str(spec.users),
+            "domains": str(spec.domains),
+            "services": ",".join(spec.services),
+            "start": spec.start.isoformat(),
+        }
+        reply = self._http.request(QUOTE_SUBSCRIPTION, {"account_id": parent}, query=query)
+        return _decode(Subscription, QUOTE_SUBSCRIPTION, reply)
+
+    def create_subscription(
+        self, account_id: str, spec: NewSubscription, idempotency_key: str
+    ) -> Subscription:
+        """Subscribe a resold account from `spec.start`; a repeated key returns the first."""
+        params = {"account_id": account_id}
+        reply = self._write(CREATE_SUBSCRIPTION, params, idempotency_key, json_body=to_wire(spec))
+        return _decode(Subscription, CREATE_SUBSCRIPTION, reply)
 
     def find_credit(self, idempotency_key: str) -> Credit | None:
         """The credit made with this key, or None (read-only)."""

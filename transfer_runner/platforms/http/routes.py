@@ -13,11 +13,12 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
 from transfer_runner.errors import NotFound, PlatformError
-from transfer_runner.platforms.base import STORES, NewAccount, Store
+from transfer_runner.platforms.base import STORES, NewAccount, NewSubscription, Store
 from transfer_runner.platforms.http.wire import API_PREFIX, from_wire, to_wire
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 
@@ -137,17 +138,22 @@ def _decode_body(call: Call, cls: type[T], data: dict[str, Any]) -> T:
         raise bad_request(call, detail) from None
 
 
-def _new_account(call: Call) -> NewAccount:
+def _counted_body(call: Call, cls: type[T], counts: tuple[str, ...]) -> T:
+    """The JSON body as `cls`, its `counts` whole numbers up to the contract's maximum."""
     data = _json_object(call)
-    for name in ("users", "max_domains"):
+    for name in counts:
         value = data.get(name)
         if isinstance(value, float) and value.is_integer():
             data[name] = int(value)  # JSON has one number type: 40.0 is the integer 40
-    spec = _decode_body(call, NewAccount, data)
-    for name in ("users", "max_domains"):
+    spec = _decode_body(call, cls, data)
+    for name in counts:
         if getattr(spec, name) > MAX_COUNT:
             raise bad_request(call, f"body.{name}: must be at most {MAX_COUNT}")
     return spec
+
+
+def _new_account(call: Call) -> NewAccount:
+    return _counted_body(call, NewAccount, ("users", "max_domains"))
 
 
 def _payment_body(call: Call) -> PaymentBody:
@@ -288,6 +294,35 @@ def _get_subscription(call: Call) -> Reply:
     return Reply(200, to_wire(_found(call, subscription, f"a subscription of {account_id}")))
 
 
+def _count_query(call: Call, name: str) -> int:
+    text = _query(call, name)
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_COUNT:
+        raise bad_request(call, f"the query parameter {name!r} must be 1..{MAX_COUNT}: {text!r}")
+    return int(text)
+
+
+def _quote_subscription(call: Call) -> Reply:
+    try:
+        start = date.fromisoformat(_query(call, "start"))
+    except ValueError:
+        raise bad_request(
+            call, "the query parameter 'start' must be a date such as 2026-12-05"
+        ) from None
+    spec = NewSubscription(
+        users=_count_query(call, "users"),
+        domains=_count_query(call, "domains"),
+        services=tuple(_query(call, "services").split(",")),
+        start=start,
+    )
+    return Reply(200, to_wire(call.platform.quote_subscription(call.args["account_id"], spec)))
+
+
+def _create_subscription(call: Call) -> Reply:
+    spec = _counted_body(call, NewSubscription, ("users", "domains"))
+    account_id = call.args["account_id"]
+    return Reply(201, to_wire(call.platform.create_subscription(account_id, spec, _key(call))))
+
+
 def _find_credit(call: Call) -> Reply:
     credit = call.platform.find_credit(_query(call, "idempotency_key"))
     return Reply(200, {"credits": [to_wire(credit)] if credit else []})
@@ -344,6 +379,15 @@ ROUTES: tuple[Route, ...] = (
         body="message",
     ),
     Route("get_subscription", "GET", f"{_ACCOUNT}/subscription", _get_subscription),
+    Route("quote_subscription", "GET", f"{_ACCOUNT}/subscription-quote", _quote_subscription),
+    Route(
+        "create_subscription",
+        "POST",
+        f"{_ACCOUNT}/subscription",
+        _create_subscription,
+        write=True,
+        body="json",
+    ),
     Route("find_credit", "GET", f"{_P}/credits", _find_credit),
     Route("find_charge", "GET", f"{_P}/charges", _find_charge),
     Route("credit", "POST", f"{_ACCOUNT}/credits", _credit, write=True, body="json"),

@@ -35,11 +35,12 @@ from transfer_runner.platforms.base import (
     Credit,
     MessagePage,
     NewAccount,
+    NewSubscription,
     Store,
     Subscription,
     Ticket,
 )
-from transfer_runner.platforms.sandbox import db, operations, records
+from transfer_runner.platforms.sandbox import db, operations, records, subscriptions
 from transfer_runner.platforms.sandbox.messages import generate_message
 
 __all__ = ["SandboxPlatform", "MAX_PAGE"]
@@ -264,6 +265,26 @@ class SandboxPlatform:
     def get_subscription(self, account_id: str) -> Subscription | None:
         """The account's billing period and price, or None if it has no billing."""
         return self._read("get_subscription", lambda c: records.read_subscription(c, account_id))
+
+    def quote_subscription(self, parent: str, spec: NewSubscription) -> Subscription:
+        """The first period `parent` would be billed for `spec` (see `pricing`)."""
+        return self._read(
+            "quote_subscription", lambda c: subscriptions.quote_subscription(c, parent, spec)
+        )
+
+    def create_subscription(
+        self, account_id: str, spec: NewSubscription, idempotency_key: str
+    ) -> Subscription:
+        """Subscribe a resold account from `spec.start`, once per key."""
+        request = {"account": account_id, **asdict(spec), "start": spec.start.isoformat()}
+        return self._write(
+            "create_subscription",
+            idempotency_key,
+            account_id,
+            request,
+            lambda c, now: subscriptions.create_subscription(c, account_id, spec),
+            records.decode_subscription,
+        )
 
     def find_credit(self, idempotency_key: str) -> Credit | None:
         """The credit made with this key, or None (read-only)."""

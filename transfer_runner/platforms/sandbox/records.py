@@ -30,6 +30,7 @@ __all__ = [
     "read_account",
     "read_ticket",
     "read_subscription",
+    "decode_subscription",
     "read_payment",
     "message_info",
     "encode",
@@ -138,7 +139,7 @@ def message_info(row: tuple[Any, ...]) -> MessageInfo:
 _new_info = object.__new__
 
 
-def encode(result: Account | Comment | Charge | Credit | bool | None) -> str:
+def encode(result: Account | Comment | Charge | Credit | Subscription | bool | None) -> str:
     """A write's result as JSON for the idempotency table."""
     if result is None or isinstance(result, bool):
         return json.dumps(result)
@@ -152,6 +153,17 @@ def decode_account(text: str) -> Account:
     cancelled = data.get("cancelled_at")  # absent in results stored before it existed
     data["cancelled_at"] = from_text(cancelled) if cancelled else None
     return Account(**data)
+
+
+def decode_subscription(text: str) -> Subscription:
+    """The Subscription stored by `encode`."""
+    data = json.loads(text)
+    return Subscription(
+        data["account"],
+        Decimal(data["price"]),
+        date.fromisoformat(data["period_start"]),
+        date.fromisoformat(data["period_end"]),
+    )
 
 
 def decode_comment(text: str) -> Comment:
@@ -182,4 +194,6 @@ def _json_default(value: Any) -> Any:
         return str(value)
     if hasattr(value, "tzinfo"):
         return to_text(value)
+    if isinstance(value, date):
+        return value.isoformat()
     raise TypeError(f"cannot store {type(value).__name__} in a result")
