@@ -72,7 +72,7 @@ def test_validate_plan_apply_reapply_status_report(cli: Cli) -> None:
         "--report-json", "report.json", "--junit", "junit.xml",
     )  # fmt: skip
     assert "acme-com" in applied.stdout
-    assert "ok=0 changed=14 failed=0 skipped=0" in applied.stdout
+    assert "ok=0 changed=15 failed=0 skipped=0" in applied.stdout
 
     report = json.loads((cli.root / "report.json").read_text())
     assert {t["name"]: t["status"] for t in report["transfers"]} == {

@@ -22,8 +22,8 @@ def quote_subscription(
     op = "quote_subscription"
     _check(op, spec)
     reseller = require_account(conn, op, parent)
-    if reseller.type != "reseller":
-        raise bad_request(op, f"account {parent} is a {reseller.type} account, not a reseller")
+    if reseller.type != "reseller":  # well-formed, but not for this account: a 409
+        raise Conflict(op, f"account {parent} is a {reseller.type} account, not a reseller")
     return _first(conn, parent, spec)
 
 
@@ -52,7 +52,10 @@ def create_subscription(
 def _first(conn: sqlite3.Connection, parent: str, spec: NewSubscription) -> Subscription:
     own = records.read_subscription(conn, parent)
     day = own.period_end.day if own is not None else 1
-    start, end = pricing.first_period(spec.start, day)
+    try:
+        start, end = pricing.first_period(spec.start, day)
+    except (ValueError, OverflowError):  # no billing day after 9999-12-31
+        raise Conflict("subscription", f"no billing period follows {spec.start}") from None
     price = pricing.first_period_price(spec.users, spec.services, start, end, day)
     return Subscription(parent, price, start, end)
 
