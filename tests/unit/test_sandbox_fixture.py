@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from transfer_runner.clock import clock_from_env, resolve_relative_date
 from transfer_runner.errors import ConfigError, ManifestError
 from transfer_runner.platforms.sandbox.dump import dump_sandbox
 from transfer_runner.platforms.sandbox.fixture import init_sandbox, load_fixture, parse_size
@@ -25,7 +26,7 @@ FIXTURE = textwrap.dedent(
         domains: [acme.net, Acme.com]
         users: 40
         services: [spamstopshere, restoremail]
-        billing: {price: "120.00", period_start: 2026-11-01, period_end: "2026-12-01"}
+        billing: {price: "120.00", period_start: today-10d, period_end: "today+20d"}
         quarantine: {messages: 12, size: 2KiB}
         archive: {messages: 25, size: 1500}
       - id: C-1002
@@ -74,6 +75,13 @@ def make_sandbox(root: Path, text: str = FIXTURE, name: str = "sandbox.db") -> P
     return target
 
 
+def _day(text: str) -> str:
+    """`today-10d` as the fixture resolves it: on the session's clock."""
+    day = resolve_relative_date(text, clock_from_env())
+    assert day is not None
+    return day
+
+
 def _errors(tmp_path: Path, text: str) -> list[str]:
     path = tmp_path / "fixture.yml"
     path.write_text(textwrap.dedent(text), encoding="utf-8")
@@ -111,7 +119,8 @@ def test_init_then_dump_round_trip(tmp_path: Path) -> None:
         "quarantine_messages": 12,
         "archive_messages": 25,
         "held_back_messages": 0,
-        "billing": {"price": "120.00", "period_start": "2026-11-01", "period_end": "2026-12-01"},
+        "billing": {"price": "120.00", "period_start": _day("today-10d"),
+                    "period_end": _day("today+20d")},  # fmt: skip
     }
     assert (globex["status"], globex["max_domains"], globex["users"]) == ("cancelled", 1, 1)
     assert "billing" not in globex

@@ -6,12 +6,13 @@ from __future__ import annotations
 import inspect
 import sqlite3
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from transfer_runner.clock import clock_from_env
 from transfer_runner.errors import AccountCancelled, Conflict, NotFound, PlatformError
 from transfer_runner.platforms.base import NewAccount, Platform, Subscription
 from transfer_runner.platforms.sandbox.dump import dump_sandbox
@@ -203,8 +204,9 @@ def test_comment_refusals(platform: SandboxPlatform) -> None:
 
 # -- billing --------------------------------------------------------------------------------
 def test_subscription_price_is_exact_decimal_text(platform: SandboxPlatform, sandbox: Path) -> None:
+    today = clock_from_env().now().date()  # the fixture's period: today-10d .. today+20d
     assert platform.get_subscription("C-1001") == Subscription(
-        "C-1001", Decimal("120.00"), date(2026, 11, 1), date(2026, 12, 1)
+        "C-1001", Decimal("120.00"), today - timedelta(days=10), today + timedelta(days=20)
     )
     with sqlite3.connect(sandbox) as conn:
         assert conn.execute("SELECT typeof(price), price FROM billing").fetchall() == [
