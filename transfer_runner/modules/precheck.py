@@ -20,7 +20,7 @@ from transfer_runner.modules.claims import PlatformClaim, read_claim
 from transfer_runner.modules.gates import domains_accounted_for
 from transfer_runner.platforms.base import Account
 
-__all__ = ["transfer_problems", "earlier_claims"]
+__all__ = ["transfer_problems", "platform_claims"]
 
 
 def transfer_problems(ctx: TaskContext) -> list[str]:
@@ -29,59 +29,50 @@ def transfer_problems(ctx: TaskContext) -> list[str]:
     accounted, why = domains_accounted_for(ctx)
     if not accounted:
         problems.append(why)
-    claims = earlier_claims(ctx)
-    for claim in claims:
+    claims = platform_claims(ctx)
+    others = [c for c in claims.values() if c is not None and c.transfer != ctx.transfer.name]
+    for claim in others:
         problems.append(
             f"ticket {claim.ticket} is claimed on the platform by {claim.describe()}: a ticket "
             f"authorizes one transfer; {ctx.transfer.name} needs tickets of its own"
         )
-    problems += _already_transferred(ctx, claims)
+    mine = claims[ctx.transfer.customer_ticket]
+    problems += _already_transferred(ctx, others, ours=mine is not None and not others)
     problems += _temporary_domain(ctx)
     return problems
 
 
-def earlier_claims(ctx: TaskContext) -> list[PlatformClaim]:
-    """The platform claims on this transfer's tickets made by another transfer."""
+def platform_claims(ctx: TaskContext) -> dict[str, PlatformClaim | None]:
+    """The platform claim on each of this transfer's tickets (None: unclaimed), read once."""
     t = ctx.transfer
-    found = []
+    claims: dict[str, PlatformClaim | None] = {}
     for ticket_id in (t.customer_ticket, t.reseller_ticket):
         ticket = ctx.platform.get_ticket(ticket_id)
-        claim = read_claim(ticket) if ticket is not None else None
-        if claim is not None and claim.transfer != t.name:
-            found.append(claim)
-    return found
+        claims[ticket_id] = read_claim(ticket) if ticket is not None else None
+    return claims
 
 
-def _already_transferred(ctx: TaskContext, claims: list[PlatformClaim]) -> list[str]:
+def _already_transferred(
+    ctx: TaskContext, others: list[PlatformClaim], *, ours: bool
+) -> list[str]:
     """A cancelled direct account that this transfer did not cancel: the customer was moved
-    (or closed) already. The refusal names the earlier transfer where the platform shows it."""
+    (or closed) already. The refusal names the earlier transfer where the platform shows it.
+    `ours`: this transfer's claim is on the customer ticket (it got this far before)."""
     t = ctx.transfer
     direct = ctx.platform.get_account(t.customer_account)
     if direct is None or direct.status != "cancelled":
         return []
-    if _ours(ctx):
+    if ours or ctx.facts("account.cancel") or ctx.facts("domain.move"):
         return []  # this transfer cancelled it: a resume
-    earlier = _earlier_credit(ctx)
-    by = (
-        f" by {claims[0].describe()}"
-        if claims
-        else f" ({earlier})"
-        if earlier
-        else ", not by this transfer"
-    )
+    if others:
+        by = f" by {others[0].describe()}"
+    else:
+        earlier = _earlier_credit(ctx)
+        by = f" ({earlier})" if earlier else ", not by this transfer"
     return [
         f"the direct account {t.customer_account} is already cancelled{by}: the customer is "
         "not transferred twice"
     ]
-
-
-def _ours(ctx: TaskContext) -> bool:
-    """Whether this transfer (its state, or its claim on the customer ticket) got this far."""
-    if ctx.facts("account.cancel") or ctx.facts("domain.move"):
-        return True
-    ticket = ctx.platform.get_ticket(ctx.transfer.customer_ticket)
-    claim = read_claim(ticket) if ticket is not None else None
-    return claim is not None and claim.transfer == ctx.transfer.name
 
 
 def _earlier_credit(ctx: TaskContext) -> str:
