@@ -29,6 +29,28 @@ URL = f"s3://{BUCKET}/team/state"
 T0 = datetime(2026, 11, 18, 9, 30, tzinfo=UTC)
 
 
+def _atomic_object_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Serve moto's object and bucket requests one at a time, so PutObject is atomic as S3's
+    is. moto checks If-None-Match / If-Match and stores the object in separate steps, so under
+    load two racing threads both passed the check (`test_threads_race_for_one_lock` saw two
+    winners), and a read could meet the buffer of an object being replaced ("I/O operation on
+    closed file"). The state store relies on the server for that atomicity; the same race
+    against a real server is in tests/integration/test_state_s3.py."""
+    from moto.s3.responses import S3Response
+
+    lock = threading.RLock()
+
+    def serialised(real: Any) -> Any:
+        def handler(self: S3Response, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return real(self, *args, **kwargs)
+
+        return handler
+
+    for name in ("key_response", "bucket_response"):
+        monkeypatch.setattr(S3Response, name, serialised(getattr(S3Response, name)))
+
+
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
@@ -36,6 +58,7 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    _atomic_object_requests(monkeypatch)
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=BUCKET)
