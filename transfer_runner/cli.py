@@ -1,7 +1,8 @@
 """The command-line skin: parse options, call `commands`, render, choose the exit code.
 
 Exit codes: validate 0 valid / 1 invalid; plan 0 nothing to do / 2 changes pending / 1 error;
-apply 0 all succeeded / 1 any failed / 3 a transfer was locked by another runner. A usage error
+apply 0 all succeeded / 1 any failed or not started / 3 a transfer was locked by another runner /
+130 or 143 stopped by SIGINT or SIGTERM (`stopping`). A usage error
 or any other error exits 1 with a one-line message; an internal bug shows its traceback.
 """
 
@@ -10,12 +11,12 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -26,6 +27,7 @@ from transfer_runner.config import (
     Settings,
     resolve_settings,
 )
+from transfer_runner.engine.runner import StopNow
 from transfer_runner.errors import ConfigError, ManifestError, TransferRunnerError
 from transfer_runner.redaction import install_redaction
 from transfer_runner.reporting.console import (
@@ -35,6 +37,7 @@ from transfer_runner.reporting.console import (
     render_recap,
 )
 from transfer_runner.selection import RETRY_FILE, write_retry_file
+from transfer_runner.stopping import DEFAULT_GRACE_S, GracefulStop, graceful_stop
 
 if TYPE_CHECKING:  # imported when a sandbox command runs, not for every command
     from transfer_runner.platforms.sandbox.mailflow import FlowSpec, MailFlow
@@ -267,6 +270,10 @@ def plan(
               help="Lease on each transfer's lock, renewed every third of it while the transfer "
               "runs; another runner takes over a crashed runner's lock only after it expired.")
 @_recheck_option
+@click.option("--grace", type=click.FloatRange(min=0), default=DEFAULT_GRACE_S,
+              show_default=True, metavar="SECONDS",
+              help="After SIGINT/SIGTERM, how long running steps may take to finish before "
+              "the run stops at once (a second signal stops it at once too).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (CI).")
 @click.option("--report-json", type=click.Path(dir_okay=False), help="Write the JSON report here.")
 @click.option("--junit", type=click.Path(dir_okay=False), help="Write a JUnit XML report here.")
@@ -292,6 +299,7 @@ def apply(
     max_platform_concurrency: int | None,
     lock_ttl: float,
     recheck: bool,
+    grace: float,
     yes: bool,
     report_json: str | None,
     junit: str | None,
@@ -302,49 +310,78 @@ def apply(
     PATHS are manifests or directories, or one plan file saved by `plan --out`: then exactly
     that plan is applied, and refused if any of its manifests or states changed since.
     Exit 0 all succeeded (or were already done), 1 any failed, 3 one was locked by another runner.
+
+    The first SIGINT (Ctrl-C) or SIGTERM stops gracefully: no new step starts, running steps
+    finish (within --grace) and are recorded, every lock is released, the recap and the retry
+    file are written, and the exit code is 130 (SIGINT) or 143 (SIGTERM). A second signal stops
+    at once. Apply again to resume.
     """
     settings = _settings(ctx)
     if not yes:
         _confirm(paths, settings, limits, tags)
     verbosity = ctx.obj["verbosity"]
-    stop = threading.Event()
     bulk = commands.BulkOptions(
         serial=serial,
         max_fail_percentage=max_fail_percentage,
         max_platform_calls_per_second=max_platform_calls_per_second,
         max_platform_concurrency=max_platform_concurrency,
         lock_ttl_s=lock_ttl,
+        grace_s=grace,
     )
-    try:
-        report = commands.apply(
-            paths,
-            settings,
-            limits=limits,
-            tags=_tags(tags),
-            forks=forks,
-            reporter=ConsoleReporter(verbosity=verbosity),
-            progress=ConsoleProgress(quiet=verbosity < 0),
-            stop=stop,
-            shard=_shard(shard),
-            bulk=bulk,
-            git=commands.GitGuards(changed_since, require_clean),
-            recheck=recheck,
-        )
-    except KeyboardInterrupt:
-        click.echo("aborted: finished steps are recorded; run apply again to resume", err=True)
-        ctx.exit(EXIT_FAILED)
+    with graceful_stop() as stopper:
+        try:
+            report = commands.apply(
+                paths,
+                settings,
+                limits=limits,
+                tags=_tags(tags),
+                forks=forks,
+                reporter=ConsoleReporter(verbosity=verbosity),
+                progress=ConsoleProgress(quiet=verbosity < 0),
+                stop=stopper.event,
+                shard=_shard(shard),
+                bulk=bulk,
+                git=commands.GitGuards(changed_since, require_clean),
+                recheck=recheck,
+            )
+        except StopNow as exc:
+            _stop_now(stopper, str(exc))
     click.echo(render_recap(report))
-    if stop.is_set():
-        click.echo("interrupted: running steps finished and were recorded; apply again to resume")
+    if stopper.requested:
+        totals = report.totals
+        click.echo(
+            f"stopped by {stopper.signal_name}: {totals['transfers_interrupted']} interrupted, "
+            f"{totals['transfers_not_started']} not started; their finished steps are recorded "
+            "and their locks released; apply again to resume"
+        )
     _write_reports(report, report_json, junit)
-    failed = [t.name for t in report.transfers if t.status == "failed"]
-    write_retry_file(retry_file, failed)
-    if failed:
-        click.echo(f"failed transfers listed in {retry_file} (retry with --limit @{retry_file})")
+    retry = report.to_retry()
+    write_retry_file(retry_file, retry)
+    if retry:
+        click.echo(f"transfers to retry listed in {retry_file} (retry with --limit @{retry_file})")
     statuses = {t.status for t in report.transfers}
+    if stopper.requested:
+        ctx.exit(stopper.exit_code)
     ctx.exit(
-        EXIT_FAILED if "failed" in statuses else EXIT_LOCKED if "locked" in statuses else EXIT_OK
+        EXIT_FAILED
+        if statuses & {"failed", "interrupted", "not_started"}
+        else EXIT_LOCKED
+        if "locked" in statuses
+        else EXIT_OK
     )
+
+
+def _stop_now(stopper: GracefulStop, why: str) -> NoReturn:
+    """End the process at once, without waiting for the running steps' threads."""
+    click.echo(
+        f"stopped at once ({why}): the steps that were running are not recorded and their "
+        "transfers stay locked until their lease expires, or until a run on this host sees "
+        "this process gone; apply again to resume",
+        err=True,
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(stopper.exit_code)
 
 
 def _confirm(

@@ -124,14 +124,16 @@ def _load_valid(
 
 @dataclass(frozen=True)
 class BulkOptions:
-    """How a large apply is paced: waves, failure budget, the shared platform throttle, and
-    the lease on each transfer's lock (a crashed runner's lock is taken over after it)."""
+    """How a large apply is paced and stopped: waves, failure budget, the shared platform
+    throttle, the lease on each transfer's lock (a crashed runner's lock is taken over after
+    it), and the grace period running steps get to finish after a stop."""
 
     serial: str | None = None
     max_fail_percentage: float | None = None
     max_platform_calls_per_second: float | None = None
     max_platform_concurrency: int | None = None
     lock_ttl_s: float = 900.0
+    grace_s: float | None = None
 
 
 def _export_settings(settings: Settings) -> S3Settings | None:
@@ -277,6 +279,7 @@ def apply(
                 max_fail_percentage=bulk.max_fail_percentage,
                 lock_ttl_s=bulk.lock_ttl_s,
                 recheck=recheck,
+                grace_s=bulk.grace_s,
             ),
             reporter or NullReporter(),
             stop,

@@ -14,8 +14,9 @@ def test_failure_budget_stops_later_waves(world: World) -> None:
     report = world.apply(bulk=bulk)
     by_name = {t.name: t for t in report.transfers}
     assert by_name["acme-com"].status == "failed"
-    assert by_name["globex-io"].status == "failed"
-    assert by_name["globex-io"].message.startswith("not started")
+    assert by_name["globex-io"].status == "not_started"
+    assert by_name["globex-io"].message.startswith("not started: more than 0%")
+    assert report.totals["transfers_failed"] == 1 and report.totals["transfers_not_started"] == 1
     assert world.account("C-1002")["status"] == "active"
 
 

@@ -68,6 +68,11 @@ def _report() -> RunReport:
             TransferResult("gamma-org", "locked", message="locked by ci-job-7 (run r-x)"),
             TransferResult("delta-io", "unchanged", (_s("verify", "ok", 0), _s("x", "skipped", 1))),
             TransferResult("drift-com", "failed", message="drift: manifest changed"),
+            TransferResult(
+                "stop-net", "interrupted", (_s("verify", "ok", 0),),
+                message="interrupted before 'x'; apply again to resume",
+            ),  # fmt: skip
+            TransferResult("later-org", "not_started", message="not started: the run was stopped"),
         ),
     )
 
@@ -90,7 +95,8 @@ def test_json_report_validates_and_keeps_exact_values() -> None:
     assert _validate(data) == []
     assert data == report_to_dict(_report())
     assert data["started_at"] == "2026-11-18T09:30:00Z"
-    assert data["totals"]["transfers"] == 5 and data["totals"]["transfers_failed"] == 2
+    assert data["totals"]["transfers"] == 7 and data["totals"]["transfers_failed"] == 2
+    assert data["totals"]["transfers_interrupted"] == data["totals"]["transfers_not_started"] == 1
     acme = data["transfers"][0]
     assert acme["path"] == "transfers/acme.yml"
     assert acme["counts"] == {"ok": 1, "changed": 1, "failed": 0, "skipped": 1}
@@ -104,6 +110,8 @@ def test_json_report_validates_and_keeps_exact_values() -> None:
         "locked",
         "unchanged",
         "failed",
+        "interrupted",
+        "not_started",
     ]
 
 
@@ -147,7 +155,9 @@ def test_junit_parses_and_counts() -> None:
     root = ET.fromstring(render_junit(_report()))
     assert root.tag == "testsuites"
     suites = {s.get("name"): s for s in root.findall("testsuite")}
-    assert list(suites) == ["acme-com", "beta-net", "gamma-org", "delta-io", "drift-com"]
+    assert list(suites) == [
+        "acme-com", "beta-net", "gamma-org", "delta-io", "drift-com", "stop-net", "later-org"
+    ]  # fmt: skip
 
     def counts(name: str) -> tuple[str | None, ...]:
         s = suites[name]
@@ -158,7 +168,9 @@ def test_junit_parses_and_counts() -> None:
     assert counts("gamma-org") == ("1", "0", "1")  # locked: one skipped case with the reason
     assert counts("delta-io") == ("2", "0", "1")
     assert counts("drift-com") == ("1", "1", "0")  # failed outside steps: never green
-    assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("9", "2", "3")
+    assert counts("stop-net") == ("2", "0", "1")  # its done step, then skipped: interrupted
+    assert counts("later-org") == ("1", "0", "1")  # not started: skipped with the reason
+    assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("12", "2", "5")
     assert root.get("time") == "120.000"
     assert suites["acme-com"].get("time") == "4.500"
     assert suites["acme-com"].get("file") == "transfers/acme.yml"
@@ -171,6 +183,9 @@ def test_junit_parses_and_counts() -> None:
     )
     locked = suites["gamma-org"].find("testcase/skipped")
     assert locked is not None and "ci-job-7" in (locked.get("message") or "")
+    not_started = suites["later-org"].find("testcase/skipped")
+    assert not_started is not None
+    assert not_started.get("message") == "not started: the run was stopped"
     drift = suites["drift-com"].find("testcase/failure")
     assert drift is not None and drift.get("message") == "drift: manifest changed"
 
@@ -196,7 +211,10 @@ def test_junit_empty_report() -> None:
 def test_markdown_summary() -> None:
     text = render_markdown(_report())
     assert text.startswith("## transfer-runner apply r-20261118")
-    assert "**5 transfers**: 1 succeeded, 1 unchanged, 2 failed, 1 locked." in text
+    assert (
+        "**7 transfers**: 1 succeeded, 1 unchanged, 2 failed, 1 interrupted, 1 not_started, "
+        "1 locked." in text
+    )
     rows = [line for line in text.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| Transfer | Status |")
     assert rows[1:] == [
@@ -205,7 +223,11 @@ def test_markdown_summary() -> None:
         "| gamma-org | locked | 0 | 0 | 0 | 0 |",
         "| delta-io | unchanged | 1 | 0 | 0 | 1 |",
         "| drift-com | failed | 0 | 0 | 0 | 0 |",
+        "| stop-net | interrupted | 1 | 0 | 0 | 0 |",
+        "| later-org | not_started | 0 | 0 | 0 | 0 |",
     ]
+    assert "### Interrupted or not started (apply again to resume)" in text
+    assert "- **later-org**: not started: the run was stopped" in text
     failed_line = next(line for line in text.splitlines() if line.startswith("- **beta-net**"))
     assert "step charge fee (billing) failed" in failed_line
     assert "&lt;card&gt; &amp;" in failed_line and "\\| pipe" in failed_line

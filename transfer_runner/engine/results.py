@@ -6,14 +6,28 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-__all__ = ["StepResult", "TransferResult", "RunReport", "STEP_STATUSES", "TRANSFER_STATUSES"]
+__all__ = [
+    "StepResult",
+    "TransferResult",
+    "RunReport",
+    "STEP_STATUSES",
+    "TRANSFER_STATUSES",
+    "RETRY_STATUSES",
+]
 
 STEP_STATUSES = ("ok", "changed", "skipped", "failed")
-# succeeded/failed/locked/unchanged come from apply; "pending" is plan's "changes pending".
-TRANSFER_STATUSES = ("succeeded", "failed", "locked", "unchanged", "pending")
+# succeeded/failed/locked/unchanged come from apply; "pending" is plan's "changes pending";
+# "interrupted" stopped between two steps (a signal), "not_started" never began (a signal or
+# the wave's failure budget). Both are resumed by applying again.
+TRANSFER_STATUSES = (
+    "succeeded", "unchanged", "pending", "failed", "interrupted", "not_started", "locked",
+)  # fmt: skip; the order recaps and reports count them in
+RETRY_STATUSES = ("failed", "interrupted", "not_started")  # what the retry file lists
 
 StepStatusT = Literal["ok", "changed", "skipped", "failed"]
-TransferStatusT = Literal["succeeded", "failed", "locked", "unchanged", "pending"]
+TransferStatusT = Literal[
+    "succeeded", "failed", "locked", "unchanged", "pending", "interrupted", "not_started"
+]
 
 
 @dataclass(frozen=True)
@@ -78,3 +92,7 @@ class RunReport:
                 out[s] += t.count(s)
         out["transfers"] = len(self.transfers)
         return out
+
+    def to_retry(self) -> list[str]:
+        """The transfers to apply again: failed, interrupted, or never started."""
+        return [t.name for t in self.transfers if t.status in RETRY_STATUSES]

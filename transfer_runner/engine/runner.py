@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from transfer_runner.playbook.loader import Playbook, Task
 from transfer_runner.playbook.templating import evaluate, render
 from transfer_runner.state.base import StepRecord, TransferRecord
 
-__all__ = ["Reporter", "RunOptions", "run_transfers", "run_transfer", "NullReporter"]
+__all__ = ["Reporter", "RunOptions", "run_transfers", "run_transfer", "NullReporter", "StopNow"]
 
 log = logging.getLogger(__name__)
 PRECHECK = "Precheck the whole transfer"  # the name its failure is reported under
@@ -68,6 +69,7 @@ class RunOptions:
     serial: str | None = None  # wave size: "10" transfers or "10%" of them
     max_fail_percentage: float | None = None  # stop starting waves above this
     recheck: bool = False  # check completed transfers against the platform again
+    grace_s: float | None = None  # after a stop, how long running steps may take to finish
 
 
 def run_transfers(
@@ -82,7 +84,11 @@ def run_transfers(
     """Run every transfer (up to `forks` at once), wave by wave; results in the order given.
 
     After each wave, if the share of failed transfers so far exceeds `max_fail_percentage`, no
-    new wave starts (running transfers have finished); the rest are reported as not started.
+    new wave starts (running transfers have finished); the rest are reported `not_started`.
+    Once `stop` is set (a first signal), no new step starts: running steps finish within
+    `grace_s`, their transfers end `interrupted` and the rest `not_started`. A
+    KeyboardInterrupt after the stop, or the grace period running out, raises
+    `StopNow`: the caller stops at once (as after a crash, the next run resumes).
     """
     stop = stop or threading.Event()
     run.lock_ttl_s = options.lock_ttl_s  # the lease re-checked before each write is this one
@@ -93,7 +99,7 @@ def run_transfers(
         if number + 1 < len(waves) and _over_budget(results, options.max_fail_percentage):
             rest = [t for later in waves[number + 1 :] for t in later]
             why = f"not started: more than {options.max_fail_percentage:g}% of transfers failed"
-            results.extend(TransferResult(t.name, "failed", message=why, path=t.path) for t in rest)
+            results.extend(_not_started(run, t, why) for t in rest)
             break
     return results
 
@@ -109,7 +115,7 @@ def _run_wave(
 ) -> list[TransferResult]:
     def one(transfer: Transfer) -> TransferResult:
         if stop.is_set():
-            return TransferResult(transfer.name, "failed", message="not started: run interrupted")
+            return _not_started(run, transfer, "not started: the run was stopped")
         return run_transfer(run, playbook, modules, transfer, options, reporter, stop)
 
     # Transfers run in worker threads even with one fork, so that Ctrl-C in the main thread
@@ -117,23 +123,43 @@ def _run_wave(
     pool = ThreadPoolExecutor(max_workers=max(1, options.forks), thread_name_prefix="transfer")
     try:
         futures = [pool.submit(one, t) for t in transfers]
-        _wait_allowing_interrupt(futures, stop)
-        return [f.result() for f in futures]
-    finally:
-        pool.shutdown(wait=True)
+        _wait_allowing_interrupt(futures, stop, options.grace_s)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)  # stopping at once: wait for nothing
+        raise
+    pool.shutdown(wait=True)
+    return [f.result() for f in futures]
 
 
-def _wait_allowing_interrupt(futures: list[Future[TransferResult]], stop: threading.Event) -> None:
-    """Wait for every future; a first Ctrl-C sets `stop` and keeps waiting, a second one raises."""
+class StopNow(KeyboardInterrupt):
+    """A second interrupt, or the grace period over: stop at once, mid-step (like a crash)."""
+
+
+def _wait_allowing_interrupt(
+    futures: list[Future[TransferResult]], stop: threading.Event, grace_s: float | None = None
+) -> None:
+    """Wait for every future. A first Ctrl-C sets `stop` and keeps waiting (for at most
+    `grace_s` once stopped); a second one, or the grace period over, raises StopNow."""
     pending = set(futures)
+    deadline: float | None = None
     while pending:
+        if stop.is_set() and deadline is None:
+            deadline = time.monotonic() + (grace_s if grace_s is not None else float("inf"))
+            log.warning(
+                "stopping: no new step starts; waiting for %d running transfer(s)%s",
+                sum(1 for f in pending if f.running()),
+                f" for at most {grace_s:g} s" if grace_s is not None else "",
+            )
+        if deadline is not None and time.monotonic() >= deadline:
+            raise StopNow(f"the grace period of {grace_s:g} s is over")
         try:
-            _, pending = wait(pending, timeout=0.5)
-        except KeyboardInterrupt:
+            _, pending = wait(pending, timeout=0.2)
+        except StopNow:
+            raise
+        except KeyboardInterrupt as exc:
             if stop.is_set():
-                raise
+                raise StopNow("interrupted again") from exc
             stop.set()
-            log.warning("interrupted: finishing the running steps (Ctrl-C again to abort)")
 
 
 def _waves(transfers: list[Transfer], serial: str | None) -> list[list[Transfer]]:
@@ -143,6 +169,18 @@ def _waves(transfers: list[Transfer], serial: str | None) -> list[list[Transfer]
     size = max(1, len(transfers) * int(text[:-1]) // 100) if text.endswith("%") else int(text)
     size = max(size, 1)
     return [transfers[i : i + size] for i in range(0, len(transfers), size)]
+
+
+def _not_started(run: RunContext, transfer: Transfer, why: str) -> TransferResult:
+    """The result of a transfer the run never began, recorded as such for `report`."""
+    if not run.check_mode:
+        run.state.append_event(
+            run.run_id,
+            transfer.name,
+            "transfer_finished",
+            {"status": "not_started", "message": why, "path": transfer.path},
+        )
+    return TransferResult(transfer.name, "not_started", message=why, path=transfer.path)
 
 
 def _over_budget(results: list[TransferResult], max_fail_percentage: float | None) -> bool:
@@ -311,6 +349,7 @@ def _execute(
     earlier: dict[str, tuple[str, dict[str, Any]]] = {}
     steps: list[StepResult] = []
     message = ""
+    interrupted = False
     refused = _precheck(TaskContext(run, transfer, PRECHECK, previous, earlier))
     if refused is not None:
         steps.append(refused)
@@ -320,7 +359,8 @@ def _execute(
         if not _selected(task, options.tags):
             continue
         if stop is not None and stop.is_set():
-            message = "interrupted before " + repr(task.name)
+            message = f"interrupted before {task.name!r}; apply again to resume"
+            interrupted = True
             break
         if lost is not None and lost.is_set():
             message = f"lost the lock before {task.name!r}; another runner may have taken over"
@@ -337,7 +377,7 @@ def _execute(
         if step.status == "failed":
             message = f"{task.name}: {step.message}"
             break
-    status = _status(run.check_mode, steps, message)
+    status = "interrupted" if interrupted else _status(run.check_mode, steps, message)
     if not run.check_mode:
         recorded = _set_final_status(run, transfer, playbook, status, previous_status)
         if status == "unchanged" and recorded == "succeeded" and previous_status != "succeeded":
@@ -500,10 +540,11 @@ def _set_final_status(
     """succeeded only when every task of the playbook is done; a completed transfer whose
     re-apply fails stays succeeded (the failure is in the run's events), so drift still holds.
     Returns the status recorded."""
-    if status == "failed":
+    if status in ("failed", "interrupted"):  # interrupted: resumable, so pending
+        recorded = "failed" if status == "failed" else "pending"
         if before != "succeeded":
-            _set_status(run, transfer, "failed")
-        return before if before == "succeeded" else "failed"
+            _set_status(run, transfer, recorded)
+        return before if before == "succeeded" else recorded
     done = run.state.latest_steps(transfer.name)
     complete = all(_done(done.get(t.name), t) for t in playbook.tasks)
     status = "succeeded" if complete or before == "succeeded" else "pending"

@@ -11,7 +11,12 @@ import threading
 import time
 from typing import TextIO
 
-from transfer_runner.engine.results import RunReport, StepResult, TransferResult
+from transfer_runner.engine.results import (
+    TRANSFER_STATUSES,
+    RunReport,
+    StepResult,
+    TransferResult,
+)
 from transfer_runner.manifest.model import Transfer
 
 __all__ = ["ConsoleReporter", "ConsoleProgress", "render_recap", "render_plan"]
@@ -48,7 +53,9 @@ class ConsoleReporter:
                 self._print(f"    {key}: {value}")
 
     def transfer_finished(self, result: TransferResult) -> None:
-        if result.status in ("locked",) or (result.message and not result.steps):
+        if result.status == "not_started":
+            return  # the recap lists them; a stopped wave of thousands prints no line each
+        if result.status in ("locked", "interrupted") or (result.message and not result.steps):
             self._print(f"{result.status}: [{result.name}] {result.message}")
 
 
@@ -102,14 +109,14 @@ def render_recap(report: RunReport) -> str:
             f"{t.name:<{width}} : ok={c['ok']} changed={c['changed']} failed={c['failed']} "
             f"skipped={c['skipped']}  [{t.status}]"
         )
-        if t.status in ("failed", "locked") and t.message:
+        if t.status in ("failed", "locked", "interrupted") and t.message:
             lines.append(f"{'':<{width}}   {t.message}")
     tot = report.totals
     lines.append(
         f"run {report.run_id}: {tot['transfers']} transfers, "
         + ", ".join(
             f"{tot['transfers_' + s]} {s}"
-            for s in ("succeeded", "unchanged", "pending", "failed", "locked")
+            for s in TRANSFER_STATUSES
             if tot["transfers_" + s]
         )
     )

@@ -57,8 +57,9 @@ def _suite(parent: ET.Element, transfer: TransferResult) -> tuple[int, int, int]
         transfer.count("failed"),
         transfer.count("skipped"),
     )
-    if transfer.status == "locked":
-        reason = _text(transfer.message or "locked by another runner")
+    if transfer.status in ("locked", "interrupted", "not_started"):
+        default = {"locked": "locked by another runner", "interrupted": "interrupted"}
+        reason = _text(transfer.message or default.get(transfer.status, "not started"))
         ET.SubElement(_case(suite, transfer.name, _TRANSFER_CASE, 0.0), "skipped", message=reason)
         tests, skipped = tests + 1, skipped + 1
     elif transfer.status == "failed" and failures == 0:

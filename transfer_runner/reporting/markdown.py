@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import unicodedata
 
-from transfer_runner.engine.results import STEP_STATUSES, RunReport, TransferResult
+from transfer_runner.engine.results import (
+    STEP_STATUSES,
+    TRANSFER_STATUSES,
+    RunReport,
+    TransferResult,
+)
 from transfer_runner.reporting.json_report import iso_utc
 
 __all__ = ["render_markdown"]
 
-_ORDER = ("succeeded", "unchanged", "pending", "failed", "locked")
+_ORDER = TRANSFER_STATUSES
 _ESCAPES = {
     "&": "&amp;",
     "<": "&lt;",
@@ -80,6 +85,11 @@ def _problems(transfers: tuple[TransferResult, ...]) -> list[str]:
                 )
             else:
                 lines.append(f"- **{_md(t.name)}**: {_md(t.message or 'failed')}")
+        lines.append("")
+    stopped = [t for t in transfers if t.status in ("interrupted", "not_started")]
+    if stopped:
+        lines += ["### Interrupted or not started (apply again to resume)", ""]
+        lines += [f"- **{_md(t.name)}**: {_md(t.message or t.status)}" for t in stopped]
         lines.append("")
     if locked:
         lines += ["### Locked by another runner", ""]

@@ -1,0 +1,174 @@
+"""Stopping `apply` with a signal, in a subprocess, at a known moment.
+
+The run is paused inside a step by the pause hook (`transfer_runner.crash`), signalled there,
+then let go: what it does next is decided by the signal alone, never by timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.functional.conftest import FIXTURE, GLOBEX, manifest
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+WAIT_S = 120  # a bound on a wait for the child, never a synchronisation
+
+
+class Child:
+    """An `apply` subprocess that pauses at one point (named pipes in `pipes`)."""
+
+    def __init__(self, tmp_path: Path, env: dict[str, str], pause_at: str, *args: str) -> None:
+        self.pipes = tmp_path / f"pipes-{len(list(tmp_path.glob('pipes-*')))}"
+        self.pipes.mkdir()
+        self.err: list[str] = []
+        for name in ("reached", "resume"):
+            os.mkfifo(self.pipes / name)
+        env = {**env, "TRANSFER_RUNNER_PAUSE_AT": pause_at,
+               "TRANSFER_RUNNER_PAUSE_DIR": str(self.pipes)}  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "transfer_runner", "apply", *args],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def reached(self) -> str:
+        """Wait until the child is paused at its point; the point's name."""
+        return _bounded(lambda: (self.pipes / "reached").read_text().strip(), self.proc)
+
+    def resume(self) -> None:
+        _bounded(lambda: (self.pipes / "resume").write_text("go\n"), self.proc)
+
+    def stderr_until(self, text: str) -> None:
+        """Read the child's stderr until a line holds `text` (kept for `finish`)."""
+
+        def read() -> bool:
+            assert self.proc.stderr is not None
+            for line in self.proc.stderr:
+                self.err.append(line)
+                if text in line:
+                    return True
+            return False
+
+        assert _bounded(read, self.proc), f"{text!r} not in stderr: {''.join(self.err)}"
+
+    def finish(self) -> tuple[int, str, str]:
+        out, err = self.proc.communicate(timeout=WAIT_S)
+        return self.proc.returncode, out, "".join(self.err) + err
+
+
+def _bounded(action: Callable[[], Any], proc: subprocess.Popen[str]) -> Any:
+    """Run a blocking pipe action, failing (not hanging) if the child ends or never gets there."""
+    box: list[Any] = []
+    worker = threading.Thread(target=lambda: box.append(action()), daemon=True)
+    worker.start()
+    worker.join(WAIT_S)
+    if not box:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"the child never reached its pause point (exit {proc.returncode}):\n{err}")
+    return box[0]
+
+
+@pytest.fixture
+def world(tmp_path: Path, s3_server: Any) -> dict[str, str]:
+    """Two transfers (acme-com, then globex-io) on a fresh sandbox with SQLite state."""
+    (tmp_path / "fixture.yml").write_text(FIXTURE)
+    transfers = tmp_path / "transfers"
+    transfers.mkdir()
+    (transfers / "acme-com.yml").write_text(manifest())
+    (transfers / "globex-io.yml").write_text(manifest("globex-io", **GLOBEX))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TRANSFER_RUNNER_"))}
+    env.update(s3_server.env())
+    env.update(
+        TRANSFER_RUNNER_PLATFORM=f"sandbox:{tmp_path / 'sandbox.db'}",
+        TRANSFER_RUNNER_STATE=f"sqlite:{tmp_path / 'state.db'}",
+        TRANSFER_RUNNER_EXPORT_TO=f"s3://{s3_server.bucket}/stop-{tmp_path.name[-12:]}".lower(),
+        PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+    )
+    _cli(tmp_path, env, "sandbox", "init", "sandbox.db", "--fixture", "fixture.yml")
+    return env
+
+
+def _cli(tmp_path: Path, env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "transfer_runner", *args],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=WAIT_S,
+    )  # fmt: skip
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return done.stdout
+
+
+APPLY = ("transfers", "--yes", "--report-json", "report.json", "--junit", "junit.xml")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_first_signal_finishes_the_running_step_and_stops_the_wave(
+    tmp_path: Path, world: dict[str, str], sig: int
+) -> None:
+    child = Child(tmp_path, world, "before-step-3#1", *APPLY)
+    assert child.reached() == "before-step-3"  # acme-com is about to create its new account
+    child.proc.send_signal(sig)
+    child.resume()
+    code, out, err = child.finish()
+
+    assert code == 128 + sig, (out, err)
+    assert "[interrupted]" in out and "[not_started]" in out
+    assert f"stopped by {signal.Signals(sig).name}: 1 interrupted, 1 not started" in out
+    report = json.loads((tmp_path / "report.json").read_text())
+    by_name = {t["name"]: t for t in report["transfers"]}
+    assert by_name["acme-com"]["status"] == "interrupted"
+    steps = by_name["acme-com"]["steps"]  # the paused step finished and was recorded
+    assert len(steps) == 3 and steps[-1]["name"].startswith("Ensure the new account")
+    assert steps[-1]["status"] == "changed"
+    assert by_name["globex-io"]["status"] == "not_started"
+    assert report["totals"]["transfers_not_started"] == 1
+    assert "not started" in (tmp_path / "junit.xml").read_text()
+    assert (tmp_path / "transfer-runner.retry").read_text().split() == ["acme-com", "globex-io"]
+
+    status = json.loads(_cli(tmp_path, world, "status", "--json"))
+    assert [(s["name"], s["status"], s["lock"]) for s in status] == [("acme-com", "pending", None)]
+    recorded = _cli(tmp_path, world, "report")
+    assert "interrupted" in recorded and "not_started" in recorded
+
+    resumed = _cli(tmp_path, world, "apply", "transfers", "--yes", "--limit",
+                   "@transfer-runner.retry")  # fmt: skip
+    assert "2 succeeded" in resumed
+    world_after = json.loads(_cli(tmp_path, world, "sandbox", "dump", "sandbox.db"))
+    assert len([a for a in world_after["accounts"] if a["type"] == "resold"]) == 2
+    assert sorted(c["idempotency_key"] for c in world_after["charges"]) == [
+        "transfer-fee:acme-com", "transfer-fee:globex-io"
+    ]  # fmt: skip
+
+
+def test_a_second_signal_stops_at_once(tmp_path: Path, world: dict[str, str]) -> None:
+    child = Child(tmp_path, world, "before-step-3#1", *APPLY)
+    child.reached()
+    child.proc.send_signal(signal.SIGTERM)
+    child.stderr_until("SIGTERM: stopping")  # handled: a second one now is not merged into it
+    child.proc.send_signal(signal.SIGTERM)  # the step is still paused: nothing can finish it
+    code, out, err = child.finish()
+    assert code == 143, (out, err)
+    assert "stopped at once (SIGTERM again)" in err
+    world_after = json.loads(_cli(tmp_path, world, "sandbox", "dump", "sandbox.db"))
+    assert [a for a in world_after["accounts"] if a["type"] == "resold"] == []
+
+
+def test_the_grace_period_bounds_the_wait_for_running_steps(
+    tmp_path: Path, world: dict[str, str]
+) -> None:
+    child = Child(tmp_path, world, "before-step-3#1", *APPLY, "--grace", "0")
+    child.reached()
+    child.proc.send_signal(signal.SIGTERM)  # the paused step never finishes: grace runs out
+    code, out, err = child.finish()
+    assert code == 143, (out, err)
+    assert "stopped at once (the grace period of 0 s is over)" in err
