@@ -117,8 +117,8 @@ class CrashWorld:
     """One transfer's world in `root`; exports (and S3 state) under a fresh prefix of `server`.
 
     `state` is "sqlite" (a file in `root`) or "s3" (on the same server as the exports).
-    `lock_ttl` is the lease of each run: short when a test waits for a killed run's lease to
-    expire (`wait_for_lease`), long (no effect on speed) when it uses `unlock`.
+    `lock_ttl` is the lease of each run. A killed run's lease is taken over at once by the next
+    run on this machine (its process is gone), or released by `unlock`.
     `pythonpath` is put before the project on the children's PYTHONPATH (for a
     `sitecustomize.py` that breaks something on purpose).
     """
@@ -212,10 +212,6 @@ class CrashWorld:
             return str(view.record.status)
         [view] = json.loads(self.cli("status", "--json", NAME).stdout)
         return str(view["status"])
-
-    def wait_for_lease(self, killed_at: float) -> None:
-        """Sleep until a lease renewed at most at `killed_at` (monotonic) has expired."""
-        time.sleep(max(0.0, killed_at + self.lock_ttl + 0.25 - time.monotonic()))
 
     def writes(self) -> int:
         """Write calls the sandbox has received so far (its audit rows)."""

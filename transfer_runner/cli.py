@@ -425,6 +425,8 @@ def status(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
         click.echo("no transfers in the state store yet")
     for v in views:
         lock = f"  locked by {v.lock.owner} until {v.lock.expires_at:%H:%M:%SZ}" if v.lock else ""
+        if v.lock_holder_gone:
+            lock += " (its process is gone: the next apply on this machine takes it over)"
         done = sum(1 for s in v.steps if s.status in ("ok", "changed", "skipped"))
         click.echo(
             f"{v.record.name:<30} {v.record.status:<10} {done}/{len(v.steps)} steps done  "
@@ -448,6 +450,8 @@ def _status_dict(v: commands.TransferStatusView) -> dict[str, Any]:
             "owner": v.lock.owner,
             "run_id": v.lock.run_id,
             "expires_at": v.lock.expires_at.isoformat(),
+            "pid": v.lock.pid,
+            "holder_gone": v.lock_holder_gone,
         },
         "steps": [
             {

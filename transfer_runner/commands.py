@@ -18,6 +18,7 @@ from transfer_runner import plans
 from transfer_runner.clock import clock_from_env
 from transfer_runner.config import Settings
 from transfer_runner.engine.context import ProgressSink, RunContext
+from transfer_runner.engine.leases import holder_gone
 from transfer_runner.engine.results import RunReport
 from transfer_runner.engine.runner import NullReporter, Reporter, RunOptions, run_transfers
 from transfer_runner.errors import ConfigError, Diagnostic, StateError
@@ -67,6 +68,7 @@ class TransferStatusView:
     steps: tuple[StepRecord, ...] = ()
     lock: LockInfo | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    lock_holder_gone: bool = False  # the lock's process is gone: the next apply here takes it
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -304,7 +306,9 @@ def status(settings: Settings, names: Sequence[str] = ()) -> list[TransferStatus
         views = []
         for record in records:
             steps = sorted(state.latest_steps(record.name).values(), key=lambda s: s.index)
-            views.append(TransferStatusView(record, tuple(steps), state.get_lock(record.name)))
+            lock = state.get_lock(record.name)
+            gone = lock is not None and holder_gone(lock)
+            views.append(TransferStatusView(record, tuple(steps), lock, lock_holder_gone=gone))
         return views
     finally:
         state.close()

@@ -152,8 +152,10 @@ def test_a_state_of_schema_version_1_is_migrated(world: World) -> None:
     transfers go through the checks once (their playbook is unknown)."""
     world.apply()
     conn = sqlite3.connect(world.state)
-    conn.execute("ALTER TABLE transfers DROP COLUMN playbook_sha256")
-    conn.execute("DELETE FROM schema_version WHERE version = 2")
+    conn.execute("ALTER TABLE transfers DROP COLUMN playbook_sha256")  # v2
+    conn.execute("ALTER TABLE locks DROP COLUMN pid")  # v3
+    conn.execute("ALTER TABLE locks DROP COLUMN machine")
+    conn.execute("DELETE FROM schema_version WHERE version >= 2")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()

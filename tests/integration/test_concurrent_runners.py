@@ -81,14 +81,17 @@ def test_two_runners_execute_each_transfer_once(tmp_path: Path, s3_server: Any, 
 def test_a_crashed_runners_lock_is_taken_over_only_after_its_lease(
     tmp_path: Path, s3_server: Any
 ) -> None:
-    """Runner A is SIGKILLed mid-export holding acme-com's lock (lease 6 s). Runner B, started
-    at once, finds the lock live: exit 3, no platform write. Runner C, after the lease has
-    expired, takes the lock over and completes the transfer: one account, one fee."""
+    """Runner A, on another machine, is SIGKILLed mid-export holding acme-com's lock (lease
+    6 s). Runner B, started at once, finds the lock live: exit 3, no platform write. Runner C,
+    after the lease has expired, takes the lock over and completes the transfer: one account,
+    one fee. (A holder on this machine whose process is gone is taken over at once:
+    tests/integration/test_graceful_stop.py.)"""
     (tmp_path / "fixture.yml").write_text(FIXTURE)
     transfers = tmp_path / "transfers"
     transfers.mkdir()
     (transfers / "acme-com.yml").write_text(manifest())
-    env = _env(tmp_path, s3_server, f"stale-{tmp_path.name[-10:]}".lower().replace("_", "-"))
+    prefix = f"stale-{tmp_path.name[-10:]}".lower().replace("_", "-")
+    env = _env(tmp_path, s3_server, prefix)
     init = _run(tmp_path, env, "sandbox", "init", "sandbox.db", "--fixture", "fixture.yml")
     assert init.wait(60) == 0
     apply = ["apply", "transfers", "--yes", "--lock-ttl", "6"]
@@ -97,6 +100,7 @@ def test_a_crashed_runners_lock_is_taken_over_only_after_its_lease(
     crashing.communicate(timeout=120)
     assert crashing.returncode == -9  # killed holding the lock: no release, no cleanup
     killed_at = time.monotonic()
+    _as_if_held_elsewhere(s3_server, f"{prefix}/state/locks/acme-com.json")
     accounts = _dump(tmp_path, env)["accounts"]
 
     blocked = _run(tmp_path, env, *apply)
@@ -114,6 +118,14 @@ def test_a_crashed_runners_lock_is_taken_over_only_after_its_lease(
     assert len([a for a in world["accounts"] if a["type"] == "resold"]) == 1
     assert [c["idempotency_key"] for c in world["charges"]] == ["transfer-fee:acme-com"]
     assert len(world["credits"]) == 1
+
+
+def _as_if_held_elsewhere(s3_server: Any, key: str) -> None:
+    """Rewrite the lease as another machine's (its process cannot be looked up from here)."""
+    s3 = s3_server.client()
+    lease = json.loads(s3.get_object(Bucket=s3_server.bucket, Key=key)["Body"].read())
+    lease["machine"] = "another-boot-id/4026531836"
+    s3.put_object(Bucket=s3_server.bucket, Key=key, Body=json.dumps(lease).encode())
 
 
 def _dump(tmp_path: Path, env: dict[str, str]) -> dict[str, Any]:

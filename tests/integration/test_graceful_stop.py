@@ -162,6 +162,18 @@ def test_a_second_signal_stops_at_once(tmp_path: Path, world: dict[str, str]) ->
     world_after = json.loads(_cli(tmp_path, world, "sandbox", "dump", "sandbox.db"))
     assert [a for a in world_after["accounts"] if a["type"] == "resold"] == []
 
+    # The dead process still holds acme-com's lease (900 s); a run on this machine sees the
+    # process gone and takes the lease over at once, instead of reporting it locked.
+    status = json.loads(_cli(tmp_path, world, "status", "--json"))
+    lock = next(s["lock"] for s in status if s["name"] == "acme-com")
+    assert lock is not None and lock["pid"] == child.proc.pid and lock["holder_gone"] is True
+    assert "its process is gone" in _cli(tmp_path, world, "status")
+    resumed = _cli(tmp_path, world, "apply", "transfers", "--yes")
+    assert "2 succeeded" in resumed
+    world_after = json.loads(_cli(tmp_path, world, "sandbox", "dump", "sandbox.db"))
+    assert len([a for a in world_after["accounts"] if a["type"] == "resold"]) == 2
+    assert len(world_after["charges"]) == 2
+
 
 def test_the_grace_period_bounds_the_wait_for_running_steps(
     tmp_path: Path, world: dict[str, str]

@@ -8,6 +8,7 @@ engine never prints: it tells a `Reporter`.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 
 from transfer_runner.crash import crash_point
 from transfer_runner.engine.context import RunContext, TaskContext
+from transfer_runner.engine.leases import holder_gone, this_machine
 from transfer_runner.engine.results import StepResult, TransferResult
 from transfer_runner.errors import StepError, TransferRunnerError
 from transfer_runner.manifest.model import Transfer
@@ -206,10 +208,7 @@ def run_transfer(
         return done
     if run.check_mode:
         return _execute(run, playbook, modules, transfer, options, reporter, stop)
-    owner = options.owner or f"{socket.gethostname()}"
-    if not run.state.acquire_lock(
-        transfer.name, owner, run.run_id, socket.gethostname(), options.lock_ttl_s
-    ):
+    if not _acquire(run, transfer.name, options):
         return _locked(run, transfer, reporter)
     heartbeat = _Heartbeat(run, transfer.name, options.lock_ttl_s)
     heartbeat.start()
@@ -221,6 +220,30 @@ def run_transfer(
     finally:
         heartbeat.stop()
         run.state.release_lock(transfer.name, run.run_id)
+
+
+def _acquire(run: RunContext, name: str, options: RunOptions) -> bool:
+    """Take the transfer's lease: free, expired, or held by a process of this machine that is
+    gone (a run stopped at once or killed), which is taken over without waiting for expiry."""
+    host = socket.gethostname()
+    owner = options.owner or host
+    holder = {"pid": os.getpid(), "machine": this_machine()}
+    if run.state.acquire_lock(name, owner, run.run_id, host, options.lock_ttl_s, **holder):
+        return True
+    stale = run.state.get_lock(name)
+    if stale is None or not holder_gone(stale):
+        return False
+    taken = run.state.acquire_lock(
+        name, owner, run.run_id, host, options.lock_ttl_s, **holder, replacing=stale.run_id
+    )
+    if taken:
+        log.warning("%s: took over the lock of run %s (pid %s is gone)", name, stale.run_id,
+                    stale.pid)  # fmt: skip
+        run.state.append_event(
+            run.run_id, name, "lock_taken_over",
+            {"from_run": stale.run_id, "owner": stale.owner, "pid": stale.pid},
+        )  # fmt: skip
+    return taken
 
 
 def _drifted(run: RunContext, transfer: Transfer, reporter: Reporter) -> TransferResult | None:

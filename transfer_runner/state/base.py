@@ -76,6 +76,8 @@ class LockInfo:
     host: str
     acquired_at: datetime
     expires_at: datetime
+    pid: int | None = None  # the holding process, on `machine`
+    machine: str = ""  # the holder's boot and process namespace (engine/leases.py); "" unknown
 
 
 class StateStore(Protocol):
@@ -129,8 +131,20 @@ class StateStore(Protocol):
     def events(self, transfer: str | None = None) -> list[dict[str, Any]]: ...
 
     # -- locks -----------------------------------------------------------------------------
-    def acquire_lock(self, name: str, owner: str, run_id: str, host: str, ttl_s: float) -> bool:
-        """Take the lease if free or expired; False if another live lease holds it."""
+    def acquire_lock(
+        self,
+        name: str,
+        owner: str,
+        run_id: str,
+        host: str,
+        ttl_s: float,
+        *,
+        pid: int | None = None,
+        machine: str = "",
+        replacing: str | None = None,
+    ) -> bool:
+        """Take the lease if free, expired, already ours, or held by the run `replacing` (a
+        holder the caller found gone); False if another live lease holds it."""
         ...
 
     def renew_lock(self, name: str, run_id: str, ttl_s: float) -> bool:

@@ -231,10 +231,23 @@ class S3StateStore:
         return [_event(k, f.body) for k, f in zip(keys, found, strict=True) if f]
 
     # -- locks ---------------------------------------------------------------------------
-    def acquire_lock(self, name: str, owner: str, run_id: str, host: str, ttl_s: float) -> bool:
-        """Take the lease if free, expired or already ours; False if another live lease holds it."""
+    def acquire_lock(
+        self,
+        name: str,
+        owner: str,
+        run_id: str,
+        host: str,
+        ttl_s: float,
+        *,
+        pid: int | None = None,
+        machine: str = "",
+        replacing: str | None = None,
+    ) -> bool:
+        """Take the lease if free, expired, already ours, or held by the run `replacing`;
+        False if another live lease holds it."""
         self._writable("acquire lock")
-        return self._locks.acquire(name, owner, run_id, host, ttl_s)
+        holder = {"owner": owner, "run_id": run_id, "host": host, "pid": pid, "machine": machine}
+        return self._locks.acquire(name, holder, ttl_s, replacing)
 
     def renew_lock(self, name: str, run_id: str, ttl_s: float) -> bool:
         """Extend our own lease; False if we no longer hold it."""

@@ -26,6 +26,7 @@ from transfer_runner.state.s3_objects import (
 __all__ = ["S3Locks", "utc_text", "parse_utc"]
 
 _FIELDS = ("name", "owner", "run_id", "host", "acquired_at", "expires_at")
+_OPTIONAL = {"pid": None, "machine": ""}  # written since state v3; absent from older leases
 
 
 def utc_text(moment: datetime) -> str:
@@ -47,20 +48,26 @@ class S3Locks:
         self._objects = objects
         self.delete_if_match = delete_if_match
 
-    def acquire(self, name: str, owner: str, run_id: str, host: str, ttl_s: float) -> bool:
-        """Take the lease if free, released, expired or already this run's."""
+    def acquire(
+        self, name: str, holder: dict[str, Any], ttl_s: float, replacing: str | None = None
+    ) -> bool:
+        """Take the lease for `holder` (owner, run_id, host, pid, machine) if free, released,
+        expired, already this run's, or held by the run `replacing`."""
+        run_id = holder["run_id"]
 
         def change(current: Versioned | None) -> dict[str, Any] | None:
             now = datetime.now(UTC)
             held = _live(current)
-            if held and held["run_id"] != run_id and parse_utc(held["expires_at"]) >= now:
+            if (
+                held
+                and held["run_id"] not in (run_id, replacing)
+                and parse_utc(held["expires_at"]) >= now
+            ):
                 return None
             expires = now + timedelta(seconds=ttl_s)
             return {
                 "name": name,
-                "owner": owner,
-                "run_id": run_id,
-                "host": host,
+                **holder,
                 "acquired_at": utc_text(now),
                 "expires_at": utc_text(expires),
             }
@@ -130,7 +137,7 @@ def _record(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _info(body: dict[str, Any]) -> LockInfo:
-    values = {k: body[k] for k in _FIELDS}
+    values = {k: body[k] for k in _FIELDS} | {k: body.get(k, v) for k, v in _OPTIONAL.items()}
     values["acquired_at"] = parse_utc(values["acquired_at"])
     values["expires_at"] = parse_utc(values["expires_at"])
     return LockInfo(**values)

@@ -60,8 +60,13 @@ _SCHEMA_V1: tuple[str, ...] = (
 _SCHEMA_V2: tuple[str, ...] = (
     "ALTER TABLE transfers ADD COLUMN playbook_sha256 TEXT NOT NULL DEFAULT ''",
 )
+# v3: which process holds a lease, so a run on the same machine takes over a dead one's.
+_SCHEMA_V3: tuple[str, ...] = (
+    "ALTER TABLE locks ADD COLUMN pid INTEGER",
+    "ALTER TABLE locks ADD COLUMN machine TEXT NOT NULL DEFAULT ''",
+)
 # Append a tuple of statements per new version; never edit a released one.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _SCHEMA_V2)
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
 SCHEMA_VERSION = len(_MIGRATIONS)
 _BUSY_TIMEOUT_MS = 30000
 
@@ -374,19 +379,33 @@ class SqliteStateStore:
         return [_fields(r) for r in rows]
 
     # -- locks ---------------------------------------------------------------------------
-    def acquire_lock(self, name: str, owner: str, run_id: str, host: str, ttl_s: float) -> bool:
-        """Take the lease if free, expired or already ours; False if another live lease holds it."""
+    def acquire_lock(
+        self,
+        name: str,
+        owner: str,
+        run_id: str,
+        host: str,
+        ttl_s: float,
+        *,
+        pid: int | None = None,
+        machine: str = "",
+        replacing: str | None = None,
+    ) -> bool:
+        """Take the lease if free, expired, already ours, or held by the run `replacing`;
+        False if another live lease holds it."""
         now = _now()
         with self._tx("acquire lock") as conn:
             row = conn.execute(
                 "SELECT run_id, expires_at FROM locks WHERE name = ?", (name,)
             ).fetchone()
-            if row is not None and row[0] != run_id and row[1] >= _ts(now):
+            if row is not None and row[0] not in (run_id, replacing) and row[1] >= _ts(now):
                 return False
             conn.execute(
-                "INSERT OR REPLACE INTO locks VALUES (?, ?, ?, ?, ?, ?)",
-                (name, owner, run_id, host, _ts(now), _ts(now + timedelta(seconds=ttl_s))),
-            )
+                "INSERT OR REPLACE INTO locks (name, owner, run_id, host, acquired_at, "
+                "expires_at, pid, machine) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, owner, run_id, host, _ts(now), _ts(now + timedelta(seconds=ttl_s)), pid,
+                 machine),
+            )  # fmt: skip
         return True
 
     def renew_lock(self, name: str, run_id: str, ttl_s: float) -> bool:

@@ -1,0 +1,44 @@
+"""Who holds a transfer's lease, and whether that process is gone.
+
+A lease names its process by pid and by `machine`: the kernel's boot id and the process's pid
+namespace. A pid means one process only within that pair, so a run that finds a lease with our
+`machine` and a pid no process has any more knows its holder is dead (stopped at once, killed,
+crashed) and may take the lease over at once instead of waiting out its lifetime. Anything less
+certain (another machine or container, no /proc, a pid now reused) waits for the expiry.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+from transfer_runner.state.base import LockInfo
+
+__all__ = ["this_machine", "holder_gone"]
+
+
+@functools.cache
+def this_machine() -> str:
+    """`boot-id/pid-namespace`, or "" where the system does not tell (not Linux)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return ""
+    return f"{boot}/{namespace}" if boot else ""
+
+
+def holder_gone(lock: LockInfo) -> bool:
+    """Whether `lock` is held by a process of this machine that no longer exists."""
+    if not lock.pid or not lock.machine or lock.machine != this_machine():
+        return False
+    if lock.pid == os.getpid():
+        return False
+    try:
+        os.kill(lock.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
