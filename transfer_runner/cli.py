@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from transfer_runner import __version__, commands
+from transfer_runner import __version__, commands, plans
 from transfer_runner.config import (
     DEFAULT_PLATFORM_URL,
     DEFAULT_STATE_URL,
@@ -35,6 +35,7 @@ from transfer_runner.reporting.console import (
     ConsoleReporter,
     render_plan,
     render_recap,
+    render_saved_plan,
 )
 from transfer_runner.selection import RETRY_FILE, write_retry_file
 from transfer_runner.stopping import DEFAULT_GRACE_S, GracefulStop, graceful_stop
@@ -318,7 +319,10 @@ def apply(
     """
     settings = _settings(ctx)
     if not yes:
-        _confirm(paths, settings, limits, tags)
+        _confirm(
+            paths, settings, limits, tags, _shard(shard),
+            commands.GitGuards(changed_since, require_clean), recheck,
+        )  # fmt: skip
     verbosity = ctx.obj["verbosity"]
     bulk = commands.BulkOptions(
         serial=serial,
@@ -385,15 +389,34 @@ def _stop_now(stopper: GracefulStop, why: str) -> NoReturn:
 
 
 def _confirm(
-    paths: tuple[str, ...], settings: Settings, limits: tuple[str, ...], tags: str
+    paths: tuple[str, ...],
+    settings: Settings,
+    limits: tuple[str, ...],
+    tags: str,
+    shard: tuple[int, int] | None,
+    git: commands.GitGuards,
+    recheck: bool,
 ) -> None:
+    """Show what will run, exactly as apply selects it, and ask. A saved plan is shown as
+    saved (apply refuses it afterwards if it went stale)."""
     if not sys.stdin.isatty():
         raise ConfigError("apply needs --yes when not run from a terminal")
-    report = commands.plan(paths, settings, limits, _tags(tags))
+    if len(paths) == 1 and plans.is_plan_file(paths[0]):
+        saved = plans.read_plan(paths[0])
+        click.echo(render_saved_plan(saved, paths[0]))
+        count = len(saved["transfers"])
+        click.confirm(f"Apply this saved plan ({count} transfer{'s' * (count != 1)})?", abort=True)
+        return
+    report = commands.plan(paths, settings, limits, _tags(tags), shard=shard, git=git,
+                           recheck=recheck)  # fmt: skip
     click.echo(render_plan(report))
-    if not any(t.status == "pending" for t in report.transfers):
+    pending = sum(1 for t in report.transfers if t.status == "pending")
+    if not pending:
         click.echo("nothing to change")
-    click.confirm("Apply these changes?", abort=True)
+    click.confirm(
+        f"Apply these changes ({pending} of {len(report.transfers)} selected transfers)?",
+        abort=True,
+    )
 
 
 def _write_reports(report: Any, report_json: str | None, junit: str | None) -> None:

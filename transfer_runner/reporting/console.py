@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from transfer_runner.engine.results import (
     TRANSFER_STATUSES,
@@ -19,7 +19,7 @@ from transfer_runner.engine.results import (
 )
 from transfer_runner.manifest.model import Transfer
 
-__all__ = ["ConsoleReporter", "ConsoleProgress", "render_recap", "render_plan"]
+__all__ = ["ConsoleReporter", "ConsoleProgress", "render_recap", "render_plan", "render_saved_plan"]
 
 _WORD = {"ok": "ok", "changed": "changed", "skipped": "skipping", "failed": "failed"}
 
@@ -120,6 +120,15 @@ def render_recap(report: RunReport) -> str:
             if tot["transfers_" + s]
         )
     )
+    return "\n".join(lines)
+
+
+def render_saved_plan(doc: dict[str, Any], path: str) -> str:
+    """A plan saved by `plan --out` as it was saved: per transfer, its status and actions."""
+    lines = [f"saved plan {path} (run {doc.get('run_id')}, made {doc.get('created_at')})"]
+    for entry in doc["transfers"]:
+        lines.append(f"\n{entry['name']} ({entry['path']}): {entry['status']}")
+        lines += [f"  ~ {action}" for action in entry.get("actions", ())]
     return "\n".join(lines)
 
 
