@@ -28,11 +28,13 @@ from transfer_runner.manifest.model import Transfer
 from transfer_runner.manifest.online import online_diagnostics
 from transfer_runner.modules.base import load_modules
 from transfer_runner.platforms import open_platform
+from transfer_runner.platforms.base import Platform
 from transfer_runner.platforms.throttle import ThrottledPlatform
-from transfer_runner.playbook.loader import load_playbook
+from transfer_runner.playbook.loader import Playbook, load_playbook
+from transfer_runner.preflight import preflight
 from transfer_runner.selection import select
 from transfer_runner.sharding import in_shard
-from transfer_runner.state.base import LockInfo, RunInfo, StepRecord, TransferRecord
+from transfer_runner.state.base import LockInfo, RunInfo, StateStore, StepRecord, TransferRecord
 from transfer_runner.state.open import open_state
 
 __all__ = [
@@ -86,6 +88,8 @@ def validate(paths: Sequence[str], settings: Settings, online: bool = False) -> 
             stack.callback(platform.close)
             state = open_state(settings.state, read_only=True)
             stack.callback(state.close)
+            playbook = load_playbook(settings.playbook, load_modules())
+            _preflight(settings, platform, state, playbook, transfers, (), write_probe=False)
             diagnostics = [*diagnostics, *online_diagnostics(transfers, platform, state)]
     return ValidationResult(tuple(diagnostics), tuple(transfers))
 
@@ -152,6 +156,28 @@ def _export_settings(settings: Settings) -> S3Settings | None:
     )
 
 
+def _preflight(
+    settings: Settings,
+    platform: Platform,
+    state: StateStore,
+    playbook: Playbook,
+    transfers: Sequence[Transfer],
+    tags: Sequence[str],
+    *,
+    write_probe: bool,
+) -> None:
+    preflight(
+        platform=platform,
+        platform_url=settings.platform,
+        state=state,
+        playbook=playbook,
+        transfers=transfers,
+        tags=frozenset(tags),
+        export=_export_settings(settings),
+        write_probe=write_probe,
+    )
+
+
 def plan(
     paths: Sequence[str],
     settings: Settings,
@@ -175,6 +201,7 @@ def plan(
         stack.callback(platform.close)
         state = open_state(settings.state, read_only=True)
         stack.callback(state.close)
+        _preflight(settings, platform, state, playbook, transfers, tags, write_probe=False)
         run = RunContext(
             run_id=new_run_id(started),
             platform=platform,
@@ -255,7 +282,8 @@ def apply(
             stale = plans.stale_reasons(plan_doc, transfers, state)
             if stale:
                 raise ConfigError("stale plan, make a new one:\n  " + "\n  ".join(stale))
-        state.start_run(info)
+        _preflight(settings, platform, state, playbook, transfers, tags, write_probe=True)
+        state.start_run(info)  # the state's first write: before any platform write
         run = RunContext(
             run_id=info.id,
             platform=platform,

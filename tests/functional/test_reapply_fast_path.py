@@ -56,6 +56,12 @@ def _calls(opened: list[CountingPlatform]) -> int:
     return sum(sum(p.calls.values()) for p in opened)
 
 
+def _only_the_preflight(opened: list[CountingPlatform]) -> bool:
+    """The run asked the platform one thing: the preflight's authenticated read, once per run
+    whatever the number of transfers (the transfers themselves were answered from state)."""
+    return [dict(p.calls) for p in opened] == [{"get_ticket": 1}]
+
+
 def _events(world: World, run_id: str) -> list[str]:
     state = open_state(f"sqlite:{world.state}", read_only=True)
     try:
@@ -74,7 +80,7 @@ def _playbook_copy(world: World, name: str, append: str = "", old: str = "", new
     return path
 
 
-def test_reapply_of_a_completed_transfer_asks_the_platform_nothing(
+def test_reapply_of_a_completed_transfer_asks_the_platform_only_the_preflight(
     world: World, counted: list[CountingPlatform]
 ) -> None:
     assert world.apply().transfers[0].status == "succeeded"
@@ -84,19 +90,19 @@ def test_reapply_of_a_completed_transfer_asks_the_platform_nothing(
     [result] = report.transfers
     assert result.status == "unchanged" and "nothing to do" in result.message
     assert [s.status for s in result.steps] == ["ok"] * 15
-    assert _calls(counted) == 0
+    assert _only_the_preflight(counted)
     assert world.writes() == writes and world.dump() == dump
     assert _events(world, report.run_id) == ["transfer_finished"]  # no lock, no step record
 
 
-def test_plan_of_a_completed_transfer_asks_the_platform_nothing(
+def test_plan_of_a_completed_transfer_asks_the_platform_only_the_preflight(
     world: World, counted: list[CountingPlatform]
 ) -> None:
     world.apply()
     counted.clear()
     [result] = world.plan().transfers
     assert result.status == "unchanged"
-    assert _calls(counted) == 0
+    assert _only_the_preflight(counted)
 
 
 def test_recheck_runs_every_check_against_the_platform_and_writes_nothing(
@@ -119,7 +125,7 @@ def test_a_comment_in_the_playbook_keeps_the_fast_path(
     playbook = _playbook_copy(world, "commented.yml", "# a comment changes nothing\n")
     report = commands.apply([str(world.manifests)], world.settings(playbook=str(playbook)))
     assert report.transfers[0].status == "unchanged"
-    assert _calls(counted) == 0
+    assert _only_the_preflight(counted)
 
 
 def test_another_playbook_runs_the_checks_again_then_trusts_the_record(
@@ -135,7 +141,7 @@ def test_another_playbook_runs_the_checks_again_then_trusts_the_record(
     assert _calls(counted) > 0 and world.writes() == writes
     counted.clear()
     assert commands.apply([str(world.manifests)], settings).transfers[0].status == "unchanged"
-    assert _calls(counted) == 0  # v2 completed it: the record is trusted again
+    assert _only_the_preflight(counted)  # v2 completed it: the record is trusted again
 
 
 def test_a_changed_manifest_is_still_drift(world: World, counted: list[CountingPlatform]) -> None:

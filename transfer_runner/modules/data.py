@@ -232,9 +232,9 @@ class VerifyExports:
             else:
                 pending.append(store)
         facts = {"stores": stores, "pending": pending, "complete": complete}
-        if not pending:
-            s3, settings = ctx.run.s3(), ctx.run.export
-            if stores and receipt.read_receipt(s3, settings, ctx.transfer.name) is None:
+        if not pending:  # S3 is asked only when a store was exported: all skipped needs none
+            if stores and receipt.read_receipt(ctx.run.s3(), ctx.run.export,
+                                               ctx.transfer.name) is None:  # fmt: skip
                 return Check(actions=("write the export receipt",), facts=facts)
             return Check(reason="every export is verified", facts=facts)
         kind = "id set and SHA-256" if complete else "SHA-256 of every exported message"

@@ -1,0 +1,162 @@
+"""Preflight from the CLI: each missing or broken setting stops `plan`/`apply` before any write,
+with exit 1 and one line that names the setting (never the token)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.functional.conftest import FIXTURE, GLOBEX, manifest
+from tests.served import Served
+from transfer_runner.platforms.sandbox import SandboxPlatform
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+TOKEN = "preflight-token-0123456789"
+WAIT_S = 120
+
+
+class World:
+    """Two transfers on a fresh sandbox, SQLite state, exports to the loopback S3 server."""
+
+    def __init__(self, root: Path, s3_server: Any) -> None:
+        self.root = root
+        (root / "fixture.yml").write_text(FIXTURE)
+        (root / "transfers").mkdir()
+        (root / "transfers" / "acme-com.yml").write_text(manifest())
+        (root / "transfers" / "globex-io.yml").write_text(manifest("globex-io", **GLOBEX))
+        ours = ("AWS_", "TRANSFER_RUNNER_")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
+        env.update(s3_server.env())
+        env.update(
+            TRANSFER_RUNNER_PLATFORM=f"sandbox:{root / 'sandbox.db'}",
+            TRANSFER_RUNNER_STATE=f"sqlite:{root / 'state.db'}",
+            TRANSFER_RUNNER_EXPORT_TO=f"s3://{s3_server.bucket}/pf-{root.name[-12:]}".lower(),
+            PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+        )
+        self.env = env
+        self.bucket = s3_server.bucket
+        assert self.cli("sandbox", "init", "sandbox.db", "--fixture", "fixture.yml")[0] == 0
+
+    def cli(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "transfer_runner", *args], cwd=self.root,
+            env=self.env if env is None else env, capture_output=True, text=True, timeout=WAIT_S,
+        )  # fmt: skip
+        return done.returncode, done.stdout, done.stderr
+
+    def writes(self) -> int:
+        with SandboxPlatform(self.root / "sandbox.db") as platform:
+            return platform.write_calls()
+
+
+@pytest.fixture
+def world(tmp_path: Path, s3_server: Any) -> World:
+    return World(tmp_path, s3_server)
+
+
+@pytest.fixture
+def served(world: World) -> Iterator[Served]:
+    server = Served.start(
+        ("sandbox", "serve", "sandbox.db", "--port", "0", "--token", TOKEN),
+        world.root, world.env, world.root / "serve.log",
+    )  # fmt: skip
+    assert server.url, server.log.read_text()
+    yield server
+    server.stop()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _no_aws_credentials(env: dict[str, str], root: Path) -> dict[str, str]:
+    keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+    out = {k: v for k, v in env.items() if k not in keys}
+    out.update(
+        AWS_SHARED_CREDENTIALS_FILE=str(root / "no-credentials"),
+        AWS_CONFIG_FILE=str(root / "no-config"),
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    return out
+
+
+CASES = {
+    "no-export-destination": (
+        lambda w, s: {k: v for k, v in w.env.items() if k != "TRANSFER_RUNNER_EXPORT_TO"},
+        "no export destination is set: pass --export-to s3://BUCKET/PREFIX or set "
+        "TRANSFER_RUNNER_EXPORT_TO",
+    ),
+    "no-aws-credentials": (
+        lambda w, s: _no_aws_credentials(w.env, w.root),
+        "no AWS credentials found for the export to s3://",
+    ),
+    "missing-bucket": (
+        lambda w, s: {**w.env, "TRANSFER_RUNNER_EXPORT_TO": "s3://no-such-bucket-pf/x"},
+        "the export bucket 'no-such-bucket-pf' does not exist",
+    ),
+    "wrong-platform-token": (
+        lambda w, s: {**w.env, "TRANSFER_RUNNER_PLATFORM": s.url,
+                      "TRANSFER_RUNNER_PLATFORM_TOKEN": "wrong-token-0123456789"},  # fmt: skip
+        "[401]",
+    ),
+    "unreachable-platform": (
+        lambda w, s: {**w.env, "TRANSFER_RUNNER_PLATFORM": f"http://127.0.0.1:{_closed_port()}"},
+        "connection error",
+    ),
+    "state-in-a-missing-bucket": (
+        lambda w, s: {**w.env, "TRANSFER_RUNNER_STATE": "s3://no-such-state-bucket/s"},
+        "no-such-state-bucket",
+    ),
+}
+
+
+@pytest.mark.parametrize("command", ["apply", "plan"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_broken_setting_stops_the_run_before_any_write(
+    world: World, served: Served, case: str, command: str
+) -> None:
+    make_env, expected = CASES[case]
+    env = make_env(world, served)
+    before = world.writes()
+    args = ("apply", "transfers", "--yes") if command == "apply" else ("plan", "transfers")
+    code, out, err = world.cli(*args, env=env)
+    assert code == 1, (out, err)
+    assert expected in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err  # one line, no trace
+    assert "wrong-token-0123456789" not in out + err and TOKEN not in out + err
+    assert world.writes() == before  # zero platform writes (the sandbox's audit)
+    assert not (world.root / "state.db").exists() or world.cli(
+        "report", env=world.env
+    )[0] == 1  # no run recorded either
+
+
+def test_the_preflight_passes_and_apply_runs_over_http(world: World, served: Served) -> None:
+    env = {**world.env, "TRANSFER_RUNNER_PLATFORM": served.url,
+           "TRANSFER_RUNNER_PLATFORM_TOKEN": TOKEN}  # fmt: skip
+    code, out, err = world.cli("apply", "transfers", "--yes", env=env)
+    assert code == 0, (out, err)
+    assert "2 succeeded" in out
+
+
+def test_an_apply_with_nothing_to_export_needs_no_destination(world: World) -> None:
+    for name in ("acme-com", "globex-io"):
+        path = world.root / "transfers" / f"{name}.yml"
+        text = path.read_text()
+        for store in ("quarantine", "archive"):
+            text = text.replace(f"{store}: migrate", f"{store}: skip")
+            text = text.replace(f"{store}: export", f"{store}: skip")
+        path.write_text(text)
+    env = {k: v for k, v in world.env.items() if k != "TRANSFER_RUNNER_EXPORT_TO"}
+    code, out, err = world.cli("apply", "transfers", "--yes", env=env)
+    assert code == 0, (out, err)
