@@ -212,6 +212,11 @@ _recheck_option = click.option(
 @_recheck_option
 @click.option("--out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Save the plan (JSON); `apply FILE` applies exactly it, or refuses if stale.")
+@click.option("--refresh/--no-refresh", default=True, show_default=True,
+              help="Read the platform for completed transfers and report drift there (exit "
+              "1); --no-refresh answers them from the state store alone.")
+@click.option("--forks", type=click.IntRange(1, 256), default=8, show_default=True,
+              help="Transfers checked at once (plan only reads).")
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -224,14 +229,20 @@ def plan(
     as_json: bool,
     recheck: bool,
     out: str | None,
+    refresh: bool,
+    forks: int,
 ) -> None:
     """Show, per transfer, which steps would change and how. Writes nothing.
 
-    Exit 0 nothing to do, 2 changes pending, 1 error (including drift).
+    A completed transfer is confirmed on the platform (--refresh, the default): the new
+    account active with the customer's domains, the temporary domain gone, the direct account
+    cancelled, the fee and the credit there. Exit 0 nothing to do, 2 changes pending, 1 error
+    (including drift, in the manifest or on the platform).
     """
     report = commands.plan(
         paths, _settings(ctx), limits, _tags(tags), shard=_shard(shard),
         git=commands.GitGuards(changed_since, require_clean), out=out, recheck=recheck,
+        refresh=refresh, forks=forks,
     )  # fmt: skip
     if out:
         click.echo(f"plan saved to {out}: apply exactly it with `transfer-runner apply {out}`")

@@ -188,9 +188,15 @@ def plan(
     git: GitGuards | None = None,
     out: str | None = None,
     recheck: bool = False,
+    refresh: bool = True,
+    forks: int = 8,
 ) -> RunReport:
     """Check mode: what each transfer's steps would change. Writes nothing anywhere, except
-    the plan file `out` when asked (for `apply FILE`)."""
+    the plan file `out` when asked (for `apply FILE`).
+
+    A completed transfer is answered from the state store and, with `refresh`, confirmed on
+    the platform (drift there fails it). `forks` transfers are checked at once (reads only).
+    """
     transfers = _load_valid(paths, limits, shard, git)
     modules = load_modules()
     playbook = load_playbook(settings.playbook, modules)
@@ -216,7 +222,7 @@ def plan(
             playbook,
             modules,
             transfers,
-            RunOptions(tags=frozenset(tags), recheck=recheck),
+            RunOptions(tags=frozenset(tags), recheck=recheck, refresh=refresh, forks=forks),
             reporter or NullReporter(),
         )
         report = RunReport(run.run_id, "plan", started, datetime.now(UTC), tuple(results))

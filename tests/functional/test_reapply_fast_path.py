@@ -95,14 +95,27 @@ def test_reapply_of_a_completed_transfer_asks_the_platform_only_the_preflight(
     assert _events(world, report.run_id) == ["transfer_finished"]  # no lock, no step record
 
 
-def test_plan_of_a_completed_transfer_asks_the_platform_only_the_preflight(
+def test_plan_without_refresh_asks_the_platform_only_the_preflight(
+    world: World, counted: list[CountingPlatform]
+) -> None:
+    world.apply()
+    counted.clear()
+    [result] = world.plan(refresh=False).transfers
+    assert result.status == "unchanged"
+    assert _only_the_preflight(counted)
+
+
+def test_a_refreshing_plan_reads_the_accounts_fee_and_credit_once_each(
     world: World, counted: list[CountingPlatform]
 ) -> None:
     world.apply()
     counted.clear()
     [result] = world.plan().transfers
     assert result.status == "unchanged"
-    assert _only_the_preflight(counted)
+    [platform] = counted
+    assert dict(platform.calls) == {
+        "get_ticket": 1, "get_account": 2, "find_charge": 1, "find_credit": 1
+    }  # fmt: skip
 
 
 def test_recheck_runs_every_check_against_the_platform_and_writes_nothing(

@@ -27,6 +27,7 @@ from transfer_runner.manifest.model import Transfer
 from transfer_runner.modules.base import Check, ModuleRegistry
 from transfer_runner.modules.claims import write_claim
 from transfer_runner.modules.precheck import transfer_problems
+from transfer_runner.modules.refresh import platform_drift
 from transfer_runner.playbook.loader import Playbook, Task
 from transfer_runner.playbook.templating import evaluate, render
 from transfer_runner.state.base import StepRecord, TransferRecord
@@ -72,6 +73,7 @@ class RunOptions:
     max_fail_percentage: float | None = None  # stop starting waves above this
     recheck: bool = False  # check completed transfers against the platform again
     grace_s: float | None = None  # after a stop, how long running steps may take to finish
+    refresh: bool = False  # plan: read the platform for completed transfers (drift)
 
 
 def run_transfers(
@@ -271,7 +273,9 @@ def _completed(
     A completed transfer changes nothing when applied again (invariant I5), so its checks
     need not ask the platform: this answers without a platform call, a lock or a step
     record, which makes re-applying a wave of completed transfers cheap. `--recheck` runs
-    the checks against the platform instead.
+    the checks against the platform instead. With `refresh` (plan's default) the platform is
+    read to confirm what the records say (`modules.refresh`): a difference fails the transfer
+    as drift on the platform.
     """
     if options.recheck:
         return None
@@ -288,6 +292,18 @@ def _completed(
     if not all(_done(recorded.get(t.name), t) for t in playbook.tasks):
         return None  # the playbook gained or changed a task since: run the checks
     message = f"completed in run {record.last_run_id}; nothing to do"
+    if options.refresh:
+        drift = platform_drift(run.platform, transfer, recorded)
+        if drift:
+            result = TransferResult(
+                transfer.name, "failed",
+                message=f"drift on the platform since run {record.last_run_id}: "
+                + "; ".join(drift),
+                path=transfer.path,
+            )  # fmt: skip
+            reporter.transfer_finished(result)
+            return result
+        message = f"completed in run {record.last_run_id}; the platform agrees; nothing to do"
     reporter.transfer_started(transfer)
     steps = []
     for task in tasks:
