@@ -139,7 +139,7 @@ def mentions_name(text: str, name: str) -> bool:
 
 
 # the idempotency-key kinds of the runner's own comments: its outcome, and its claim (`claims`)
-RUNNER_COMMENT_KINDS = ("ticket-comment:", "ticket-claim:")
+RUNNER_COMMENT_KINDS = ("ticket-comment:", "ticket-claim:", "ticket-release:")
 
 
 def same_name(a: str, b: str) -> bool:

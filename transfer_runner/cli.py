@@ -556,6 +556,40 @@ def new(ctx: click.Context, csv_path: str, out_dir: str, overwrite: bool) -> Non
 
 @cli.command()
 @click.argument("name")
+@click.argument("paths", nargs=-1)
+@click.option("--reason", required=True, metavar="TEXT",
+              help="Why (goes on both tickets and into the state store).")
+@click.option("--dry-run", is_flag=True, help="Show what abort would do; change nothing.")
+@click.pass_context
+def abort(
+    ctx: click.Context, name: str, paths: tuple[str, ...], reason: str, dry_run: bool
+) -> None:
+    """Undo the unfinished transfer NAME before its point of no return.
+
+    Cancels the new account it made (with the data imported into it) and detaches its
+    temporary domain, releases both ticket claims with a comment giving the reason, and
+    records the transfer as aborted: apply skips it until its manifest changes. Refused once
+    a customer domain has moved or the direct account is cancelled. Exports stay in S3.
+    Run it again to resume an interrupted abort. PATHS (default: .) are searched for the
+    manifest named NAME.
+
+    Example: transfer-runner abort acme-com transfers/ --reason "reseller withdrew (T-5002)"
+
+    Exit 0 aborted (or would be, with --dry-run), 1 refused or error.
+    """
+    result = commands.abort(_settings(ctx), name, reason, paths or (".",), dry_run=dry_run)
+    if result.status == "refused":
+        click.echo(f"abort refused: {result.message}", err=True)
+        ctx.exit(EXIT_FAILED)
+    verb = "would" if dry_run else "done"
+    for action in result.actions:
+        click.echo(f"{verb}: {action}")
+    click.echo(f"{name}: {result.status}")
+    ctx.exit(EXIT_OK)
+
+
+@cli.command()
+@click.argument("name")
 @click.pass_context
 def unlock(ctx: click.Context, name: str) -> None:
     """Release a stale lock on transfer NAME (after making sure its runner is gone)."""

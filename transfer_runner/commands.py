@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from transfer_runner import plans
+from transfer_runner.abort import AbortResult, abort_transfer, require_reason
 from transfer_runner.clock import clock_from_env
 from transfer_runner.config import Settings
 from transfer_runner.engine.context import ProgressSink, RunContext
@@ -46,6 +47,7 @@ __all__ = [
     "status",
     "report",
     "unlock",
+    "abort",
     "new_run_id",
 ]
 
@@ -357,6 +359,32 @@ def report(settings: Settings, run_id: str | None = None) -> RunReport:
         return report_from_state(state, run_id)
     finally:
         state.close()
+
+
+def abort(
+    settings: Settings,
+    name: str,
+    reason: str,
+    paths: Sequence[str] = (".",),
+    dry_run: bool = False,
+) -> AbortResult:
+    """Undo an unfinished transfer before its point of no return (`transfer_runner.abort`).
+    The manifest named `name` is looked for under `paths`."""
+    reason = require_reason(reason)
+    transfers, diagnostics = load_transfers(paths)
+    found = [t for t in transfers if t.name == name]
+    if not found:
+        problems = f" ({len(diagnostics)} invalid manifests there)" if diagnostics else ""
+        raise ConfigError(f"no manifest named {name!r} under {', '.join(paths)}{problems}")
+    with ExitStack() as stack:
+        platform = open_platform(settings.platform)
+        stack.callback(platform.close)
+        state = open_state(settings.state, read_only=dry_run)
+        stack.callback(state.close)
+        return abort_transfer(
+            platform, state, found[0], reason=reason, by=_user(),
+            run_id=new_run_id().replace("r-", "abort-", 1), dry_run=dry_run,
+        )  # fmt: skip
 
 
 def unlock(settings: Settings, name: str) -> LockInfo:

@@ -118,6 +118,7 @@ def test_a_first_signal_finishes_the_running_step_and_stops_the_wave(
     child = Child(tmp_path, world, "before-step-3#1", *APPLY)
     assert child.reached() == "before-step-3"  # acme-com is about to create its new account
     child.proc.send_signal(sig)
+    child.stderr_until(f"{signal.Signals(sig).name}: stopping")  # handled before the step ends
     child.resume()
     code, out, err = child.finish()
 

@@ -50,11 +50,11 @@ class RunContext:
     _s3: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _claims: dict[str, str] = field(default_factory=dict, repr=False)
-    _platform_claims: dict[str, str] = field(default_factory=dict, repr=False)
+    _platform_claims: dict[str, tuple[str, int]] = field(default_factory=dict, repr=False)
 
     def ticket_claim(self, ticket: str) -> str | None:
-        """The transfer that claimed `ticket`, from the state store; claims are never
-        released or changed, so one seen once is remembered for the rest of the run."""
+        """The transfer that claimed `ticket`, from the state store. Only `abort` releases a
+        claim, holding the transfer's lock, so one seen once holds for the rest of the run."""
         if ticket in self._claims:
             return self._claims[ticket]
         holder = self.state.ticket_claim(ticket)
@@ -66,12 +66,20 @@ class RunContext:
     def platform_claim(self, ticket: str) -> str | None:
         """The transfer this run has seen hold `ticket`'s claim on the platform (None: not
         seen yet; `engine.runner` writes or reads it before the transfer's first write)."""
-        return self._platform_claims.get(ticket)
+        found = self._platform_claims.get(ticket)
+        return found[0] if found else None
 
-    def remember_platform_claim(self, ticket: str, transfer: str) -> None:
-        """Note that `transfer` holds `ticket`'s platform claim (claims are never released)."""
+    def remember_platform_claim(self, ticket: str, transfer: str, generation: int = 1) -> None:
+        """Note that `transfer` holds `ticket`'s platform claim, of that generation (the n-th
+        claim of the ticket: the ones before were released by `abort`)."""
         with self._lock:
-            self._platform_claims[ticket] = transfer
+            self._platform_claims[ticket] = (transfer, generation)
+
+    def attempt(self, ticket: str) -> int:
+        """The transfer's attempt: the generation of its claim on `ticket` (1 until an `abort`
+        released one); keys of writes made before the cut-over carry it from the 2nd on."""
+        found = self._platform_claims.get(ticket)
+        return found[1] if found else 1
 
     def s3(self) -> Any:
         """The S3 client for exports (ConfigError if no destination is configured)."""

@@ -6,9 +6,17 @@ replays the platform's first result instead of acting twice (invariant I3).
 
 from __future__ import annotations
 
-__all__ = ["idempotency_key"]
+__all__ = ["idempotency_key", "attempt_key"]
 
 
 def idempotency_key(kind: str, transfer: str, *parts: str) -> str:
     """`kind:transfer[:part…]`, e.g. `transfer-fee:acme-com`, `domain-move:acme-com:acme.com`."""
     return ":".join((kind, transfer, *parts))
+
+
+def attempt_key(attempt: int, kind: str, transfer: str, *parts: str) -> str:
+    """The key of a write made before the cut-over, which an `abort` undoes: the transfer's
+    n-th attempt (after n-1 aborts) writes under `key#n`, since the platform remembers the
+    first attempt's key with that attempt's request (`account:acme-com#2`)."""
+    key = idempotency_key(kind, transfer, *parts)
+    return key if attempt <= 1 else f"{key}#{attempt}"

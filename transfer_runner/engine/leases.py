@@ -10,12 +10,16 @@ certain (another machine or container, no /proc, a pid now reused) waits for the
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import socket
 from pathlib import Path
 
-from transfer_runner.state.base import LockInfo
+from transfer_runner.state.base import LockInfo, StateStore
 
-__all__ = ["this_machine", "holder_gone"]
+__all__ = ["this_machine", "holder_gone", "acquire_lease"]
+
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -42,3 +46,26 @@ def holder_gone(lock: LockInfo) -> bool:
     except PermissionError:  # alive, another user's
         return False
     return False
+
+
+def acquire_lease(state: StateStore, name: str, owner: str, run_id: str, ttl_s: float) -> bool:
+    """Take the transfer's lease: free, expired, or held by a process of this machine that is
+    gone (a run stopped at once or killed), which is taken over without waiting for expiry,
+    by compare-and-set on the dead holder's run, and recorded as a `lock_taken_over` event."""
+    host = socket.gethostname()
+    holder = {"pid": os.getpid(), "machine": this_machine()}
+    if state.acquire_lock(name, owner, run_id, host, ttl_s, **holder):
+        return True
+    stale = state.get_lock(name)
+    if stale is None or not holder_gone(stale):
+        return False
+    taken = state.acquire_lock(name, owner, run_id, host, ttl_s, **holder,
+                               replacing=stale.run_id)  # fmt: skip
+    if taken:
+        log.warning("%s: took over the lock of run %s (pid %s is gone)", name, stale.run_id,
+                    stale.pid)  # fmt: skip
+        state.append_event(
+            run_id, name, "lock_taken_over",
+            {"from_run": stale.run_id, "owner": stale.owner, "pid": stale.pid},
+        )  # fmt: skip
+    return taken

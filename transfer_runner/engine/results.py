@@ -18,15 +18,18 @@ __all__ = [
 STEP_STATUSES = ("ok", "changed", "skipped", "failed")
 # succeeded/failed/locked/unchanged come from apply; "pending" is plan's "changes pending";
 # "interrupted" stopped between two steps (a signal), "not_started" never began (a signal or
-# the wave's failure budget). Both are resumed by applying again.
+# the wave's failure budget): both are resumed by applying again. "aborted": withdrawn by
+# `abort`, never applied again unless its manifest changes.
 TRANSFER_STATUSES = (
     "succeeded", "unchanged", "pending", "failed", "interrupted", "not_started", "locked",
+    "aborted",
 )  # fmt: skip; the order recaps and reports count them in
 RETRY_STATUSES = ("failed", "interrupted", "not_started")  # what the retry file lists
 
 StepStatusT = Literal["ok", "changed", "skipped", "failed"]
 TransferStatusT = Literal[
-    "succeeded", "failed", "locked", "unchanged", "pending", "interrupted", "not_started"
+    "succeeded", "failed", "locked", "unchanged", "pending", "interrupted", "not_started",
+    "aborted",
 ]
 
 

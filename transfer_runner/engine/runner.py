@@ -8,7 +8,6 @@ engine never prints: it tells a `Reporter`.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
@@ -20,7 +19,7 @@ from typing import Any, Protocol
 
 from transfer_runner.crash import crash_point
 from transfer_runner.engine.context import RunContext, TaskContext
-from transfer_runner.engine.leases import holder_gone, this_machine
+from transfer_runner.engine.leases import acquire_lease
 from transfer_runner.engine.results import StepResult, TransferResult
 from transfer_runner.errors import StepError, TransferRunnerError
 from transfer_runner.manifest.model import Transfer
@@ -204,13 +203,18 @@ def run_transfer(
     stop: threading.Event | None = None,
 ) -> TransferResult:
     """Check (plan) or apply one transfer, holding its lock while applying (invariant I6)."""
-    done = _drifted(run, transfer, reporter) or _completed(run, playbook, transfer, options,
-                                                           reporter)  # fmt: skip
+    done = (
+        _drifted(run, transfer, reporter)
+        or _aborted(run, transfer, reporter)
+        or _completed(run, playbook, transfer, options, reporter)
+    )
     if done is not None:
         return done
     if run.check_mode:
         return _execute(run, playbook, modules, transfer, options, reporter, stop)
-    if not _acquire(run, transfer.name, options):
+    host = socket.gethostname()
+    if not acquire_lease(run.state, transfer.name, options.owner or host, run.run_id,
+                         options.lock_ttl_s):  # fmt: skip
         return _locked(run, transfer, reporter)
     heartbeat = _Heartbeat(run, transfer.name, options.lock_ttl_s)
     heartbeat.start()
@@ -224,28 +228,25 @@ def run_transfer(
         run.state.release_lock(transfer.name, run.run_id)
 
 
-def _acquire(run: RunContext, name: str, options: RunOptions) -> bool:
-    """Take the transfer's lease: free, expired, or held by a process of this machine that is
-    gone (a run stopped at once or killed), which is taken over without waiting for expiry."""
-    host = socket.gethostname()
-    owner = options.owner or host
-    holder = {"pid": os.getpid(), "machine": this_machine()}
-    if run.state.acquire_lock(name, owner, run.run_id, host, options.lock_ttl_s, **holder):
-        return True
-    stale = run.state.get_lock(name)
-    if stale is None or not holder_gone(stale):
-        return False
-    taken = run.state.acquire_lock(
-        name, owner, run.run_id, host, options.lock_ttl_s, **holder, replacing=stale.run_id
+def _aborted(run: RunContext, transfer: Transfer, reporter: Reporter) -> TransferResult | None:
+    """`aborted` for a transfer withdrawn by `abort` whose manifest has not changed since: it
+    is not applied again. A changed manifest is a new attempt, from scratch: `abort` recorded
+    every step it undid as failed, without outputs."""
+    record = run.state.get_transfer(transfer.name)
+    if record is None or record.status != "aborted" or record.manifest_sha256 != transfer.sha256:
+        return None
+    why = next(
+        (e.get("data") or {} for e in reversed(run.state.events(transfer.name))
+         if e.get("kind") == "aborted"),
+        {},
+    )  # fmt: skip
+    message = (
+        f"aborted by {why.get('by', 'someone')}: {why.get('reason', '(no reason recorded)')}; "
+        "change the manifest to apply it again"
     )
-    if taken:
-        log.warning("%s: took over the lock of run %s (pid %s is gone)", name, stale.run_id,
-                    stale.pid)  # fmt: skip
-        run.state.append_event(
-            run.run_id, name, "lock_taken_over",
-            {"from_run": stale.run_id, "owner": stale.owner, "pid": stale.pid},
-        )  # fmt: skip
-    return taken
+    result = TransferResult(transfer.name, "aborted", message=message, path=transfer.path)
+    reporter.transfer_finished(result)
+    return result
 
 
 def _drifted(run: RunContext, transfer: Transfer, reporter: Reporter) -> TransferResult | None:
@@ -371,8 +372,8 @@ def _execute(
     lost: threading.Event | None = None,
 ) -> TransferResult:
     reporter.transfer_started(transfer)
-    previous = run.state.latest_steps(transfer.name)
     record = run.state.get_transfer(transfer.name)
+    previous = run.state.latest_steps(transfer.name)
     previous_status = record.status if record else None
     if not run.check_mode and previous_status != "succeeded":  # a completed one stays so
         _set_status(run, transfer, "running")
@@ -418,7 +419,7 @@ def _execute(
             break
     status = "interrupted" if interrupted else _status(run.check_mode, steps, message)
     if not run.check_mode:
-        recorded = _set_final_status(run, transfer, playbook, status, previous_status)
+        recorded = _set_final_status(run, transfer, playbook, status, record)
         if status == "unchanged" and recorded == "succeeded" and previous_status != "succeeded":
             # Every step found its work done (an earlier run did it, then failed before it
             # could record so): this run is the one that completes the transfer.
@@ -531,7 +532,7 @@ def _before_write(ctx: TaskContext, task: Task) -> None:
                     f"refusing to write: the {role} ticket {ticket} is claimed on the platform "
                     f"by {claim.describe()}",
                 )
-            run.remember_platform_claim(ticket, claim.transfer)
+            run.remember_platform_claim(ticket, claim.transfer, claim.generation)
 
 
 def _lease_held(run: RunContext, name: str) -> bool:
@@ -574,11 +575,16 @@ def _record(run: RunContext, transfer: Transfer, task: Task, step: StepResult) -
 
 
 def _set_final_status(
-    run: RunContext, transfer: Transfer, playbook: Playbook, status: str, before: str | None
+    run: RunContext,
+    transfer: Transfer,
+    playbook: Playbook,
+    status: str,
+    record: TransferRecord | None,
 ) -> str | None:
     """succeeded only when every task of the playbook is done; a completed transfer whose
     re-apply fails stays succeeded (the failure is in the run's events), so drift still holds.
-    Returns the status recorded."""
+    Returns the status recorded. `record` is the transfer's record before this run."""
+    before = record.status if record else None
     if status in ("failed", "interrupted"):  # interrupted: resumable, so pending
         recorded = "failed" if status == "failed" else "pending"
         if before != "succeeded":

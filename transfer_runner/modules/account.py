@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from transfer_runner.engine.context import TaskContext
-from transfer_runner.engine.keys import idempotency_key
+from transfer_runner.engine.keys import attempt_key, idempotency_key
 from transfer_runner.errors import StepError
 from transfer_runner.modules.base import Check, require
 from transfer_runner.modules.gates import (
@@ -65,7 +65,8 @@ class EnsureAccount:
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
         wanted = _wanted(ctx, args)
-        key = idempotency_key("account", ctx.transfer.name)
+        attempt = ctx.run.attempt(ctx.transfer.customer_ticket)
+        key = attempt_key(attempt, "account", ctx.transfer.name)
         account = ctx.platform.create_account(wanted, key)
         return {"account_id": account.id, "adopted": False, "created": True}
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from transfer_runner.engine.context import TaskContext
-from transfer_runner.engine.keys import idempotency_key
+from transfer_runner.engine.keys import attempt_key
 from transfer_runner.errors import ExportError, StepError
 from transfer_runner.export import exporter, importer, receipt
 from transfer_runner.export.exporter import ExportDelta, SyncPolicy
@@ -428,7 +428,8 @@ def _import(
         ctx.transfer.name,
         target,
         store,
-        idempotency_key("import", ctx.transfer.name, store),
+        attempt_key(ctx.run.attempt(ctx.transfer.customer_ticket), "import", ctx.transfer.name,
+                    store),  # fmt: skip
         progress=_progress(ctx, f"import {store}", expected),
         from_account=ctx.transfer.customer_account,
         retry_suffix=ctx.run.run_id,

@@ -29,7 +29,8 @@ def platform_drift(
     ensured = done.get("account.ensure")
     if ensured is not None and ensured.outputs.get("account_id"):
         problems += _new_account(platform, transfer, str(ensured.outputs["account_id"]),
-                                 "domain.remove" in done)  # fmt: skip
+                                 moved="domain.move" in done,
+                                 temporary_removed="domain.remove" in done)  # fmt: skip
     if "account.cancel" in done:
         direct = platform.get_account(transfer.customer_account)
         if direct is None:
@@ -53,15 +54,16 @@ def platform_drift(
 
 
 def _new_account(
-    platform: Platform, transfer: Transfer, account_id: str, temporary_removed: bool
-) -> list[str]:
+    platform: Platform, transfer: Transfer, account_id: str, *, moved: bool,
+    temporary_removed: bool,
+) -> list[str]:  # fmt: skip
     new = platform.get_account(account_id)
     if new is None:
         return [f"the new account {account_id} is gone"]
     problems = []
     if new.status != "active":
         problems.append(f"the new account {account_id} is {new.status}")
-    missing = [d for d in transfer.customer_domains if d not in new.domains]
+    missing = [d for d in transfer.customer_domains if moved and d not in new.domains]
     for domain in missing:
         holder = platform.find_account_by_domain(domain)
         where = f"on {holder.id}" if holder is not None else "on no account"

@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 StepStatus = Literal["ok", "changed", "skipped", "failed"]
-TransferStatus = Literal["pending", "running", "succeeded", "failed"]
+TransferStatus = Literal["pending", "running", "succeeded", "failed", "aborted"]
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,10 @@ class StateStore(Protocol):
 
     def ticket_claim(self, ticket_id: str) -> str | None:
         """The transfer that claimed a ticket, or None (read-only)."""
+        ...
+
+    def release_ticket(self, ticket_id: str, transfer: str) -> bool:
+        """Release `transfer`'s claim on a ticket (`abort`); False if it holds none."""
         ...
 
     # -- events ----------------------------------------------------------------------------

@@ -186,15 +186,42 @@ class S3StateStore:
         body = {"ticket": ticket_id, "transfer": transfer, "claimed_at": utc_text(_now())}
         if self._objects.create(key, body, "claim ticket"):
             return transfer
-        holder = self.ticket_claim(ticket_id)
-        if holder is None:  # claims are never deleted: the store was tampered with
+
+        def claim(current: Versioned | None) -> dict[str, Any] | None:
+            released = current is None or current.body.get("released")
+            return body if released else None  # a claim released by `abort` is free again
+
+        written, seen = self._objects.mutate(key, claim, "claim ticket")
+        if written:
+            return transfer
+        if seen is None:
             raise StateError(f"state {self.url}: ticket claim {ticket_id} vanished while read")
-        return holder
+        return str(seen.body["transfer"])
+
+    def release_ticket(self, ticket_id: str, transfer: str) -> bool:
+        """Release `transfer`'s claim on a ticket (`abort`): the claim object is marked
+        released (conditionally on what was read), which every reader treats as no claim."""
+        self._writable("release ticket")
+
+        def release(current: Versioned | None) -> dict[str, Any] | None:
+            if current is None or current.body.get("released"):
+                return None
+            if current.body.get("transfer") != transfer:
+                return None
+            kept = {k: v for k, v in current.body.items() if k != NONCE}
+            return {**kept, "released": True, "released_at": utc_text(_now())}
+
+        written, _ = self._objects.mutate(
+            f"tickets/{segment(ticket_id)}.json", release, "release ticket"
+        )
+        return written
 
     def ticket_claim(self, ticket_id: str) -> str | None:
-        """The transfer that claimed a ticket, or None."""
+        """The transfer that claimed a ticket, or None (none, or released)."""
         found = self._objects.get(f"tickets/{segment(ticket_id)}.json", "read ticket claim")
-        return str(found.body["transfer"]) if found else None
+        if found is None or found.body.get("released"):
+            return None
+        return str(found.body["transfer"])
 
     # -- events --------------------------------------------------------------------------
     def append_event(

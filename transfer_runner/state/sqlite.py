@@ -349,6 +349,14 @@ class SqliteStateStore:
             ).fetchone()
         return str(row[0])
 
+    def release_ticket(self, ticket_id: str, transfer: str) -> bool:
+        """Release `transfer`'s claim on a ticket (`abort`); False if it holds none."""
+        with self._tx("release ticket") as conn:
+            cur = conn.execute(
+                "DELETE FROM ticket_claims WHERE ticket = ? AND transfer = ?", (ticket_id, transfer)
+            )
+            return cur.rowcount == 1
+
     def ticket_claim(self, ticket_id: str) -> str | None:
         """The transfer that claimed a ticket, or None."""
         rows = self._rows(

@@ -1,0 +1,101 @@
+"""`abort` from the CLI, in subprocesses: a dry run, an abort killed (SIGKILL) right after the
+platform cancelled the new account, resumed by running it again; a refusal past the point of
+no return."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.functional.conftest import FIXTURE, manifest
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+WAIT_S = 120
+REASON = "customer withdrew by phone (T-5001)"
+
+
+class World:
+    def __init__(self, root: Path, s3_server: Any) -> None:
+        self.root = root
+        (root / "fixture.yml").write_text(FIXTURE)
+        (root / "transfers").mkdir()
+        (root / "transfers" / "acme-com.yml").write_text(manifest())
+        ours = ("AWS_", "TRANSFER_RUNNER_")
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
+        self.env.update(s3_server.env())
+        self.env.update(
+            TRANSFER_RUNNER_PLATFORM=f"sandbox:{root / 'sandbox.db'}",
+            TRANSFER_RUNNER_STATE=f"sqlite:{root / 'state.db'}",
+            TRANSFER_RUNNER_EXPORT_TO=f"s3://{s3_server.bucket}/ab-{root.name[-12:]}".lower(),
+            PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+        )
+        self.ok("sandbox", "init", "sandbox.db", "--fixture", "fixture.yml")
+
+    def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "transfer_runner", *args], cwd=self.root,
+            env={**self.env, **env}, capture_output=True, text=True, timeout=WAIT_S,
+        )  # fmt: skip
+
+    def ok(self, *args: str) -> str:
+        done = self.run(*args)
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done.stdout
+
+    def dump(self) -> dict[str, Any]:
+        return json.loads(self.ok("sandbox", "dump", "sandbox.db"))
+
+
+@pytest.fixture
+def world(tmp_path: Path, s3_server: Any) -> World:
+    return World(tmp_path, s3_server)
+
+
+def test_an_abort_killed_mid_way_is_resumed(world: World) -> None:
+    world.ok("apply", "transfers", "--yes", "--tags", "account")  # tickets, the new account
+    [new] = [a for a in world.dump()["accounts"] if a["type"] == "resold"]
+    assert new["status"] == "active" and new["domains"] == ["gdi.acme.com"]
+
+    dry = world.ok("abort", "acme-com", "transfers", "--reason", REASON, "--dry-run")
+    assert f"would: cancel the new account {new['id']}" in dry
+    assert "would: detach the temporary domain gdi.acme.com" in dry
+    assert "acme-com: would abort" in dry
+    assert [a for a in world.dump()["accounts"] if a["id"] == new["id"]] == [new]
+
+    killed = world.run("abort", "acme-com", "transfers", "--reason", REASON,
+                       TRANSFER_RUNNER_CRASH_AT="platform-after-cancel_account")  # fmt: skip
+    assert killed.returncode == -9, (killed.stdout, killed.stderr)
+    [half] = [a for a in world.dump()["accounts"] if a["id"] == new["id"]]
+    assert half["status"] == "cancelled" and half["domains"] == ["gdi.acme.com"]
+
+    resumed = world.ok("abort", "acme-com", "transfers", "--reason", REASON)
+    assert "cancel the new account" not in resumed  # done by the killed run
+    assert "done: detach the temporary domain gdi.acme.com" in resumed
+    assert "acme-com: aborted" in resumed
+    dump = world.dump()
+    [gone] = [a for a in dump["accounts"] if a["id"] == new["id"]]
+    assert gone["status"] == "cancelled" and gone["domains"] == []
+    [direct] = [a for a in dump["accounts"] if a["id"] == "C-1001"]
+    assert direct["status"] == "active" and sorted(direct["domains"]) == ["acme.com", "acme.net"]
+    status = json.loads(world.ok("status", "--json", "acme-com"))
+    assert status[0]["status"] == "aborted" and status[0]["lock"] is None
+
+    applied = world.run("apply", "transfers", "--yes")
+    assert applied.returncode == 0, applied.stdout
+    assert "[aborted]" in applied.stdout and "aborted by " in applied.stdout
+
+
+def test_abort_past_the_point_of_no_return_is_refused(world: World) -> None:
+    world.ok("apply", "transfers", "--yes")
+    refused = world.run("abort", "acme-com", "transfers", "--reason", REASON)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("abort refused: acme-com is completed")
+    missing = world.run("abort", "acme-com", "transfers", "--reason", "  ")
+    assert missing.returncode == 1 and "abort needs --reason TEXT" in missing.stderr
