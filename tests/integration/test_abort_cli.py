@@ -5,7 +5,6 @@ no return."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.functional.conftest import FIXTURE, manifest
+from tests.cli_world import make_cli_world
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -24,19 +23,7 @@ REASON = "customer withdrew by phone (T-5001)"
 class World:
     def __init__(self, root: Path, s3_server: Any) -> None:
         self.root = root
-        (root / "fixture.yml").write_text(FIXTURE)
-        (root / "transfers").mkdir()
-        (root / "transfers" / "acme-com.yml").write_text(manifest())
-        ours = ("AWS_", "TRANSFER_RUNNER_")
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
-        self.env.update(s3_server.env())
-        self.env.update(
-            TRANSFER_RUNNER_PLATFORM=f"sandbox:{root / 'sandbox.db'}",
-            TRANSFER_RUNNER_STATE=f"sqlite:{root / 'state.db'}",
-            TRANSFER_RUNNER_EXPORT_TO=f"s3://{s3_server.bucket}/ab-{root.name[-12:]}".lower(),
-            PYTHONPATH=str(Path(__file__).resolve().parents[2]),
-        )
-        self.ok("sandbox", "init", "sandbox.db", "--fixture", "fixture.yml")
+        self.env = make_cli_world(root, s3_server, "ab", globex=False)
 
     def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.functional.conftest import FIXTURE, GLOBEX, manifest
+from tests.cli_world import make_cli_world
 from transfer_runner.platforms.sandbox import SandboxPlatform
 from transfer_runner.sharding import shard_of
 
@@ -56,24 +56,7 @@ def in_terminal(tmp_path: Path, env: dict[str, str], answer: str, *args: str) ->
 
 @pytest.fixture
 def world(tmp_path: Path, s3_server: Any) -> dict[str, str]:
-    (tmp_path / "fixture.yml").write_text(FIXTURE)
-    transfers = tmp_path / "transfers"
-    transfers.mkdir()
-    (transfers / "acme-com.yml").write_text(manifest())
-    (transfers / "globex-io.yml").write_text(manifest("globex-io", **GLOBEX))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TRANSFER_RUNNER_"))}
-    env.update(s3_server.env())
-    env.update(
-        TRANSFER_RUNNER_PLATFORM=f"sandbox:{tmp_path / 'sandbox.db'}",
-        TRANSFER_RUNNER_STATE=f"sqlite:{tmp_path / 'state.db'}",
-        TRANSFER_RUNNER_EXPORT_TO=f"s3://{s3_server.bucket}/ask-{tmp_path.name[-12:]}".lower(),
-        PYTHONPATH=str(Path(__file__).resolve().parents[2]),
-    )
-    subprocess.run(
-        [sys.executable, "-m", "transfer_runner", "sandbox", "init", "sandbox.db", "--fixture",
-         "fixture.yml"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=WAIT_S,
-    )  # fmt: skip
-    return env
+    return make_cli_world(tmp_path, s3_server, "ask")
 
 
 def _writes(tmp_path: Path) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.functional.conftest import FIXTURE, GLOBEX, manifest
+from tests.cli_world import make_cli_world
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -82,21 +82,7 @@ def _bounded(action: Callable[[], Any], proc: subprocess.Popen[str]) -> Any:
 @pytest.fixture
 def world(tmp_path: Path, s3_server: Any) -> dict[str, str]:
     """Two transfers (acme-com, then globex-io) on a fresh sandbox with SQLite state."""
-    (tmp_path / "fixture.yml").write_text(FIXTURE)
-    transfers = tmp_path / "transfers"
-    transfers.mkdir()
-    (transfers / "acme-com.yml").write_text(manifest())
-    (transfers / "globex-io.yml").write_text(manifest("globex-io", **GLOBEX))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TRANSFER_RUNNER_"))}
-    env.update(s3_server.env())
-    env.update(
-        TRANSFER_RUNNER_PLATFORM=f"sandbox:{tmp_path / 'sandbox.db'}",
-        TRANSFER_RUNNER_STATE=f"sqlite:{tmp_path / 'state.db'}",
-        TRANSFER_RUNNER_EXPORT_TO=f"s3://{s3_server.bucket}/stop-{tmp_path.name[-12:]}".lower(),
-        PYTHONPATH=str(Path(__file__).resolve().parents[2]),
-    )
-    _cli(tmp_path, env, "sandbox", "init", "sandbox.db", "--fixture", "fixture.yml")
-    return env
+    return make_cli_world(tmp_path, s3_server, "stop")
 
 
 def _cli(tmp_path: Path, env: dict[str, str], *args: str) -> str:

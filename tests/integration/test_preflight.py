@@ -3,7 +3,6 @@ with exit 1 and one line that names the setting (never the token)."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.functional.conftest import FIXTURE, GLOBEX, manifest
+from tests.cli_world import make_cli_world
 from tests.served import Served
 from transfer_runner.platforms.sandbox import SandboxPlatform
 
@@ -28,22 +27,8 @@ class World:
 
     def __init__(self, root: Path, s3_server: Any) -> None:
         self.root = root
-        (root / "fixture.yml").write_text(FIXTURE)
-        (root / "transfers").mkdir()
-        (root / "transfers" / "acme-com.yml").write_text(manifest())
-        (root / "transfers" / "globex-io.yml").write_text(manifest("globex-io", **GLOBEX))
-        ours = ("AWS_", "TRANSFER_RUNNER_")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
-        env.update(s3_server.env())
-        env.update(
-            TRANSFER_RUNNER_PLATFORM=f"sandbox:{root / 'sandbox.db'}",
-            TRANSFER_RUNNER_STATE=f"sqlite:{root / 'state.db'}",
-            TRANSFER_RUNNER_EXPORT_TO=f"s3://{s3_server.bucket}/pf-{root.name[-12:]}".lower(),
-            PYTHONPATH=str(Path(__file__).resolve().parents[2]),
-        )
-        self.env = env
+        self.env = make_cli_world(root, s3_server, "pf")
         self.bucket = s3_server.bucket
-        assert self.cli("sandbox", "init", "sandbox.db", "--fixture", "fixture.yml")[0] == 0
 
     def cli(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
         done = subprocess.run(
