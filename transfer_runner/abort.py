@@ -11,12 +11,14 @@ a person must do instead.
 Every action is idempotent and checked against the platform first, and the transfer's lock is
 held throughout (I6), so an interrupted abort is resumed by running it again. Exports stay in
 S3. The steps the aborted attempt recorded are recorded again as failed, without outputs, so a
-new attempt (a changed manifest) starts from scratch.
+new attempt (a changed manifest) starts from scratch. When the export has a receipt, the
+receipt notes the abort (who, why, when) before the state records it.
 """
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -29,9 +31,19 @@ from transfer_runner.modules.claims import read_claim, release_claim
 from transfer_runner.platforms.base import Account, Platform
 from transfer_runner.state.base import StateStore, StepRecord, TransferRecord
 
-__all__ = ["AbortResult", "abort_transfer", "point_of_no_return", "require_reason"]
+__all__ = [
+    "AbortResult",
+    "ReceiptNote",
+    "abort_transfer",
+    "point_of_no_return",
+    "require_reason",
+]
 
 LOCK_TTL_S = 900.0
+
+ReceiptNote = Callable[[Mapping[str, str], bool], "str | None"]
+"""Notes an abort entry in the export's receipt (written when the flag is true); returns the
+receipt's key, or None when there is nothing to note (no receipt, or noted already)."""
 
 
 @dataclass(frozen=True)
@@ -69,13 +81,14 @@ def abort_transfer(
     by: str,
     run_id: str,
     dry_run: bool = False,
+    receipt: ReceiptNote | None = None,
 ) -> AbortResult:
     """Abort `transfer` (see the module's docstring); with `dry_run`, only say what it would do."""
     refused = _refusal(platform, state, transfer)
     if refused:
         return AbortResult(transfer.name, "refused", message=refused)
     if dry_run:
-        actions = _undo(platform, state, transfer, reason, by, run_id, write=False)
+        actions = _undo(platform, state, transfer, reason, by, receipt, write=False)
         return AbortResult(transfer.name, "would abort", tuple(actions))
     owner = f"{by}@{socket.gethostname()} (abort)"
     if not acquire_lease(state, transfer.name, owner, run_id, LOCK_TTL_S):
@@ -86,7 +99,7 @@ def abort_transfer(
         refused = _refusal(platform, state, transfer)  # again, under the lock
         if refused:
             return AbortResult(transfer.name, "refused", message=refused)
-        actions = _undo(platform, state, transfer, reason, by, run_id, write=True)
+        actions = _undo(platform, state, transfer, reason, by, receipt, write=True)
         _record(state, transfer, reason, by, run_id, actions)
     finally:
         state.release_lock(transfer.name, run_id)
@@ -116,7 +129,7 @@ def _undo(
     transfer: Transfer,
     reason: str,
     by: str,
-    run_id: str,
+    receipt: ReceiptNote | None,
     *,
     write: bool,
 ) -> list[str]:
@@ -147,6 +160,16 @@ def _undo(
                 actions.append(f"release the {role} ticket {ticket_id} in the state store")
             if write:
                 state.release_ticket(ticket_id, transfer.name)
+    if receipt is not None:
+        entry = {
+            "aborted_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "by": by,
+            "reason": reason,
+            "manifest_sha256": transfer.sha256,
+        }
+        key = receipt(entry, write)
+        if key is not None:
+            actions.append(f"note the abort in the export's receipt {key} (the export stays)")
     actions.append(f"record {transfer.name} as aborted by {by}: {reason}")
     return actions
 

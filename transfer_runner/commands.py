@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from transfer_runner import plans
-from transfer_runner.abort import AbortResult, abort_transfer, require_reason
+from transfer_runner.abort import AbortResult, ReceiptNote, abort_transfer, require_reason
 from transfer_runner.clock import clock_from_env
 from transfer_runner.config import Settings
 from transfer_runner.engine.context import ProgressSink, RunContext
@@ -384,7 +384,24 @@ def abort(
         return abort_transfer(
             platform, state, found[0], reason=reason, by=_user(),
             run_id=new_run_id().replace("r-", "abort-", 1), dry_run=dry_run,
+            receipt=_receipt_note(settings, name),
         )  # fmt: skip
+
+
+def _receipt_note(settings: Settings, name: str) -> ReceiptNote | None:
+    """How `abort` notes itself in the export's receipt, when an export destination is set."""
+    export = _export_settings(settings)
+    if export is None:
+        return None
+    from transfer_runner.export.receipt import note_abort
+    from transfer_runner.export.s3 import make_s3_client
+
+    s3 = make_s3_client(export)
+
+    def note(entry: Mapping[str, str], write: bool) -> str | None:
+        return note_abort(s3, export, name, entry, write=write)
+
+    return note
 
 
 def unlock(settings: Settings, name: str) -> LockInfo:

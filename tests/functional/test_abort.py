@@ -4,12 +4,13 @@ changes, and then applied from scratch."""
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
 import pytest
 
-from tests.functional.conftest import World, both_platform_paths, manifest
+from tests.functional.conftest import BUCKET, World, both_platform_paths, manifest
 from transfer_runner import commands
 from transfer_runner.engine.results import StepResult
 from transfer_runner.engine.runner import NullReporter
@@ -128,3 +129,24 @@ def test_another_transfer_may_use_the_released_tickets(world: World) -> None:
     world.write("acme-renamed.yml", manifest("acme-renamed"))
     [result] = world.apply().transfers
     assert result.status == "succeeded", result.message
+
+
+def test_the_receipt_notes_the_abort_and_keeps_the_note(world: World, s3: Any) -> None:
+    world.write("acme-com.yml", manifest())
+    _apply_until(world, MOVE_STEP - 1)  # the exports are verified: a receipt vouches for them
+    key = "runs/acme-com/receipt.json"
+    assert "aborts" not in json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+    planned = _abort(world, dry_run=True)
+    assert f"note the abort in the export's receipt {key} (the export stays)" in planned.actions
+    assert "aborts" not in json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert _abort(world).status == "aborted"
+    [note] = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())["aborts"]
+    assert note["reason"] == REASON and note["by"] and note["aborted_at"].endswith("Z")
+    again = _abort(world)  # noted once per manifest version
+    assert not any("receipt" in a for a in again.actions)
+
+    world.write("acme-com.yml", manifest(users=41))  # applied again: the new receipt keeps it
+    assert world.apply().transfers[0].status == "succeeded"
+    receipt = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert receipt["aborts"] == [note]

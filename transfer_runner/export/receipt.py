@@ -8,7 +8,8 @@ SHA-256, messages), oldest first, so an auditor sees that the domains moved afte
 pass and the account was cancelled after a complete one. Then totals, the runner's version,
 the git commit of the manifests, and the authorization: both tickets and, when a ticket
 needed review, who approved it (`reviewed_by`). Written after the stores verify; rewritten only when
-something in it other than `written_at` changes.
+something in it other than `written_at` changes. An `abort` of the transfer adds an entry to
+`aborts` (who, why, when, which manifest): the export stays, and says it no longer backs a transfer.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from transfer_runner.export.layout import check_transfer_name, receipt_key
 from transfer_runner.export.objects import put_bytes, read_bytes, s3_errors
 from transfer_runner.export.s3 import S3Settings
 
-__all__ = ["RECEIPT_VERSION", "Receipt", "write_receipt", "read_receipt"]
+__all__ = ["RECEIPT_VERSION", "Receipt", "note_abort", "read_receipt", "write_receipt"]
 
 RECEIPT_VERSION = 1
 _CONTENT_TYPE = "application/json"
@@ -101,8 +102,36 @@ def read_receipt(s3: Any, settings: S3Settings, transfer_name: str) -> Receipt |
     return Receipt(key, hashlib.sha256(raw).hexdigest(), doc, written=False)
 
 
+def note_abort(
+    s3: Any,
+    settings: S3Settings,
+    transfer_name: str,
+    entry: Mapping[str, str],
+    *,
+    write: bool = True,
+) -> str | None:
+    """Add `entry` (`aborted_at`, `by`, `reason`, `manifest_sha256`) to the stored receipt's
+    `aborts`, once per manifest version. Returns the receipt's key when it lacked the note
+    (and writes it when `write`); None when it has it or the export never got a receipt."""
+    existing = read_receipt(s3, settings, transfer_name)
+    if existing is None:
+        return None
+    doc = dict(existing.document)
+    aborts = [a for a in doc.get("aborts") or [] if isinstance(a, dict)]
+    if any(a.get("manifest_sha256") == entry.get("manifest_sha256") for a in aborts):
+        return None
+    if write:
+        doc["aborts"] = [*aborts, dict(entry)]
+        body = json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
+        put_bytes(s3, settings, existing.key, body, _CONTENT_TYPE)
+    return existing.key
+
+
 def _carry_history(old: Mapping[str, Any], new: dict[str, Any]) -> None:
-    """Prepend the verifications the stored receipt lists to the new one's, without repeats."""
+    """Prepend the verifications the stored receipt lists to the new one's, without repeats,
+    and keep its aborts."""
+    if old.get("aborts"):
+        new["aborts"] = list(old["aborts"])
     for store, entry in new["stores"].items():
         before = ((old.get("stores") or {}).get(store) or {}).get("verifications") or []
         mine = entry.get("verifications") or []
