@@ -85,19 +85,6 @@ def _in_threads(count: int, work: Any) -> list[Any]:
     return results
 
 
-def test_threads_race_for_locks_and_ticket_claims(s3_server: Any, s3_env: str) -> None:
-    url = _url(s3_server, s3_env)
-    stores = [S3StateStore(url) for _ in range(8)]
-    try:
-        won = _in_threads(8, lambda i: stores[i].acquire_lock("acme", f"o{i}", f"r-{i}", "h", 600))
-        assert won.count(True) == 1
-        holders = _in_threads(8, lambda i: stores[i].claim_ticket("T-5001", f"t-{i}"))
-        assert len(set(holders)) == 1 and stores[0].ticket_claim("T-5001") == holders[0]
-    finally:
-        for store in stores:
-            store.close()
-
-
 def test_a_stale_lock_is_taken_over_only_after_its_lease_expired(
     s3_server: Any, s3_env: str
 ) -> None:

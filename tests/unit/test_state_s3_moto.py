@@ -1,14 +1,14 @@
-"""The S3 state store against moto: the StateStore semantics of the SQLite store, conditional
-writes, the open-time probe, 409/412 handling and read-only mode."""
+"""The S3 state store against moto: its layout, conditional writes, the open-time probe,
+409/412 handling and read-only mode. The StateStore semantics every backend shares are in
+tests/contracts/state_store.py (run here on moto by tests/unit/test_state_contract.py)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import boto3
 import pytest
@@ -51,8 +51,9 @@ def _atomic_object_requests(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(S3Response, name, serialised(getattr(S3Response, name)))
 
 
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+@contextmanager
+def moto_state_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto S3 with the state bucket, its requests atomic; yields a plain client."""
     for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -62,6 +63,12 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    with moto_state_bucket(monkeypatch) as client:
         yield client
 
 
@@ -116,57 +123,33 @@ def _client_error(status: int, code: str, operation: str = "PutObject") -> Clien
     )
 
 
-# -- runs ----------------------------------------------------------------------------------
-def test_run_round_trip_and_last_run(store: S3StateStore) -> None:
-    assert store.last_run() is None
-    first = RunInfo("r-1", T0, "alice", "ci-7", "abc123")
-    store.start_run(first)
-    store.start_run(RunInfo("r-plan", T0 + timedelta(hours=2), "bob", command="plan"))
-    store.start_run(RunInfo("r-2", T0 + timedelta(hours=1), "bob"))
-    assert store.get_run("r-1") == first
-    assert store.get_run("nope") is None
-    last = store.last_run()
-    assert last is not None and last.id == "r-2"  # the latest *apply* run
-    store.finish_run("r-2", T0 + timedelta(hours=1, minutes=5), {"transfers": 3, "failed": 1})
-    done = store.get_run("r-2")
-    assert done is not None and done.finished_at == T0 + timedelta(hours=1, minutes=5)
-    assert done.totals == {"transfers": 3, "failed": 1}
-
-
-def test_duplicate_run_unknown_finish_and_naive_time(store: S3StateStore, s3: Any) -> None:
-    store.start_run(RunInfo("r-1", T0, "alice"))
-    with pytest.raises(StateError, match="already exists"):
-        store.start_run(RunInfo("r-1", T0, "alice"))
-    with pytest.raises(StateError, match="no run r-9"):
-        store.finish_run("r-9", T0, {})
+# -- the layout on S3 (the semantics are in tests/contracts/state_store.py) ------------------
+def test_each_record_is_its_own_object_so_appends_never_conflict(
+    store: S3StateStore, s3: Any
+) -> None:
     before = _keys(s3)
     with pytest.raises(ValueError, match="timezone-aware"):
         store.start_run(RunInfo("r-naive", datetime(2026, 1, 1), "alice"))
-    assert _keys(s3) == before
+    with pytest.raises(TypeError, match="cannot store"):
+        store.record_step(_step("r-1", "acme-com", 0, "x", outputs={"bad": object()}))
+    assert _keys(s3) == before  # a refused write leaves no object behind
+
+    store.set_transfer(TransferRecord("acme-com", "sha", "running", T0, "r-1"))
+    store.append_event("r-1", "acme-com", "transfer_started", {})
+    store.record_step(_step("r-1", "acme-com", 0, "verify", "ok"))
+    store.append_event("r-1", None, "run_note", {})
+    keys = _keys(s3, "team/state/")
+    assert "team/state/transfers/acme-com/record.json" in keys
+    assert len([k for k in keys if "/events/" in k]) == 2  # a step's event is its step object
+    assert len([k for k in keys if "/steps/" in k]) == 1
+
+    assert store.acquire_lock("acme-com", "alice@h1", "r-1", "h1", 600)
+    assert _keys(s3, "team/state/locks/") == ["team/state/locks/acme-com.json"]
+    store.release_lock("acme-com", "r-1")
+    assert _keys(s3, "team/state/locks/") == []  # DeleteObject(IfMatch) on moto
 
 
-def test_times_are_returned_in_utc(store: S3StateStore) -> None:
-    paris = datetime(2026, 11, 18, 10, 30, tzinfo=ZoneInfo("Europe/Paris"))
-    store.start_run(RunInfo("r-1", paris, "alice"))
-    run = store.get_run("r-1")
-    assert run is not None and run.started_at == paris
-    assert run.started_at.utcoffset() == timedelta(0)
-
-
-# -- transfers -----------------------------------------------------------------------------
-def test_transfer_round_trip_update_and_list(store: S3StateStore, s3: Any) -> None:
-    store.set_transfer(TransferRecord("b-com", "sha-b", "running", T0, "r-1"))
-    store.set_transfer(TransferRecord("a-com", "sha-a", "pending", T0))
-    store.set_transfer(TransferRecord("b-com", "sha-b2", "succeeded", T0 + timedelta(1), "r-2"))
-    store.record_step(_step("r-2", "b-com", 0, "verify"))  # steps do not look like transfers
-    assert store.get_transfer("b-com") == TransferRecord(
-        "b-com", "sha-b2", "succeeded", T0 + timedelta(1), "r-2"
-    )
-    assert [t.name for t in store.list_transfers()] == ["a-com", "b-com"]
-    assert store.get_transfer("zzz") is None
-    assert "team/state/transfers/b-com/record.json" in _keys(s3, "team/state/transfers/")
-
-
+# -- conditional writes --------------------------------------------------------------------
 def test_set_transfer_reapplies_its_change_after_a_concurrent_write(s3: Any) -> None:
     """A 412 on If-Match is met by re-reading and re-writing, never by a blind overwrite."""
     sneaked: list[bool] = []
@@ -193,119 +176,6 @@ def test_set_transfer_reapplies_its_change_after_a_concurrent_write(s3: Any) -> 
     ]
 
 
-# -- steps ---------------------------------------------------------------------------------
-def test_steps_round_trip_outputs_as_json(store: S3StateStore) -> None:
-    outputs = {"account": "A-9", "amount": Decimal("52.00"), "at": T0, "keys": ["k1", "k2"]}
-    store.record_step(_step("r-1", "acme-com", 0, "verify", "ok", message="verified"))
-    store.record_step(_step("r-1", "acme-com", 2, "charge", outputs=outputs))
-    store.record_step(_step("r-1", "other", 0, "verify", "failed", message="bad ticket"))
-    steps = store.run_steps("r-1")
-    assert [(s.transfer, s.name, s.status) for s in steps] == [
-        ("acme-com", "verify", "ok"),
-        ("acme-com", "charge", "changed"),
-        ("other", "verify", "failed"),
-    ]
-    assert steps[1].index == 2 and steps[1].outputs == {
-        "account": "A-9",
-        "amount": "52.00",
-        "at": "2026-11-18T09:30:00.000000Z",
-        "keys": ["k1", "k2"],
-    }
-    assert steps[1].ended_at == T0 + timedelta(seconds=2, milliseconds=250)
-    assert steps[0].message == "verified"
-    assert store.run_steps("r-other") == []
-
-
-def test_latest_steps_is_last_record_per_task_across_runs(store: S3StateStore) -> None:
-    store.record_step(_step("r-1", "acme-com", 0, "verify", "ok"))
-    store.record_step(_step("r-1", "acme-com", 1, "charge", "failed", message="declined"))
-    store.record_step(_step("r-2", "acme-com", 1, "charge", "changed", outputs={"id": "ch-1"}))
-    store.record_step(_step("r-2", "other", 1, "charge", "failed"))
-    latest = store.latest_steps("acme-com")
-    assert set(latest) == {"verify", "charge"}
-    assert latest["charge"].run_id == "r-2" and latest["charge"].outputs == {"id": "ch-1"}
-    assert latest["verify"].run_id == "r-1"
-    assert store.latest_steps("nobody") == {}
-
-
-def test_odd_names_round_trip_through_keys(store: S3StateStore) -> None:
-    name, task, run = "we/ird_name..", "move the_data/now", "r_1/x"
-    store.record_step(_step(run, name, 3, task))
-    store.set_transfer(TransferRecord(name, "sha", "pending", T0))
-    assert set(store.latest_steps(name)) == {task}
-    assert [s.transfer for s in store.run_steps(run)] == [name]
-    assert [t.name for t in store.list_transfers()] == [name]
-    assert store.latest_steps("we") == {}
-
-
-def test_unserialisable_output_fails_and_records_nothing(store: S3StateStore, s3: Any) -> None:
-    before = _keys(s3)
-    with pytest.raises(TypeError, match="cannot store a object"):
-        store.record_step(_step("r-1", "acme-com", 0, "x", outputs={"bad": object()}))
-    assert _keys(s3) == before and store.events() == []
-
-
-# -- events --------------------------------------------------------------------------------
-def test_events_in_order_with_step_events(store: S3StateStore, s3: Any) -> None:
-    store.append_event("r-1", "acme-com", "transfer_started", {"path": "t/acme.yml"})
-    store.record_step(_step("r-1", "acme-com", 0, "verify", "ok", message="fine"))
-    store.append_event("r-1", None, "run_note", {"n": Decimal("1.5")})
-    store.append_event("r-1", "other", "locked", {"holder": "x"})
-    store.append_event("r-1", "acme-com", "transfer_finished", {"status": "unchanged"})
-    events = store.events()
-    assert [e["kind"] for e in events] == [
-        "transfer_started",
-        "step",
-        "run_note",
-        "locked",
-        "transfer_finished",
-    ]
-    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
-    assert events[1]["data"] == {
-        "index": 0,
-        "name": "verify",
-        "module": "account",
-        "status": "ok",
-        "message": "fine",
-    }
-    assert events[2]["data"] == {"n": "1.5"} and events[2]["transfer"] is None
-    assert all(e["at"].tzinfo is not None and e["run_id"] == "r-1" for e in events)
-    assert [e["kind"] for e in store.events("acme-com")] == [
-        "transfer_started",
-        "step",
-        "transfer_finished",
-    ]
-    # Every event is its own object (a step's event is the step object): appends never conflict.
-    assert len([k for k in _keys(s3) if "/events/" in k]) == 4
-    assert len([k for k in _keys(s3) if "/steps/" in k]) == 1
-
-
-def test_events_of_many_threads_are_all_kept(store: S3StateStore) -> None:
-    def append(i: int) -> None:
-        for j in range(5):
-            store.append_event("r-1", "acme-com", "tick", {"i": i, "j": j})
-
-    threads = [threading.Thread(target=append, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    events = store.events("acme-com")
-    assert len(events) == 30 and len({e["seq"] for e in events}) == 30
-    for i in range(6):  # per thread, in the order appended
-        assert [e["data"]["j"] for e in events if e["data"]["i"] == i] == list(range(5))
-
-
-# -- ticket claims -------------------------------------------------------------------------
-def test_claim_ticket_first_claim_wins(store: S3StateStore) -> None:
-    assert store.ticket_claim("T-5001") is None
-    assert store.claim_ticket("T-5001", "acme-com") == "acme-com"
-    assert store.claim_ticket("T-5001", "other-com") == "acme-com"
-    assert store.claim_ticket("T-5001", "acme-com") == "acme-com"
-    assert store.ticket_claim("T-5001") == "acme-com"
-    assert store.claim_ticket("T-5002", "other-com") == "other-com"
-
-
 def test_a_retried_create_that_had_landed_is_recognised_as_ours(s3: Any) -> None:
     """botocore retries a PUT whose response was lost; the retry gets 412 on our own write."""
 
@@ -325,49 +195,6 @@ def test_a_retried_create_that_had_landed_is_recognised_as_ours(s3: Any) -> None
     assert not plain.acquire_lock("acme-com", "bob", "r-2", "h2", 600)
 
 
-# -- locks ---------------------------------------------------------------------------------
-def test_lock_acquire_contention_renew_release(store: S3StateStore, s3: Any) -> None:
-    assert store.get_lock("acme-com") is None
-    assert store.acquire_lock("acme-com", "alice@h1", "r-1", "h1", 600)
-    lock = store.get_lock("acme-com")
-    assert lock is not None and (lock.owner, lock.run_id, lock.host) == ("alice@h1", "r-1", "h1")
-    assert timedelta(seconds=599) < lock.expires_at - lock.acquired_at <= timedelta(seconds=600)
-    assert _keys(s3, "team/state/locks/") == ["team/state/locks/acme-com.json"]
-
-    assert not store.acquire_lock("acme-com", "bob@h2", "r-2", "h2", 600)  # held and live
-    assert not store.renew_lock("acme-com", "r-2", 600)  # not ours
-    store.release_lock("acme-com", "r-2")  # not ours: no-op
-    assert store.get_lock("acme-com") == lock
-
-    assert store.renew_lock("acme-com", "r-1", 1200)
-    renewed = store.get_lock("acme-com")
-    assert renewed is not None and renewed.expires_at > lock.expires_at
-
-    store.release_lock("acme-com", "r-1")
-    assert store.get_lock("acme-com") is None
-    assert _keys(s3, "team/state/locks/") == []  # DeleteObject(IfMatch) on moto
-    assert not store.renew_lock("acme-com", "r-1", 600)
-    assert store.acquire_lock("acme-com", "bob@h2", "r-2", "h2", 600)
-
-
-def test_expired_lock_is_taken_over_conditionally(store: S3StateStore) -> None:
-    assert store.acquire_lock("acme-com", "dead", "r-dead", "gone", -1)
-    assert store.acquire_lock("acme-com", "bob", "r-2", "h2", 600)
-    lock = store.get_lock("acme-com")
-    assert lock is not None and lock.run_id == "r-2"
-    assert not store.renew_lock("acme-com", "r-dead", 600)  # the old holder lost it
-
-
-def test_same_run_reacquires_its_own_lock_and_force_unlock(store: S3StateStore) -> None:
-    assert store.force_unlock("acme-com") is None
-    assert store.acquire_lock("acme-com", "ci-job-7", "r-7", "runner-3", 600)
-    assert store.acquire_lock("acme-com", "ci-job-7", "r-7", "runner-3", 600)
-    removed = store.force_unlock("acme-com")
-    assert removed is not None and (removed.owner, removed.run_id) == ("ci-job-7", "r-7")
-    assert store.get_lock("acme-com") is None
-    assert store.acquire_lock("acme-com", "alice", "r-8", "h1", 600)
-
-
 def test_renew_loses_to_a_takeover_between_read_and_write(s3: Any) -> None:
     """The lease expired; another runner takes it over just before our renewal writes."""
     other = S3StateStore(URL)
@@ -385,25 +212,6 @@ def test_renew_loses_to_a_takeover_between_read_and_write(s3: Any) -> None:
     assert taken == [True]
     lock = mine.get_lock("acme")
     assert lock is not None and lock.run_id == "r-2"
-
-
-def test_threads_race_for_one_lock(s3: Any) -> None:
-    stores = [S3StateStore(URL) for _ in range(8)]
-    barrier, won = threading.Barrier(8), []
-
-    def race(i: int) -> None:
-        barrier.wait()
-        if stores[i].acquire_lock("acme", f"o-{i}", f"r-{i}", "h", 600):
-            won.append(f"r-{i}")
-
-    threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(won) == 1
-    lock = stores[0].get_lock("acme")
-    assert lock is not None and lock.run_id == won[0]
 
 
 # -- the probe and the fallback release ----------------------------------------------------
