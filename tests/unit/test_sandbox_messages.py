@@ -1,5 +1,5 @@
-"""Messages: deterministic RFC 822 content, paging that covers every message once, fetch,
-count and import."""
+"""The sandbox's messages: deterministic RFC 822 content of exact sizes, digests checked on
+fetch. (Paging, fetch, count and import are in the contract suite, tests/contracts/platform.py.)"""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.contracts.platform import all_messages
 from tests.unit.test_sandbox_fixture import FIXTURE, make_sandbox
-from transfer_runner.errors import NotFound, PlatformError
-from transfer_runner.platforms.base import MessageInfo, Store
+from transfer_runner.errors import PlatformError
+from transfer_runner.platforms.base import MessageInfo
 from transfer_runner.platforms.sandbox.messages import (
     MESSAGE_ID,
     BodyKind,
@@ -27,54 +28,13 @@ from transfer_runner.platforms.sandbox.messages import (
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 
 
-def _all(platform: SandboxPlatform, account: str, store: Store, limit: int) -> list[MessageInfo]:
-    out: list[MessageInfo] = []
-    cursor = None
-    while True:
-        page = platform.list_messages(account, store, cursor, limit)
-        assert len(page.messages) <= limit
-        out.extend(page.messages)
-        if page.next_cursor is None:
-            return out
-        assert page.messages, "a page with a cursor has messages"
-        cursor = page.next_cursor
-
-
-@pytest.mark.parametrize("limit", [1, 7, 25, 26, 500])
-def test_paging_covers_every_message_once_in_order(platform: SandboxPlatform, limit: int) -> None:
-    listed = _all(platform, "C-1001", "archive", limit)
-    ids = [m.id for m in listed]
-    assert len(ids) == 25 == len(set(ids))
-    assert ids == sorted(ids)
-    assert all(MESSAGE_ID.fullmatch(i) and i.startswith("a-") for i in ids)
-    assert platform.count_messages("C-1001", "archive") == (25, 25 * 1500)
-    assert sum(m.size for m in listed) == 25 * 1500
-
-
-def test_a_store_that_is_empty(platform: SandboxPlatform) -> None:
-    page = platform.list_messages("R-301", "quarantine")
-    assert (page.messages, page.next_cursor) == ((), None)
-    assert platform.count_messages("R-301", "quarantine") == (0, 0)
-
-
-def test_listing_refusals(platform: SandboxPlatform) -> None:
-    with pytest.raises(NotFound):
-        platform.list_messages("C-404", "archive")
-    with pytest.raises(NotFound):
-        platform.count_messages("C-404", "archive")
-    with pytest.raises(PlatformError, match="store must be one of"):
-        platform.list_messages("C-1001", "inbox")  # type: ignore[arg-type]
-    with pytest.raises(PlatformError, match="limit"):
-        platform.list_messages("C-1001", "archive", limit=0)
-
-
 def _parse(raw: bytes) -> Message:
     return email.message_from_bytes(raw)
 
 
 def test_fetched_messages_are_rfc822_and_match_their_digest(platform: SandboxPlatform) -> None:
     for store in ("quarantine", "archive"):
-        for info in _all(platform, "C-1001", store, 500):
+        for info in all_messages(platform, "C-1001", store, 500):
             raw = platform.fetch_message("C-1001", store, info.id)
             assert hashlib.sha256(raw).hexdigest() == info.sha256
             assert len(raw) == info.size
@@ -90,7 +50,7 @@ def test_fetched_messages_are_rfc822_and_match_their_digest(platform: SandboxPla
 
 
 def test_requested_sizes_are_met(platform: SandboxPlatform) -> None:
-    sizes = {m.size for m in _all(platform, "C-1001", "quarantine", 500)}
+    sizes = {m.size for m in all_messages(platform, "C-1001", "quarantine", 500)}
     assert sizes == {2048}
 
 
@@ -117,16 +77,6 @@ def test_generated_messages_are_not_stored_but_regenerated(sandbox: Path) -> Non
         )
 
 
-def test_fetch_refusals(platform: SandboxPlatform) -> None:
-    with pytest.raises(NotFound, match="no message q-0"):
-        platform.fetch_message("C-1001", "quarantine", "q-0")
-    first = platform.list_messages("C-1001", "quarantine", limit=1).messages[0].id
-    with pytest.raises(NotFound):
-        platform.fetch_message("C-1001", "archive", first)  # other store
-    with pytest.raises(NotFound):
-        platform.fetch_message("C-1002", "quarantine", first)  # other account
-
-
 def test_a_tampered_message_is_detected(sandbox: Path, platform: SandboxPlatform) -> None:
     first = platform.list_messages("C-1001", "quarantine", limit=1).messages[0].id
     with sqlite3.connect(sandbox) as conn:
@@ -142,44 +92,11 @@ RAW = (
 )
 
 
-def test_import_stores_the_raw_bytes(platform: SandboxPlatform) -> None:
-    assert platform.import_message("A-1", "archive", "a-00000001-abcdef", RAW, "i1") is True
-    assert platform.fetch_message("A-1", "archive", "a-00000001-abcdef") == RAW
-    [info] = platform.list_messages("A-1", "archive").messages
-    assert info == MessageInfo(
-        "a-00000001-abcdef",
-        len(RAW),
-        datetime(2026, 3, 3, 9, 0, tzinfo=UTC),
-        hashlib.sha256(RAW).hexdigest(),
-    )
-    assert platform.count_messages("A-1", "archive") == (1, len(RAW))
-    assert platform.count_messages("A-1", "quarantine") == (0, 0)
-
-
 def test_import_without_a_date_is_received_now(platform: SandboxPlatform) -> None:
     before = platform.clock.now()
     platform.import_message("A-1", "quarantine", "m1", b"Subject: x\r\n\r\nx\r\n", "i1")
     [info] = platform.list_messages("A-1", "quarantine").messages
     assert before <= info.received_at <= platform.clock.now()
-
-
-@pytest.mark.parametrize(
-    ("account", "store", "message_id", "raw", "error"),
-    [
-        ("A-1", "archive", "../etc/passwd", RAW, "not filename-safe"),
-        ("A-1", "archive", "-starts-with-dash", RAW, "not filename-safe"),
-        ("A-1", "archive", "x" * 129, RAW, "not filename-safe"),
-        ("A-1", "archive", "ok", b"", "non-empty bytes"),
-        ("A-1", "inbox", "ok", RAW, "store must be one of"),
-        ("A-404", "archive", "ok", RAW, "does not exist"),
-        ("C-1002", "archive", "ok", RAW, "is cancelled"),
-    ],
-)
-def test_import_refusals(
-    platform: SandboxPlatform, account: str, store: str, message_id: str, raw: bytes, error: str
-) -> None:
-    with pytest.raises(PlatformError, match=error):
-        platform.import_message(account, store, message_id, raw, "key")  # type: ignore[arg-type]
 
 
 # -- the generator --------------------------------------------------------------------------

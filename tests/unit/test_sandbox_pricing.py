@@ -1,4 +1,5 @@
-"""The sandbox's resold subscriptions: the first period to the reseller's billing day."""
+"""The sandbox's pricing: the first period to the reseller's billing day. (Creating and
+reading subscriptions is in the contract suite, tests/contracts/platform.py.)"""
 
 from __future__ import annotations
 
@@ -7,9 +8,6 @@ from decimal import Decimal
 
 import pytest
 
-from transfer_runner.errors import Conflict, PlatformError
-from transfer_runner.platforms.base import NewAccount, NewSubscription
-from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 from transfer_runner.platforms.sandbox.pricing import first_period, first_period_price
 
 SERVICES = ("spamstopshere", "restoremail")  # 1.00 + 1.50 a user and month
@@ -33,29 +31,3 @@ def test_the_first_period_ends_on_the_resellers_billing_day(
     assert first_period_price(40, SERVICES, start, end, day) == Decimal(price)
 
 
-def _resold(platform: SandboxPlatform) -> str:
-    spec = NewAccount("R-301", "acme.com", "gdi.acme.com", 40, 2, SERVICES)
-    return platform.create_account(spec, "account:x").id
-
-
-def test_a_subscription_is_created_once_and_read_back(platform: SandboxPlatform) -> None:
-    spec = NewSubscription(40, 2, SERVICES, date(2026, 12, 5))
-    quote = platform.quote_subscription("R-301", spec)
-    account = _resold(platform)
-    first = platform.create_subscription(account, spec, "subscription:C-1001")
-    assert (first.price, first.period_start) == (quote.price, date(2026, 12, 5))
-    assert quote.account == "R-301" and first.account == account
-    assert platform.create_subscription(account, spec, "subscription:C-1001") == first  # replay
-    assert platform.get_subscription(account) == first
-    with pytest.raises(Conflict, match="has a subscription already"):
-        platform.create_subscription(account, spec, "subscription:other")
-
-
-def test_only_an_active_resold_account_is_subscribed(platform: SandboxPlatform) -> None:
-    spec = NewSubscription(40, 2, SERVICES, date(2026, 12, 5))
-    with pytest.raises(Conflict, match="is direct, not resold"):
-        platform.create_subscription("C-1001", spec, "k-1")
-    with pytest.raises(PlatformError, match="not a reseller"):
-        platform.quote_subscription("C-1001", spec)
-    with pytest.raises(PlatformError, match="services must be distinct names"):
-        platform.quote_subscription("R-301", NewSubscription(1, 1, ("fax",), date(2026, 12, 5)))
