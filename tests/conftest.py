@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from transfer_runner.clock import ENV_VAR as CLOCK_ENV
 from transfer_runner.clock import parse_instant
@@ -21,6 +22,13 @@ if str(TOOLS_DIR) not in sys.path:
     sys.path.insert(0, str(TOOLS_DIR))
 
 import local_s3  # noqa: E402  (lives in tools/, found through the path set just above)
+
+# Property tests measure no time: a loaded machine must not turn a slow example into a failure
+# (Hypothesis's default 200 ms deadline and its too-slow health check did, under load).
+settings.register_profile(
+    "transfer-runner", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("transfer-runner")
 
 S3_ENGINE_ENV = "TRANSFER_RUNNER_TEST_S3_ENGINE"
 # Variables that would steer boto3 away from the session server's credentials.
