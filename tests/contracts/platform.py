@@ -97,7 +97,6 @@ def test_move_to_the_same_account_is_refused(platform: Platform) -> None:
     assert _holder(platform, "acme.com") == "C-1001"
 
 
-
 # -- cancelled accounts ---------------------------------------------------------------------
 def test_a_cancelled_account_takes_no_writes(platform: Platform, sandbox: Path) -> None:
     cancelled = platform.cancel_account("C-1001", "cancel")
@@ -130,7 +129,6 @@ def test_a_cancelled_subscription_can_still_be_credited(platform: Platform) -> N
     platform.cancel_account("C-1001", "cancel")
     credit = platform.credit("C-1001", Decimal("52.00"), "pro-ration", "prorate")
     assert (credit.account, credit.amount) == ("C-1001", Decimal("52.00"))
-
 
 
 # -- new accounts ---------------------------------------------------------------------------
@@ -184,7 +182,6 @@ def test_missing_things_read_as_none(platform: Platform) -> None:
     assert platform.find_charge("nope") is None and platform.find_credit("nope") is None
 
 
-
 # -- tickets --------------------------------------------------------------------------------
 def test_ticket_comments_in_order(platform: Platform) -> None:
     ticket = platform.get_ticket("T-5002")
@@ -207,7 +204,6 @@ def test_comment_refusals(platform: Platform) -> None:
         platform.add_ticket_comment("T-404", "hello", "k1")
     with pytest.raises(PlatformError, match="must not be empty"):
         platform.add_ticket_comment("T-5001", "  ", "k2")
-
 
 
 # -- billing --------------------------------------------------------------------------------
@@ -474,4 +470,3 @@ def test_import_of_an_existing_id_under_a_new_key_changes_nothing(
     assert platform.import_message("A-1", "archive", "m-1", RAW + b"other", "k2") is False
     assert platform.fetch_message("A-1", "archive", "m-1") == RAW
     assert _state(sandbox) == before
-

@@ -36,8 +36,12 @@ def _now() -> str:
 
 DRIFTS: dict[str, tuple[Callable[[World, str], None], str]] = {
     "new-account-cancelled": (
-        lambda w, new: _edit(w, "UPDATE accounts SET status = 'cancelled', cancelled_at = ? "
-                             "WHERE id = ?", _now(), new),  # fmt: skip
+        lambda w, new: _edit(
+            w,
+            "UPDATE accounts SET status = 'cancelled', cancelled_at = ? WHERE id = ?",
+            _now(),
+            new,
+        ),  # fmt: skip
         "the new account {new} is cancelled",
     ),
     "domain-moved-back": (
@@ -49,13 +53,15 @@ DRIFTS: dict[str, tuple[Callable[[World, str], None], str]] = {
         "the temporary domain gdi.acme.com is back on {new}",
     ),
     "direct-account-reactivated": (
-        lambda w, new: _edit(w, "UPDATE accounts SET status = 'active', cancelled_at = NULL "
-                             "WHERE id = 'C-1001'"),  # fmt: skip
+        lambda w, new: _edit(
+            w, "UPDATE accounts SET status = 'active', cancelled_at = NULL WHERE id = 'C-1001'"
+        ),  # fmt: skip
         "the direct account C-1001 is active again (it was cancelled)",
     ),
     "fee-gone": (
-        lambda w, new: _edit(w, "DELETE FROM charges WHERE idempotency_key = ?",
-                             "transfer-fee:acme-com"),  # fmt: skip
+        lambda w, new: _edit(
+            w, "DELETE FROM charges WHERE idempotency_key = ?", "transfer-fee:acme-com"
+        ),  # fmt: skip
         "the transfer fee charge",
     ),
     "credit-gone": (

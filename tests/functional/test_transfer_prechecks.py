@@ -51,9 +51,7 @@ def test_the_reseller_name_is_compared_normalised(world: World) -> None:
 
 def test_a_domain_the_manifest_leaves_out_would_be_stranded(world: World) -> None:
     world.write("acme-com.yml", manifest(domains="[acme.com]", max_domains=1))
-    _fails_without_writes(
-        world, "C-1001 also holds acme.net, which the manifest does not list"
-    )
+    _fails_without_writes(world, "C-1001 also holds acme.net, which the manifest does not list")
 
 
 def test_a_misspelt_domain_is_found_before_any_write(world: World) -> None:

@@ -49,8 +49,18 @@ def test_two_runners_execute_each_transfer_once(tmp_path: Path, s3_server: Any, 
 
     extra = [["--shard", s] for s in shards] if shards else [[], []]
     runners = [
-        _run(tmp_path, env, "apply", "transfers", "--yes", "--retry-file", f"retry-{i}",
-             "--report-json", f"report-{i}.json", *extra[i])  # fmt: skip
+        _run(
+            tmp_path,
+            env,
+            "apply",
+            "transfers",
+            "--yes",
+            "--retry-file",
+            f"retry-{i}",
+            "--report-json",
+            f"report-{i}.json",
+            *extra[i],
+        )  # fmt: skip
         for i in range(2)
     ]
     outputs = [r.communicate(timeout=300) for r in runners]

@@ -90,8 +90,11 @@ CASES = {
         "the export bucket 'no-such-bucket-pf' does not exist",
     ),
     "wrong-platform-token": (
-        lambda w, s: {**w.env, "TRANSFER_RUNNER_PLATFORM": s.url,
-                      "TRANSFER_RUNNER_PLATFORM_TOKEN": "wrong-token-0123456789"},  # fmt: skip
+        lambda w, s: {
+            **w.env,
+            "TRANSFER_RUNNER_PLATFORM": s.url,
+            "TRANSFER_RUNNER_PLATFORM_TOKEN": "wrong-token-0123456789",
+        },  # fmt: skip
         "[401]",
     ),
     "unreachable-platform": (
@@ -121,9 +124,9 @@ def test_a_broken_setting_stops_the_run_before_any_write(
     assert len(lines) == 1 and "Traceback" not in err, err  # one line, no trace
     assert "wrong-token-0123456789" not in out + err and TOKEN not in out + err
     assert world.writes() == before  # zero platform writes (the sandbox's audit)
-    assert not (world.root / "state.db").exists() or world.cli(
-        "report", env=world.env
-    )[0] == 1  # no run recorded either
+    assert (
+        not (world.root / "state.db").exists() or world.cli("report", env=world.env)[0] == 1
+    )  # no run recorded either
 
 
 def test_the_preflight_passes_and_apply_runs_over_http(world: World, served: Served) -> None:

@@ -46,8 +46,17 @@ def test_unknown_platform_is_a_clean_error(tmp_path, capsys: pytest.CaptureFixtu
         main(["--platform", "nope:x", "status"])
     assert exit_.value.code == 0  # status reads only the state store
     with pytest.raises(SystemExit) as exit_:
-        main(["--platform", f"sandbox:{tmp_path}/missing.db", "--state",
-              f"sqlite:{tmp_path}/s.db", "sandbox", "dump", f"{tmp_path}/missing.db"])
+        main(
+            [
+                "--platform",
+                f"sandbox:{tmp_path}/missing.db",
+                "--state",
+                f"sqlite:{tmp_path}/s.db",
+                "sandbox",
+                "dump",
+                f"{tmp_path}/missing.db",
+            ]
+        )
     assert exit_.value.code == 1
     assert "no sandbox" in capsys.readouterr().err
 

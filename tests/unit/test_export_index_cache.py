@@ -290,7 +290,9 @@ def test_passes_give_the_same_export_whether_the_ids_are_held_or_on_disk(
             seen.append(_passes(client, fake))
     assert seen[0] == seen[1]
     assert [(new, expired, messages) for new, expired, messages, _ in seen[0]] == [
-        (120, 0, 120), (40, 25, 160), (0, 25, 160)
+        (120, 0, 120),
+        (40, 25, 160),
+        (0, 25, 160),
     ]
 
 

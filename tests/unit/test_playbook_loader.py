@@ -18,7 +18,9 @@ def test_default_playbook_loads_with_thirteen_tasks() -> None:
     assert len(playbook.tasks) == 15
     assert playbook.defaults["transfer_fee"] == "25.00"
     assert [t.module for t in playbook.tasks][:3] == [
-        "ticket.verify", "ticket.verify", "account.ensure"
+        "ticket.verify",
+        "ticket.verify",
+        "account.ensure",
     ]
     assert playbook.tasks[2].register == "new_account"
 
@@ -29,10 +31,14 @@ def test_default_playbook_loads_with_thirteen_tasks() -> None:
         ("tasks: []", "should be non-empty"),
         ("tasks:\n  - name: x\n    nope.module: {}\n", "unknown module 'nope.module'"),
         ("tasks:\n  - name: x\n", "does not have enough properties"),
-        ("tasks:\n  - name: x\n    ticket.verify: {}\n    account.cancel: {}\n",
-         "exactly one module"),
-        ("tasks:\n  - name: x\n    ticket.verify: {}\n  - name: x\n    account.cancel: {}\n",
-         "used twice"),
+        (
+            "tasks:\n  - name: x\n    ticket.verify: {}\n    account.cancel: {}\n",
+            "exactly one module",
+        ),
+        (
+            "tasks:\n  - name: x\n    ticket.verify: {}\n  - name: x\n    account.cancel: {}\n",
+            "used twice",
+        ),
         ("tasks:\n  - name: x\n    ticket.verify: {}\n    loop: [1]\n", "loop"),
         ("tasks:\n  - name: x\n    ticket.verify: {}\n    register: 1bad\n", "register"),
         ("tasks: [\n", "not valid YAML"),

@@ -69,7 +69,9 @@ def _report() -> RunReport:
             TransferResult("delta-io", "unchanged", (_s("verify", "ok", 0), _s("x", "skipped", 1))),
             TransferResult("drift-com", "failed", message="drift: manifest changed"),
             TransferResult(
-                "stop-net", "interrupted", (_s("verify", "ok", 0),),
+                "stop-net",
+                "interrupted",
+                (_s("verify", "ok", 0),),
                 message="interrupted before 'x'; apply again to resume",
             ),  # fmt: skip
             TransferResult("later-org", "not_started", message="not started: the run was stopped"),

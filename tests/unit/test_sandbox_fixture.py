@@ -119,8 +119,11 @@ def test_init_then_dump_round_trip(tmp_path: Path) -> None:
         "quarantine_messages": 12,
         "archive_messages": 25,
         "held_back_messages": 0,
-        "billing": {"price": "120.00", "period_start": _day("today-10d"),
-                    "period_end": _day("today+20d")},  # fmt: skip
+        "billing": {
+            "price": "120.00",
+            "period_start": _day("today-10d"),
+            "period_end": _day("today+20d"),
+        },  # fmt: skip
     }
     assert (globex["status"], globex["max_domains"], globex["users"]) == ("cancelled", 1, 1)
     assert "billing" not in globex
@@ -351,7 +354,7 @@ def test_relative_dates_are_resolved_on_the_clock(tmp_path: Path) -> None:
     path = tmp_path / "fixture.yml"
     path.write_text(
         _ONE
-        + "    billing: {price: \"30.00\", period_start: today-10d, period_end: today+20d}\n"
+        + '    billing: {price: "30.00", period_start: today-10d, period_end: today+20d}\n'
         + "tickets:\n  - {id: T-1, account: C-1, subject: s, body: b, created_at: now-2d}\n",
         encoding="utf-8",
     )
@@ -365,9 +368,9 @@ def test_relative_dates_are_resolved_on_the_clock(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("billing", "message"),
     [
-        ("{price: \"1.00\", period_start: today+5d, period_end: today}", "must be after"),
-        ("{price: \"1.00\", period_start: yesterday, period_end: today}", "relative to today"),
-        ("{price: \"1.00\", period_start: today-2h, period_end: today}", "relative to today"),
+        ('{price: "1.00", period_start: today+5d, period_end: today}', "must be after"),
+        ('{price: "1.00", period_start: yesterday, period_end: today}', "relative to today"),
+        ('{price: "1.00", period_start: today-2h, period_end: today}', "relative to today"),
     ],
 )
 def test_bad_relative_dates_are_located(tmp_path: Path, billing: str, message: str) -> None:

@@ -20,6 +20,7 @@ RAW = b"Message-ID: <x@y>\r\nSubject: hello\r\n\r\nbody\r\n"
 
 Call = Callable[[SandboxPlatform, str], Any]
 
+
 # Each write with one request, and the same write with another request.
 def test_threads_charging_with_one_key_make_one_charge(sandbox: Path) -> None:
     platform = SandboxPlatform(sandbox)

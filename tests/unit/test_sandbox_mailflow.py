@@ -506,9 +506,7 @@ def test_sandbox_mail_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    found = re.fullmatch(
-        r"mail flow: delivered (\d+), held back 0, released 0, expired \d+\n", out
-    )
+    found = re.fullmatch(r"mail flow: delivered (\d+), held back 0, released 0, expired \d+\n", out)
     assert found, out
     assert int(found.group(1)) == _delivered(sandbox) > 0
 

@@ -29,5 +29,3 @@ def test_the_first_period_ends_on_the_resellers_billing_day(
 ) -> None:
     assert first_period(start, day) == (start, end)
     assert first_period_price(40, SERVICES, start, end, day) == Decimal(price)
-
-
