@@ -1,7 +1,7 @@
 """A small world for crash tests: a sandbox, one manifest, exports on a real S3 server.
 
 `CrashWorld` runs `python -m transfer_runner apply` in a subprocess (optionally SIGKILLed at a
-crash point, see transfer_runner/crash.py), counts the sandbox's write calls and asks
+crash point, see transfer_runner/kill_points.py), counts the sandbox's write calls and asks
 `tests.invariants` for violations. `small_fixture` and `crash_manifest` are shared with the
 checker's unit tests.
 """
@@ -25,7 +25,7 @@ from tests.invariants import check_world, load_manifests
 from transfer_runner import commands
 from transfer_runner.clock import ENV_VAR as CLOCK_ENV
 from transfer_runner.config import Settings
-from transfer_runner.crash import CRASH_ENV
+from transfer_runner.kill_points import CRASH_ENV
 from transfer_runner.platforms.sandbox.dump import dump_sandbox
 from transfer_runner.platforms.sandbox.fixture import init_sandbox
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform

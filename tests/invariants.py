@@ -1,4 +1,4 @@
-"""The safety invariants of SPEC §2, read from the external systems only.
+"""The safety invariants I1-I6 (README: "Safety invariants"), read from the external systems only.
 
 Everything here looks at what a customer, a reseller or an auditor could see: the sandbox
 platform (its dump, its message API and its audit table of write calls) and the S3 export
@@ -390,7 +390,7 @@ def _import_problems(imported: Mapping[str, str], source: Mapping[str, str]) -> 
 
 
 def _prorate(billing: Mapping[str, Any], as_of: date) -> Decimal:
-    """The unused part of the billing period from `as_of` on (SPEC §1, billing)."""
+    """The unused part of the billing period from `as_of` on (README: "What it does", billing)."""
     start = date.fromisoformat(billing["period_start"])
     end = date.fromisoformat(billing["period_end"])
     total = (end - start).days

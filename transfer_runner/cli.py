@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from transfer_runner import __version__, commands, plans
+from transfer_runner import __version__, commands, saved_plans
 from transfer_runner.config import (
     DEFAULT_PLATFORM_URL,
     DEFAULT_STATE_URL,
@@ -29,6 +29,7 @@ from transfer_runner.config import (
 )
 from transfer_runner.engine.runner import StopNow
 from transfer_runner.errors import ConfigError, ManifestError, TransferRunnerError
+from transfer_runner.kill_points import install_from_env
 from transfer_runner.redaction import install_redaction
 from transfer_runner.reporting.console import (
     ConsoleProgress,
@@ -412,8 +413,8 @@ def _confirm(
     saved (apply refuses it afterwards if it went stale)."""
     if not sys.stdin.isatty():
         raise ConfigError("apply needs --yes when not run from a terminal")
-    if len(paths) == 1 and plans.is_plan_file(paths[0]):
-        saved = plans.read_plan(paths[0])
+    if len(paths) == 1 and saved_plans.is_plan_file(paths[0]):
+        saved = saved_plans.read_plan(paths[0])
         click.echo(render_saved_plan(saved, paths[0]))
         count = len(saved["transfers"])
         click.confirm(f"Apply this saved plan ({count} transfer{'s' * (count != 1)})?", abort=True)
@@ -545,7 +546,7 @@ def new(ctx: click.Context, csv_path: str, out_dir: str, overwrite: bool) -> Non
     All or nothing: any problem (printed as FILE:row N: COLUMN: MESSAGE) writes no file.
     An existing file with other content is refused unless --overwrite. Exit 0 written, 1 errors.
     """
-    from transfer_runner.waves import write_manifests_from_csv
+    from transfer_runner.csv_manifests import write_manifests_from_csv
 
     result = write_manifests_from_csv(csv_path, out_dir, overwrite=overwrite)
     for problem in result.diagnostics:
@@ -926,6 +927,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     if argv is None:
         tune_garbage_collector()
+    install_from_env()  # the tests' kill and pause points; nothing unless they ask
     try:
         code = cli.main(args=argv, prog_name="transfer-runner", standalone_mode=False)
     except click.exceptions.Abort:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from transfer_runner import plans
+from transfer_runner import git_filters, saved_plans
 from transfer_runner.abort import AbortResult, ReceiptNote, abort_transfer, require_reason
 from transfer_runner.clock import clock_from_env
 from transfer_runner.config import Settings
@@ -115,14 +115,14 @@ def _load_valid(
     from transfer_runner.errors import ManifestError
 
     if git and git.require_clean:
-        dirty = plans.uncommitted(paths)
+        dirty = git_filters.uncommitted(paths)
         if dirty:
             raise ConfigError("--require-clean: uncommitted manifests: " + ", ".join(dirty[:10]))
     transfers, diagnostics = load_transfers(paths)
     if diagnostics:
         raise ManifestError(diagnostics)
     if git and git.changed_since:
-        changed = plans.changed_since(git.changed_since, paths)
+        changed = git_filters.changed_since(git.changed_since, paths)
         transfers = [t for t in transfers if str(Path(t.path).resolve()) in changed]
     chosen = select(transfers, limits)
     if shard is None:
@@ -229,7 +229,7 @@ def plan(
         )
         report = RunReport(run.run_id, "plan", started, datetime.now(UTC), tuple(results))
         if out:
-            plans.write_plan(out, report, transfers, state)
+            saved_plans.write_plan(out, report, transfers, state)
     return report
 
 
@@ -257,9 +257,8 @@ def apply(
     plan if any of their manifests or states changed since it was made.
     """
     bulk = bulk or BulkOptions()
-    plan_doc = (
-        plans.read_plan(paths[0]) if len(paths) == 1 and plans.is_plan_file(paths[0]) else None
-    )
+    saved = len(paths) == 1 and saved_plans.is_plan_file(paths[0])
+    plan_doc = saved_plans.read_plan(paths[0]) if saved else None
     if plan_doc is not None:
         paths = sorted({entry["path"] for entry in plan_doc["transfers"]})
         limits = [",".join(entry["name"] for entry in plan_doc["transfers"])]
@@ -287,7 +286,7 @@ def apply(
         state = open_state(settings.state)
         stack.callback(state.close)
         if plan_doc is not None:
-            stale = plans.stale_reasons(plan_doc, transfers, state)
+            stale = saved_plans.stale_reasons(plan_doc, transfers, state)
             if stale:
                 raise ConfigError("stale plan, make a new one:\n  " + "\n  ".join(stale))
         _preflight(settings, platform, state, playbook, transfers, tags, write_probe=True)

@@ -1,6 +1,6 @@
 """The crash matrix: kill -9 at every crash point of one transfer, resume, re-run, check.
 
-For each point (transfer_runner/crash.py) a CLI `apply` is SIGKILLed there; the world must
+For each point (transfer_runner/kill_points.py) a CLI `apply` is SIGKILLed there; the world must
 then be safe (`tests.invariants`, what holds at every instant); a resume completes the
 transfer; a re-run is `unchanged` and makes no platform write; and the world satisfies every
 invariant. A point the run never reaches is reported (a warning), and allowed only if the

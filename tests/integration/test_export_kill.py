@@ -1,7 +1,7 @@
 """kill -9 at named points of export, verify and import, then a resume, on real S3 (loopback).
 
 Each run is a child process (`CHILD` below) working on a sandbox platform; it SIGKILLs itself
-where `TRANSFER_RUNNER_CRASH_AT` says (see transfer_runner/crash.py). Afterwards S3 and
+where `TRANSFER_RUNNER_CRASH_AT` says (see transfer_runner/kill_points.py). Afterwards S3 and
 the sandbox are checked: no index vouching for a half export, no completed part uploaded
 again, every message exactly once. Also: the peak RSS of a 5,000-message export against a
 500-message one.
@@ -34,8 +34,10 @@ CHILD = textwrap.dedent(
     import json, os, resource, signal, sys
     from transfer_runner.export import (
         S3Settings, export_store, import_store, make_s3_client, verify_store)
+    from transfer_runner.kill_points import install_from_env
     from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 
+    install_from_env()  # as the CLI's entry point does
     action, db, url, name, part_size, compression = sys.argv[1:7]
     settings = S3Settings(url, part_size_bytes=int(part_size), compression=compression)
     s3 = make_s3_client(settings)

@@ -1,6 +1,6 @@
 """Stopping `apply` with a signal, in a subprocess, at a known moment.
 
-The run is paused inside a step by the pause hook (`transfer_runner.crash`), signalled there,
+The run is paused inside a step by the pause hook (`transfer_runner.kill_points`), signalled there,
 then let go: what it does next is decided by the signal alone, never by timing.
 """
 

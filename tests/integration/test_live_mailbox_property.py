@@ -43,7 +43,7 @@ from hypothesis import strategies as st
 
 from tests.crash_world import NAME, RUN_TIMEOUT_S, CrashWorld, Run
 from tests.invariants_io import Export, read_export
-from transfer_runner.crash import CRASH_ENV
+from transfer_runner.kill_points import CRASH_ENV
 from transfer_runner.platforms.sandbox.mailflow import FlowSpec, MailFlow
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from transfer_runner.crash import crash_point
 from transfer_runner.engine.context import RunContext, TaskContext
 from transfer_runner.engine.leases import acquire_lease
 from transfer_runner.engine.results import StepResult, TransferResult
@@ -30,6 +29,7 @@ from transfer_runner.modules.refresh import platform_drift
 from transfer_runner.playbook.loader import Playbook, Task
 from transfer_runner.playbook.templating import evaluate, render
 from transfer_runner.state.base import StepRecord, TransferRecord
+from transfer_runner.testpoints import reached as testpoint
 
 __all__ = ["Reporter", "RunOptions", "run_transfers", "run_transfer", "NullReporter", "StopNow"]
 
@@ -494,9 +494,9 @@ def _run_task(
         if ctx.check_mode:
             return done("changed", "; ".join(check.actions), check.actions, dict(check.facts))
         _before_write(ctx, task)
-        crash_point(f"before-step-{task.index + 1}")
+        testpoint(f"before-step-{task.index + 1}")
         outputs = {**check.facts, **module.apply(ctx, args, check)}
-        crash_point(f"after-step-{task.index + 1}")
+        testpoint(f"after-step-{task.index + 1}")
         return done("changed", "; ".join(check.actions), check.actions, outputs)
     except StepError as exc:
         return done("failed", exc.cause)

@@ -1,10 +1,10 @@
-"""Mail data export to S3, verification and import (SPEC §6).
+"""Mail data export to S3, verification and import (README: "Data export").
 
 Modules: `s3` (settings and client), `layout` (keys and names), `index` (`index.jsonl`),
 `packing` (tar parts), `objects` (S3 calls and retries), `source` (platform listing),
 `journal` (completed parts, for resuming), `pipeline` (overlapped uploads), `exporter`,
 `verifier`, `importer`, `receipt`, `extract` (safe unpacking). Crash points for the kill
-tests: `transfer_runner.crash`.
+tests: `transfer_runner.testpoints`.
 """
 
 from __future__ import annotations

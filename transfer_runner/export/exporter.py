@@ -1,4 +1,5 @@
-"""Export one store of an account to S3: tar parts, a journal, then `index.jsonl` (SPEC §6).
+"""Export one store of an account to S3: tar parts, a journal, then `index.jsonl`
+(README: "Data export").
 
 Streamed: one listing page, one message and a bounded number of parts in memory at a time.
 Messages are packed into parts of about `part_size_bytes`, so S3 sees one request per part
@@ -17,7 +18,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
-from transfer_runner.crash import crash_point
 from transfer_runner.errors import ExportError, NotFound
 from transfer_runner.export.index import (
     ExportIndex,
@@ -47,6 +47,7 @@ from transfer_runner.export.pipeline import FinishedPart, PartUploader
 from transfer_runner.export.s3 import MiB, S3Settings
 from transfer_runner.export.source import fetch_checked, iter_messages, listed
 from transfer_runner.platforms.base import MessageInfo, Platform, Store
+from transfer_runner.testpoints import reached as testpoint
 
 __all__ = [
     "Progress",
@@ -545,7 +546,7 @@ class _StoreExport:
         part.messages += 1
         part.bytes += len(raw)
         if part.messages == 1:
-            crash_point(f"export-mid-part-{part.number}")
+            testpoint(f"export-mid-part-{part.number}")
         self._advance(len(raw))
 
     def _result(
@@ -593,7 +594,7 @@ class _StoreExport:
         stale = {k for k in listing if self.layout.is_part_key(k) and k not in keys}
         stale |= {k for k in listing if self.layout.journal_number(k) and k not in journal_keys}
         delete_objects(self.s3, self.layout.bucket, stale)
-        crash_point("export-before-index")
+        testpoint("export-before-index")
         for number, entries in self.packed.items():  # this pass's parts: lines at hand
             if number in final and number not in journal.records:
                 lines = b"".join(e.to_line() for e in entries)
@@ -607,7 +608,7 @@ class _StoreExport:
             raw = index.file.read()
         finally:
             index.close()
-        crash_point("export-before-checkpoint")
+        testpoint("export-before-checkpoint")
         records = [final[n] for n in numbers]
         write_checkpoint(self.s3, self.settings, self.layout, records, digest, size)
         self._remember(numbers, journal, etag, digest, raw)

@@ -16,7 +16,6 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
 
-from transfer_runner.crash import crash_point
 from transfer_runner.errors import ExportError
 from transfer_runner.export.exporter import Progress
 from transfer_runner.export.index import ExportIndex, IndexEntry, read_index
@@ -26,6 +25,7 @@ from transfer_runner.export.packing import DAMAGE, Member, read_members
 from transfer_runner.export.s3 import S3Settings
 from transfer_runner.export.source import iter_messages, listed
 from transfer_runner.platforms.base import MessageInfo, Platform, Store
+from transfer_runner.testpoints import reached as testpoint
 
 __all__ = ["ImportResult", "import_store", "inspect_import", "index_sha256"]
 
@@ -132,7 +132,7 @@ def _import_parts(job: _Import, s3: Any, layout: StoreLayout, index: ExportIndex
     for number, part in enumerate(index.parts, start=1):
         if part in needed:
             job.import_part(s3, layout, part)
-        crash_point(f"import-after-part-{number}")
+        testpoint(f"import-after-part-{number}")
     unseen = sorted(i for i in job.wanted if i not in job.seen)
     if unseen:
         raise ExportError(

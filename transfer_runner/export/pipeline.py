@@ -14,13 +14,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
-from transfer_runner.crash import crash_point
 from transfer_runner.errors import ExportError
 from transfer_runner.export.journal import PartRecord, write_record
 from transfer_runner.export.layout import StoreLayout
 from transfer_runner.export.objects import upload
 from transfer_runner.export.packing import PartWriter, content_type
 from transfer_runner.export.s3 import S3Settings
+from transfer_runner.testpoints import reached as testpoint
 
 __all__ = ["FinishedPart", "PartUploader"]
 
@@ -105,7 +105,7 @@ class PartUploader:
             size = part.writer.finish()
         except OSError as exc:
             raise ExportError(f"packing {name} failed: {exc}") from exc
-        crash_point(f"export-upload-part-{part.number}")
+        testpoint(f"export-upload-part-{part.number}")
         key = self.layout.part_key(name)
         kind = content_type(self.settings.compression)
         upload(self.s3, self.settings, key, part.writer.file, size, kind)
@@ -114,5 +114,5 @@ class PartUploader:
             part.number, name, size, part.messages, part.bytes, part.pass_number, index_bytes
         )
         write_record(self.s3, self.settings, self.layout, record, part.lines)
-        crash_point(f"export-after-part-{part.number}")
+        testpoint(f"export-after-part-{part.number}")
         return record

@@ -1,4 +1,4 @@
-"""Where exports go and how the S3 client is made (SPEC §6).
+"""Where exports go and how the S3 client is made (README: "Data export").
 
 The destination is a URL, `s3://BUCKET/PREFIX`. Endpoint, region and credentials come from
 boto3's standard chain only (`AWS_ENDPOINT_URL`, `AWS_PROFILE`, environment, instance or OIDC

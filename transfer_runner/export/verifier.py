@@ -22,7 +22,6 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
 
-from transfer_runner.crash import crash_point
 from transfer_runner.errors import ExportError, NotFound
 from transfer_runner.export.exporter import Progress
 from transfer_runner.export.index import ExportIndex, IndexEntry, read_index
@@ -32,6 +31,7 @@ from transfer_runner.export.packing import DAMAGE, Member, read_members
 from transfer_runner.export.s3 import S3Settings
 from transfer_runner.export.source import listed
 from transfer_runner.platforms.base import MessageInfo, Platform, Store
+from transfer_runner.testpoints import reached as testpoint
 
 __all__ = ["MAX_PROBLEMS", "VerifyResult", "verify_store", "id_set_digest", "source_digest"]
 
@@ -173,7 +173,7 @@ class _PartCheck:
                 self._skip(part, etag, by_part.get(part, []))
             else:
                 self._read(part, etag)
-            crash_point(f"verify-after-part-{number}")
+            testpoint(f"verify-after-part-{number}")
         for message_id, entry in self.expected.items():
             if message_id not in self.seen:
                 self.problems.add(

@@ -1,4 +1,4 @@
-"""The typed, validated form of a manifest (SPEC §4)."""
+"""The typed, validated form of a manifest (README: "Writing a manifest")."""
 
 from __future__ import annotations
 

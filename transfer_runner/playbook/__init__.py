@@ -1,1 +1,2 @@
-"""Playbooks: the ordered task lists, their loading and templating (SPEC §5)."""
+"""Playbooks: the ordered task lists, their loading and templating
+(README: "The playbook and how to adapt it")."""

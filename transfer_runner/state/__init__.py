@@ -1,1 +1,1 @@
-"""State stores: runs, transfers, steps, events and locks (SPEC §7)."""
+"""State stores: runs, transfers, steps, events and locks (README: "State")."""

@@ -1,4 +1,5 @@
-"""The embedded sandbox platform: the `Platform` Protocol over one SQLite file (SPEC §9).
+"""The embedded sandbox platform: the `Platform` Protocol over one SQLite file
+(README: "The sandbox platform").
 
 `SandboxPlatform` enforces the real platform's rules (a domain on one account, cancelled
 accounts take no writes, idempotency keys); `init_sandbox` creates a sandbox from a YAML

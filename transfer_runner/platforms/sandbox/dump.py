@@ -1,4 +1,5 @@
-"""`dump_sandbox`: the sandbox's whole state as one JSON-serialisable object (SPEC §9).
+"""`dump_sandbox`: the sandbox's whole state as one JSON-serialisable object
+(README: "The sandbox platform").
 
 It reads the file directly in one snapshot, so dumping is not a platform call: it adds nothing
 to the audit log, and `writes` (the number of audit rows) can prove that a run wrote nothing.

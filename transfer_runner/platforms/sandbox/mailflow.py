@@ -1,4 +1,5 @@
-"""Live mailboxes: mail arrives, and retention expires it, while a transfer runs (SPEC §9).
+"""Live mailboxes: mail arrives, and retention expires it, while a transfer runs
+(README: "The sandbox platform").
 
 `MailFlow.deliver` sends new messages round-robin over the flow's domains and stores, each to
 whichever *active* account holds the domain at that moment. While none does (the domain is

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from transfer_runner.clock import Clock, clock_from_env
-from transfer_runner.crash import crash_point
 from transfer_runner.errors import Conflict, NotFound, PlatformError
 from transfer_runner.platforms.base import (
     Account,
@@ -42,6 +41,7 @@ from transfer_runner.platforms.base import (
 )
 from transfer_runner.platforms.sandbox import db, operations, records, subscriptions
 from transfer_runner.platforms.sandbox.messages import generate_message
+from transfer_runner.testpoints import reached as testpoint
 
 __all__ = ["SandboxPlatform", "MAX_PAGE"]
 
@@ -411,7 +411,7 @@ class SandboxPlatform:
                     (key, op, fingerprint, records.encode(result), db.to_text(now)),
                 )
                 _audit(conn, op, key, account, False, None)
-            crash_point(f"platform-after-{op}")  # committed, not answered: a lost ack
+            testpoint(f"platform-after-{op}")  # committed, not answered: a lost ack
             return result
         except PlatformError as exc:
             self._audit_refusal(conn, op, key, account, str(exc))

@@ -14,11 +14,18 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transfer_runner import waves
+from transfer_runner import csv_manifests as waves
+from transfer_runner.csv_manifests import (
+    COLUMNS,
+    render_manifest,
+    row_document,
+    write_manifests_from_csv,
+)
+from transfer_runner.csv_manifests import rows as csv_rows
+from transfer_runner.csv_manifests import writer as csv_writer
 from transfer_runner.errors import ManifestError
 from transfer_runner.manifest.api import load_transfers
 from transfer_runner.manifest.loader import parse_yaml_bytes
-from transfer_runner.waves import COLUMNS, render_manifest, row_document, write_manifests_from_csv
 
 BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")  # what the loader refuses
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -354,7 +361,7 @@ def test_missing_csv_and_out_that_is_a_file(tmp_path: Path) -> None:
 def test_an_oversized_csv_is_refused_before_reading(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(waves, "MAX_CSV_BYTES", 100)
+    monkeypatch.setattr(csv_rows, "MAX_CSV_BYTES", 100)
     result = write_manifests_from_csv(write_csv(tmp_path / "w.csv", [ACME]), tmp_path / "out")
     assert "at most 100 (split the wave)" in messages(result)[0]
 
@@ -403,7 +410,7 @@ def test_a_failed_move_puts_every_file_back(
     rows = [{**ACME, "users": "41"}, MINIMAL, {**MINIMAL, "name": "third", "domains": "third.com",
             "customer_ticket": "T-9", "reseller_ticket": "T-10"}]  # fmt: skip
     path = write_csv(tmp_path / "w.csv", rows)
-    real_move, calls = waves._move, []
+    real_move, calls = csv_writer._move, []
 
     def failing_move(source: Path, target: Path, *, replace_existing: bool) -> None:
         calls.append(target.name)
@@ -411,7 +418,7 @@ def test_a_failed_move_puts_every_file_back(
             raise OSError(28, "No space left on device")
         real_move(source, target, replace_existing=replace_existing)
 
-    monkeypatch.setattr(waves, "_move", failing_move)
+    monkeypatch.setattr(csv_writer, "_move", failing_move)
     result = write_manifests_from_csv(path, out, overwrite=True)
     assert calls == ["acme-com.yml", "globex-io.yml", "third.yml"]
     assert messages(result) == [
@@ -427,7 +434,7 @@ def test_a_file_appearing_during_the_move_is_not_clobbered(tmp_path: Path) -> No
     source.write_text("new")
     target.write_text("someone else's")
     with pytest.raises(FileExistsError):
-        waves._move(source, target, replace_existing=False)
+        csv_writer._move(source, target, replace_existing=False)
     assert target.read_text() == "someone else's"
 
 

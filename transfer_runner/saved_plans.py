@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,8 +26,6 @@ __all__ = [
     "read_plan",
     "stale_reasons",
     "state_fingerprint",
-    "changed_since",
-    "uncommitted",
 ]
 
 PLAN_KIND = "transfer-runner/plan"
@@ -110,28 +107,3 @@ def stale_reasons(
         elif state_fingerprint(state, entry["name"]) != entry["state"]:
             reasons.append(f"{entry['name']}: its state changed since the plan (another run?)")
     return reasons
-
-
-def _git(args: list[str]) -> str:
-    try:
-        out = subprocess.run(
-            ["git", *args], capture_output=True, text=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise ConfigError(f"git {' '.join(args)}: {exc}") from exc
-    if out.returncode != 0:
-        raise ConfigError(f"git {' '.join(args)}: {out.stderr.strip() or 'failed'}")
-    return out.stdout
-
-
-def changed_since(ref: str, paths: Sequence[str]) -> set[str]:
-    """Resolved paths of files changed (added, modified, renamed) since the git ref `ref`."""
-    top = Path(_git(["rev-parse", "--show-toplevel"]).strip())
-    out = _git(["diff", "--name-only", "--diff-filter=AMR", ref, "--", *paths])
-    return {str((top / line).resolve()) for line in out.splitlines() if line.strip()}
-
-
-def uncommitted(paths: Sequence[str]) -> list[str]:
-    """Files under `paths` with uncommitted changes (or untracked), as git reports them."""
-    out = _git(["status", "--porcelain", "--untracked-files=all", "--", *paths])
-    return [line[3:] for line in out.splitlines() if line.strip()]
