@@ -167,9 +167,9 @@ def _undo(
             "reason": reason,
             "manifest_sha256": transfer.sha256,
         }
-        key = receipt(entry, write)
-        if key is not None:
-            actions.append(f"note the abort in the export's receipt {key} (the export stays)")
+        noted = receipt(entry, write)
+        if noted is not None:
+            actions.append(f"note the abort in the export's receipt {noted} (the export stays)")
     actions.append(f"record {transfer.name} as aborted by {by}: {reason}")
     return actions
 

@@ -13,10 +13,11 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
 import click
 
@@ -43,15 +44,33 @@ from transfer_runner.stopping import DEFAULT_GRACE_S, GracefulStop, graceful_sto
 
 if TYPE_CHECKING:  # imported when a sandbox command runs, not for every command
     from transfer_runner.platforms.sandbox.mailflow import FlowSpec, MailFlow
+    from transfer_runner.platforms.sandbox.messages import BodyKind
 
 __all__ = ["main", "cli"]
 
 EXIT_OK, EXIT_FAILED, EXIT_PENDING, EXIT_LOCKED = 0, 1, 2, 3
 GC_THRESHOLDS = (50_000, 20, 100)  # CPython's default: (700, 10, 10)
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class _GroupOptions:
+    """The group's options, resolved once for every command (`ctx.obj`)."""
+
+    settings: Settings
+    verbosity: int
+
+
+def _group_options(ctx: click.Context) -> _GroupOptions:
+    found = ctx.find_object(_GroupOptions)
+    if found is None:  # `cli` sets it before any of its commands runs
+        raise ConfigError("a command ran outside the transfer-runner command group")
+    return found
+
 
 def _settings(ctx: click.Context) -> Settings:
-    return ctx.obj["settings"]
+    return _group_options(ctx).settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -108,7 +127,7 @@ def _settings(ctx: click.Context) -> Settings:
 @click.option("-v", "--verbose", count=True, help="More output (-vv for debug logs).")
 @click.option("-q", "--quiet", is_flag=True, help="Only the recap and errors.")
 @click.pass_context
-def cli(ctx: click.Context, verbose: int, quiet: bool, **flags: Any) -> None:
+def cli(ctx: click.Context, /, verbose: int, quiet: bool, **flags: Any) -> None:
     """Move direct customers under a reseller, declaratively, safely and in bulk.
 
     One YAML manifest per transfer; `validate` checks them, `plan` shows what would change,
@@ -125,10 +144,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, **flags: Any) -> None:
     if verbose < 2:
         for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
-    ctx.obj = {
-        "settings": resolve_settings({**flags, "verbosity": verbosity}),
-        "verbosity": verbosity,
-    }
+    ctx.obj = _GroupOptions(resolve_settings({**flags, "verbosity": verbosity}), verbosity)
 
 
 @cli.command()
@@ -159,7 +175,7 @@ def validate(ctx: click.Context, paths: tuple[str, ...], online: bool, fmt: str)
     ctx.exit(EXIT_OK if result.valid else EXIT_FAILED)
 
 
-def _selection_options(func: Any) -> Any:
+def _selection_options(func: _F) -> _F:
     """`--limit`, `--tags`, `--shard` and the git guards, shared by plan and apply."""
     func = click.option(
         "--require-clean", is_flag=True,
@@ -335,7 +351,7 @@ def apply(
             paths, settings, limits, tags, _shard(shard),
             commands.GitGuards(changed_since, require_clean), recheck,
         )  # fmt: skip
-    verbosity = ctx.obj["verbosity"]
+    verbosity = _group_options(ctx).verbosity
     bulk = commands.BulkOptions(
         serial=serial,
         max_fail_percentage=max_fail_percentage,
@@ -598,7 +614,7 @@ def unlock(ctx: click.Context, name: str) -> None:
     click.echo(f"unlocked {name} (was held by {removed.owner}, run {removed.run_id})")
 
 
-def _rate_options(func: Any) -> Any:
+def _rate_options(func: _F) -> _F:
     """--deliver and --expire: the mail flow's rates (sandbox mail, sandbox serve)."""
     rate = click.FloatRange(0, 1_000_000)
     func = click.option(
@@ -621,10 +637,10 @@ def _rate_options(func: Any) -> Any:
     )(func)
 
 
-def _flow_options(prefix: str) -> Any:
+def _flow_options(prefix: str) -> Callable[[_F], _F]:
     """What the mail flow sends; `prefix` ("mail-" for serve) names the options."""
 
-    def decorate(func: Any) -> Any:
+    def decorate(func: _F) -> _F:
         options = [
             click.option(
                 f"--{prefix}domain",
@@ -680,12 +696,17 @@ def _size_option(ctx: click.Context, param: click.Parameter, value: str) -> int:
     return size
 
 
-def _flow_spec(domains: tuple[str, ...], store: str, size: int, body: str) -> FlowSpec:
+def _flow_spec(
+    domains: tuple[str, ...],
+    store: Literal["quarantine", "archive", "both"],  # click.Choice gives only these
+    size: int,
+    body: BodyKind,  # click.Choice too
+) -> FlowSpec:
     from transfer_runner.platforms.base import STORES
     from transfer_runner.platforms.sandbox.mailflow import FlowSpec
 
     stores = STORES if store == "both" else (store,)
-    return FlowSpec(domains=domains, stores=stores, size=size, body=body)  # type: ignore[arg-type]
+    return FlowSpec(domains=domains, stores=stores, size=size, body=body)
 
 
 def _flow_banner(flow: MailFlow, deliver_rate: float, expire_rate: float) -> str:
@@ -889,14 +910,14 @@ def sandbox_mail(
     if not Path(path).is_file():
         raise ConfigError(f"no sandbox at {path}")
     with SandboxPlatform(path) as platform:
-        flow = MailFlow(platform, _flow_spec(**flow))
+        mail = MailFlow(platform, _flow_spec(**flow))
         if count is not None:
-            totals = flow.deliver(count)
+            totals = mail.deliver(count)
         else:
-            paced = FlowThread(flow, deliver_rate, expire_rate, duration)
+            paced = FlowThread(mail, deliver_rate, expire_rate, duration)
             with _sigterm_interrupts():
                 try:
-                    click.echo(_flow_banner(flow, deliver_rate, expire_rate))
+                    click.echo(_flow_banner(mail, deliver_rate, expire_rate))
                     paced.start()
                     while paced.is_alive():
                         paced.join(0.2)

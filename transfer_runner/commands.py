@@ -278,7 +278,7 @@ def apply(
         platform = open_platform(settings.platform)
         stack.callback(platform.close)
         if bulk.max_platform_calls_per_second or bulk.max_platform_concurrency:
-            platform = ThrottledPlatform(  # type: ignore[assignment]
+            platform = ThrottledPlatform(
                 platform,
                 per_second=bulk.max_platform_calls_per_second,
                 concurrency=bulk.max_platform_concurrency,

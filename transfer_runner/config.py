@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from transfer_runner.errors import ConfigError
 
@@ -21,6 +22,11 @@ ENV = {
 DEFAULT_PLATFORM_URL = "sandbox:.transfer-runner/sandbox.db"
 DEFAULT_STATE_URL = "sqlite:.transfer-runner/state.db"
 
+# Server-side encryption and part compression of exports (`export.s3` uses these; config
+# imports nothing of the packages it configures).
+SSE = Literal["AES256", "aws:kms"]
+Compression = Literal["gzip", "zstd", "none"]
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -30,10 +36,10 @@ class Settings:
     state: str = DEFAULT_STATE_URL
     export_to: str | None = None
     playbook: str | None = None
-    sse: str | None = None
+    sse: SSE | None = None
     sse_kms_key_id: str | None = None
     part_size_mib: int = 32
-    compression: str = "gzip"
+    compression: Compression = "gzip"
     upload_workers: int = 4
     verbosity: int = 0
 

@@ -76,7 +76,8 @@ def is_plan_file(path: str) -> bool:
     if not file.is_file() or file.suffix.lower() != ".json":
         return False
     try:
-        return json.loads(file.read_text(encoding="utf-8")).get("kind") == PLAN_KIND
+        kind: object = json.loads(file.read_text(encoding="utf-8")).get("kind")
+        return kind == PLAN_KIND
     except (OSError, ValueError, AttributeError):
         return False
 

@@ -81,8 +81,8 @@ class RunContext:
         found = self._platform_claims.get(ticket)
         return found[1] if found else 1
 
-    def s3(self) -> Any:
-        """The S3 client for exports (ConfigError if no destination is configured)."""
+    def export_settings(self) -> S3Settings:
+        """The export destination (ConfigError if none is configured)."""
         from transfer_runner.errors import ConfigError
 
         if self.export is None:
@@ -90,12 +90,17 @@ class RunContext:
                 "no export destination: pass --export-to s3://BUCKET/PREFIX "
                 "or set TRANSFER_RUNNER_EXPORT_TO"
             )
+        return self.export
+
+    def s3(self) -> Any:
+        """The S3 client for exports (ConfigError if no destination is configured)."""
+        export = self.export_settings()
         with self._lock:
             if self._s3 is None:
                 from transfer_runner.export.s3 import make_s3_client
 
                 factory = self.s3_factory or make_s3_client
-                self._s3 = factory(self.export)
+                self._s3 = factory(export)
             return self._s3
 
 
@@ -120,7 +125,7 @@ class TaskContext:
 
     def facts(self, module: str) -> dict[str, Any]:
         """Outputs of the last task using `module`: from this run, else from earlier runs."""
-        for mod, outputs in reversed(list(self.earlier.values())):
+        for mod, outputs in list(self.earlier.values())[::-1]:
             if mod == module:
                 return outputs
         records = [r for r in self.previous.values() if r.module == module]

@@ -53,13 +53,13 @@ def acquire_lease(state: StateStore, name: str, owner: str, run_id: str, ttl_s: 
     gone (a run stopped at once or killed), which is taken over without waiting for expiry,
     by compare-and-set on the dead holder's run, and recorded as a `lock_taken_over` event."""
     host = socket.gethostname()
-    holder = {"pid": os.getpid(), "machine": this_machine()}
-    if state.acquire_lock(name, owner, run_id, host, ttl_s, **holder):
+    pid, machine = os.getpid(), this_machine()
+    if state.acquire_lock(name, owner, run_id, host, ttl_s, pid=pid, machine=machine):
         return True
     stale = state.get_lock(name)
     if stale is None or not holder_gone(stale):
         return False
-    taken = state.acquire_lock(name, owner, run_id, host, ttl_s, **holder,
+    taken = state.acquire_lock(name, owner, run_id, host, ttl_s, pid=pid, machine=machine,
                                replacing=stale.run_id)  # fmt: skip
     if taken:
         log.warning("%s: took over the lock of run %s (pid %s is gone)", name, stale.run_id,

@@ -19,7 +19,12 @@ from typing import Any, Protocol
 
 from transfer_runner.engine.context import RunContext, TaskContext
 from transfer_runner.engine.leases import acquire_lease
-from transfer_runner.engine.results import StepResult, TransferResult
+from transfer_runner.engine.results import (
+    StepResult,
+    StepStatusT,
+    TransferResult,
+    TransferStatusT,
+)
 from transfer_runner.errors import StepError, TransferRunnerError
 from transfer_runner.manifest.model import Transfer
 from transfer_runner.modules.base import Check, ModuleRegistry
@@ -417,7 +422,9 @@ def _execute(
         if step.status == "failed":
             message = f"{task.name}: {step.message}"
             break
-    status = "interrupted" if interrupted else _status(run.check_mode, steps, message)
+    status: TransferStatusT = (
+        "interrupted" if interrupted else _status(run.check_mode, steps, message)
+    )
     if not run.check_mode:
         recorded = _set_final_status(run, transfer, playbook, status, record)
         if status == "unchanged" and recorded == "succeeded" and previous_status != "succeeded":
@@ -453,7 +460,7 @@ def _selected(task: Task, tags: frozenset[str]) -> bool:
     return task.module == "ticket.verify" or "always" in task.tags
 
 
-def _status(check_mode: bool, steps: list[StepResult], message: str) -> Any:
+def _status(check_mode: bool, steps: list[StepResult], message: str) -> TransferStatusT:
     if message or any(s.status == "failed" for s in steps):
         return "failed"
     if any(s.status == "changed" for s in steps):
@@ -467,7 +474,7 @@ def _run_task(
     started = datetime.now(UTC)
 
     def done(
-        status: str,
+        status: StepStatusT,
         message: str = "",
         actions: tuple[str, ...] = (),
         outputs: dict[str, Any] | None = None,
@@ -477,7 +484,7 @@ def _run_task(
             task.module,
             status,
             message,
-            actions,  # type: ignore[arg-type]
+            actions,
             outputs or {},
             started,
             datetime.now(UTC),

@@ -624,7 +624,7 @@ class _StoreExport:
             return
         entries: list[IndexEntry] = []
         for number in numbers:
-            held = journal.entries_of(number)
+            held: Sequence[IndexEntry] | None = journal.entries_of(number)
             if held is None:
                 held = self.packed.get(number)
             if held is None:

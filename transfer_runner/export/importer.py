@@ -29,7 +29,7 @@ from transfer_runner.testpoints import reached as testpoint
 
 __all__ = ["ImportResult", "import_store", "inspect_import", "index_sha256"]
 
-_DAMAGE = (*DAMAGE, FlexibleChecksumError)
+_DAMAGE: tuple[type[BaseException], ...] = (*DAMAGE, FlexibleChecksumError)
 
 
 @dataclass(frozen=True)

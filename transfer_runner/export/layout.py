@@ -57,7 +57,7 @@ def check_store(store: object) -> Store:
     """The store if it is quarantine or archive, else `ExportError`."""
     if store not in STORES:
         raise ExportError(f"store must be one of {', '.join(STORES)}, not {store!r}")
-    return store  # type: ignore[return-value]
+    return store
 
 
 @lru_cache(maxsize=4096)

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
@@ -189,7 +189,8 @@ def upload(
         body = fileobj.read()
 
         def once() -> dict[str, Any]:
-            return s3.put_object(Bucket=settings.bucket, Key=key, Body=body, **extra)
+            answer = s3.put_object(Bucket=settings.bucket, Key=key, Body=body, **extra)
+            return cast(dict[str, Any], answer)
 
     else:
 
@@ -223,9 +224,10 @@ def _multipart(
             if answer.get("ChecksumSHA256"):
                 parts[-1]["ChecksumSHA256"] = answer["ChecksumSHA256"]
             del chunk
-        return s3.complete_multipart_upload(
+        completed = s3.complete_multipart_upload(
             Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
         )
+        return cast(dict[str, Any], completed)
     except BaseException:
         with suppress(ClientError, BotoCoreError):
             s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)

@@ -63,7 +63,7 @@ def write_receipt(
     """
     check_transfer_name(transfer_name)
     key = receipt_key(settings, transfer_name)
-    doc = {
+    doc: dict[str, Any] = {
         "receipt": RECEIPT_VERSION,
         "transfer": transfer_name,
         "destination": f"s3://{settings.bucket}/{key[: -len('receipt.json')]}",

@@ -11,11 +11,12 @@ import importlib.util
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import boto3
 from botocore.config import Config
 
+from transfer_runner.config import SSE, Compression
 from transfer_runner.errors import ConfigError
 
 __all__ = [
@@ -40,9 +41,7 @@ READ_TIMEOUT_S = 120
 DEFAULT_UPLOAD_WORKERS = 4
 DEFAULT_PARTS_IN_FLIGHT = 4
 
-Compression = Literal["gzip", "zstd", "none"]
 COMPRESSIONS = ("gzip", "zstd", "none")
-SSE = Literal["AES256", "aws:kms"]
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _BAD_PREFIX_CHARS = re.compile(r"[\x00-\x1f\x7f\\?#]")
@@ -97,7 +96,7 @@ class S3Settings:
         """The server-side encryption arguments for every object written."""
         if self.sse is None:
             return {}
-        args = {"ServerSideEncryption": self.sse}
+        args: dict[str, str] = {"ServerSideEncryption": self.sse}
         if self.sse_kms_key_id:
             args["SSEKMSKeyId"] = self.sse_kms_key_id
         return args

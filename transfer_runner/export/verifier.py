@@ -36,7 +36,7 @@ from transfer_runner.testpoints import reached as testpoint
 __all__ = ["MAX_PROBLEMS", "VerifyResult", "verify_store", "id_set_digest", "source_digest"]
 
 MAX_PROBLEMS = 1000
-_DAMAGE = (*DAMAGE, FlexibleChecksumError)
+_DAMAGE: tuple[type[BaseException], ...] = (*DAMAGE, FlexibleChecksumError)
 
 
 @dataclass(frozen=True)

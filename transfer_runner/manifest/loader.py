@@ -360,7 +360,7 @@ class _Builder:
         self.problem(
             line,
             col,
-            f"YAML aliases (*{clipped(event.anchor)}) are not allowed: write the value out",
+            f"YAML aliases (*{clipped(str(event.anchor))}) are not allowed: write the value out",
             self._current_path(),
         )
         self._place(_ALIAS, event.start_mark)
@@ -452,7 +452,7 @@ class _Builder:
                 self._current_path(),
             )
 
-    def _bad_tag(self, event: yaml.NodeEvent) -> None:
+    def _bad_tag(self, event: yaml.ScalarEvent | yaml.CollectionStartEvent) -> None:
         tag = str(event.tag).replace("tag:yaml.org,2002:", "!!")
         line, col = _pos(event.start_mark)
         self.problem(line, col, f"YAML tag {clipped(tag)} is not allowed (only !!str)")

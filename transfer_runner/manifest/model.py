@@ -46,7 +46,7 @@ class Transfer:
         """1-based (line, col) of the node at `path` in the manifest file ((0, 0) if unknown)."""
         if self.positions is None:
             return (0, 0)
-        return tuple(self.positions.locate(tuple(path)))  # type: ignore[return-value]
+        return tuple(self.positions.locate(tuple(path)))
 
     def data_mode(self, store: str) -> DataMode:
         """The manifest's choice for a store: migrate, export or skip."""

@@ -15,6 +15,7 @@ from transfer_runner.manifest.loader import NodePath, PositionMap, format_path
 from transfer_runner.manifest.semantic import looks_like_secret
 from transfer_runner.manifest.text import shown
 from transfer_runner.resources import load_json_schema
+from transfer_runner.schema_errors import failed_instance, failed_schema, failed_value
 
 __all__ = ["SCHEMA_NAME", "manifest_validator", "schema_diagnostics"]
 
@@ -38,8 +39,9 @@ def _is_integer(checker: Any, instance: Any) -> bool:
     return isinstance(instance, int) and not isinstance(instance, bool)
 
 
-# `users: 1e3` must be refused, never silently read as 1000.
-_StrictValidator = validators.extend(
+# `users: 1e3` must be refused, never silently read as 1000. (jsonschema's stub leaves
+# `extend` unannotated; it returns a validator class like the one it extends.)
+_StrictValidator: type[Draft202012Validator] = validators.extend(  # type: ignore[no-untyped-call]
     Draft202012Validator,
     type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
 )
@@ -78,7 +80,7 @@ def _under_secret(path: NodePath) -> bool:
 def _explain(error: ValidationError) -> list[_Located]:
     path: NodePath = tuple(error.absolute_path)
     if "propertyNames" in error.absolute_schema_path:
-        return [((*path, error.instance), True, _message(error, "key "))]
+        return [((*path, failed_instance(error)), True, _message(error, "key "))]
     handler = _HANDLERS.get(str(error.validator))
     if handler is not None:
         return handler(error, path)
@@ -86,11 +88,9 @@ def _explain(error: ValidationError) -> list[_Located]:
 
 
 def _additional(error: ValidationError, path: NodePath) -> list[_Located]:
-    allowed = sorted(error.schema.get("properties", {}))
-    if (
-        not isinstance(error.instance, dict)
-        or error.schema.get("additionalProperties") is not False
-    ):
+    schema = failed_schema(error)
+    allowed = sorted(schema.get("properties", {}))
+    if not isinstance(error.instance, dict) or schema.get("additionalProperties") is not False:
         return [(path, False, error.message)]
     out: list[_Located] = []
     for key in sorted(set(error.instance) - set(allowed)):
@@ -104,7 +104,7 @@ def _additional(error: ValidationError, path: NodePath) -> list[_Located]:
 
 def _required(error: ValidationError, path: NodePath) -> list[_Located]:
     instance = error.instance if isinstance(error.instance, dict) else {}
-    missing = [name for name in error.validator_value if name not in instance]
+    missing = [name for name in failed_value(error) if name not in instance]
     return [(path, True, f"missing required key {name!r}") for name in missing]
 
 
@@ -113,7 +113,7 @@ def _unique(error: ValidationError, path: NodePath) -> list[_Located]:
     out: list[_Located] = []
     first: dict[str, int] = {}
     unhashable: list[tuple[Any, int]] = []
-    for index, item in enumerate(error.instance):
+    for index, item in enumerate(failed_instance(error)):
         if isinstance(item, str):
             earlier = first.setdefault(item, index)
         else:  # the schema's own type errors say what is wrong with these
@@ -143,12 +143,12 @@ _HANDLERS: dict[str, Callable[[ValidationError, NodePath], list[_Located]]] = {
 
 def _message(error: ValidationError, subject: str = "") -> str:
     """A readable message for one keyword's failure; jsonschema's own where it already is."""
-    value, instance = error.validator_value, error.instance
+    value, instance = failed_value(error), failed_instance(error)
     match error.validator:
         case "type":
             return _type_message(value, instance)
         case "pattern":
-            hint = error.schema.get("x-pattern-message", f"must match {value}")
+            hint = failed_schema(error).get("x-pattern-message", f"must match {value}")
             return f"{subject}{shown(instance)} {hint}"
         case "enum":
             return f"{shown(instance)} is not one of: {', '.join(map(str, value))}"

@@ -9,7 +9,7 @@ mailbox that no longer receives mail.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -27,23 +27,24 @@ from transfer_runner.modules.verification import (
     step_history,
     verify_facts,
 )
-from transfer_runner.platforms.base import STORES, MessageInfo
+from transfer_runner.platforms.base import STORES, MessageInfo, Store
 
 __all__ = ["ExportStore", "VerifyExports", "ImportStores", "FinalSync", "MODULES"]
 
 
-def _store(args: Mapping[str, Any], task: str) -> str:
-    store = require(args, "store", task)
+def _store(args: Mapping[str, Any], task: str) -> Store:
+    store: object = require(args, "store", task)
     if store not in STORES:
         raise StepError(task, f"store must be one of {', '.join(STORES)}, not {store!r}")
     return store
 
 
-def _modes(args: Mapping[str, Any], task: str) -> dict[str, str]:
-    modes = require(args, "stores", task, dict)
-    for store, mode in modes.items():
+def _modes(args: Mapping[str, Any], task: str) -> dict[Store, str]:
+    modes: dict[Store, str] = {}
+    for store, mode in require(args, "stores", task, dict).items():
         if store not in STORES or mode not in ("migrate", "export", "skip"):
             raise StepError(task, f"bad store mode {store}: {mode!r}")
+        modes[store] = mode
     return modes
 
 
@@ -74,16 +75,16 @@ def _destination(ctx: TaskContext, store: str) -> str:
     return f"{ctx.run.export.export_to.rstrip('/')}/{ctx.transfer.name}/{store}/"
 
 
-def _progress(ctx: TaskContext, what: str, total: int):
+def _progress(ctx: TaskContext, what: str, total: int) -> Callable[[int, int], None]:
     def report(done: int, nbytes: int) -> None:
         ctx.run.progress(ctx.transfer.name, what, done, total, nbytes)
 
     return report
 
 
-def _delta(ctx: TaskContext, account: str, store: str) -> ExportDelta:
+def _delta(ctx: TaskContext, account: str, store: Store) -> ExportDelta:
     delta = exporter.inspect_delta(
-        ctx.platform, ctx.run.s3(), ctx.run.export, ctx.transfer.name, account, store
+        ctx.platform, ctx.run.s3(), ctx.run.export_settings(), ctx.transfer.name, account, store
     )
     if delta.changed:
         raise StepError(
@@ -167,7 +168,7 @@ class ExportStore:
         results = exporter.sync_store(
             ctx.platform,
             ctx.run.s3(),
-            ctx.run.export,
+            ctx.run.export_settings(),
             ctx.transfer.name,
             args["account"],
             store,
@@ -233,7 +234,7 @@ class VerifyExports:
                 pending.append(store)
         facts = {"stores": stores, "pending": pending, "complete": complete}
         if not pending:  # S3 is asked only when a store was exported: all skipped needs none
-            if stores and receipt.read_receipt(ctx.run.s3(), ctx.run.export,
+            if stores and receipt.read_receipt(ctx.run.s3(), ctx.run.export_settings(),
                                                ctx.transfer.name) is None:  # fmt: skip
                 return Check(actions=("write the export receipt",), facts=facts)
             return Check(reason="every export is verified", facts=facts)
@@ -263,7 +264,7 @@ def _flag(args: Mapping[str, Any], key: str, default: bool, task: str) -> bool:
 def _verify(
     ctx: TaskContext,
     account: str,
-    store: str,
+    store: Store,
     complete: bool,
     source: Sequence[MessageInfo] | None = None,
 ) -> dict[str, Any]:
@@ -271,11 +272,12 @@ def _verify(
     from transfer_runner.export import verifier
 
     known = (prior_verification(ctx, store, False, same_index=False) or {}).get("parts") or {}
-    status = exporter.store_status(ctx.run.s3(), ctx.run.export, ctx.transfer.name, store)
+    s3, settings = ctx.run.s3(), ctx.run.export_settings()
+    status = exporter.store_status(s3, settings, ctx.transfer.name, store)
     result = verifier.verify_store(
         ctx.platform,
-        ctx.run.s3(),
-        ctx.run.export,
+        s3,
+        settings,
         ctx.transfer.name,
         account,
         store,
@@ -300,7 +302,7 @@ def _write_receipt(ctx: TaskContext, stores: dict[str, Any]) -> str:
         "reviewed_by": t.reviewed_by,
     }
     written = receipt.write_receipt(
-        ctx.run.s3(), ctx.run.export, t.name, stores, ctx.run.git_commit,
+        ctx.run.s3(), ctx.run.export_settings(), t.name, stores, ctx.run.git_commit,
         authorization=authorization,
     )  # fmt: skip
     return written.key
@@ -380,9 +382,9 @@ def _recorded_import(ctx: TaskContext, store: str, target: str, sha256: str) -> 
     return False
 
 
-def _import_plan(ctx: TaskContext, target: str, wanted: list[str]) -> _ImportPlan:
+def _import_plan(ctx: TaskContext, target: str, wanted: list[Store]) -> _ImportPlan:
     plan = _ImportPlan()
-    s3, settings, name = ctx.run.s3(), ctx.run.export, ctx.transfer.name
+    s3, settings, name = ctx.run.s3(), ctx.run.export_settings(), ctx.transfer.name
     for store in wanted:
         sha256 = importer.index_sha256(s3, settings, name, store)
         if sha256 is not None and _recorded_import(ctx, store, target, sha256):
@@ -393,7 +395,7 @@ def _import_plan(ctx: TaskContext, target: str, wanted: list[str]) -> _ImportPla
             missing = importer.inspect_import(
                 ctx.platform,
                 ctx.run.s3(),
-                ctx.run.export,
+                ctx.run.export_settings(),
                 ctx.transfer.name,
                 target,
                 store,
@@ -417,14 +419,14 @@ def _import_plan(ctx: TaskContext, target: str, wanted: list[str]) -> _ImportPla
 def _import(
     ctx: TaskContext,
     target: str,
-    store: str,
+    store: Store,
     expected: int,
     source: Sequence[MessageInfo] | None = None,
 ) -> importer.ImportResult:
     return importer.import_store(
         ctx.platform,
         ctx.run.s3(),
-        ctx.run.export,
+        ctx.run.export_settings(),
         ctx.transfer.name,
         target,
         store,
@@ -492,8 +494,8 @@ class FinalSync:
         ctx: TaskContext,
         account: str,
         target: str,
-        modes: dict[str, str],
-        stores: list[str],
+        modes: dict[Store, str],
+        stores: list[Store],
         facts: dict[str, Any],
     ) -> Check:
         actions: list[str] = []
@@ -515,7 +517,7 @@ class FinalSync:
                 lacking = importer.inspect_import(
                     ctx.platform,
                     ctx.run.s3(),
-                    ctx.run.export,
+                    ctx.run.export_settings(),
                     ctx.transfer.name,
                     target,
                     store,
@@ -547,7 +549,7 @@ class FinalSync:
             result = exporter.export_store(
                 ctx.platform,
                 ctx.run.s3(),
-                ctx.run.export,
+                ctx.run.export_settings(),
                 ctx.transfer.name,
                 account,
                 store,

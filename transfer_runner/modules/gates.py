@@ -23,7 +23,7 @@ from transfer_runner.export.layout import store_layout
 from transfer_runner.export.source import iter_messages
 from transfer_runner.export.verifier import source_digest
 from transfer_runner.modules.verification import prior_verification
-from transfer_runner.platforms.base import STORES
+from transfer_runner.platforms.base import STORES, Store
 
 __all__ = [
     "exports_verified",
@@ -101,7 +101,7 @@ def cut_over_done(ctx: TaskContext) -> tuple[bool, str]:
     return True, ""
 
 
-def _needed(ctx: TaskContext) -> list[str]:
+def _needed(ctx: TaskContext) -> list[Store]:
     return [s for s in STORES if ctx.transfer.data_mode(s) != "skip"]
 
 
@@ -133,7 +133,7 @@ def source_covered(ctx: TaskContext, account: str) -> tuple[bool, str]:
     return True, ""
 
 
-def _store_covered(ctx: TaskContext, account: str, store: str) -> str:
+def _store_covered(ctx: TaskContext, account: str, store: Store) -> str:
     if ctx.run.export is None:
         return "no export destination is set (--export-to)"
     verified = prior_verification(ctx, store, True, fresh=True)
@@ -145,9 +145,11 @@ def _store_covered(ctx: TaskContext, account: str, store: str) -> str:
     exported = {e.id: e.sha256 for e in index.entries}
     target = ctx.facts("account.ensure").get("account_id")
     migrate = ctx.transfer.data_mode(store) == "migrate"
-    if migrate and not target:
-        return f"the {store} store migrates, but no new account is recorded"
-    imported = {m.id for m in iter_messages(ctx.platform, target, store)} if migrate else set()
+    imported: set[str] = set()
+    if migrate:
+        if not target:
+            return f"the {store} store migrates, but no new account is recorded"
+        imported = {m.id for m in iter_messages(ctx.platform, target, store)}
     absent, unimported, first = 0, 0, ""
     for info in iter_messages(ctx.platform, account, store):
         try:

@@ -67,7 +67,9 @@ def step_history(ctx: TaskContext, fresh: bool = False) -> list[tuple[str, str, 
     this one."""
     records = ctx.fresh_records() if fresh else ctx.previous
     ordered = sorted(records.values(), key=lambda r: (r.ended_at, r.index))
-    history = [(r.module, r.status, dict(r.outputs)) for r in ordered]
+    history: list[tuple[str, str, dict[str, Any]]] = [
+        (r.module, r.status, dict(r.outputs)) for r in ordered
+    ]
     history += [(module, "changed", outputs) for module, outputs in ctx.earlier.values()]
     return history
 
@@ -87,10 +89,11 @@ def prior_verification(
         candidates = [c for c in candidates if c.get("complete", True) is True]
     if not candidates or not same_index:
         return candidates[0] if candidates else None
-    status = exporter.store_status(ctx.run.s3(), ctx.run.export, ctx.transfer.name, store)
+    settings = ctx.run.export_settings()
+    status = exporter.store_status(ctx.run.s3(), settings, ctx.transfer.name, store)
     if not status.complete or status.discarded:
         return None
-    layout = store_layout(ctx.run.export, ctx.transfer.name, store)
+    layout = store_layout(settings, ctx.transfer.name, store)
     etags = {
         key[len(layout.base) :]: etag
         for key, etag in list_etags(ctx.run.s3(), layout.bucket, layout.base).items()

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, unquote, urlsplit
 
 from werkzeug.exceptions import MethodNotAllowed, NotFound, RequestEntityTooLarge
@@ -138,7 +138,7 @@ class SandboxApp:
 
     def _match(
         self, method: str, path: str
-    ) -> tuple[Route | None, dict[str, str], Response | None]:
+    ) -> tuple[Route | None, Mapping[str, str], Response | None]:
         try:
             name, args = self._urls.bind("sandbox").match(path, method=method)
         except MethodNotAllowed as exc:
@@ -147,7 +147,8 @@ class SandboxApp:
             return None, {}, problem(405, "method-not-allowed", detail, headers={"Allow": allowed})
         except (NotFound, RequestRedirect):
             return None, {}, problem(404, "not-found", f"no endpoint {method} {path}")
-        return self._routes[str(name)], args, None
+        # Every rule's placeholders use the default converter, which gives strings.
+        return self._routes[str(name)], cast(Mapping[str, str], args), None
 
     def _authorized(self, header: str | None) -> bool:
         if self._token is None:

@@ -111,7 +111,8 @@ def _hints(cls: type) -> tuple[tuple[str, Any, bool], ...]:
 def _decode_dataclass(cls: type[T], data: Any, where: str, strict: bool = True) -> T:
     if not isinstance(data, Mapping):
         raise _bad(where, f"expected an object, got {_kind(data)}")
-    fields = _hints(cls)
+    klass: type = cls  # mypy finds no `Hashable` in a `type[T]`, as `_hints`'s cache wants
+    fields = _hints(klass)
     names = {name for name, _, _ in fields}
     unknown = sorted(str(k) for k in data if k not in names)
     if unknown and strict:
@@ -136,7 +137,7 @@ def _decode(hint: Any, value: Any, where: str, strict: bool) -> Any:
         return value
     if origin is tuple:
         return _decode_tuple(get_args(hint), value, where, strict)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _decode_dataclass(hint, value, where, strict)
     decoder = _SCALARS.get(hint)
     if decoder is None:

@@ -38,6 +38,7 @@ from transfer_runner.platforms.sandbox.builder import build_database
 from transfer_runner.platforms.sandbox.records import money
 from transfer_runner.platforms.sandbox.yamldoc import read_yaml
 from transfer_runner.resources import load_json_schema
+from transfer_runner.schema_errors import failed_instance, failed_schema, failed_value
 
 __all__ = [
     "SCHEMA_NAME",
@@ -130,17 +131,17 @@ def _schema_problems(doc: Any, positions: PositionMap, display: str) -> list[Dia
 
 def _explain(error: ValidationError) -> Iterator[tuple[NodePath, bool, str]]:
     path: NodePath = tuple(error.absolute_path)
-    instance, schema = error.instance, error.schema
+    instance, schema = failed_instance(error), failed_schema(error)
     if error.validator == "additionalProperties" and isinstance(instance, dict):
         allowed = ", ".join(sorted(schema.get("properties", {})))
         for key in sorted(set(instance) - set(schema.get("properties", {}))):
             yield (*path, key), True, f"unknown key {key!r}; expected one of: {allowed}"
     elif error.validator == "required" and isinstance(instance, dict):
-        for name in error.validator_value:
+        for name in failed_value(error):
             if name not in instance:
                 yield path, False, f"missing required key {name!r}"
     elif error.validator == "type":
-        yield path, False, _type_message(error.validator_value, instance)
+        yield path, False, _type_message(failed_value(error), instance)
     elif error.validator == "pattern" and "x-pattern-message" in schema:
         yield path, False, f"{instance!r} {schema['x-pattern-message']}"
     elif error.validator == "oneOf" and "description" in schema:

@@ -138,6 +138,7 @@ def _header(
 ) -> bytes:
     host = re.sub(r"[^a-z0-9-]+", "-", account.lower()).strip("-") or "account"
     topic = f"{_word(digest[14])} {_word(digest[15])}"
+    content: tuple[str, ...]
     if boundary is None:
         content = ("Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 7bit")
     else:

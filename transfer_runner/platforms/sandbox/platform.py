@@ -23,7 +23,7 @@ from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from transfer_runner.clock import Clock, clock_from_env
 from transfer_runner.errors import Conflict, NotFound, PlatformError
@@ -48,7 +48,7 @@ __all__ = ["SandboxPlatform", "MAX_PAGE"]
 MAX_PAGE = 10_000
 
 T = TypeVar("T")
-_Action = Callable[[sqlite3.Connection, datetime], Any]
+W = TypeVar("W", bound=records.WriteResult)
 
 
 class SandboxPlatform:
@@ -252,14 +252,15 @@ class SandboxPlatform:
         """Store a message; False (and no change) if that id is already in that store."""
         digest = hashlib.sha256(raw).hexdigest() if isinstance(raw, bytes) else repr(raw)
         request = {"account": account_id, "store": store, "id": message_id, "sha256": digest}
-        return self._write(
+        added: bool = self._write(
             "import_message",
             idempotency_key,
             account_id,
             request,
             lambda c, now: operations.import_message(c, account_id, store, message_id, raw, now),
-            json.loads,
+            json.loads,  # the stored `true` or `false`
         )
+        return added
 
     # -- billing ---------------------------------------------------------------------------
     def get_subscription(self, account_id: str) -> Subscription | None:
@@ -337,10 +338,29 @@ class SandboxPlatform:
             conn.close()
 
     # -- machinery -------------------------------------------------------------------------
-    def _payment(self, op: str, account_id: str, amount: Decimal, reason: str, key: str) -> Any:
+    @overload
+    def _payment(
+        self, op: Literal["charge"], account_id: str, amount: Decimal, reason: str, key: str
+    ) -> Charge: ...
+
+    @overload
+    def _payment(
+        self, op: Literal["credit"], account_id: str, amount: Decimal, reason: str, key: str
+    ) -> Credit: ...
+
+    def _payment(
+        self,
+        op: Literal["charge", "credit"],
+        account_id: str,
+        amount: Decimal,
+        reason: str,
+        key: str,
+    ) -> Charge | Credit:
         table = "charges" if op == "charge" else "credits"
         request = {"account": account_id, "amount": _amount_text(amount), "reason": reason}
-        decode = records.decode_charge if op == "charge" else records.decode_credit
+        decode: Callable[[str], Charge | Credit] = (
+            records.decode_charge if op == "charge" else records.decode_credit
+        )
         return self._write(
             op,
             key,
@@ -366,7 +386,8 @@ class SandboxPlatform:
             with self._lock:
                 self._connections.append(conn)
                 local.conn, local.generation = conn, self._generation
-        return local.conn
+        current: sqlite3.Connection = local.conn
+        return current
 
     def _read(self, op: str, query: Callable[[sqlite3.Connection], T], *, pause: bool = True) -> T:
         if pause:
@@ -384,9 +405,9 @@ class SandboxPlatform:
         key: str,
         account: str | None,
         request: dict[str, Any],
-        action: _Action,
-        decode: Callable[[str], T],
-    ) -> T:
+        action: Callable[[sqlite3.Connection, datetime], W],
+        decode: Callable[[str], W],
+    ) -> W:
         """Run `action` once per idempotency key, audited; see the module docstring."""
         self._pause()
         conn = self._conn()

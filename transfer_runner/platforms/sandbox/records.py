@@ -33,6 +33,7 @@ __all__ = [
     "decode_subscription",
     "read_payment",
     "message_info",
+    "WriteResult",
     "encode",
     "decode_account",
     "decode_comment",
@@ -139,7 +140,11 @@ def message_info(row: tuple[Any, ...]) -> MessageInfo:
 _new_info = object.__new__
 
 
-def encode(result: Account | Comment | Charge | Credit | Subscription | bool | None) -> str:
+WriteResult = Account | Comment | Charge | Credit | Subscription | bool | None
+"""What a sandbox write returns, and its idempotency record replays."""
+
+
+def encode(result: WriteResult) -> str:
     """A write's result as JSON for the idempotency table."""
     if result is None or isinstance(result, bool):
         return json.dumps(result)
@@ -183,7 +188,7 @@ def decode_credit(text: str) -> Credit:
 
 
 def _payment(text: str) -> dict[str, Any]:
-    data = json.loads(text)
+    data: dict[str, Any] = json.loads(text)
     data["amount"] = Decimal(data["amount"])
     data["created_at"] = from_text(data["created_at"])
     return data
