@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEMO_DIR ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-unit test-soak lint bench-export bench-bulk clean bench-live bench-refresh
+.PHONY: install demo test test-unit test-soak lint check bench-export bench-bulk clean bench-live bench-refresh
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,12 @@ test-soak: install ## the long runs: many more fault schedules and hostile input
 		tests/unit/test_hostile_manifests.py tests/integration/test_crash_matrix.py \
 		tests/integration/test_live_mailbox_property.py $(PYTEST_ARGS)
 
-lint: install
+lint: install ## ruff: lint and format check
 	$(VENV)/bin/ruff check transfer_runner tests tools bench
+	$(VENV)/bin/ruff format --check transfer_runner tests tools bench
+
+check: lint ## lint, format and mypy --strict on the package (what .ci/run runs before the tests)
+	$(VENV)/bin/mypy
 
 bench-export: install ## export benchmark against SeaweedFS on loopback (see bench/RESULTS.md)
 	$(PY) -m pip install --quiet awscli

@@ -230,9 +230,7 @@ def _record(
         )  # fmt: skip
     state.append_event(run_id, transfer.name, "aborted",
                        {"by": by, "reason": reason, "actions": actions})  # fmt: skip
-    state.set_transfer(
-        TransferRecord(transfer.name, transfer.sha256, "aborted", now, run_id)
-    )
+    state.set_transfer(TransferRecord(transfer.name, transfer.sha256, "aborted", now, run_id))
 
 
 def require_reason(reason: str) -> str:

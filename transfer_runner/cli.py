@@ -191,9 +191,9 @@ def _selection_options(func: _F) -> _F:
         "CI_NODE_TOTAL, JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX (give N: auto/N), "
         "or TRANSFER_RUNNER_SHARD.",
     )(func)  # fmt: skip
-    func = click.option(
-        "--tags", default="", metavar="T1,T2", help="Only tasks with these tags."
-    )(func)
+    func = click.option("--tags", default="", metavar="T1,T2", help="Only tasks with these tags.")(
+        func
+    )
     return click.option(
         "--limit", "limits", multiple=True, metavar="EXPR",
         help="NAME, key=value (label) or @RETRY-FILE; repeatable.",
@@ -227,13 +227,26 @@ _recheck_option = click.option(
 @_selection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @_recheck_option
-@click.option("--out", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Save the plan (JSON); `apply FILE` applies exactly it, or refuses if stale.")
-@click.option("--refresh/--no-refresh", default=True, show_default=True,
-              help="Read the platform for completed transfers and report drift there (exit "
-              "1); --no-refresh answers them from the state store alone.")
-@click.option("--forks", type=click.IntRange(1, 256), default=8, show_default=True,
-              help="Transfers checked at once (plan only reads).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Save the plan (JSON); `apply FILE` applies exactly it, or refuses if stale.",
+)
+@click.option(
+    "--refresh/--no-refresh",
+    default=True,
+    show_default=True,
+    help="Read the platform for completed transfers and report drift there (exit "
+    "1); --no-refresh answers them from the state store alone.",
+)
+@click.option(
+    "--forks",
+    type=click.IntRange(1, 256),
+    default=8,
+    show_default=True,
+    help="Transfers checked at once (plan only reads).",
+)
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -286,23 +299,50 @@ def plan(
     help="Transfers run at once (steps within a transfer stay in order).",
 )
 @_selection_options
-@click.option("--serial", metavar="N|P%", callback=_serial,
-              help="Run in waves of N transfers (or P% of them), one wave after another.")
-@click.option("--max-fail-percentage", type=click.FloatRange(0, 100), metavar="P",
-              help="Start no new wave once more than P% of transfers failed.")
-@click.option("--max-platform-calls-per-second", type=click.FloatRange(min=0.1), metavar="R",
-              help="Platform calls per second, shared by all forks.")
-@click.option("--max-platform-concurrency", type=click.IntRange(min=1), metavar="C",
-              help="Platform calls at once, shared by all forks.")
-@click.option("--lock-ttl", type=click.FloatRange(min=1), default=900, show_default=True,
-              metavar="SECONDS", envvar="TRANSFER_RUNNER_LOCK_TTL",
-              help="Lease on each transfer's lock, renewed every third of it while the transfer "
-              "runs; another runner takes over a crashed runner's lock only after it expired.")
+@click.option(
+    "--serial",
+    metavar="N|P%",
+    callback=_serial,
+    help="Run in waves of N transfers (or P% of them), one wave after another.",
+)
+@click.option(
+    "--max-fail-percentage",
+    type=click.FloatRange(0, 100),
+    metavar="P",
+    help="Start no new wave once more than P% of transfers failed.",
+)
+@click.option(
+    "--max-platform-calls-per-second",
+    type=click.FloatRange(min=0.1),
+    metavar="R",
+    help="Platform calls per second, shared by all forks.",
+)
+@click.option(
+    "--max-platform-concurrency",
+    type=click.IntRange(min=1),
+    metavar="C",
+    help="Platform calls at once, shared by all forks.",
+)
+@click.option(
+    "--lock-ttl",
+    type=click.FloatRange(min=1),
+    default=900,
+    show_default=True,
+    metavar="SECONDS",
+    envvar="TRANSFER_RUNNER_LOCK_TTL",
+    help="Lease on each transfer's lock, renewed every third of it while the transfer "
+    "runs; another runner takes over a crashed runner's lock only after it expired.",
+)
 @_recheck_option
-@click.option("--grace", type=click.FloatRange(min=0), default=DEFAULT_GRACE_S,
-              show_default=True, metavar="SECONDS",
-              help="After SIGINT/SIGTERM, how long running steps may take to finish before "
-              "the run stops at once (a second signal stops it at once too).")
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_GRACE_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="After SIGINT/SIGTERM, how long running steps may take to finish before "
+    "the run stops at once (a second signal stops it at once too).",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (CI).")
 @click.option("--report-json", type=click.Path(dir_okay=False), help="Write the JSON report here.")
 @click.option("--junit", type=click.Path(dir_okay=False), help="Write a JUnit XML report here.")
@@ -574,8 +614,12 @@ def new(ctx: click.Context, csv_path: str, out_dir: str, overwrite: bool) -> Non
 @cli.command()
 @click.argument("name")
 @click.argument("paths", nargs=-1)
-@click.option("--reason", required=True, metavar="TEXT",
-              help="Why (goes on both tickets and into the state store).")
+@click.option(
+    "--reason",
+    required=True,
+    metavar="TEXT",
+    help="Why (goes on both tickets and into the state store).",
+)
 @click.option("--dry-run", is_flag=True, help="Show what abort would do; change nothing.")
 @click.pass_context
 def abort(

@@ -21,14 +21,26 @@ STEP_STATUSES = ("ok", "changed", "skipped", "failed")
 # the wave's failure budget): both are resumed by applying again. "aborted": withdrawn by
 # `abort`, never applied again unless its manifest changes.
 TRANSFER_STATUSES = (
-    "succeeded", "unchanged", "pending", "failed", "interrupted", "not_started", "locked",
+    "succeeded",
+    "unchanged",
+    "pending",
+    "failed",
+    "interrupted",
+    "not_started",
+    "locked",
     "aborted",
 )  # fmt: skip; the order recaps and reports count them in
 RETRY_STATUSES = ("failed", "interrupted", "not_started")  # what the retry file lists
 
 StepStatusT = Literal["ok", "changed", "skipped", "failed"]
 TransferStatusT = Literal[
-    "succeeded", "failed", "locked", "unchanged", "pending", "interrupted", "not_started",
+    "succeeded",
+    "failed",
+    "locked",
+    "unchanged",
+    "pending",
+    "interrupted",
+    "not_started",
     "aborted",
 ]
 

@@ -56,7 +56,7 @@ _CANONICAL_LINE = re.compile(
     r'"received_at":"([^"\\\x00-\x1f]*)","pass":([1-9][0-9]{0,9})\}'
 )
 # Printable ASCII but `"` and a backslash: what JSON writes as it is, without an escape.
-_PLAIN_TEXT = re.compile(r'[\x20\x21\x23-\x5b\x5d-\x7e]*')
+_PLAIN_TEXT = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
 _SPOOL_LIMIT = 4 * MiB
 MAX_HELD_ENTRIES = 250_000  # parsed entries held in memory for one purpose (~300 bytes each)
 

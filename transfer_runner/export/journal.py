@@ -294,8 +294,7 @@ def write_checkpoint(
         "index_sha256": index_sha256,
         "index_bytes": index_bytes,
         "parts": [
-            {"number": r.number, **_record_fields(r), "index_bytes": r.index_bytes}
-            for r in records
+            {"number": r.number, **_record_fields(r), "index_bytes": r.index_bytes} for r in records
         ],
     }
     body = json.dumps(doc, separators=(",", ":")).encode()

@@ -56,8 +56,7 @@ class PlatformClaim:
     def describe(self) -> str:
         """`transfer acme-com (run r-1, comment CM-7 on T-5001)`."""
         return (
-            f"transfer {self.transfer} (run {self.run_id}, comment {self.comment} "
-            f"on {self.ticket})"
+            f"transfer {self.transfer} (run {self.run_id}, comment {self.comment} on {self.ticket})"
         )
 
 

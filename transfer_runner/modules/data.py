@@ -430,8 +430,9 @@ def _import(
         ctx.transfer.name,
         target,
         store,
-        attempt_key(ctx.run.attempt(ctx.transfer.customer_ticket), "import", ctx.transfer.name,
-                    store),  # fmt: skip
+        attempt_key(
+            ctx.run.attempt(ctx.transfer.customer_ticket), "import", ctx.transfer.name, store
+        ),  # fmt: skip
         progress=_progress(ctx, f"import {store}", expected),
         from_account=ctx.transfer.customer_account,
         retry_suffix=ctx.run.run_id,

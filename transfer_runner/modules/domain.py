@@ -97,8 +97,10 @@ class RemoveDomain:
             return Check(actions=(f"detach {domain} from the new account",), facts=facts)
         if holder is None:
             return Check(reason=f"{domain} is on no account", facts=facts)
-        if (account and holder.id != account) or holder.type != "resold" or (
-            holder.parent != ctx.transfer.reseller_account
+        if (
+            (account and holder.id != account)
+            or holder.type != "resold"
+            or (holder.parent != ctx.transfer.reseller_account)
         ):
             raise StepError(
                 ctx.task_name, f"{domain} is on account {holder.id}, not the new resold account"

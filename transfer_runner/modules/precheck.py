@@ -52,9 +52,7 @@ def platform_claims(ctx: TaskContext) -> dict[str, PlatformClaim | None]:
     return claims
 
 
-def _already_transferred(
-    ctx: TaskContext, others: list[PlatformClaim], *, ours: bool
-) -> list[str]:
+def _already_transferred(ctx: TaskContext, others: list[PlatformClaim], *, ours: bool) -> list[str]:
     """A cancelled direct account that this transfer did not cancel: the customer was moved
     (or closed) already. The refusal names the earlier transfer where the platform shows it.
     `ours`: this transfer's claim is on the customer ticket (it got this far before)."""

@@ -115,9 +115,7 @@ def render_recap(report: RunReport) -> str:
     lines.append(
         f"run {report.run_id}: {tot['transfers']} transfers, "
         + ", ".join(
-            f"{tot['transfers_' + s]} {s}"
-            for s in TRANSFER_STATUSES
-            if tot["transfers_" + s]
+            f"{tot['transfers_' + s]} {s}" for s in TRANSFER_STATUSES if tot["transfers_" + s]
         )
     )
     return "\n".join(lines)
