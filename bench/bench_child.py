@@ -56,8 +56,8 @@ class Ticker:
 def run_runner(config: dict[str, Any]) -> dict[str, Any]:
     """The runner's own export of one store, through its public API only."""
     from transfer_runner.export.exporter import export_store
-    from transfer_runner.export.s3 import S3Settings, make_s3_client
     from transfer_runner.platforms.sandbox import SandboxPlatform
+    from transfer_runner.s3_client import S3Settings, make_s3_client
 
     settings = S3Settings(export_to=config["export_to"], compression=config["compression"])
     s3 = make_s3_client(settings)

@@ -40,7 +40,7 @@ from bench_report import Measurement, check_lines, table  # noqa: E402
 from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
 from transfer_runner.errors import TransferRunnerError  # noqa: E402
-from transfer_runner.export.s3 import S3Settings  # noqa: E402
+from transfer_runner.s3_client import S3Settings  # noqa: E402
 
 CHILD = BENCH_DIR / "bench_child.py"
 PUT_THREADS = 32

@@ -36,11 +36,11 @@ from tests.crash_world import NAME, crash_manifest, small_fixture
 from tests.invariants import check_world, load_manifests
 from tests.unit.test_export_faults import error_response, moto_perform
 from transfer_runner import commands
+from transfer_runner import s3_client as export_s3
 from transfer_runner.config import Settings
 from transfer_runner.engine.results import RunReport
 from transfer_runner.errors import PlatformError
 from transfer_runner.export import objects
-from transfer_runner.export import s3 as export_s3
 from transfer_runner.export.objects import RetryPolicy
 from transfer_runner.manifest.model import Transfer
 from transfer_runner.platforms.base import Platform

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from transfer_runner.engine.keys import idempotency_key
 from transfer_runner.engine.leases import acquire_lease
 from transfer_runner.errors import ConfigError
 from transfer_runner.manifest.model import Transfer
 from transfer_runner.modules.claims import read_claim, release_claim
+from transfer_runner.modules.keys import idempotency_key
 from transfer_runner.platforms.base import Account, Platform
 from transfer_runner.state.base import StateStore, StepRecord, TransferRecord
 

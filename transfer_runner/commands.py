@@ -18,21 +18,21 @@ from transfer_runner import git_filters, saved_plans
 from transfer_runner.abort import AbortResult, ReceiptNote, abort_transfer, require_reason
 from transfer_runner.clock import clock_from_env
 from transfer_runner.config import Settings
-from transfer_runner.engine.context import ProgressSink, RunContext
 from transfer_runner.engine.leases import holder_gone
 from transfer_runner.engine.results import RunReport
 from transfer_runner.engine.runner import NullReporter, Reporter, RunOptions, run_transfers
 from transfer_runner.errors import ConfigError, Diagnostic, StateError
-from transfer_runner.export.s3 import S3Settings
 from transfer_runner.manifest.api import load_transfers
 from transfer_runner.manifest.model import Transfer
 from transfer_runner.manifest.online import online_diagnostics
-from transfer_runner.modules.base import load_modules
+from transfer_runner.modules.context import ProgressSink, RunContext
+from transfer_runner.modules.registry import load_modules
 from transfer_runner.platforms import open_platform
 from transfer_runner.platforms.base import Platform
 from transfer_runner.platforms.throttle import ThrottledPlatform
 from transfer_runner.playbook.loader import Playbook, load_playbook
 from transfer_runner.preflight import preflight
+from transfer_runner.s3_client import S3Settings
 from transfer_runner.selection import select
 from transfer_runner.sharding import in_shard
 from transfer_runner.state.base import LockInfo, RunInfo, StateStore, StepRecord, TransferRecord
@@ -393,7 +393,7 @@ def _receipt_note(settings: Settings, name: str) -> ReceiptNote | None:
     if export is None:
         return None
     from transfer_runner.export.receipt import note_abort
-    from transfer_runner.export.s3 import make_s3_client
+    from transfer_runner.s3_client import make_s3_client
 
     s3 = make_s3_client(export)
 

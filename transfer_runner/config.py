@@ -22,7 +22,7 @@ ENV = {
 DEFAULT_PLATFORM_URL = "sandbox:.transfer-runner/sandbox.db"
 DEFAULT_STATE_URL = "sqlite:.transfer-runner/state.db"
 
-# Server-side encryption and part compression of exports (`export.s3` uses these; config
+# Server-side encryption and part compression of exports (`s3_client` uses these; config
 # imports nothing of the packages it configures).
 SSE = Literal["AES256", "aws:kms"]
 Compression = Literal["gzip", "zstd", "none"]

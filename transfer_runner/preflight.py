@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from transfer_runner.errors import ConfigError, NotFound, PlatformError
-from transfer_runner.export.s3 import S3Settings
 from transfer_runner.manifest.model import Transfer
 from transfer_runner.platforms.base import Platform
 from transfer_runner.playbook.loader import Playbook
+from transfer_runner.s3_client import S3Settings
 from transfer_runner.state.base import StateStore
 
 __all__ = ["PreflightError", "preflight", "needs_export", "PROBE_DIR"]

@@ -175,7 +175,7 @@ SITECUSTOMIZE = '''\
 """Test only: the idempotency keys of kind {kind!r} get a random suffix in each process."""
 import uuid
 
-import transfer_runner.engine.keys as keys
+import transfer_runner.modules.keys as keys
 
 _real = keys.idempotency_key
 _suffix = uuid.uuid4().hex[:8]

@@ -21,8 +21,8 @@ from tests.unit.test_export_faults import FAULT_CASES, FaultInjector
 from transfer_runner.export import objects
 from transfer_runner.export.exporter import export_store
 from transfer_runner.export.objects import RetryPolicy
-from transfer_runner.export.s3 import MiB, S3Settings, make_s3_client
 from transfer_runner.export.verifier import verify_store
+from transfer_runner.s3_client import MiB, S3Settings, make_s3_client
 
 integration = pytest.mark.integration
 SOURCE = "C-1001"

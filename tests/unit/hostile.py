@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from transfer_runner.cli import main
+from transfer_runner.domains import normalize_domain
 from transfer_runner.errors import Diagnostic
 from transfer_runner.manifest.api import load_transfers
-from transfer_runner.manifest.domains import normalize_domain
 from transfer_runner.manifest.loader import resolve_plain_scalar
 from transfer_runner.manifest.model import Transfer
 from transfer_runner.manifest.semantic import looks_like_secret

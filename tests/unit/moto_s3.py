@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from transfer_runner.export.s3 import S3Settings, make_s3_client
+from transfer_runner.s3_client import S3Settings, make_s3_client
 
 # Anything that could point boto3 away from moto (a real endpoint, profile or session).
 UNSET = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from transfer_runner.manifest.domains import label_scripts, normalize_domain
+from transfer_runner.domains import label_scripts, normalize_domain
 
 GOOD = [
     ("acme.com", "acme.com"),

@@ -20,8 +20,8 @@ from transfer_runner.export.exporter import export_store
 from transfer_runner.export.index import INDEX_CACHE, read_index
 from transfer_runner.export.layout import store_layout
 from transfer_runner.export.objects import list_objects
-from transfer_runner.export.s3 import S3Settings
 from transfer_runner.export.verifier import verify_store
+from transfer_runner.s3_client import S3Settings
 
 BUCKET = "exports"
 NAME = "acme-com"

@@ -30,9 +30,9 @@ from transfer_runner.export.index import (
 )
 from transfer_runner.export.journal import IdSet
 from transfer_runner.export.layout import store_layout
-from transfer_runner.export.s3 import MiB, S3Settings
 from transfer_runner.export.source import list_source
 from transfer_runner.export.verifier import verify_store
+from transfer_runner.s3_client import MiB, S3Settings
 
 BUCKET = "exports"
 NAME = "acme-com"

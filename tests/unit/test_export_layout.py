@@ -17,7 +17,7 @@ from transfer_runner.export.layout import (
     store_layout,
 )
 from transfer_runner.export.packing import PartWriter, read_members
-from transfer_runner.export.s3 import S3Settings
+from transfer_runner.s3_client import S3Settings
 
 
 def test_keys_of_the_final_layout() -> None:

@@ -22,8 +22,8 @@ from transfer_runner.export.exporter import export_store
 from transfer_runner.export.extract import extract_part
 from transfer_runner.export.importer import import_store
 from transfer_runner.export.receipt import read_receipt, write_receipt
-from transfer_runner.export.s3 import S3Settings
 from transfer_runner.export.verifier import verify_store
+from transfer_runner.s3_client import S3Settings
 
 BUCKET = "exports"
 NAME = "acme-com"

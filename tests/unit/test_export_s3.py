@@ -1,4 +1,4 @@
-"""export/s3.py: destination URLs, settings validation and the S3 client's configuration."""
+"""s3_client.py: destination URLs, settings validation and the S3 client's configuration."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from transfer_runner.errors import ConfigError
-from transfer_runner.export.s3 import DEFAULT_PART_SIZE, S3Settings, make_s3_client, parse_s3_url
+from transfer_runner.s3_client import DEFAULT_PART_SIZE, S3Settings, make_s3_client, parse_s3_url
 
 GOOD_URLS = [
     ("s3://exports", ("exports", "")),

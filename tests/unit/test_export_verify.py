@@ -17,8 +17,8 @@ from transfer_runner.errors import ExportError
 from transfer_runner.export import verifier
 from transfer_runner.export.exporter import ExportResult, export_store
 from transfer_runner.export.importer import import_store
-from transfer_runner.export.s3 import S3Settings
 from transfer_runner.export.verifier import verify_store
+from transfer_runner.s3_client import S3Settings
 
 BUCKET = "exports"
 NAME = "acme-com"

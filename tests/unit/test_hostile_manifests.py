@@ -44,9 +44,9 @@ from tests.unit.hostile import (
     timed,
     validate_cli,
 )
-from transfer_runner.manifest import loader
+from transfer_runner import yaml_positions
+from transfer_runner.domains import normalize_domain
 from transfer_runner.manifest.api import load_transfers
-from transfer_runner.manifest.domains import normalize_domain
 from transfer_runner.manifest.loader import MAX_BYTES
 
 
@@ -139,14 +139,14 @@ BILLION_LAUGHS = edit("kind: Transfer\n", "kind: Transfer\n" + "".join(map(_laug
 def test_alias_bomb_is_refused_unexpanded(
     workdir: Path, parser: type, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(loader, "_EventLoader", parser)
+    monkeypatch.setattr(yaml_positions, "_EventLoader", parser)
     found = diagnose(workdir, BILLION_LAUGHS, "alias bomb")
     assert lines_of(found)[:2] == [
         "3:5: x0: YAML anchors (&l0) are not allowed: repeat the value instead",
         "4:5: x1: YAML anchors (&l1) are not allowed: repeat the value instead",
     ]
     assert found[-1].message == "too many problems; stopped reading here"
-    assert len(found) == loader.MAX_PROBLEMS + 1
+    assert len(found) == yaml_positions.MAX_PROBLEMS + 1
     code, output = timed("alias bomb", "validate", lambda: validate_cli(workdir / "m.yml"))
     assert code == 1 and output.splitlines() == [str(d) for d in found]
 
@@ -187,7 +187,7 @@ NESTING = {
 def test_deep_nesting_is_refused(
     workdir: Path, parser: type, case: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(loader, "_EventLoader", parser)
+    monkeypatch.setattr(yaml_positions, "_EventLoader", parser)
     text = edit("  services:", f"  services:\n    {NESTING[case]}\n  old_services:")
     found = diagnose(workdir, text, "deep nesting")
     first = found[0]
@@ -440,7 +440,7 @@ def test_unsafe_characters_are_refused(
     code: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(loader, "_EventLoader", parser)
+    monkeypatch.setattr(yaml_positions, "_EventLoader", parser)
     text = edit(old, new)
     found = diagnose(workdir, text, "unsafe characters")
     line = at(text, new.splitlines()[0].strip())[0]
@@ -471,7 +471,7 @@ def test_an_integer_too_long_to_convert_is_refused(workdir: Path) -> None:
     found = diagnose(workdir, text, "long integer")
     assert lines_of(found) == [
         f"14:12: spec.subscription.users: an integer of 5000 digits is too large (at most "
-        f"{loader.MAX_INT_DIGITS})"
+        f"{yaml_positions.MAX_INT_DIGITS})"
     ]
 
 

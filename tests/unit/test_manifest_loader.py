@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from transfer_runner import yaml_positions
 from transfer_runner.errors import ManifestError
-from transfer_runner.manifest import loader
 from transfer_runner.manifest.loader import (
     MAX_BYTES,
     MAX_DEPTH,
@@ -128,7 +128,7 @@ PARSERS = [yaml.SafeLoader] + ([yaml.CSafeLoader] if yaml.__with_libyaml__ else 
 def test_refusals_are_located(
     monkeypatch: pytest.MonkeyPatch, parser: type, case: str, data: bytes, expected: list[str]
 ) -> None:
-    monkeypatch.setattr(loader, "_EventLoader", parser)
+    monkeypatch.setattr(yaml_positions, "_EventLoader", parser)
     found = _parse_errors(data)
     assert len(found) == len(expected), found
     for line, prefix in zip(found, expected, strict=True):
@@ -142,14 +142,14 @@ def test_alias_bomb_is_refused_without_expansion() -> None:
     assert found[0].startswith("1:4: a: YAML anchors (&a) are not allowed")
     assert found[1] == "2:4: b: YAML anchors (&b) are not allowed: repeat the value instead"
     assert found[2] == "2:8: b[0]: YAML aliases (*a) are not allowed: write the value out"
-    assert len(found) == loader.MAX_PROBLEMS + 1
+    assert len(found) == yaml_positions.MAX_PROBLEMS + 1
     assert found[-1].endswith("too many problems; stopped reading here")
 
 
 def test_problems_are_capped() -> None:
     data = b"".join(b"k: %d\n" % i for i in range(100))
     found = _parse_errors(data)
-    assert len(found) == loader.MAX_PROBLEMS + 1
+    assert len(found) == yaml_positions.MAX_PROBLEMS + 1
     assert found[-1].endswith("too many problems; stopped reading here")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from transfer_runner.errors import PlaybookError
-from transfer_runner.modules.base import load_modules
+from transfer_runner.modules.registry import load_modules
 from transfer_runner.playbook.loader import load_playbook
 
 MODULES = load_modules()

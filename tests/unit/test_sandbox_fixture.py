@@ -297,7 +297,7 @@ INVALID = [
     ),
     pytest.param(
         "accounts:\n  - &a {id: C-1, type: direct, name: One}\n  - *a\n",
-        "accounts[1]: anchors and aliases are not allowed",
+        "accounts[1]: YAML aliases (*a) are not allowed",
         id="alias",
     ),
     pytest.param("accounts: [\n", "YAML syntax error", id="syntax"),

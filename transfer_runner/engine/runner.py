@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from transfer_runner.engine.context import RunContext, TaskContext
 from transfer_runner.engine.leases import acquire_lease
 from transfer_runner.engine.results import (
     StepResult,
@@ -29,6 +28,7 @@ from transfer_runner.errors import StepError, TransferRunnerError
 from transfer_runner.manifest.model import Transfer
 from transfer_runner.modules.base import Check, ModuleRegistry
 from transfer_runner.modules.claims import write_claim
+from transfer_runner.modules.context import RunContext, TaskContext
 from transfer_runner.modules.precheck import transfer_problems
 from transfer_runner.modules.refresh import platform_drift
 from transfer_runner.playbook.loader import Playbook, Task

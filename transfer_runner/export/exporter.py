@@ -44,9 +44,9 @@ from transfer_runner.export.objects import (
 )
 from transfer_runner.export.packing import PartWriter
 from transfer_runner.export.pipeline import FinishedPart, PartUploader
-from transfer_runner.export.s3 import MiB, S3Settings
 from transfer_runner.export.source import fetch_checked, iter_messages, listed
 from transfer_runner.platforms.base import MessageInfo, Platform, Store
+from transfer_runner.s3_client import MiB, S3Settings
 from transfer_runner.testpoints import reached as testpoint
 
 __all__ = [

@@ -22,9 +22,9 @@ from transfer_runner.export.index import ExportIndex, IndexEntry, read_index
 from transfer_runner.export.layout import StoreLayout, store_layout
 from transfer_runner.export.objects import open_object
 from transfer_runner.export.packing import DAMAGE, Member, read_members
-from transfer_runner.export.s3 import S3Settings
 from transfer_runner.export.source import iter_messages, listed
 from transfer_runner.platforms.base import MessageInfo, Platform, Store
+from transfer_runner.s3_client import S3Settings
 from transfer_runner.testpoints import reached as testpoint
 
 __all__ = ["ImportResult", "import_store", "inspect_import", "index_sha256"]

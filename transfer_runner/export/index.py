@@ -31,7 +31,7 @@ from typing import IO, Any, NamedTuple
 from transfer_runner.errors import ExportError
 from transfer_runner.export.layout import StoreLayout, is_message_id
 from transfer_runner.export.objects import open_object_if_changed, s3_errors
-from transfer_runner.export.s3 import MiB
+from transfer_runner.s3_client import MiB
 
 __all__ = [
     "IndexEntry",

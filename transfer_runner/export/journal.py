@@ -39,7 +39,7 @@ from transfer_runner.export.index import (
 )
 from transfer_runner.export.layout import StoreLayout
 from transfer_runner.export.objects import open_object, put_bytes, read_bytes, s3_errors
-from transfer_runner.export.s3 import S3Settings
+from transfer_runner.s3_client import S3Settings
 
 __all__ = [
     "JOURNAL_VERSION",

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from transfer_runner.errors import ExportError
-from transfer_runner.export.s3 import S3Settings
 from transfer_runner.platforms.base import STORES, Store
+from transfer_runner.s3_client import S3Settings
 
 __all__ = [
     "INDEX_NAME",

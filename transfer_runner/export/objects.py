@@ -29,7 +29,7 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from transfer_runner.errors import ExportError
-from transfer_runner.export.s3 import MiB, S3Settings
+from transfer_runner.s3_client import MiB, S3Settings
 
 __all__ = [
     "MULTIPART_THRESHOLD",

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from transfer_runner.export.s3 import MiB
+from transfer_runner.s3_client import MiB
 
 __all__ = [
     "DAMAGE",

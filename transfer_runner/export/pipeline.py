@@ -19,7 +19,7 @@ from transfer_runner.export.journal import PartRecord, write_record
 from transfer_runner.export.layout import StoreLayout
 from transfer_runner.export.objects import upload
 from transfer_runner.export.packing import PartWriter, content_type
-from transfer_runner.export.s3 import S3Settings
+from transfer_runner.s3_client import S3Settings
 from transfer_runner.testpoints import reached as testpoint
 
 __all__ = ["FinishedPart", "PartUploader"]

@@ -27,7 +27,7 @@ from transfer_runner.export.exporter import ExportStatus, store_status
 from transfer_runner.export.index import utc_iso
 from transfer_runner.export.layout import check_transfer_name, receipt_key
 from transfer_runner.export.objects import put_bytes, read_bytes, s3_errors
-from transfer_runner.export.s3 import S3Settings
+from transfer_runner.s3_client import S3Settings
 
 __all__ = ["RECEIPT_VERSION", "Receipt", "note_abort", "read_receipt", "write_receipt"]
 

@@ -28,9 +28,9 @@ from transfer_runner.export.index import ExportIndex, IndexEntry, read_index
 from transfer_runner.export.layout import StoreLayout, store_layout
 from transfer_runner.export.objects import list_etags, open_object
 from transfer_runner.export.packing import DAMAGE, Member, read_members
-from transfer_runner.export.s3 import S3Settings
 from transfer_runner.export.source import listed
 from transfer_runner.platforms.base import MessageInfo, Platform, Store
+from transfer_runner.s3_client import S3Settings
 from transfer_runner.testpoints import reached as testpoint
 
 __all__ = ["MAX_PROBLEMS", "VerifyResult", "verify_store", "id_set_digest", "source_digest"]

@@ -9,9 +9,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from transfer_runner.domains import normalize_domain
 from transfer_runner.errors import Diagnostic, ManifestError
 from transfer_runner.manifest.discovery import discover
-from transfer_runner.manifest.domains import normalize_domain
 from transfer_runner.manifest.loader import LoadedManifest, load_manifest
 from transfer_runner.manifest.model import Transfer
 from transfer_runner.manifest.schema import schema_diagnostics

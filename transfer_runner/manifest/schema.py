@@ -13,9 +13,9 @@ from jsonschema.exceptions import ValidationError
 from transfer_runner.errors import Diagnostic
 from transfer_runner.manifest.loader import NodePath, PositionMap, format_path
 from transfer_runner.manifest.semantic import looks_like_secret
-from transfer_runner.manifest.text import shown
 from transfer_runner.resources import load_json_schema
 from transfer_runner.schema_errors import failed_instance, failed_schema, failed_value
+from transfer_runner.shown import shown
 
 __all__ = ["SCHEMA_NAME", "manifest_validator", "schema_diagnostics"]
 

@@ -12,10 +12,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from transfer_runner.domains import normalize_domain
 from transfer_runner.errors import Diagnostic
-from transfer_runner.manifest.domains import normalize_domain
 from transfer_runner.manifest.loader import LoadedManifest, NodePath, PositionMap, format_path
-from transfer_runner.manifest.text import clipped, shown, shown_list
+from transfer_runner.shown import clipped, shown, shown_list
 
 __all__ = [
     "TEMPORARY_PREFIX",

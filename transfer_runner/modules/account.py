@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from transfer_runner.engine.context import TaskContext
-from transfer_runner.engine.keys import attempt_key, idempotency_key
 from transfer_runner.errors import StepError
 from transfer_runner.modules.base import Check, require
+from transfer_runner.modules.context import TaskContext
 from transfer_runner.modules.gates import (
     authorizations_hold,
     domains_accounted_for,
     source_covered,
 )
+from transfer_runner.modules.keys import attempt_key, idempotency_key
 from transfer_runner.platforms.base import Account, NewAccount
 
 __all__ = ["EnsureAccount", "CancelAccount", "MODULES"]

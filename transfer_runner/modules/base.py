@@ -2,22 +2,19 @@
 
 A module never prints and never writes in `check`. `apply` is only called when `check` returned
 actions, and must be idempotent: each platform write carries a key from
-`transfer_runner.engine.keys`, so a repeat after a crash replays instead of acting twice.
+`transfer_runner.modules.keys`, so a repeat after a crash replays instead of acting twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any, ClassVar, Protocol
 
-from transfer_runner.engine.context import TaskContext
 from transfer_runner.errors import StepError
+from transfer_runner.modules.context import TaskContext
 
-__all__ = ["Check", "Module", "ModuleRegistry", "load_modules", "require", "ENTRY_POINT_GROUP"]
-
-ENTRY_POINT_GROUP = "transfer_runner.modules"
+__all__ = ["Check", "Module", "ModuleRegistry", "require"]
 
 
 @dataclass(frozen=True)
@@ -64,16 +61,3 @@ def require(
     if not isinstance(value, kind):
         raise StepError(task, f"argument {key!r} has the wrong type ({type(value).__name__})")
     return value
-
-
-def load_modules() -> ModuleRegistry:
-    """The built-in modules plus any registered under the `transfer_runner.modules` entry point."""
-    from transfer_runner.modules import account, billing, data, domain, ticket
-
-    registry: ModuleRegistry = {}
-    for family in (ticket, account, data, domain, billing):
-        for module in family.MODULES:
-            registry[module.name] = module
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        registry[ep.name] = ep.load()()
-    return registry

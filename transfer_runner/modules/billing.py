@@ -8,12 +8,12 @@ from datetime import UTC, date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, ClassVar
 
-from transfer_runner.engine.context import TaskContext
-from transfer_runner.engine.keys import idempotency_key
 from transfer_runner.errors import StepError
 from transfer_runner.manifest.model import Transfer
 from transfer_runner.modules.base import Check, require
+from transfer_runner.modules.context import TaskContext
 from transfer_runner.modules.gates import cut_over_done
+from transfer_runner.modules.keys import idempotency_key
 from transfer_runner.platforms.base import Credit, NewSubscription, Subscription
 
 __all__ = [

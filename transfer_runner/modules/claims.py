@@ -21,9 +21,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from transfer_runner.engine.keys import idempotency_key
 from transfer_runner.errors import Conflict
 from transfer_runner.manifest.model import Transfer
+from transfer_runner.modules.keys import idempotency_key
 from transfer_runner.platforms.base import Platform, Ticket
 
 __all__ = [

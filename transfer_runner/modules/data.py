@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from transfer_runner.engine.context import TaskContext
-from transfer_runner.engine.keys import attempt_key
 from transfer_runner.errors import ExportError, StepError
 from transfer_runner.export import exporter, importer, receipt
 from transfer_runner.export.exporter import ExportDelta, SyncPolicy
 from transfer_runner.export.source import list_source
 from transfer_runner.modules.base import Check, require
+from transfer_runner.modules.context import TaskContext
+from transfer_runner.modules.keys import attempt_key
 from transfer_runner.modules.verification import (
     discard_damaged_parts,
     prior_verification,

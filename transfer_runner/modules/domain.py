@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from transfer_runner.engine.context import TaskContext
-from transfer_runner.engine.keys import idempotency_key
 from transfer_runner.errors import StepError
 from transfer_runner.modules.base import Check, require
+from transfer_runner.modules.context import TaskContext
 from transfer_runner.modules.gates import authorizations_hold, exports_verified
+from transfer_runner.modules.keys import idempotency_key
 
 __all__ = ["MoveDomains", "RemoveDomain", "MODULES"]
 

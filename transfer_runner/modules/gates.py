@@ -16,12 +16,12 @@ A playbook edit cannot bypass these: the stores come from the manifest.
 
 from __future__ import annotations
 
-from transfer_runner.engine.context import TaskContext
 from transfer_runner.errors import NotFound
 from transfer_runner.export.index import read_index
 from transfer_runner.export.layout import store_layout
 from transfer_runner.export.source import iter_messages
 from transfer_runner.export.verifier import source_digest
+from transfer_runner.modules.context import TaskContext
 from transfer_runner.modules.verification import prior_verification
 from transfer_runner.platforms.base import STORES, Store
 

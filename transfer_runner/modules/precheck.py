@@ -15,8 +15,8 @@ run first and write nothing to the platform either (see `claims`).
 
 from __future__ import annotations
 
-from transfer_runner.engine.context import TaskContext
 from transfer_runner.modules.claims import PlatformClaim, read_claim
+from transfer_runner.modules.context import TaskContext
 from transfer_runner.modules.gates import domains_accounted_for
 from transfer_runner.platforms.base import Account
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from transfer_runner.engine.keys import idempotency_key
 from transfer_runner.manifest.model import Transfer
+from transfer_runner.modules.keys import idempotency_key
 from transfer_runner.platforms.base import Platform
 from transfer_runner.state.base import StepRecord
 

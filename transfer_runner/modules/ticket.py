@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from transfer_runner.authorization import mentions_domain, read_ticket, same_name
-from transfer_runner.engine.context import TaskContext
-from transfer_runner.engine.keys import idempotency_key
 from transfer_runner.errors import StepError
 from transfer_runner.modules.base import Check, require
+from transfer_runner.modules.context import TaskContext
+from transfer_runner.modules.keys import idempotency_key
 from transfer_runner.platforms.base import Ticket
 
 __all__ = ["VerifyTicket", "CommentTickets", "MODULES", "mentions_domain", "ticket_problems"]

@@ -12,11 +12,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from transfer_runner.engine.context import TaskContext
 from transfer_runner.export import exporter
 from transfer_runner.export.layout import store_layout
 from transfer_runner.export.objects import delete_objects, list_etags
 from transfer_runner.export.verifier import VerifyResult
+from transfer_runner.modules.context import TaskContext
 
 __all__ = [
     "VERIFYING_MODULES",

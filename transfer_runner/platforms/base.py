@@ -1,7 +1,7 @@
 """The platform port: everything the steps may ask of the provider, as one typed Protocol.
 
 Steps know nothing but this interface. Every write takes an `idempotency_key` derived from the
-transfer name and the step (see `transfer_runner.engine.keys`); a platform that sees a key again
+transfer name and the step (see `transfer_runner.modules.keys`); a platform that sees a key again
 returns the first result instead of acting twice, which is what makes retries and re-runs safe
 (invariant I3). Reads never change anything.
 """

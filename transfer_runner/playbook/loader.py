@@ -12,8 +12,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from transfer_runner.errors import ManifestError, PlaybookError
-from transfer_runner.manifest.loader import format_path, parse_yaml_bytes
 from transfer_runner.resources import load_json_schema, resource_path
+from transfer_runner.yaml_positions import format_path, parse_yaml_bytes
 
 __all__ = ["Task", "Playbook", "load_playbook", "default_playbook_path", "TASK_KEYWORDS"]
 

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from transfer_runner.errors import ConfigError, StateError
-from transfer_runner.export.s3 import S3Settings, make_s3_client, parse_s3_url
+from transfer_runner.s3_client import S3Settings, make_s3_client, parse_s3_url
 from transfer_runner.state.base import LockInfo, RunInfo, StepRecord, TransferRecord
 from transfer_runner.state.s3_locks import S3Locks, parse_utc, utc_text
 from transfer_runner.state.s3_objects import (

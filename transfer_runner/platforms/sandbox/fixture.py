@@ -31,14 +31,19 @@ from transfer_runner.clock import (
     resolve_relative_date,
     resolve_relative_time,
 )
+from transfer_runner.domains import normalize_domain
 from transfer_runner.errors import ConfigError, Diagnostic, ManifestError
-from transfer_runner.manifest.domains import normalize_domain
-from transfer_runner.manifest.loader import NodePath, PositionMap, format_path
 from transfer_runner.platforms.sandbox.builder import build_database
 from transfer_runner.platforms.sandbox.records import money
-from transfer_runner.platforms.sandbox.yamldoc import read_yaml
 from transfer_runner.resources import load_json_schema
 from transfer_runner.schema_errors import failed_instance, failed_schema, failed_value
+from transfer_runner.yaml_positions import (
+    NodePath,
+    PositionMap,
+    fail,
+    format_path,
+    parse_yaml_bytes,
+)
 
 __all__ = [
     "SCHEMA_NAME",
@@ -67,7 +72,7 @@ def load_fixture(path: str | Path, clock: Clock | None = None) -> dict[str, Any]
     A-labels. Raises ManifestError.
     """
     display = str(path)
-    doc, positions = read_yaml(Path(path), display)
+    doc, positions = parse_yaml_bytes(_read_bytes(Path(path), display), display)
     problems = _schema_problems(doc, positions, display)
     if not problems:
         _resolve_dates(doc, clock or clock_from_env())
@@ -75,6 +80,14 @@ def load_fixture(path: str | Path, clock: Clock | None = None) -> dict[str, Any]
     if problems:
         raise ManifestError(sorted(set(problems), key=lambda d: (d.line, d.col, d.where)))
     return _normalized(doc)
+
+
+def _read_bytes(path: Path, display: str) -> bytes:
+    """The fixture's bytes (no size cap: bulk-wave fixtures describe thousands of accounts)."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise fail(display, 0, 0, f"cannot read: {exc.strerror or exc}") from exc
 
 
 def init_sandbox(

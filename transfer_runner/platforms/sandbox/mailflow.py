@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 
+from transfer_runner.domains import normalize_domain
 from transfer_runner.errors import ConfigError, PlatformError
-from transfer_runner.manifest.domains import normalize_domain
 from transfer_runner.platforms.base import STORES, Store
 from transfer_runner.platforms.sandbox import db
 from transfer_runner.platforms.sandbox.fixture import DEFAULT_SIZE, MAX_SIZE

@@ -14,8 +14,8 @@ import sqlite3
 from datetime import datetime
 from decimal import Decimal
 
+from transfer_runner.domains import normalize_domain
 from transfer_runner.errors import AccountCancelled, Conflict, NotFound, PlatformError
-from transfer_runner.manifest.domains import normalize_domain
 from transfer_runner.platforms.base import STORES, Account, Charge, Comment, Credit, NewAccount
 from transfer_runner.platforms.sandbox import records
 from transfer_runner.platforms.sandbox.db import to_text

@@ -14,7 +14,7 @@ import unicodedata
 
 import idna
 
-from transfer_runner.manifest.text import shown
+from transfer_runner.shown import shown
 
 __all__ = ["normalize_domain", "label_scripts", "MAX_LABEL", "MAX_NAME"]
 

@@ -17,7 +17,7 @@ from transfer_runner.platforms.base import Platform
 from transfer_runner.state.base import StateStore, StepRecord
 
 if TYPE_CHECKING:
-    from transfer_runner.export.s3 import S3Settings
+    from transfer_runner.s3_client import S3Settings
 
 __all__ = ["ProgressSink", "RunContext", "TaskContext"]
 
@@ -97,7 +97,7 @@ class RunContext:
         export = self.export_settings()
         with self._lock:
             if self._s3 is None:
-                from transfer_runner.export.s3 import make_s3_client
+                from transfer_runner.s3_client import make_s3_client
 
                 factory = self.s3_factory or make_s3_client
                 self._s3 = factory(export)

@@ -1,4 +1,5 @@
-"""Where exports go and how the S3 client is made (README: "Data export").
+"""Where exports go and how the S3 client is made, for exports and the S3 state store alike
+(README: "Data export").
 
 The destination is a URL, `s3://BUCKET/PREFIX`. Endpoint, region and credentials come from
 boto3's standard chain only (`AWS_ENDPOINT_URL`, `AWS_PROFILE`, environment, instance or OIDC

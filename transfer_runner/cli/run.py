@@ -1,0 +1,385 @@
+"""The commands that read manifests and act on them: `validate`, `plan`, `apply` (with its
+confirmation, graceful stop and reports)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from transfer_runner import commands, saved_plans
+from transfer_runner.cli.options import (
+    EXIT_FAILED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_PENDING,
+    F,
+    cli,
+    group_options,
+    recheck_option,
+    settings_of,
+)
+from transfer_runner.config import (
+    Settings,
+)
+from transfer_runner.engine.runner import StopNow
+from transfer_runner.errors import ConfigError
+from transfer_runner.reporting.console import (
+    ConsoleProgress,
+    ConsoleReporter,
+    render_plan,
+    render_recap,
+    render_saved_plan,
+)
+from transfer_runner.selection import RETRY_FILE, write_retry_file
+from transfer_runner.stopping import DEFAULT_GRACE_S, GracefulStop, graceful_stop
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--online", is_flag=True, help="Also check against the platform and the state.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="github prints workflow annotations.",
+)
+@click.pass_context
+def validate(ctx: click.Context, paths: tuple[str, ...], online: bool, fmt: str) -> None:
+    """Check manifests (files or directories): schema, then rules across all of them.
+
+    Every error is printed as FILE:LINE:COL: PATH: MESSAGE. Exit 0 valid, 1 invalid.
+    """
+    from transfer_runner.reporting.diagnostics import format_diagnostics
+
+    result = commands.validate(paths, settings_of(ctx), online=online)
+    text = format_diagnostics(list(result.diagnostics), fmt)
+    if text:
+        click.echo(text)
+    if fmt == "text" and result.valid:
+        click.echo(f"{len(result.transfers)} manifest(s) valid")
+    ctx.exit(EXIT_OK if result.valid else EXIT_FAILED)
+
+
+def _selection_options(func: F) -> F:
+    """`--limit`, `--tags`, `--shard` and the git guards, shared by plan and apply."""
+    func = click.option(
+        "--require-clean", is_flag=True,
+        help="Refuse manifests with uncommitted changes (git).",
+    )(func)  # fmt: skip
+    func = click.option(
+        "--changed-since", metavar="REF",
+        help="Only manifests changed since this git ref (e.g. origin/main).",
+    )(func)  # fmt: skip
+    func = click.option(
+        "--shard", metavar="I/N|auto[/N]",
+        help="Take a stable 1/N of the transfers (1-based I). auto reads CI_NODE_INDEX/"
+        "CI_NODE_TOTAL, JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX (give N: auto/N), "
+        "or TRANSFER_RUNNER_SHARD.",
+    )(func)  # fmt: skip
+    func = click.option("--tags", default="", metavar="T1,T2", help="Only tasks with these tags.")(
+        func
+    )
+    return click.option(
+        "--limit", "limits", multiple=True, metavar="EXPR",
+        help="NAME, key=value (label) or @RETRY-FILE; repeatable.",
+    )(func)  # fmt: skip
+
+
+def _shard(spec: str | None) -> tuple[int, int] | None:
+    from transfer_runner.sharding import parse_shard
+
+    return parse_shard(spec) if spec else None
+
+
+def _serial(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    text = (value or "").strip()
+    digits = text[:-1] if text.endswith("%") else text
+    if value is not None and (not digits.isdigit() or int(digits) < 1):
+        raise click.BadParameter("a number of transfers (10) or a percentage (10%)")
+    return value
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@_selection_options
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@recheck_option
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Save the plan (JSON); `apply FILE` applies exactly it, or refuses if stale.",
+)
+@click.option(
+    "--refresh/--no-refresh",
+    default=True,
+    show_default=True,
+    help="Read the platform for completed transfers and report drift there (exit "
+    "1); --no-refresh answers them from the state store alone.",
+)
+@click.option(
+    "--forks",
+    type=click.IntRange(1, 256),
+    default=8,
+    show_default=True,
+    help="Transfers checked at once (plan only reads).",
+)
+@click.pass_context
+def plan(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    limits: tuple[str, ...],
+    tags: str,
+    shard: str | None,
+    changed_since: str | None,
+    require_clean: bool,
+    as_json: bool,
+    recheck: bool,
+    out: str | None,
+    refresh: bool,
+    forks: int,
+) -> None:
+    """Show, per transfer, which steps would change and how. Writes nothing.
+
+    A completed transfer is confirmed on the platform (--refresh, the default): the new
+    account active with the customer's domains, the temporary domain gone, the direct account
+    cancelled, the fee and the credit there. Exit 0 nothing to do, 2 changes pending, 1 error
+    (including drift, in the manifest or on the platform).
+    """
+    report = commands.plan(
+        paths, settings_of(ctx), limits, _tags(tags), shard=_shard(shard),
+        git=commands.GitGuards(changed_since, require_clean), out=out, recheck=recheck,
+        refresh=refresh, forks=forks,
+    )  # fmt: skip
+    if out:
+        click.echo(f"plan saved to {out}: apply exactly it with `transfer-runner apply {out}`")
+    if as_json:
+        from transfer_runner.reporting.json_report import render_json
+
+        click.echo(render_json(report))
+    else:
+        click.echo(render_plan(report))
+        click.echo(render_recap(report))
+    statuses = {t.status for t in report.transfers}
+    ctx.exit(
+        EXIT_FAILED if "failed" in statuses else EXIT_PENDING if "pending" in statuses else EXIT_OK
+    )
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--forks",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Transfers run at once (steps within a transfer stay in order).",
+)
+@_selection_options
+@click.option(
+    "--serial",
+    metavar="N|P%",
+    callback=_serial,
+    help="Run in waves of N transfers (or P% of them), one wave after another.",
+)
+@click.option(
+    "--max-fail-percentage",
+    type=click.FloatRange(0, 100),
+    metavar="P",
+    help="Start no new wave once more than P% of transfers failed.",
+)
+@click.option(
+    "--max-platform-calls-per-second",
+    type=click.FloatRange(min=0.1),
+    metavar="R",
+    help="Platform calls per second, shared by all forks.",
+)
+@click.option(
+    "--max-platform-concurrency",
+    type=click.IntRange(min=1),
+    metavar="C",
+    help="Platform calls at once, shared by all forks.",
+)
+@click.option(
+    "--lock-ttl",
+    type=click.FloatRange(min=1),
+    default=900,
+    show_default=True,
+    metavar="SECONDS",
+    envvar="TRANSFER_RUNNER_LOCK_TTL",
+    help="Lease on each transfer's lock, renewed every third of it while the transfer "
+    "runs; another runner takes over a crashed runner's lock only after it expired.",
+)
+@recheck_option
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_GRACE_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="After SIGINT/SIGTERM, how long running steps may take to finish before "
+    "the run stops at once (a second signal stops it at once too).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (CI).")
+@click.option("--report-json", type=click.Path(dir_okay=False), help="Write the JSON report here.")
+@click.option("--junit", type=click.Path(dir_okay=False), help="Write a JUnit XML report here.")
+@click.option(
+    "--retry-file",
+    default=RETRY_FILE,
+    show_default=True,
+    help="Where the names of failed transfers are written.",
+)
+@click.pass_context
+def apply(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    forks: int,
+    limits: tuple[str, ...],
+    tags: str,
+    shard: str | None,
+    changed_since: str | None,
+    require_clean: bool,
+    serial: str | None,
+    max_fail_percentage: float | None,
+    max_platform_calls_per_second: float | None,
+    max_platform_concurrency: int | None,
+    lock_ttl: float,
+    recheck: bool,
+    grace: float,
+    yes: bool,
+    report_json: str | None,
+    junit: str | None,
+    retry_file: str,
+) -> None:
+    """Run the playbook for each transfer and print the recap.
+
+    PATHS are manifests or directories, or one plan file saved by `plan --out`: then exactly
+    that plan is applied, and refused if any of its manifests or states changed since.
+    Exit 0 all succeeded (or were already done), 1 any failed, 3 one was locked by another runner.
+
+    The first SIGINT (Ctrl-C) or SIGTERM stops gracefully: no new step starts, running steps
+    finish (within --grace) and are recorded, every lock is released, the recap and the retry
+    file are written, and the exit code is 130 (SIGINT) or 143 (SIGTERM). A second signal stops
+    at once. Apply again to resume.
+    """
+    settings = settings_of(ctx)
+    if not yes:
+        _confirm(
+            paths, settings, limits, tags, _shard(shard),
+            commands.GitGuards(changed_since, require_clean), recheck,
+        )  # fmt: skip
+    verbosity = group_options(ctx).verbosity
+    bulk = commands.BulkOptions(
+        serial=serial,
+        max_fail_percentage=max_fail_percentage,
+        max_platform_calls_per_second=max_platform_calls_per_second,
+        max_platform_concurrency=max_platform_concurrency,
+        lock_ttl_s=lock_ttl,
+        grace_s=grace,
+    )
+    with graceful_stop() as stopper:
+        try:
+            report = commands.apply(
+                paths,
+                settings,
+                limits=limits,
+                tags=_tags(tags),
+                forks=forks,
+                reporter=ConsoleReporter(verbosity=verbosity),
+                progress=ConsoleProgress(quiet=verbosity < 0),
+                stop=stopper.event,
+                shard=_shard(shard),
+                bulk=bulk,
+                git=commands.GitGuards(changed_since, require_clean),
+                recheck=recheck,
+            )
+        except StopNow as exc:
+            _stop_now(stopper, str(exc))
+    click.echo(render_recap(report))
+    if stopper.requested:
+        totals = report.totals
+        click.echo(
+            f"stopped by {stopper.signal_name}: {totals['transfers_interrupted']} interrupted, "
+            f"{totals['transfers_not_started']} not started; their finished steps are recorded "
+            "and their locks released; apply again to resume"
+        )
+    _write_reports(report, report_json, junit)
+    retry = report.to_retry()
+    write_retry_file(retry_file, retry)
+    if retry:
+        click.echo(f"transfers to retry listed in {retry_file} (retry with --limit @{retry_file})")
+    statuses = {t.status for t in report.transfers}
+    if stopper.requested:
+        ctx.exit(stopper.exit_code)
+    ctx.exit(
+        EXIT_FAILED
+        if statuses & {"failed", "interrupted", "not_started"}
+        else EXIT_LOCKED
+        if "locked" in statuses
+        else EXIT_OK
+    )
+
+
+def _stop_now(stopper: GracefulStop, why: str) -> NoReturn:
+    """End the process at once, without waiting for the running steps' threads."""
+    click.echo(
+        f"stopped at once ({why}): the steps that were running are not recorded and their "
+        "transfers stay locked until their lease expires, or until a run on this host sees "
+        "this process gone; apply again to resume",
+        err=True,
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(stopper.exit_code)
+
+
+def _confirm(
+    paths: tuple[str, ...],
+    settings: Settings,
+    limits: tuple[str, ...],
+    tags: str,
+    shard: tuple[int, int] | None,
+    git: commands.GitGuards,
+    recheck: bool,
+) -> None:
+    """Show what will run, exactly as apply selects it, and ask. A saved plan is shown as
+    saved (apply refuses it afterwards if it went stale)."""
+    if not sys.stdin.isatty():
+        raise ConfigError("apply needs --yes when not run from a terminal")
+    if len(paths) == 1 and saved_plans.is_plan_file(paths[0]):
+        saved = saved_plans.read_plan(paths[0])
+        click.echo(render_saved_plan(saved, paths[0]))
+        count = len(saved["transfers"])
+        click.confirm(f"Apply this saved plan ({count} transfer{'s' * (count != 1)})?", abort=True)
+        return
+    report = commands.plan(paths, settings, limits, _tags(tags), shard=shard, git=git,
+                           recheck=recheck)  # fmt: skip
+    click.echo(render_plan(report))
+    pending = sum(1 for t in report.transfers if t.status == "pending")
+    if not pending:
+        click.echo("nothing to change")
+    click.confirm(
+        f"Apply these changes ({pending} of {len(report.transfers)} selected transfers)?",
+        abort=True,
+    )
+
+
+def _write_reports(report: Any, report_json: str | None, junit: str | None) -> None:
+    if report_json:
+        from transfer_runner.reporting.json_report import render_json
+
+        Path(report_json).write_text(render_json(report) + "\n", encoding="utf-8")
+    if junit:
+        from transfer_runner.reporting.junit import render_junit
+
+        Path(junit).write_text(render_junit(report), encoding="utf-8")
+
+
+def _tags(tags: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in tags.split(",") if t.strip())

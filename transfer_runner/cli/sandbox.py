@@ -1,0 +1,332 @@
+"""`sandbox init | dump | serve | mail`: the embedded sandbox platform, served over HTTP, with
+live mail flowing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import click
+
+from transfer_runner.cli.options import F, cli
+from transfer_runner.errors import ConfigError
+
+if TYPE_CHECKING:  # imported when a sandbox command runs, not for every command
+    from transfer_runner.platforms.sandbox.mailflow import FlowSpec, MailFlow
+    from transfer_runner.platforms.sandbox.messages import BodyKind
+
+
+def _rate_options(func: F) -> F:
+    """--deliver and --expire: the mail flow's rates (sandbox mail, sandbox serve)."""
+    rate = click.FloatRange(0, 1_000_000)
+    func = click.option(
+        "--expire",
+        "expire_rate",
+        type=rate,
+        default=0.0,
+        metavar="RATE",
+        help="Expire the RATE oldest messages per second from each store of the accounts "
+        "that hold or held the domains (retention).",
+    )(func)
+    return click.option(
+        "--deliver",
+        "deliver_rate",
+        type=rate,
+        default=0.0,
+        metavar="RATE",
+        help="Deliver RATE new messages per second, round-robin over the domains and stores, "
+        "to the active account holding each domain (held back while none does).",
+    )(func)
+
+
+def _flow_options(prefix: str) -> Callable[[F], F]:
+    """What the mail flow sends; `prefix` ("mail-" for serve) names the options."""
+
+    def decorate(func: F) -> F:
+        options = [
+            click.option(
+                f"--{prefix}domain",
+                "domains",
+                multiple=True,
+                metavar="D",
+                help="A domain to deliver to (repeatable; default: every domain of every "
+                "active direct account when the flow starts).",
+            ),
+            click.option(
+                f"--{prefix}store",
+                "store",
+                type=click.Choice(["quarantine", "archive", "both"]),
+                default="both",
+                show_default=True,
+                help="The store(s) to deliver to and expire from.",
+            ),
+            click.option(
+                f"--{prefix}size",
+                "size",
+                default="4KiB",
+                show_default=True,
+                metavar="SIZE",
+                callback=_size_option,
+                help="Size of each new message: bytes, or a number with B, KiB or MiB.",
+            ),
+            click.option(
+                f"--{prefix}body",
+                "body",
+                type=click.Choice(["text", "mail-like"]),
+                default="text",
+                show_default=True,
+                help="Message bodies: text (~7:1 under gzip) or mail-like (a text part and a "
+                "base64 attachment of random bytes, ~1.3:1 like real mail).",
+            ),
+        ]
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def _size_option(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    from transfer_runner.platforms.sandbox.fixture import MAX_SIZE, parse_size
+
+    try:
+        size = parse_size(int(value) if value.isdigit() else value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    if not 1 <= size <= MAX_SIZE:
+        raise click.BadParameter(f"must be between 1 byte and 64 MiB, not {value!r}")
+    return size
+
+
+def _flow_spec(
+    domains: tuple[str, ...],
+    store: Literal["quarantine", "archive", "both"],  # click.Choice gives only these
+    size: int,
+    body: BodyKind,  # click.Choice too
+) -> FlowSpec:
+    from transfer_runner.platforms.base import STORES
+    from transfer_runner.platforms.sandbox.mailflow import FlowSpec
+
+    stores = STORES if store == "both" else (store,)
+    return FlowSpec(domains=domains, stores=stores, size=size, body=body)
+
+
+def _flow_banner(flow: MailFlow, deliver_rate: float, expire_rate: float) -> str:
+    shown = ", ".join(flow.domains[:5]) + (", ..." if len(flow.domains) > 5 else "")
+    return (
+        f"mail flow: {len(flow.domains)} domain(s) ({shown}), deliver {deliver_rate:g}/s, "
+        f"expire {expire_rate:g}/s per store, {flow.spec.size} B {flow.spec.body} messages"
+    )
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt in the main thread, so it stops like Ctrl-C."""
+    import signal
+
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@cli.group()
+def sandbox() -> None:
+    """The embedded SQLite sandbox platform (the default platform)."""
+
+
+@sandbox.command("init")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option(
+    "--fixture",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML fixture describing accounts, tickets and mail.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing sandbox file.")
+def sandbox_init(path: str, fixture: str, force: bool) -> None:
+    """Create a sandbox platform at PATH from a fixture."""
+    from transfer_runner.platforms.sandbox.fixture import init_sandbox
+
+    summary = init_sandbox(path, fixture, force=force)
+    parts = ", ".join(f"{v} {k}" for k, v in summary.items())
+    click.echo(f"sandbox created at {path}: {parts}")
+
+
+@sandbox.command("dump")
+@click.argument("path", type=click.Path(dir_okay=False))
+def sandbox_dump(path: str) -> None:
+    """Print the sandbox's whole state as JSON."""
+    from transfer_runner.platforms.sandbox.dump import dump_sandbox
+
+    if not Path(path).is_file():
+        raise ConfigError(f"no sandbox at {path}")
+    click.echo(json.dumps(dump_sandbox(path), indent=2, sort_keys=False))
+
+
+@sandbox.command("serve")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port to listen on (0 = a free port, printed).",
+)
+@click.option(
+    "--latency",
+    "latency_ms",
+    type=click.FloatRange(0, 3_600_000),
+    default=0.0,
+    metavar="MS",
+    help="Sleep this long before handling every request (but /v1/health).",
+)
+@click.option(
+    "--fail-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    metavar="R",
+    help="Fraction of requests (0..1) that fail with one of --faults.",
+)
+@click.option(
+    "--faults",
+    default="429,503,reset,lost-ack",
+    show_default=True,
+    metavar="KINDS",
+    help="Failure kinds for --fail-rate: 429, 503, reset (no reply), lost-ack (write done, "
+    "no reply).",
+)
+@click.option(
+    "--retry-after",
+    type=click.IntRange(0),
+    default=1,
+    show_default=True,
+    metavar="S",
+    help="Retry-After seconds of injected 429 replies.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault draws.")
+@click.option(
+    "--token",
+    envvar="TRANSFER_RUNNER_SANDBOX_TOKEN",
+    metavar="T",
+    help="Bearer token every request must carry. Env TRANSFER_RUNNER_SANDBOX_TOKEN.",
+)
+@_rate_options
+@_flow_options("mail-")
+def sandbox_serve(
+    path: str,
+    host: str,
+    port: int,
+    latency_ms: float,
+    fail_rate: float,
+    faults: str,
+    retry_after: int,
+    seed: int,
+    token: str | None,
+    deliver_rate: float,
+    expire_rate: float,
+    **flow: Any,
+) -> None:
+    """Serve the sandbox at PATH over the platform REST API until Ctrl-C or SIGTERM.
+
+    The API is schemas/platform-api.yaml; point the http adapter at the printed URL. Serving
+    on an address other than loopback needs a token. --deliver/--expire run the mail flow of
+    `sandbox mail` in the background while serving.
+    """
+    from transfer_runner.platforms.http.faults import FaultPlan, parse_fault_kinds
+    from transfer_runner.platforms.http.server import SandboxServer
+    from transfer_runner.platforms.sandbox.mailflow import FlowThread, MailFlow
+    from transfer_runner.platforms.sandbox.platform import SandboxPlatform
+
+    if not Path(path).is_file():
+        raise ConfigError(f"no sandbox at {path}")
+    plan = FaultPlan(
+        latency_ms=latency_ms,
+        fail_rate=fail_rate,
+        kinds=parse_fault_kinds(faults),
+        retry_after=retry_after,
+        seed=seed,
+    )
+    with SandboxPlatform(path) as platform, _sigterm_interrupts():
+        mail = None
+        if deliver_rate or expire_rate:
+            mail = FlowThread(MailFlow(platform, _flow_spec(**flow)), deliver_rate, expire_rate)
+        server = SandboxServer(platform, host=host, port=port, token=token or None, faults=plan)
+        auth = "token required" if token else "no token"
+        try:
+            click.echo(f"serving sandbox {path} on {server.url} ({auth})")
+            if mail is not None:
+                click.echo(_flow_banner(mail.flow, deliver_rate, expire_rate))
+                mail.start()
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.stop()
+            if mail is not None:
+                click.echo(f"mail flow: {mail.stop().summary()}")
+
+
+@sandbox.command("mail")
+@click.argument("path", type=click.Path(dir_okay=False))
+@_rate_options
+@_flow_options("")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0),
+    metavar="S",
+    help="Stop after S seconds (default: run until Ctrl-C or SIGTERM).",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Deliver N messages at once and exit, unpaced (for scripts); no --deliver or --expire.",
+)
+def sandbox_mail(
+    path: str,
+    deliver_rate: float,
+    expire_rate: float,
+    duration: float | None,
+    count: int | None,
+    **flow: Any,
+) -> None:
+    """Make the sandbox at PATH a live mailbox: deliver and expire mail while a transfer runs.
+
+    Mail goes to whichever active account holds each domain at that moment and is held back
+    while none does; expiry removes the oldest mail of the accounts that hold or held the
+    domains. Prints a summary line at the end; Ctrl-C or SIGTERM stops it cleanly.
+    """
+    from transfer_runner.platforms.sandbox.mailflow import FlowThread, MailFlow
+    from transfer_runner.platforms.sandbox.platform import SandboxPlatform
+
+    if count is not None and (deliver_rate or expire_rate or duration is not None):
+        raise click.UsageError("--count delivers at once: drop --deliver, --expire and --duration")
+    if count is None and not (deliver_rate or expire_rate):
+        raise click.UsageError("nothing to do: give --deliver RATE, --expire RATE or --count N")
+    if not Path(path).is_file():
+        raise ConfigError(f"no sandbox at {path}")
+    with SandboxPlatform(path) as platform:
+        mail = MailFlow(platform, _flow_spec(**flow))
+        if count is not None:
+            totals = mail.deliver(count)
+        else:
+            paced = FlowThread(mail, deliver_rate, expire_rate, duration)
+            with _sigterm_interrupts():
+                try:
+                    click.echo(_flow_banner(mail, deliver_rate, expire_rate))
+                    paced.start()
+                    while paced.is_alive():
+                        paced.join(0.2)
+                except KeyboardInterrupt:
+                    pass
+            totals = paced.stop()
+    click.echo(f"mail flow: {totals.summary()}")
