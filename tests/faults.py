@@ -41,7 +41,6 @@ from transfer_runner.config import Settings
 from transfer_runner.engine.results import RunReport
 from transfer_runner.errors import PlatformError
 from transfer_runner.export import objects
-from transfer_runner.export.objects import RetryPolicy
 from transfer_runner.manifest.model import Transfer
 from transfer_runner.platforms.base import Platform
 from transfer_runner.platforms.http.client import HttpPlatform
@@ -50,6 +49,7 @@ from transfer_runner.platforms.http.server import SandboxServer
 from transfer_runner.platforms.sandbox.dump import dump_sandbox
 from transfer_runner.platforms.sandbox.fixture import init_sandbox
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform
+from transfer_runner.retries import RetryPolicy
 
 __all__ = [
     "PLATFORM_KINDS",

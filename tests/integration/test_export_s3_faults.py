@@ -20,8 +20,8 @@ from tests.unit.fake_platform import FakePlatform
 from tests.unit.test_export_faults import FAULT_CASES, FaultInjector
 from transfer_runner.export import objects
 from transfer_runner.export.exporter import export_store
-from transfer_runner.export.objects import RetryPolicy
 from transfer_runner.export.verifier import verify_store
+from transfer_runner.retries import RetryPolicy
 from transfer_runner.s3_client import MiB, S3Settings, make_s3_client
 
 integration = pytest.mark.integration

@@ -26,8 +26,8 @@ from tests.unit.moto_s3 import moto_bucket
 from transfer_runner.errors import ExportError
 from transfer_runner.export import objects
 from transfer_runner.export.exporter import export_store
-from transfer_runner.export.objects import RetryPolicy
 from transfer_runner.export.verifier import verify_store
+from transfer_runner.retries import RetryPolicy
 from transfer_runner.s3_client import MiB, S3Settings, make_s3_client
 
 BUCKET = "exports"

@@ -308,7 +308,7 @@ def test_timeout_and_retries_come_from_the_environment(monkeypatch, env, attempt
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     with open_http_platform("http://127.0.0.1:9") as platform:
-        assert platform.policy.max_attempts == attempts
+        assert platform.policy.attempts == attempts
         assert platform.timeout == timeout
 
 

@@ -25,11 +25,11 @@ from transfer_runner.errors import (
 )
 from transfer_runner.platforms.http.transport import (
     Endpoint,
-    RetryPolicy,
     Transport,
     check_base_url,
     parse_retry_after,
 )
+from transfer_runner.retries import RetryPolicy
 
 TOKEN = "tok-Very-Secret-4711"
 GET_ACCOUNT = Endpoint("get_account", "GET", "/v1/accounts/{account_id}")
@@ -160,7 +160,7 @@ def test_reads_are_retried_on_transient_statuses(server, sleeps, status) -> None
 def test_backoff_doubles_up_to_the_cap_and_then_gives_up(server, sleeps) -> None:
     url, script = server
     script.replies = [problem(503, "unavailable", "down for maintenance")]
-    policy = RetryPolicy(max_attempts=9, base=0.2, cap=10.0)
+    policy = RetryPolicy(attempts=9, base_delay_s=0.2, max_delay_s=10.0)
     with pytest.raises(PlatformError) as caught:
         transport(url, sleeps, policy=policy).request(GET_ACCOUNT, {"account_id": "C-1"})
     assert sleeps == [0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 10.0, 10.0]
@@ -199,8 +199,7 @@ def test_retry_after_http_date_is_honoured_and_capped(server, sleeps) -> None:
     never = problem(429, "rate-limited", "much later")
     never.headers["Retry-After"] = "86400"
     script.replies = [soon, never, Reply(200, {})]
-    policy = RetryPolicy(max_retry_after=30.0)
-    transport(url, sleeps, clock=lambda: now, policy=policy).request(
+    transport(url, sleeps, clock=lambda: now, max_retry_after_s=30.0).request(
         GET_ACCOUNT, {"account_id": "C-1"}
     )
     assert sleeps == [7.0, 30.0]
@@ -227,18 +226,18 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
 
 
 def test_backoff_is_full_jitter_between_zero_and_the_ceiling() -> None:
-    policy = RetryPolicy(base=0.2, cap=10.0)
+    policy = RetryPolicy(base_delay_s=0.2, max_delay_s=10.0)
     rng = random.Random(1)
     for attempt in range(1, 12):
         ceiling = min(10.0, 0.2 * 2 ** (attempt - 1))
-        values = [policy.backoff(attempt, rng) for _ in range(200)]
+        values = [policy.delay(attempt, rng) for _ in range(200)]
         assert all(0 <= v <= ceiling for v in values)
         assert max(values) > ceiling * 0.8 and min(values) < ceiling * 0.2
 
 
 def test_at_least_one_attempt_is_required() -> None:
     with pytest.raises(ConfigError, match="at least 1 attempt"):
-        RetryPolicy(max_attempts=0)
+        RetryPolicy(attempts=0)
 
 
 # -- writes: only keyed ones are retried -------------------------------------------------------
@@ -287,7 +286,7 @@ def test_a_keyed_write_gives_up_naming_the_last_cause_and_the_attempts(server, s
     url, script = server
     script.replies = [Reply(reset=True)]
     with pytest.raises(PlatformError) as caught:
-        transport(url, sleeps, policy=RetryPolicy(max_attempts=3)).request(
+        transport(url, sleeps, policy=RetryPolicy(attempts=3)).request(
             CREATE, json_body={}, idempotency_key="k"
         )
     message = str(caught.value)
@@ -308,7 +307,7 @@ def test_connection_refused_is_retried_then_reported(sleeps) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again before the request: nobody listens
     with pytest.raises(PlatformError) as caught:
-        transport(f"http://127.0.0.1:{port}", sleeps, policy=RetryPolicy(max_attempts=2)).request(
+        transport(f"http://127.0.0.1:{port}", sleeps, policy=RetryPolicy(attempts=2)).request(
             GET_ACCOUNT, {"account_id": "C-1"}
         )
     assert "gave up after 2 attempts; last: connection error" in str(caught.value)

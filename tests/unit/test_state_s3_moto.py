@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from transfer_runner.errors import ConfigError, StateError
+from transfer_runner.retries import RetryPolicy
 from transfer_runner.state import s3_objects
 from transfer_runner.state.base import RunInfo, StepRecord, TransferRecord
 from transfer_runner.state.open import open_state
@@ -268,7 +269,8 @@ def test_without_conditional_delete_a_release_writes_a_marker(s3: Any) -> None:
 def test_conditional_request_conflict_is_retried_then_bounded(
     s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(s3_objects, "_BACKOFF_S", 0.0)  # the retries, not their pauses
+    no_pause = RetryPolicy(attempts=MAX_ATTEMPTS, base_delay_s=0)  # the retries, not their pauses
+    monkeypatch.setattr(s3_objects, "CONFLICT_POLICY", no_pause)
     remaining = [3]
 
     def flaky(kwargs: dict[str, Any], real: Callable[..., Any]) -> Any:

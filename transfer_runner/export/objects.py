@@ -18,8 +18,6 @@ acknowledgement is harmless.
 from __future__ import annotations
 
 import hashlib
-import random
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from transfer_runner.errors import ExportError
+from transfer_runner.retries import RetryPolicy, retry
 from transfer_runner.s3_client import MiB, S3Settings
 
 __all__ = [
@@ -45,7 +44,6 @@ __all__ = [
     "delete_objects",
     "abort_multipart_uploads",
     "put_bytes",
-    "RetryPolicy",
     "CONFLICT_POLICY",
 ]
 
@@ -53,25 +51,6 @@ MULTIPART_THRESHOLD = 8 * MiB
 MULTIPART_CHUNK = 8 * MiB
 _MISSING = ("NoSuchKey", "404", "NotFound")
 _CONFLICT_CODES = ("ConditionalRequestConflict", "OperationAborted")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently the runner itself retries what botocore does not.
-
-    `attempts` counts every try (first included); the delay before retry n is a random
-    fraction of `base_delay_s * 2**(n-1)`, capped at `max_delay_s`. `base_delay_s=0` turns
-    backoff off (for tests).
-    """
-
-    attempts: int = 6
-    base_delay_s: float = 0.2
-    max_delay_s: float = 5.0
-
-    def delay(self, retry: int) -> float:
-        """Seconds to wait before retry number `retry` (1-based)."""
-        ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** (retry - 1))
-        return random.uniform(0, ceiling)  # noqa: S311 (jitter, not cryptography)
 
 
 CONFLICT_POLICY = RetryPolicy()
@@ -88,15 +67,7 @@ def is_conflict(exc: BaseException) -> bool:
 
 def retry_conflicts(action: Callable[[], Any], policy: RetryPolicy | None = None) -> Any:
     """Run `action`, again after a 409 conflict, at most `policy.attempts` times in all."""
-    policy = policy or CONFLICT_POLICY
-    for attempt in range(1, policy.attempts + 1):
-        try:
-            return action()
-        except (ClientError, S3UploadFailedError) as exc:
-            if not is_conflict(exc) or attempt == policy.attempts:
-                raise
-            time.sleep(policy.delay(attempt))
-    raise AssertionError("unreachable")  # pragma: no cover
+    return retry(action, policy or CONFLICT_POLICY, is_conflict)
 
 
 def _describe(exc: BaseException) -> str:

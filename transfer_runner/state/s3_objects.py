@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -24,6 +23,7 @@ from urllib.parse import quote, unquote
 from botocore.exceptions import BotoCoreError, ClientError
 
 from transfer_runner.errors import ConfigError, StateError
+from transfer_runner.retries import RetryPolicy
 from transfer_runner.state.sqlite import to_json
 
 __all__ = [
@@ -38,8 +38,7 @@ __all__ = [
 
 MAX_ATTEMPTS = 10  # per optimistic update or 409 ConditionalRequestConflict, then StateError
 NONCE = "nonce"
-_BACKOFF_S = 0.02
-_BACKOFF_CAP_S = 0.5
+CONFLICT_POLICY = RetryPolicy(attempts=MAX_ATTEMPTS, base_delay_s=0.02, max_delay_s=0.5)
 _READ_WORKERS = 16
 _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 _WRONG_ETAG = '"00000000000000000000000000000000"'
@@ -84,8 +83,8 @@ def unsegment(text: str) -> str:
 
 
 def backoff(attempt: int) -> None:
-    """Sleep a jittered, capped, exponentially growing delay before retry `attempt` (0-based)."""
-    time.sleep(random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_S * 2**attempt)))
+    """Sleep before retry `attempt` + 1 of a conflicting write (`CONFLICT_POLICY`)."""
+    time.sleep(CONFLICT_POLICY.delay(attempt + 1))
 
 
 class S3Objects:

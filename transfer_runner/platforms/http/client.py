@@ -15,6 +15,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -33,7 +34,7 @@ from transfer_runner.platforms.base import (
     Ticket,
     WriteCounter,
 )
-from transfer_runner.platforms.http.transport import Endpoint, Response, RetryPolicy, Transport
+from transfer_runner.platforms.http.transport import HTTP_RETRIES, Endpoint, Response, Transport
 from transfer_runner.platforms.http.wire import API_PREFIX, from_wire, to_wire
 
 __all__ = [
@@ -109,7 +110,7 @@ class HttpPlatform:
             base_url,
             token=token,
             timeout=timeout,
-            policy=RetryPolicy(max_attempts=max_attempts),
+            policy=replace(HTTP_RETRIES, attempts=max_attempts),
             pool_size=pool_size,
             sleep=sleep,
             rng=rng,

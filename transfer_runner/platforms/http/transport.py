@@ -1,10 +1,10 @@
 """A small HTTP transport for the platform REST API: pooling, timeouts, bounded retries.
 
-Retry rules (one policy, in `RetryPolicy` and `Transport.request`):
+Retry rules (`Transport.request`, with the runner's one `transfer_runner.retries.RetryPolicy`):
 
 - Retried: 429 (after `Retry-After`, seconds or HTTP-date, capped at 60 s), 500, 502, 503, 504 and
   connection failures (refused, reset, dropped without a reply, read timeout), with
-  exponential backoff and full jitter, at most `max_attempts` attempts in all.
+  exponential backoff and full jitter, at most `policy.attempts` attempts in all.
 - Only *safe* requests are retried: reads (GET/HEAD) always, writes only when they carry an
   `Idempotency-Key` header. A keyed write may be retried even after a 500, a reset or a timeout
   that came after the server acted, because the platform replays the first result for a
@@ -51,11 +51,13 @@ from transfer_runner.errors import (
     NotFound,
     PlatformError,
 )
+from transfer_runner.retries import RetryPolicy
 
 __all__ = [
     "Endpoint",
     "Response",
-    "RetryPolicy",
+    "HTTP_RETRIES",
+    "MAX_RETRY_AFTER_S",
     "Transport",
     "RETRY_STATUSES",
     "parse_retry_after",
@@ -112,25 +114,8 @@ class Response:
             ) from exc
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded retries: full-jitter exponential backoff (`base` * 2**n, at most `cap` s)."""
-
-    max_attempts: int = 6
-    base: float = 0.2
-    cap: float = 10.0
-    max_retry_after: float = 60.0  # a server's Retry-After is honoured up to this many seconds
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ConfigError(f"retries: at least 1 attempt is needed, not {self.max_attempts}")
-        if self.base < 0 or self.cap < 0 or self.max_retry_after < 0:
-            raise ConfigError("retries: backoff times must not be negative")
-
-    def backoff(self, failed_attempt: int, rng: random.Random) -> float:
-        """Seconds to wait after the `failed_attempt`-th (1-based) attempt failed."""
-        ceiling = min(self.cap, self.base * 2 ** min(failed_attempt - 1, 62))
-        return rng.uniform(0.0, ceiling)
+HTTP_RETRIES = RetryPolicy(attempts=6, base_delay_s=0.2, max_delay_s=10.0)
+MAX_RETRY_AFTER_S = 60.0  # a server's Retry-After is honoured up to this many seconds
 
 
 class _Secret:
@@ -170,6 +155,7 @@ class Transport:
         token: str | None = None,
         timeout: float = 30.0,
         policy: RetryPolicy | None = None,
+        max_retry_after_s: float = MAX_RETRY_AFTER_S,
         pool_size: int = 32,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
@@ -181,7 +167,8 @@ class Transport:
         if token is not None and (not token.strip() or any(c in token for c in "\r\n\0")):
             raise ConfigError("the platform token must be non-empty and on one line")
         self._token = _Secret(token) if token else None
-        self.policy = policy or RetryPolicy()
+        self.policy = policy or HTTP_RETRIES
+        self.max_retry_after_s = max_retry_after_s
         self.timeout = urllib3.Timeout(connect=min(timeout, 10.0), read=timeout)
         # block=False: more concurrent requests than pool_size open extra connections rather
         # than wait; pool_size should be at least the number of forks.
@@ -223,7 +210,7 @@ class Transport:
             body = json.dumps(json_body, separators=(",", ":")).encode()
             headers["Content-Type"] = "application/json"
         safe = endpoint.method in _SAFE_METHODS or "Idempotency-Key" in headers
-        attempts = self.policy.max_attempts if safe else 1
+        attempts = self.policy.attempts if safe else 1
         last: _Failure | None = None
         for attempt in range(1, attempts + 1):
             outcome = self._attempt(endpoint, path, body, headers)
@@ -304,9 +291,9 @@ class Transport:
         self, endpoint: Endpoint, path: str, failure: _Failure, attempt: int, attempts: int
     ) -> None:
         if failure.retry_after is not None:
-            delay = min(failure.retry_after, self.policy.max_retry_after)
+            delay = min(failure.retry_after, self.max_retry_after_s)
         else:
-            delay = self.policy.backoff(attempt, self._rng)
+            delay = self.policy.delay(attempt, self._rng)
         log.info(
             "%s %s: %s (attempt %d of %d), retrying in %.2f s",
             endpoint.method,
