@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import os
-import secrets
-import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
@@ -14,13 +10,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from transfer_runner import git_filters, saved_plans
+from transfer_runner import git_filters, run_identity, saved_plans
 from transfer_runner.abort import AbortResult, ReceiptNote, abort_transfer, require_reason
 from transfer_runner.clock import clock_from_env
 from transfer_runner.config import Settings
 from transfer_runner.engine.leases import holder_gone
 from transfer_runner.engine.results import RunReport
-from transfer_runner.engine.runner import NullReporter, Reporter, RunOptions, run_transfers
+from transfer_runner.engine.runner import (
+    NullReporter,
+    Reporter,
+    RunOptions,
+    WaveSize,
+    run_transfers,
+)
 from transfer_runner.errors import ConfigError, Diagnostic, StateError
 from transfer_runner.manifest.api import load_transfers
 from transfer_runner.manifest.model import Transfer
@@ -48,7 +50,6 @@ __all__ = [
     "report",
     "unlock",
     "abort",
-    "new_run_id",
 ]
 
 
@@ -73,12 +74,6 @@ class TransferStatusView:
     lock: LockInfo | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     lock_holder_gone: bool = False  # the lock's process is gone: the next apply here takes it
-
-
-def new_run_id(now: datetime | None = None) -> str:
-    """A sortable, unique run id: `r-20261129T041500Z-1a2b3c`."""
-    now = now or datetime.now(UTC)
-    return f"r-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 def validate(paths: Sequence[str], settings: Settings, online: bool = False) -> ValidationResult:
@@ -136,7 +131,7 @@ class BulkOptions:
     throttle, the lease on each transfer's lock (a crashed runner's lock is taken over after
     it), and the grace period running steps get to finish after a stop."""
 
-    serial: str | None = None
+    serial: WaveSize | None = None  # `WaveSize.parse("10%")`
     max_fail_percentage: float | None = None
     max_platform_calls_per_second: float | None = None
     max_platform_concurrency: int | None = None
@@ -211,7 +206,7 @@ def plan(
         stack.callback(state.close)
         _preflight(settings, platform, state, playbook, transfers, tags, write_probe=False)
         run = RunContext(
-            run_id=new_run_id(started),
+            run_id=run_identity.new_run_id(started),
             platform=platform,
             state=state,
             check_mode=True,
@@ -268,11 +263,11 @@ def apply(
     clock = clock_from_env()
     started = datetime.now(UTC)
     info = RunInfo(
-        id=new_run_id(started),
+        id=run_identity.new_run_id(started),
         started_at=started,
-        user=_user(),
-        ci_job=_ci_job(),
-        git_commit=_git_commit(),
+        user=run_identity.user(),
+        ci_job=run_identity.ci_job(),
+        git_commit=run_identity.git_commit(),
     )
     with ExitStack() as stack:
         platform = open_platform(settings.platform)
@@ -311,7 +306,7 @@ def apply(
             RunOptions(
                 forks=forks,
                 tags=frozenset(tags),
-                owner=f"{info.user}@{_host()}",
+                owner=f"{info.user}@{run_identity.host()}",
                 serial=bulk.serial,
                 max_fail_percentage=bulk.max_fail_percentage,
                 lock_ttl_s=bulk.lock_ttl_s,
@@ -381,8 +376,8 @@ def abort(
         state = open_state(settings.state, read_only=dry_run)
         stack.callback(state.close)
         return abort_transfer(
-            platform, state, found[0], reason=reason, by=_user(),
-            run_id=new_run_id().replace("r-", "abort-", 1), dry_run=dry_run,
+            platform, state, found[0], reason=reason, by=run_identity.user(),
+            run_id=run_identity.new_run_id().replace("r-", "abort-", 1), dry_run=dry_run,
             receipt=_receipt_note(settings, name),
         )  # fmt: skip
 
@@ -414,47 +409,8 @@ def unlock(settings: Settings, name: str) -> LockInfo:
             "unlock",
             name,
             "unlocked",
-            {"owner": removed.owner, "run_id": removed.run_id, "by": _user()},
+            {"owner": removed.owner, "run_id": removed.run_id, "by": run_identity.user()},
         )
         return removed
     finally:
         state.close()
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
-def _host() -> str:
-    import socket
-
-    return socket.gethostname()
-
-
-def _ci_job(env: Mapping[str, str] | None = None) -> str | None:
-    """The CI job, its URL and the approver, as the environment provides them."""
-    env = os.environ if env is None else env
-    parts = [f"{var}={env[var]}" for var in ("GITHUB_RUN_ID", "CI_JOB_ID", "AWS_BATCH_JOB_ID",
-                                               "BUILD_ID") if env.get(var)]  # fmt: skip
-    url = env.get("CI_JOB_URL") or env.get("TRANSFER_RUNNER_RUN_URL")
-    if not url and env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
-        server = env.get("GITHUB_SERVER_URL", "https://github.com")
-        url = f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
-    if url:
-        parts.append(f"url={url}")
-    if env.get("TRANSFER_RUNNER_APPROVER"):
-        parts.append(f"approver={env['TRANSFER_RUNNER_APPROVER']}")
-    return " ".join(parts) or None
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from tests.functional.conftest import GLOBEX, World, manifest
 from transfer_runner import commands
+from transfer_runner.engine.waves import WaveSize
 from transfer_runner.sharding import shard_of
 
 
 def test_failure_budget_stops_later_waves(world: World) -> None:
     world.write("acme-com.yml", manifest(customer_ticket="T-9999"))  # fails, first in order
     world.write("globex-io.yml", manifest("globex-io", **GLOBEX))
-    bulk = commands.BulkOptions(serial="1", max_fail_percentage=0)
+    bulk = commands.BulkOptions(serial=WaveSize.parse("1"), max_fail_percentage=0)
     report = world.apply(bulk=bulk)
     by_name = {t.name: t for t in report.transfers}
     assert by_name["acme-com"].status == "failed"
@@ -22,7 +23,7 @@ def test_failure_budget_stops_later_waves(world: World) -> None:
 
 def test_waves_without_a_budget_run_everything(world: World) -> None:
     world.write("globex-io.yml", manifest("globex-io", **GLOBEX))
-    report = world.apply(bulk=commands.BulkOptions(serial="50%"), forks=2)
+    report = world.apply(bulk=commands.BulkOptions(serial=WaveSize.parse("50%")), forks=2)
     assert [t.status for t in report.transfers] == ["succeeded", "succeeded"]
 
 

@@ -113,7 +113,7 @@ def test_bad_amount_in_a_playbook_is_a_clean_failure(world: World) -> None:
 
 
 def test_a_failing_lease_renewal_stops_the_transfer(world: World, tmp_path: Path) -> None:
-    from transfer_runner.engine.runner import _Heartbeat
+    from transfer_runner.engine.leases import Heartbeat
 
     class Run:
         run_id = "r-1"
@@ -123,7 +123,7 @@ def test_a_failing_lease_renewal_stops_the_transfer(world: World, tmp_path: Path
             def renew_lock(name: str, run_id: str, ttl: float) -> bool:
                 raise RuntimeError("database is locked")
 
-    beat = _Heartbeat(Run(), "acme-com", 0.03)  # type: ignore[arg-type]
+    beat = Heartbeat(Run(), "acme-com", 0.03)  # type: ignore[arg-type]
     beat.start()
     assert beat.lost.wait(2.0)
     beat.stop()

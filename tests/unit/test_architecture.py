@@ -14,13 +14,12 @@ MAX_LINES = 400
 # Modules still over MAX_LINES, each at most as long as it is now: the list only shrinks
 # (issue 14 splits them). A module that fits must leave the list.
 STILL_TOO_LONG = {
-    "transfer_runner/engine/runner.py": 644,
     "transfer_runner/export/exporter.py": 633,
     "transfer_runner/modules/data.py": 588,
     "transfer_runner/export/journal.py": 543,
     "transfer_runner/state/sqlite.py": 535,
     "transfer_runner/platforms/sandbox/platform.py": 507,
-    "transfer_runner/commands.py": 460,
+    "transfer_runner/commands.py": 416,
     "transfer_runner/platforms/sandbox/mailflow.py": 454,
     "transfer_runner/platforms/http/transport.py": 450,
     "transfer_runner/yaml_positions.py": 423,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
-from transfer_runner.engine.runner import _lease_held
+from transfer_runner.engine.task import lease_held
 from transfer_runner.state.sqlite import SqliteStateStore
 
 
@@ -28,7 +28,7 @@ def test_a_lease_with_time_left_is_read_not_renewed(tmp_path: Path) -> None:
         assert store.acquire_lock("acme", "me", "r-1", "h", 600)
         before = store.get_lock("acme")
         run = SimpleNamespace(state=store, run_id="r-1", lock_ttl_s=600)
-        assert _lease_held(run, "acme")  # type: ignore[arg-type]
+        assert lease_held(run, "acme")  # type: ignore[arg-type]
         assert store.get_lock("acme") == before
     finally:
         store.close()
@@ -40,7 +40,7 @@ def test_a_lease_about_to_expire_is_renewed_before_the_write(tmp_path: Path) -> 
         assert store.acquire_lock("acme", "me", "r-1", "h", 600)
         _expire_in(tmp_path / "state.db", "acme", 5)  # less than a third of 600 s left
         run = SimpleNamespace(state=store, run_id="r-1", lock_ttl_s=600)
-        assert _lease_held(run, "acme")  # type: ignore[arg-type]
+        assert lease_held(run, "acme")  # type: ignore[arg-type]
         lock = store.get_lock("acme")
         assert lock is not None and lock.expires_at > datetime.now(UTC) + timedelta(seconds=500)
     finally:
@@ -54,9 +54,9 @@ def test_a_lease_taken_over_or_removed_refuses_the_write(tmp_path: Path) -> None
         _expire_in(tmp_path / "state.db", "acme", -1)
         assert store.acquire_lock("acme", "other", "r-2", "h", 600)  # expired: taken over
         mine = SimpleNamespace(state=store, run_id="r-1", lock_ttl_s=600)
-        assert not _lease_held(mine, "acme")  # type: ignore[arg-type]
+        assert not lease_held(mine, "acme")  # type: ignore[arg-type]
         store.force_unlock("acme")
         theirs = SimpleNamespace(state=store, run_id="r-2", lock_ttl_s=600)
-        assert not _lease_held(theirs, "acme")  # type: ignore[arg-type]
+        assert not lease_held(theirs, "acme")  # type: ignore[arg-type]
     finally:
         store.close()

@@ -55,7 +55,7 @@ def test_missing_retry_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_ci_job_records_run_url_and_approver() -> None:
-    from transfer_runner.commands import _ci_job
+    from transfer_runner.run_identity import ci_job as _ci_job
 
     env = {"GITHUB_RUN_ID": "42", "GITHUB_REPOSITORY": "acme/transfers",
            "TRANSFER_RUNNER_APPROVER": "alice"}  # fmt: skip

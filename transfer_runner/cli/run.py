@@ -25,7 +25,7 @@ from transfer_runner.cli.options import (
 from transfer_runner.config import (
     Settings,
 )
-from transfer_runner.engine.runner import StopNow
+from transfer_runner.engine.runner import StopNow, WaveSize
 from transfer_runner.errors import ConfigError
 from transfer_runner.reporting.console import (
     ConsoleProgress,
@@ -97,12 +97,14 @@ def _shard(spec: str | None) -> tuple[int, int] | None:
     return parse_shard(spec) if spec else None
 
 
-def _serial(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    text = (value or "").strip()
-    digits = text[:-1] if text.endswith("%") else text
-    if value is not None and (not digits.isdigit() or int(digits) < 1):
-        raise click.BadParameter("a number of transfers (10) or a percentage (10%)")
-    return value
+def _serial(ctx: click.Context, param: click.Parameter, value: str | None) -> WaveSize | None:
+    """`--serial` parsed once, here, into the engine's `WaveSize`."""
+    if value is None:
+        return None
+    try:
+        return WaveSize.parse(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @cli.command()
@@ -245,7 +247,7 @@ def apply(
     shard: str | None,
     changed_since: str | None,
     require_clean: bool,
-    serial: str | None,
+    serial: WaveSize | None,
     max_fail_percentage: float | None,
     max_platform_calls_per_second: float | None,
     max_platform_concurrency: int | None,

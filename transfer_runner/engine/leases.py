@@ -1,4 +1,5 @@
-"""Who holds a transfer's lease, and whether that process is gone.
+"""Who holds a transfer's lease, whether that process is gone, and the heartbeat that renews
+our own while the transfer runs.
 
 A lease names its process by pid and by `machine`: the kernel's boot id and the process's pid
 namespace. A pid means one process only within that pair, so a run that finds a lease with our
@@ -13,11 +14,13 @@ import functools
 import logging
 import os
 import socket
+import threading
 from pathlib import Path
 
+from transfer_runner.modules.context import RunContext
 from transfer_runner.state.base import LockInfo, StateStore
 
-__all__ = ["this_machine", "holder_gone", "acquire_lease"]
+__all__ = ["Heartbeat", "acquire_lease", "holder_gone", "this_machine"]
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +72,32 @@ def acquire_lease(state: StateStore, name: str, owner: str, run_id: str, ttl_s: 
             {"from_run": stale.run_id, "owner": stale.owner, "pid": stale.pid},
         )  # fmt: skip
     return taken
+
+
+class Heartbeat:
+    """Renews a transfer's lease every third of its lifetime while the transfer runs."""
+
+    def __init__(self, run: RunContext, name: str, ttl_s: float) -> None:
+        self._run, self._name, self._ttl = run, name, ttl_s
+        self._stop = threading.Event()
+        self.lost = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"lease-{name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._ttl / 3):
+            try:
+                held = self._run.state.renew_lock(self._name, self._run.run_id, self._ttl)
+            except Exception:  # a failed renewal must stop the transfer, never pass silently
+                log.exception("could not renew the lock on %s", self._name)
+                held = False
+            if not held:
+                log.error("lost the lock on %s", self._name)
+                self.lost.set()
+                return

@@ -1,0 +1,24 @@
+"""`RunOptions`: how a run goes (forks, tags, lease, waves and their failure budget, stop)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transfer_runner.engine.waves import WaveSize
+
+__all__ = ["RunOptions"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: forks, tag filter, lock lease, waves and their failure budget."""
+
+    forks: int = 1
+    tags: frozenset[str] = frozenset()
+    lock_ttl_s: float = 900.0
+    owner: str = ""
+    serial: WaveSize | None = None  # wave size: 10 transfers, or 10% of them
+    max_fail_percentage: float | None = None  # stop starting waves above this
+    recheck: bool = False  # check completed transfers against the platform again
+    grace_s: float | None = None  # after a stop, how long running steps may take to finish
+    refresh: bool = False  # plan: read the platform for completed transfers (drift)
