@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from transfer_runner import git_filters, run_identity, saved_plans
 from transfer_runner.abort import AbortResult, ReceiptNote, abort_transfer, require_reason
 from transfer_runner.clock import clock_from_env
+from transfer_runner.command_types import (
+    BulkOptions,
+    GitGuards,
+    TransferStatusView,
+    ValidationResult,
+)
 from transfer_runner.config import Settings
 from transfer_runner.engine.leases import holder_gone
 from transfer_runner.engine.results import RunReport
@@ -20,14 +24,13 @@ from transfer_runner.engine.runner import (
     NullReporter,
     Reporter,
     RunOptions,
-    WaveSize,
     run_transfers,
 )
-from transfer_runner.errors import ConfigError, Diagnostic, StateError
+from transfer_runner.errors import ConfigError, StateError
 from transfer_runner.manifest.api import load_transfers
 from transfer_runner.manifest.model import Transfer
 from transfer_runner.manifest.online import online_diagnostics
-from transfer_runner.modules.context import ProgressSink, RunContext
+from transfer_runner.modules.context import ProgressSink, RunContext, no_progress
 from transfer_runner.modules.registry import load_modules
 from transfer_runner.platforms import open_platform
 from transfer_runner.platforms.base import Platform
@@ -37,10 +40,12 @@ from transfer_runner.preflight import preflight
 from transfer_runner.s3_client import S3Settings
 from transfer_runner.selection import select
 from transfer_runner.sharding import in_shard
-from transfer_runner.state.base import LockInfo, RunInfo, StateStore, StepRecord, TransferRecord
+from transfer_runner.state.base import LockInfo, RunInfo, StateStore
 from transfer_runner.state.open import open_state
 
-__all__ = [
+__all__ = [  # the request and result types are command_types', re-exported
+    "BulkOptions",
+    "GitGuards",
     "ValidationResult",
     "TransferStatusView",
     "validate",
@@ -50,54 +55,19 @@ __all__ = [
     "report",
     "unlock",
     "abort",
+    "session",
 ]
-
-
-@dataclass(frozen=True)
-class ValidationResult:
-    """Diagnostics of every manifest given, and the transfers that passed."""
-
-    diagnostics: tuple[Diagnostic, ...]
-    transfers: tuple[Transfer, ...]
-
-    @property
-    def valid(self) -> bool:
-        return not self.diagnostics
-
-
-@dataclass(frozen=True)
-class TransferStatusView:
-    """What `status` shows of one transfer."""
-
-    record: TransferRecord
-    steps: tuple[StepRecord, ...] = ()
-    lock: LockInfo | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    lock_holder_gone: bool = False  # the lock's process is gone: the next apply here takes it
 
 
 def validate(paths: Sequence[str], settings: Settings, online: bool = False) -> ValidationResult:
     """Schema and semantic checks; with `online`, also against the platform and state."""
     transfers, diagnostics = load_transfers(paths)
     if online and transfers:
-        with ExitStack() as stack:
-            platform = open_platform(settings.platform)
-            stack.callback(platform.close)
-            state = open_state(settings.state, read_only=True)
-            stack.callback(state.close)
+        with session(settings, read_only=True) as (platform, state):
             playbook = load_playbook(settings.playbook, load_modules())
             _preflight(settings, platform, state, playbook, transfers, (), write_probe=False)
             diagnostics = [*diagnostics, *online_diagnostics(transfers, platform, state)]
     return ValidationResult(tuple(diagnostics), tuple(transfers))
-
-
-@dataclass(frozen=True)
-class GitGuards:
-    """`--changed-since REF` selects manifests changed since a git ref; `--require-clean`
-    refuses manifests with uncommitted changes (what runs is what was reviewed)."""
-
-    changed_since: str | None = None
-    require_clean: bool = False
 
 
 def _load_valid(
@@ -125,18 +95,24 @@ def _load_valid(
     return in_shard(chosen, [t.name for t in chosen], *shard)
 
 
-@dataclass(frozen=True)
-class BulkOptions:
-    """How a large apply is paced and stopped: waves, failure budget, the shared platform
-    throttle, the lease on each transfer's lock (a crashed runner's lock is taken over after
-    it), and the grace period running steps get to finish after a stop."""
-
-    serial: WaveSize | None = None  # `WaveSize.parse("10%")`
-    max_fail_percentage: float | None = None
-    max_platform_calls_per_second: float | None = None
-    max_platform_concurrency: int | None = None
-    lock_ttl_s: float = 900.0
-    grace_s: float | None = None
+@contextmanager
+def session(
+    settings: Settings, *, read_only: bool, bulk: BulkOptions | None = None
+) -> Iterator[tuple[Platform, StateStore]]:
+    """The platform (throttled as `bulk` says) and the state store of one command, both
+    closed when it ends."""
+    with ExitStack() as stack:
+        platform: Platform = open_platform(settings.platform)
+        stack.callback(platform.close)
+        if bulk and (bulk.max_platform_calls_per_second or bulk.max_platform_concurrency):
+            platform = ThrottledPlatform(
+                platform,
+                per_second=bulk.max_platform_calls_per_second,
+                concurrency=bulk.max_platform_concurrency,
+            )
+        state = open_state(settings.state, read_only=read_only)
+        stack.callback(state.close)
+        yield platform, state
 
 
 def _export_settings(settings: Settings) -> S3Settings | None:
@@ -199,11 +175,7 @@ def plan(
     playbook = load_playbook(settings.playbook, modules)
     clock = clock_from_env()
     started = datetime.now(UTC)
-    with ExitStack() as stack:
-        platform = open_platform(settings.platform)
-        stack.callback(platform.close)
-        state = open_state(settings.state, read_only=True)
-        stack.callback(state.close)
+    with session(settings, read_only=True) as (platform, state):
         _preflight(settings, platform, state, playbook, transfers, tags, write_probe=False)
         run = RunContext(
             run_id=run_identity.new_run_id(started),
@@ -269,17 +241,7 @@ def apply(
         ci_job=run_identity.ci_job(),
         git_commit=run_identity.git_commit(),
     )
-    with ExitStack() as stack:
-        platform = open_platform(settings.platform)
-        stack.callback(platform.close)
-        if bulk.max_platform_calls_per_second or bulk.max_platform_concurrency:
-            platform = ThrottledPlatform(
-                platform,
-                per_second=bulk.max_platform_calls_per_second,
-                concurrency=bulk.max_platform_concurrency,
-            )
-        state = open_state(settings.state)
-        stack.callback(state.close)
+    with session(settings, read_only=False, bulk=bulk) as (platform, state):
         if plan_doc is not None:
             stale = saved_plans.stale_reasons(plan_doc, transfers, state)
             if stale:
@@ -294,10 +256,10 @@ def apply(
             today=clock.now().date(),
             clock=clock,
             export=_export_settings(settings),
+            progress=progress or no_progress,
+            lock_ttl_s=bulk.lock_ttl_s,
             git_commit=info.git_commit,
         )
-        if progress is not None:
-            run.progress = progress
         results = run_transfers(
             run,
             playbook,
@@ -309,7 +271,6 @@ def apply(
                 owner=f"{info.user}@{run_identity.host()}",
                 serial=bulk.serial,
                 max_fail_percentage=bulk.max_fail_percentage,
-                lock_ttl_s=bulk.lock_ttl_s,
                 recheck=recheck,
                 grace_s=bulk.grace_s,
             ),
@@ -370,11 +331,7 @@ def abort(
     if not found:
         problems = f" ({len(diagnostics)} invalid manifests there)" if diagnostics else ""
         raise ConfigError(f"no manifest named {name!r} under {', '.join(paths)}{problems}")
-    with ExitStack() as stack:
-        platform = open_platform(settings.platform)
-        stack.callback(platform.close)
-        state = open_state(settings.state, read_only=dry_run)
-        stack.callback(state.close)
+    with session(settings, read_only=dry_run) as (platform, state):
         return abort_transfer(
             platform, state, found[0], reason=reason, by=run_identity.user(),
             run_id=run_identity.new_run_id().replace("r-", "abort-", 1), dry_run=dry_run,

@@ -19,7 +19,6 @@ STILL_TOO_LONG = {
     "transfer_runner/export/journal.py": 543,
     "transfer_runner/state/sqlite.py": 535,
     "transfer_runner/platforms/sandbox/platform.py": 507,
-    "transfer_runner/commands.py": 416,
     "transfer_runner/platforms/sandbox/mailflow.py": 454,
     "transfer_runner/platforms/http/transport.py": 450,
     "transfer_runner/yaml_positions.py": 423,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 
@@ -19,7 +18,7 @@ def status(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Show the state of transfers (all, or those named) from the state store."""
     views = commands.status(settings_of(ctx), names)
     if as_json:
-        click.echo(json.dumps([_status_dict(v) for v in views], indent=2, default=str))
+        click.echo(json.dumps([v.to_dict() for v in views], indent=2, default=str))
         return
     if not views:
         click.echo("no transfers in the state store yet")
@@ -35,36 +34,6 @@ def status(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
         failed = [s for s in v.steps if s.status == "failed"]
         for s in failed:
             click.echo(f"    failed: {s.name}: {s.message}")
-
-
-def _status_dict(v: commands.TransferStatusView) -> dict[str, Any]:
-    return {
-        "name": v.record.name,
-        "status": v.record.status,
-        "manifest_sha256": v.record.manifest_sha256,
-        "updated_at": v.record.updated_at.isoformat(),
-        "last_run_id": v.record.last_run_id,
-        "lock": None
-        if v.lock is None
-        else {
-            "owner": v.lock.owner,
-            "run_id": v.lock.run_id,
-            "expires_at": v.lock.expires_at.isoformat(),
-            "pid": v.lock.pid,
-            "holder_gone": v.lock_holder_gone,
-        },
-        "steps": [
-            {
-                "name": s.name,
-                "module": s.module,
-                "status": s.status,
-                "message": s.message,
-                "ended_at": s.ended_at.isoformat(),
-                "outputs": s.outputs,
-            }
-            for s in v.steps
-        ],
-    }
 
 
 @cli.command()

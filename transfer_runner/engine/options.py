@@ -1,4 +1,5 @@
-"""`RunOptions`: how a run goes (forks, tags, lease, waves and their failure budget, stop)."""
+"""`RunOptions`: how a run goes (forks, tags, waves and their failure budget, stop). The lease's
+lifetime is the run's (`RunContext.lock_ttl_s`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ class RunOptions:
 
     forks: int = 1
     tags: frozenset[str] = frozenset()
-    lock_ttl_s: float = 900.0
     owner: str = ""
     serial: WaveSize | None = None  # wave size: 10 transfers, or 10% of them
     max_fail_percentage: float | None = None  # stop starting waves above this

@@ -55,7 +55,6 @@ def run_transfers(
     `StopNow`: the caller stops at once (as after a crash, the next run resumes).
     """
     stop = stop or threading.Event()
-    run.lock_ttl_s = options.lock_ttl_s  # the lease re-checked before each write is this one
     results: list[TransferResult] = []
     waves = options.serial.split(transfers) if options.serial else [list(transfers)]
     for number, wave in enumerate(waves):

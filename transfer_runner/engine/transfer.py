@@ -52,9 +52,9 @@ def run_transfer(
         return _execute(run, playbook, modules, transfer, options, reporter, stop)
     host = socket.gethostname()
     if not acquire_lease(run.state, transfer.name, options.owner or host, run.run_id,
-                         options.lock_ttl_s):  # fmt: skip
+                         run.lock_ttl_s):  # fmt: skip
         return _locked(run, transfer, reporter)
-    heartbeat = Heartbeat(run, transfer.name, options.lock_ttl_s)
+    heartbeat = Heartbeat(run, transfer.name, run.lock_ttl_s)
     heartbeat.start()
     try:
         # Drift is judged under the lock: another runner may have just completed the transfer.

@@ -19,7 +19,7 @@ from transfer_runner.state.base import StateStore, StepRecord
 if TYPE_CHECKING:
     from transfer_runner.s3_client import S3Settings
 
-__all__ = ["ProgressSink", "RunContext", "TaskContext"]
+__all__ = ["no_progress", "ProgressSink", "RunContext", "TaskContext"]
 
 
 class ProgressSink(Protocol):
@@ -28,13 +28,15 @@ class ProgressSink(Protocol):
     def __call__(self, transfer: str, what: str, done: int, total: int, nbytes: int) -> None: ...
 
 
-def _no_progress(transfer: str, what: str, done: int, total: int, nbytes: int) -> None:
+def no_progress(transfer: str, what: str, done: int, total: int, nbytes: int) -> None:
+    """The `ProgressSink` that ignores progress."""
     return None
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunContext:
-    """Shared by every task of a run. `s3()` creates the client on first use, thread-safely."""
+    """Shared by every task of a run, fixed when the run starts (only its caches fill in as
+    it goes: the S3 client, created on first use, and the ticket claims seen)."""
 
     run_id: str
     platform: Platform
@@ -44,10 +46,10 @@ class RunContext:
     clock: Clock = SYSTEM_CLOCK
     export: S3Settings | None = None
     s3_factory: Callable[[S3Settings], Any] | None = None
-    progress: ProgressSink = _no_progress
-    lock_ttl_s: float = 900.0  # set from RunOptions by run_transfers
+    progress: ProgressSink = no_progress
+    lock_ttl_s: float = 900.0  # each transfer's lease: taken, renewed and checked with this
     git_commit: str | None = None  # of the manifests' repository, for receipts
-    _s3: Any = field(default=None, repr=False)
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _claims: dict[str, str] = field(default_factory=dict, repr=False)
     _platform_claims: dict[str, tuple[str, int]] = field(default_factory=dict, repr=False)
@@ -96,12 +98,12 @@ class RunContext:
         """The S3 client for exports (ConfigError if no destination is configured)."""
         export = self.export_settings()
         with self._lock:
-            if self._s3 is None:
+            if "s3" not in self._clients:
                 from transfer_runner.s3_client import make_s3_client
 
                 factory = self.s3_factory or make_s3_client
-                self._s3 = factory(export)
-            return self._s3
+                self._clients["s3"] = factory(export)
+            return self._clients["s3"]
 
 
 @dataclass
