@@ -5,7 +5,6 @@ takeover only after expiry, and a whole apply (then an unchanged re-apply) on S3
 from __future__ import annotations
 
 import multiprocessing
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -68,21 +67,6 @@ def test_processes_race_for_one_lock_and_exactly_one_wins(s3_server: Any, s3_env
         assert lock is not None and lock.run_id == winners[0]
     finally:
         store.close()
-
-
-def _in_threads(count: int, work: Any) -> list[Any]:
-    barrier, results = threading.Barrier(count), [None] * count
-
-    def run(i: int) -> None:
-        barrier.wait()
-        results[i] = work(i)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return results
 
 
 def test_a_stale_lock_is_taken_over_only_after_its_lease_expired(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -17,10 +17,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from tests.contracts.state_store import step
 from transfer_runner.errors import ConfigError, StateError
 from transfer_runner.retries import RetryPolicy
 from transfer_runner.state import s3_objects
-from transfer_runner.state.base import RunInfo, StepRecord, TransferRecord
+from transfer_runner.state.base import RunInfo, TransferRecord
 from transfer_runner.state.open import open_state
 from transfer_runner.state.s3 import S3StateStore
 from transfer_runner.state.s3_objects import MAX_ATTEMPTS, segment, unsegment
@@ -85,20 +86,6 @@ def _keys(s3: Any, under: str = "") -> list[str]:
     return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
 
-def _step(run: str, transfer: str, index: int, name: str, status: str = "changed", **kw: Any):
-    return StepRecord(
-        run_id=run,
-        transfer=transfer,
-        index=index,
-        name=name,
-        module=kw.pop("module", "account"),
-        status=status,  # type: ignore[arg-type]
-        started_at=T0 + timedelta(seconds=index),
-        ended_at=T0 + timedelta(seconds=index, milliseconds=250),
-        **kw,
-    )
-
-
 class Hooked:
     """A boto3 client whose calls pass through `hooks[operation](kwargs, call)` first."""
 
@@ -132,12 +119,12 @@ def test_each_record_is_its_own_object_so_appends_never_conflict(
     with pytest.raises(ValueError, match="timezone-aware"):
         store.start_run(RunInfo("r-naive", datetime(2026, 1, 1), "alice"))
     with pytest.raises(TypeError, match="cannot store"):
-        store.record_step(_step("r-1", "acme-com", 0, "x", outputs={"bad": object()}))
+        store.record_step(step("r-1", "acme-com", 0, "x", outputs={"bad": object()}))
     assert _keys(s3) == before  # a refused write leaves no object behind
 
     store.set_transfer(TransferRecord("acme-com", "sha", "running", T0, "r-1"))
     store.append_event("r-1", "acme-com", "transfer_started", {})
-    store.record_step(_step("r-1", "acme-com", 0, "verify", "ok"))
+    store.record_step(step("r-1", "acme-com", 0, "verify", "ok"))
     store.append_event("r-1", None, "run_note", {})
     keys = _keys(s3, "team/state/")
     assert "team/state/transfers/acme-com/record.json" in keys
@@ -327,7 +314,7 @@ def test_read_only_reads_and_never_writes(s3: Any) -> None:
         lambda: reader.start_run(RunInfo("r-2", T0, "bob")),
         lambda: reader.claim_ticket("T-2", "x"),
         lambda: reader.append_event("r-1", None, "x", {}),
-        lambda: reader.record_step(_step("r-1", "acme-com", 0, "verify")),
+        lambda: reader.record_step(step("r-1", "acme-com", 0, "verify")),
         lambda: reader.set_transfer(TransferRecord("acme-com", "sha", "pending", T0)),
         lambda: reader.acquire_lock("b", "o", "r", "h", 60),
         lambda: reader.release_lock("acme-com", "r-1"),

@@ -7,18 +7,14 @@ from __future__ import annotations
 import multiprocessing
 import sqlite3
 import threading
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from transfer_runner.errors import ConfigError, StateError
-from transfer_runner.state.base import StepRecord
 from transfer_runner.state.open import DEFAULT_STATE_URL, open_state
 from transfer_runner.state.sqlite import SCHEMA_VERSION, SqliteStateStore
-
-T0 = datetime(2026, 11, 18, 9, 30, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -26,20 +22,6 @@ def store(tmp_path: Path):
     s = SqliteStateStore(tmp_path / "nested" / "dir" / "state.db")
     yield s
     s.close()
-
-
-def _step(run: str, transfer: str, index: int, name: str, status: str = "changed", **kw):
-    return StepRecord(
-        run_id=run,
-        transfer=transfer,
-        index=index,
-        name=name,
-        module=kw.pop("module", "account"),
-        status=status,  # type: ignore[arg-type]
-        started_at=T0 + timedelta(seconds=index),
-        ended_at=T0 + timedelta(seconds=index, milliseconds=250),
-        **kw,
-    )
 
 
 # -- the file ------------------------------------------------------------------------------
