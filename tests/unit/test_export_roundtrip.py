@@ -15,8 +15,9 @@ import pytest
 from tests.unit.fake_platform import BASE_TIME, FakePlatform
 from tests.unit.moto_s3 import moto_bucket
 from transfer_runner.errors import ExportError
-from transfer_runner.export.exporter import export_store, inspect_export
+from transfer_runner.export.exporter import export_store
 from transfer_runner.export.importer import import_store, inspect_import
+from transfer_runner.export.status import inspect_export
 from transfer_runner.export.verifier import verify_store
 from transfer_runner.s3_client import MiB, S3Settings
 

@@ -15,8 +15,9 @@ from tests.unit.fake_platform import BASE_TIME, FakePlatform
 from tests.unit.moto_s3 import moto_bucket
 from transfer_runner.errors import ExportError
 from transfer_runner.export import verifier
-from transfer_runner.export.exporter import ExportResult, export_store
+from transfer_runner.export.exporter import export_store
 from transfer_runner.export.importer import import_store
+from transfer_runner.export.status import ExportResult
 from transfer_runner.export.verifier import verify_store
 from transfer_runner.s3_client import S3Settings
 

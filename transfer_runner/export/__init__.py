@@ -9,10 +9,11 @@ points the kill tests stop at are `transfer_runner.testpoints`.
 
 from __future__ import annotations
 
-from transfer_runner.export.exporter import ExportResult, ExportStatus, export_store, inspect_export
+from transfer_runner.export.exporter import export_store
 from transfer_runner.export.extract import extract_part
 from transfer_runner.export.importer import ImportResult, import_store, inspect_import
 from transfer_runner.export.receipt import Receipt, read_receipt, write_receipt
+from transfer_runner.export.status import ExportResult, ExportStatus, inspect_export
 from transfer_runner.export.verifier import VerifyResult, verify_store
 from transfer_runner.s3_client import S3Settings, make_s3_client, parse_s3_url
 

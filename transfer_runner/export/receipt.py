@@ -23,10 +23,10 @@ from typing import Any
 
 from transfer_runner import __version__
 from transfer_runner.errors import ExportError
-from transfer_runner.export.exporter import ExportStatus, store_status
 from transfer_runner.export.index import utc_iso
 from transfer_runner.export.layout import check_transfer_name, receipt_key
 from transfer_runner.export.objects import put_bytes, read_bytes, s3_errors
+from transfer_runner.export.status import ExportStatus, store_status
 from transfer_runner.s3_client import S3Settings
 
 __all__ = ["RECEIPT_VERSION", "Receipt", "note_abort", "read_receipt", "write_receipt"]

@@ -9,108 +9,34 @@ mailbox that no longer receives mail.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from transfer_runner.errors import ExportError, StepError
-from transfer_runner.export import exporter, importer, receipt
-from transfer_runner.export.exporter import ExportDelta, SyncPolicy
-from transfer_runner.export.source import list_source
+from transfer_runner.errors import StepError
+from transfer_runner.export import receipt
+from transfer_runner.export.status import ExportDelta, store_status
+from transfer_runner.export.sync import SyncPolicy, sync_store
 from transfer_runner.modules.base import Check, require
 from transfer_runner.modules.context import TaskContext
-from transfer_runner.modules.keys import attempt_key
+from transfer_runner.modules.data_args import (
+    delta_of,
+    describe_delta,
+    destination_of,
+    flag_arg,
+    modes_arg,
+    policy_arg,
+    progress_sink,
+    store_arg,
+)
 from transfer_runner.modules.verification import (
     discard_damaged_parts,
     prior_verification,
-    step_history,
     verify_facts,
 )
-from transfer_runner.platforms.base import STORES, MessageInfo, Store
+from transfer_runner.platforms.base import MessageInfo, Store
 
-__all__ = ["ExportStore", "VerifyExports", "ImportStores", "FinalSync", "MODULES"]
-
-
-def _store(args: Mapping[str, Any], task: str) -> Store:
-    store: object = require(args, "store", task)
-    if store not in STORES:
-        raise StepError(task, f"store must be one of {', '.join(STORES)}, not {store!r}")
-    return store
-
-
-def _modes(args: Mapping[str, Any], task: str) -> dict[Store, str]:
-    modes: dict[Store, str] = {}
-    for store, mode in require(args, "stores", task, dict).items():
-        if store not in STORES or mode not in ("migrate", "export", "skip"):
-            raise StepError(task, f"bad store mode {store}: {mode!r}")
-        modes[store] = mode
-    return modes
-
-
-def _count(args: Mapping[str, Any], key: str, default: float, task: str, kind: type) -> Any:
-    value = args.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise StepError(task, f"{key} must be a number >= 0, not {value!r}")
-    if kind is int and value != int(value):
-        raise StepError(task, f"{key} must be a whole number, not {value!r}")
-    return kind(value)
-
-
-def _policy(args: Mapping[str, Any], task: str) -> SyncPolicy:
-    default = SyncPolicy()
-    policy = SyncPolicy(
-        max_passes=_count(args, "max_passes", default.max_passes, task, int),
-        delta_messages=_count(args, "delta_messages", default.delta_messages, task, int),
-        delta_percent=_count(args, "delta_percent", default.delta_percent, task, float),
-    )
-    if policy.max_passes < 1:
-        raise StepError(task, "max_passes must be at least 1")
-    return policy
-
-
-def _destination(ctx: TaskContext, store: str) -> str:
-    if ctx.run.export is None:
-        return "S3 (no --export-to set)"
-    return f"{ctx.run.export.export_to.rstrip('/')}/{ctx.transfer.name}/{store}/"
-
-
-def _progress(ctx: TaskContext, what: str, total: int) -> Callable[[int, int], None]:
-    def report(done: int, nbytes: int) -> None:
-        ctx.run.progress(ctx.transfer.name, what, done, total, nbytes)
-
-    return report
-
-
-def _delta(ctx: TaskContext, account: str, store: Store) -> ExportDelta:
-    delta = exporter.inspect_delta(
-        ctx.platform, ctx.run.s3(), ctx.run.export_settings(), ctx.transfer.name, account, store
-    )
-    if delta.changed:
-        raise StepError(
-            ctx.task_name,
-            f"{store}: message {delta.changed[0]} changed under the same id since it was "
-            "exported (the export never overwrites a message): investigate before going on",
-        )
-    return delta
-
-
-def _describe(delta: ExportDelta, store: str) -> str:
-    """`plan`'s view of one store: exported so far, new since the last pass, expired since."""
-    status = delta.status
-    if not status.exists:
-        return f"export {delta.new_messages} {store} messages ({delta.new_bytes} bytes)"
-    if not status.complete or status.discarded:
-        problem = status.problem or f"{len(status.discarded)} part(s) discarded as damaged"
-        return (
-            f"repair the {store} export ({problem}): export again from the source what it "
-            f"lacks ({delta.new_messages} new messages since the last pass)"
-        )
-    return (
-        f"export pass {status.passes + 1} of {store}: {delta.new_messages} new messages "
-        f"({delta.new_bytes} bytes) since the last pass; {status.messages} exported so far, "
-        f"{delta.expired} expired since"
-    )
+__all__ = ["ExportStore", "MODULES", "VerifyExports", "verify_exports", "write_receipt"]
 
 
 class ExportStore:
@@ -136,14 +62,14 @@ class ExportStore:
 
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         account = require(args, "account", ctx.task_name)
-        store = _store(args, ctx.task_name)
-        _policy(args, ctx.task_name)
+        store = store_arg(args, ctx.task_name)
+        policy_arg(args, ctx.task_name)
         if ctx.run.export is None:
             count, nbytes = ctx.platform.count_messages(account, store)
-            where = _destination(ctx, store)
+            where = destination_of(ctx, store)
             action = f"export {count} {store} messages ({nbytes} bytes) to {where}"
             return Check(actions=(action,), facts={"store": store, "messages": count})
-        delta = _delta(ctx, account, store)
+        delta = delta_of(ctx, account, store)
         facts: dict[str, Any] = {
             "store": store,
             **delta.status.facts(),
@@ -158,22 +84,22 @@ class ExportStore:
                 f"pass(es), nothing new ({delta.expired} expired since)"
             )
             return Check(reason=reason, facts=facts)
-        deferred = _deferred(delta, _policy(args, ctx.task_name), args, ctx.task_name)
+        deferred = _deferred(delta, policy_arg(args, ctx.task_name), args, ctx.task_name)
         if deferred:
             return Check(reason=f"{store} exported: {deferred}", facts=facts)
-        return Check(actions=(_describe(delta, store),), facts=facts)
+        return Check(actions=(describe_delta(delta, store),), facts=facts)
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
         store = check.facts["store"]
-        results = exporter.sync_store(
+        results = sync_store(
             ctx.platform,
             ctx.run.s3(),
             ctx.run.export_settings(),
             ctx.transfer.name,
             args["account"],
             store,
-            _policy(args, ctx.task_name),
-            progress=_progress(ctx, f"export {store}", check.facts.get("source_messages", 0)),
+            policy_arg(args, ctx.task_name),
+            progress=progress_sink(ctx, f"export {store}", check.facts.get("source_messages", 0)),
         )
         last = results[-1]
         return {
@@ -190,7 +116,7 @@ def _deferred(delta: ExportDelta, policy: SyncPolicy, args: Mapping[str, Any], t
     """Why no pass is needed now (the delta is already small and left to the final pass), or
     an empty string."""
     status = delta.status
-    if not _flag(args, "defer_small_delta", False, task) or not status.complete:
+    if not flag_arg(args, "defer_small_delta", False, task) or not status.complete:
         return ""
     allowed = policy.allowed(status.messages + delta.new_messages)
     if status.discarded or delta.new_messages > allowed:
@@ -220,8 +146,8 @@ class VerifyExports:
 
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         require(args, "account", ctx.task_name)
-        modes = _modes(args, ctx.task_name)
-        complete = _flag(args, "complete", True, ctx.task_name)
+        modes = modes_arg(args, ctx.task_name)
+        complete = flag_arg(args, "complete", True, ctx.task_name)
         stores: dict[str, Any] = {}
         pending: list[str] = []
         for store, mode in modes.items():
@@ -246,22 +172,15 @@ class VerifyExports:
         stores = dict(check.facts["stores"])
         complete = check.facts["complete"]
         for store in check.facts["pending"]:
-            stores[store] = _verify(ctx, args["account"], store, complete)
+            stores[store] = verify_exports(ctx, args["account"], store, complete)
         outputs: dict[str, Any] = {"stores": stores, "pending": [], "complete": complete}
         if stores:
-            written = _write_receipt(ctx, stores)
+            written = write_receipt(ctx, stores)
             outputs["receipt"] = written
         return outputs
 
 
-def _flag(args: Mapping[str, Any], key: str, default: bool, task: str) -> bool:
-    value = args.get(key, default)
-    if not isinstance(value, bool):
-        raise StepError(task, f"{key} must be true or false, not {value!r}")
-    return value
-
-
-def _verify(
+def verify_exports(
     ctx: TaskContext,
     account: str,
     store: Store,
@@ -273,7 +192,7 @@ def _verify(
 
     known = (prior_verification(ctx, store, False, same_index=False) or {}).get("parts") or {}
     s3, settings = ctx.run.s3(), ctx.run.export_settings()
-    status = exporter.store_status(s3, settings, ctx.transfer.name, store)
+    status = store_status(s3, settings, ctx.transfer.name, store)
     result = verifier.verify_store(
         ctx.platform,
         s3,
@@ -281,7 +200,7 @@ def _verify(
         ctx.transfer.name,
         account,
         store,
-        progress=_progress(ctx, f"verify {store}", status.messages),
+        progress=progress_sink(ctx, f"verify {store}", status.messages),
         complete=complete,
         known_parts=known,
         source=source,
@@ -294,7 +213,7 @@ def _verify(
     return verify_facts(result, complete, datetime.now(UTC))
 
 
-def _write_receipt(ctx: TaskContext, stores: dict[str, Any]) -> str:
+def write_receipt(ctx: TaskContext, stores: dict[str, Any]) -> str:
     t = ctx.transfer
     authorization = {
         "customer_ticket": t.customer_ticket,
@@ -308,281 +227,4 @@ def _write_receipt(ctx: TaskContext, stores: dict[str, Any]) -> str:
     return written.key
 
 
-class ImportStores:
-    """Import what the new account lacks of the verified exports, for stores set to `migrate`.
-
-    ```yaml
-    data.import:
-      account: A-1
-      stores: {quarantine: migrate, archive: migrate}
-    ```
-    Messages already in the new account (by id) are skipped, and only parts holding a missing
-    message are read, so a delta pass's import reads the delta; mail that arrived directly in
-    the new account after the cut-over is never touched. A store imported completely from the
-    export S3 holds now (same index SHA-256, as recorded) is not listed again: the final pass
-    imports whatever the new account lacks, and the cancel gate checks it by id set.
-    """
-
-    name: ClassVar[str] = "data.import"
-
-    def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
-        modes = _modes(args, ctx.task_name)
-        target = args.get("account")
-        wanted = [s for s, m in modes.items() if m == "migrate"]
-        if not wanted:
-            return Check(reason="no store is set to migrate", facts={"pending": []})
-        if _cancelled(ctx, ctx.transfer.customer_account):
-            reason = "the direct account was cancelled after its import was checked"
-            return Check(reason=reason, facts={"pending": []})
-        if not target or ctx.run.export is None:
-            if not ctx.check_mode:
-                raise StepError(ctx.task_name, "no target account or no export destination")
-            return Check(
-                actions=tuple(f"import the {s} export into the new account" for s in wanted),
-                facts={"pending": wanted},
-            )
-        plan = _import_plan(ctx, target, wanted)
-        facts = {
-            "pending": plan.pending,
-            "account": target,
-            "missing": plan.missing,
-            "in_target": plan.in_target,
-        }
-        if not plan.pending:
-            recorded = f" ({', '.join(plan.recorded)}: as recorded)" if plan.recorded else ""
-            return Check(reason=f"every migrated store is in {target}{recorded}", facts=facts)
-        return Check(actions=tuple(plan.actions), facts=facts)
-
-    def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
-        in_target = dict(check.facts.get("in_target") or {})
-        imported: dict[str, Any] = {}
-        for store in check.facts["pending"]:
-            result = _import(ctx, args["account"], store, check.facts["missing"].get(store, 0))
-            in_target[store] = result.index_sha256
-            imported[store] = _import_facts(result)
-        return {"imported": imported, "pending": [], "in_target": in_target}
-
-
-@dataclass
-class _ImportPlan:
-    pending: list[str] = field(default_factory=list)
-    actions: list[str] = field(default_factory=list)
-    missing: dict[str, int] = field(default_factory=dict)
-    in_target: dict[str, str] = field(default_factory=dict)  # store -> index SHA-256 imported
-    recorded: list[str] = field(default_factory=list)  # stores known imported from the record
-
-
-def _recorded_import(ctx: TaskContext, store: str, target: str, sha256: str) -> bool:
-    """Whether a data.import step recorded `store` wholly in `target` from the index whose
-    SHA-256 is `sha256` (the export S3 holds now)."""
-    for module, status, outputs in reversed(step_history(ctx)):
-        if module == "data.import" and status in ("ok", "changed") and outputs.get("account"):
-            recorded = (outputs.get("in_target") or {}).get(store)
-            return outputs["account"] == target and recorded == sha256
-    return False
-
-
-def _import_plan(ctx: TaskContext, target: str, wanted: list[Store]) -> _ImportPlan:
-    plan = _ImportPlan()
-    s3, settings, name = ctx.run.s3(), ctx.run.export_settings(), ctx.transfer.name
-    for store in wanted:
-        sha256 = importer.index_sha256(s3, settings, name, store)
-        if sha256 is not None and _recorded_import(ctx, store, target, sha256):
-            plan.in_target[store] = sha256
-            plan.recorded.append(store)
-            continue
-        try:
-            missing = importer.inspect_import(
-                ctx.platform,
-                ctx.run.s3(),
-                ctx.run.export_settings(),
-                ctx.transfer.name,
-                target,
-                store,
-                ctx.transfer.customer_account,
-            )
-        except ExportError:
-            if not ctx.check_mode:
-                raise
-            plan.pending.append(store)  # not exported yet: the plan shows the import to come
-            plan.actions.append(f"import the {store} export into {target}")
-            continue
-        if missing:
-            plan.pending.append(store)
-            plan.missing[store] = missing
-            plan.actions.append(f"import {missing} {store} messages into {target}")
-        elif sha256 is not None:
-            plan.in_target[store] = sha256
-    return plan
-
-
-def _import(
-    ctx: TaskContext,
-    target: str,
-    store: Store,
-    expected: int,
-    source: Sequence[MessageInfo] | None = None,
-) -> importer.ImportResult:
-    return importer.import_store(
-        ctx.platform,
-        ctx.run.s3(),
-        ctx.run.export_settings(),
-        ctx.transfer.name,
-        target,
-        store,
-        attempt_key(
-            ctx.run.attempt(ctx.transfer.customer_ticket), "import", ctx.transfer.name, store
-        ),  # fmt: skip
-        progress=_progress(ctx, f"import {store}", expected),
-        from_account=ctx.transfer.customer_account,
-        retry_suffix=ctx.run.run_id,
-        source=source,
-    )
-
-
-def _import_facts(result: importer.ImportResult) -> dict[str, int]:
-    """What a step records of one store's import."""
-    return {"imported": result.imported, "skipped": result.skipped}
-
-
-class FinalSync:
-    """The last pass, from the quiescent direct account: export the delta, verify the whole
-    id set, import the delta into the new account.
-
-    ```yaml
-    data.final_sync:
-      account: C-1001          # the direct account: it must hold no domain any more
-      to_account: A-1          # the new account (imports for stores set to migrate)
-      stores: {quarantine: migrate, archive: export}
-    ```
-    Runs after `domain.move`: the direct account receives no mail any more, so what this pass
-    verifies is everything it will ever hold (retention may still expire some: that only
-    shrinks it). Its recorded `complete` verification is what `account.cancel` requires.
-    """
-
-    name: ClassVar[str] = "data.final_sync"
-
-    def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
-        account = require(args, "account", ctx.task_name)
-        modes = _modes(args, ctx.task_name)
-        target = args.get("to_account")
-        stores = [s for s, m in modes.items() if m != "skip"]
-        facts: dict[str, Any] = {"stores": {}, "pending": [], "complete": True}
-        if not stores:
-            return Check(reason="every store is skipped", facts=facts)
-        if _cancelled(ctx, account):  # the gate checked everything before it cancelled
-            return Check(reason=f"{account} is cancelled: its final pass was taken", facts=facts)
-        holding = _domains_of(ctx, account)
-        if holding:
-            if not ctx.check_mode:
-                raise StepError(
-                    ctx.task_name,
-                    f"{account} still holds {', '.join(holding)}: the final pass needs a "
-                    "mailbox that receives no mail (move the domains first)",
-                )
-            return Check(
-                actions=tuple(f"final {s} pass after the domains move" for s in stores),
-                facts={**facts, "pending": stores},
-            )
-        if ctx.run.export is None or not target:
-            if not ctx.check_mode:
-                raise StepError(ctx.task_name, "no target account or no export destination")
-            return Check(actions=tuple(f"final {s} pass" for s in stores), facts=facts)
-        return self._check_stores(ctx, account, target, modes, stores, facts)
-
-    def _check_stores(
-        self,
-        ctx: TaskContext,
-        account: str,
-        target: str,
-        modes: dict[Store, str],
-        stores: list[Store],
-        facts: dict[str, Any],
-    ) -> Check:
-        actions: list[str] = []
-        for store in stores:
-            prior = prior_verification(ctx, store, True)
-            if prior is None and not ctx.check_mode:
-                # Not taken yet: the pass runs whatever the delta (apply lists the source
-                # once, for the pass, its verification and the import).
-                facts["pending"].append(store)
-                actions.append(
-                    f"final {store} pass: export what is new, verify the id set"
-                    + (f", import into {target}" if modes[store] == "migrate" else "")
-                )
-                continue
-            delta = _delta(ctx, account, store)
-            lacking = 0
-            # Only a pass that may be done already needs the import's count (two listings).
-            if modes[store] == "migrate" and delta.current and prior is not None:
-                lacking = importer.inspect_import(
-                    ctx.platform,
-                    ctx.run.s3(),
-                    ctx.run.export_settings(),
-                    ctx.transfer.name,
-                    target,
-                    store,
-                    account,
-                )
-            if delta.current and prior is not None and not lacking:
-                facts["stores"][store] = prior
-                continue
-            facts["pending"].append(store)
-            actions.append(
-                f"final {store} pass: export {delta.new_messages} new messages, verify the "
-                f"id set ({delta.source_messages} in the source)"
-                + (f", import into {target}" if modes[store] == "migrate" else "")
-            )
-        if not actions:
-            return Check(reason="the final pass is done: every export verified", facts=facts)
-        return Check(actions=tuple(actions), facts=facts)
-
-    def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
-        account, target = args["account"], args["to_account"]
-        modes = _modes(args, ctx.task_name)
-        stores = dict(check.facts["stores"])
-        imported: dict[str, Any] = {}
-        exported: dict[str, int] = {}
-        for store in check.facts["pending"]:
-            # One listing of the quiescent direct account serves the pass, its verification
-            # and the import: it only shrinks now, and the gate lists it again before cancel.
-            source = list_source(ctx.platform, account, store)
-            result = exporter.export_store(
-                ctx.platform,
-                ctx.run.s3(),
-                ctx.run.export_settings(),
-                ctx.transfer.name,
-                account,
-                store,
-                progress=_progress(ctx, f"final export {store}", len(source)),
-                source=source,
-            )
-            exported[store] = result.new_messages
-            stores[store] = _verify(ctx, account, store, complete=True, source=source)
-            if modes[store] == "migrate":
-                imported[store] = _import_facts(_import(ctx, target, store, 0, source=source))
-        outputs: dict[str, Any] = {
-            "stores": stores,
-            "pending": [],
-            "complete": True,
-            "exported": exported,
-            "imported": imported,
-        }
-        if stores:
-            outputs["receipt"] = _write_receipt(ctx, stores)
-        return outputs
-
-
-def _cancelled(ctx: TaskContext, account: str) -> bool:
-    found = ctx.platform.get_account(account)
-    return found is not None and found.status == "cancelled"
-
-
-def _domains_of(ctx: TaskContext, account: str) -> tuple[str, ...]:
-    found = ctx.platform.get_account(account)
-    if found is None:
-        raise StepError(ctx.task_name, f"direct account {account} does not exist")
-    return found.domains
-
-
-MODULES = (ExportStore(), VerifyExports(), ImportStores(), FinalSync())
+MODULES = (ExportStore(), VerifyExports())

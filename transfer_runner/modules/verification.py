@@ -12,9 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from transfer_runner.export import exporter
 from transfer_runner.export.layout import store_layout
 from transfer_runner.export.objects import delete_objects, list_etags
+from transfer_runner.export.status import store_status
 from transfer_runner.export.verifier import VerifyResult
 from transfer_runner.modules.context import TaskContext
 
@@ -90,7 +90,7 @@ def prior_verification(
     if not candidates or not same_index:
         return candidates[0] if candidates else None
     settings = ctx.run.export_settings()
-    status = exporter.store_status(ctx.run.s3(), settings, ctx.transfer.name, store)
+    status = store_status(ctx.run.s3(), settings, ctx.transfer.name, store)
     if not status.complete or status.discarded:
         return None
     layout = store_layout(settings, ctx.transfer.name, store)
