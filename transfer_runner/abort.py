@@ -30,6 +30,7 @@ from transfer_runner.modules.claims import read_claim, release_claim
 from transfer_runner.modules.keys import idempotency_key
 from transfer_runner.platforms.base import Account, Platform
 from transfer_runner.state.base import StateStore, StepRecord, TransferRecord
+from transfer_runner.utc import iso_z
 
 __all__ = [
     "AbortResult",
@@ -162,7 +163,7 @@ def _undo(
                 state.release_ticket(ticket_id, transfer.name)
     if receipt is not None:
         entry = {
-            "aborted_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "aborted_at": iso_z(datetime.now(UTC)),
             "by": by,
             "reason": reason,
             "manifest_sha256": transfer.sha256,

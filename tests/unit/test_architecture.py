@@ -15,12 +15,11 @@ MAX_LINES = 400
 # (issue 14 splits them). A module that fits must leave the list.
 STILL_TOO_LONG = {
     "transfer_runner/export/journal.py": 543,
-    "transfer_runner/state/sqlite.py": 535,
+    "transfer_runner/state/sqlite.py": 503,
     "transfer_runner/platforms/sandbox/platform.py": 507,
     "transfer_runner/platforms/sandbox/mailflow.py": 454,
-    "transfer_runner/platforms/http/transport.py": 450,
+    "transfer_runner/platforms/http/transport.py": 437,
     "transfer_runner/yaml_positions.py": 423,
-    "transfer_runner/state/s3.py": 415,
 }
 
 

@@ -22,10 +22,8 @@ from transfer_runner.errors import ExportError, NotFound
 from transfer_runner.export.index import (
     ExportIndex,
     IndexEntry,
-    as_utc,
     read_index,
     remember_index,
-    utc_iso,
 )
 from transfer_runner.export.journal import (
     IdSet,
@@ -49,6 +47,7 @@ from transfer_runner.export.status import ExportResult
 from transfer_runner.platforms.base import MessageInfo, Platform, Store
 from transfer_runner.s3_client import MiB, S3Settings
 from transfer_runner.testpoints import reached as testpoint
+from transfer_runner.utc import as_utc, iso_z
 
 __all__ = [
     "Progress",
@@ -299,7 +298,7 @@ class _StoreExport:
         received = as_utc(info.received_at)
         part.writer.add(self.layout.member_name(info.id), raw, received.timestamp())
         entry = IndexEntry(
-            info.id, part.writer.name, len(raw), digest, utc_iso(received), self.pass_number
+            info.id, part.writer.name, len(raw), digest, iso_z(received), self.pass_number
         )
         part.lines.write(entry.to_line())
         self.packed.setdefault(part.number, []).append(entry)

@@ -24,7 +24,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import cached_property
 from typing import IO, Any, NamedTuple
 
@@ -40,8 +39,6 @@ __all__ = [
     "IndexCache",
     "INDEX_CACHE",
     "MAX_HELD_ENTRIES",
-    "as_utc",
-    "utc_iso",
     "read_index",
     "remember_index",
     "iter_lines",
@@ -59,16 +56,6 @@ _CANONICAL_LINE = re.compile(
 _PLAIN_TEXT = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
 _SPOOL_LIMIT = 4 * MiB
 MAX_HELD_ENTRIES = 250_000  # parsed entries held in memory for one purpose (~300 bytes each)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """The same instant in UTC; a naive time is taken to be UTC already."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def utc_iso(moment: datetime) -> str:
-    """ISO 8601 in UTC with a `Z`."""
-    return as_utc(moment).isoformat().replace("+00:00", "Z")
 
 
 class IndexEntry(NamedTuple):

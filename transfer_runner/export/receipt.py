@@ -23,11 +23,11 @@ from typing import Any
 
 from transfer_runner import __version__
 from transfer_runner.errors import ExportError
-from transfer_runner.export.index import utc_iso
 from transfer_runner.export.layout import check_transfer_name, receipt_key
 from transfer_runner.export.objects import put_bytes, read_bytes, s3_errors
 from transfer_runner.export.status import ExportStatus, store_status
 from transfer_runner.s3_client import S3Settings
+from transfer_runner.utc import iso_z
 
 __all__ = ["RECEIPT_VERSION", "Receipt", "note_abort", "read_receipt", "write_receipt"]
 
@@ -81,7 +81,7 @@ def write_receipt(
         _carry_history(existing.document, doc)
     if existing is not None and _same(existing.document, doc):
         return existing
-    doc["written_at"] = utc_iso(now or datetime.now(UTC))
+    doc["written_at"] = iso_z(now or datetime.now(UTC))
     body = json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
     put_bytes(s3, settings, key, body, _CONTENT_TYPE)
     return Receipt(key, hashlib.sha256(body).hexdigest(), doc, written=True)
@@ -184,4 +184,4 @@ def _store_doc(
 def _written_at(s3: Any, settings: S3Settings, status: ExportStatus) -> str:
     with s3_errors(f"head of s3://{settings.bucket}/{status.index_key}"):
         head = s3.head_object(Bucket=settings.bucket, Key=status.index_key)
-    return utc_iso(head["LastModified"])
+    return iso_z(head["LastModified"])

@@ -9,23 +9,20 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 from transfer_runner.engine.results import RunReport, StepResult, TransferResult
+from transfer_runner.utc import iso_z
 
 __all__ = ["report_to_dict", "render_json", "iso_utc", "json_safe"]
 
 
 def iso_utc(moment: datetime | None) -> str | None:
     """`2026-11-18T09:30:00.123456Z` (UTC), or None; a naive time is taken as UTC."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return None if moment is None else iso_z(moment)
 
 
 def json_safe(value: Any) -> Any:

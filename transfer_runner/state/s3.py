@@ -28,7 +28,8 @@ from typing import Any
 from transfer_runner.errors import ConfigError, StateError
 from transfer_runner.s3_client import S3Settings, make_s3_client, parse_s3_url
 from transfer_runner.state.base import LockInfo, RunInfo, StepRecord, TransferRecord
-from transfer_runner.state.s3_locks import S3Locks, parse_utc, utc_text
+from transfer_runner.state.codec import run_body, run_from, step_from, to_json, transfer_from
+from transfer_runner.state.s3_locks import S3Locks
 from transfer_runner.state.s3_objects import (
     NONCE,
     S3Objects,
@@ -37,7 +38,7 @@ from transfer_runner.state.s3_objects import (
     segment,
     unsegment,
 )
-from transfer_runner.state.sqlite import to_json
+from transfer_runner.utc import fixed_utc, parse_utc
 
 __all__ = ["S3StateStore", "probe_conditional_writes"]
 
@@ -84,7 +85,7 @@ class S3StateStore:
     def start_run(self, run: RunInfo) -> None:
         """Record a new run; StateError if its id is already used."""
         self._writable("start run")
-        body = _run_body(run)
+        body = run_body(run)
         if not self._objects.create(_run_key(run.id), body, "start run"):
             raise StateError(f"run {run.id} already exists in {self.url}")
         marker = f"run-index/{segment(run.command)}/{_key_time(run.started_at)}_{segment(run.id)}"
@@ -93,7 +94,7 @@ class S3StateStore:
     def finish_run(self, run_id: str, finished_at: datetime, totals: dict[str, int]) -> None:
         """Set a run's end time and totals; StateError if the run is unknown."""
         self._writable("finish run")
-        finished = utc_text(finished_at)
+        finished = fixed_utc(finished_at)
 
         def change(current: Versioned | None) -> dict[str, Any]:
             if current is None:
@@ -104,7 +105,7 @@ class S3StateStore:
 
     def get_run(self, run_id: str) -> RunInfo | None:
         found = self._objects.get(_run_key(run_id), "read run")
-        return _run(found.body) if found else None
+        return run_from(found.body) if found else None
 
     def last_run(self) -> RunInfo | None:
         """The most recently started apply run, or None."""
@@ -117,13 +118,13 @@ class S3StateStore:
     # -- transfers -----------------------------------------------------------------------
     def get_transfer(self, name: str) -> TransferRecord | None:
         found = self._objects.get(_record_key(name), "read transfer")
-        return _transfer(found.body) if found else None
+        return transfer_from(found.body) if found else None
 
     def list_transfers(self) -> list[TransferRecord]:
         keys = [k for k in self._objects.keys("transfers/", "read transfers")
                 if k.endswith("/record.json")]  # fmt: skip
         found = self._objects.get_many(keys, "read transfers")
-        return sorted((_transfer(f.body) for f in found if f), key=lambda t: t.name)
+        return sorted((transfer_from(f.body) for f in found if f), key=lambda t: t.name)
 
     def set_transfer(self, record: TransferRecord) -> None:
         """Replace the record, conditionally on the ETag read (re-applied on conflict)."""
@@ -132,7 +133,7 @@ class S3StateStore:
             "name": record.name,
             "manifest_sha256": record.manifest_sha256,
             "status": record.status,
-            "updated_at": utc_text(record.updated_at),
+            "updated_at": fixed_utc(record.updated_at),
             "last_run_id": record.last_run_id,
             "playbook_sha256": record.playbook_sha256,
         }
@@ -149,8 +150,8 @@ class S3StateStore:
             "name": step.name,
             "module": step.module,
             "status": step.status,
-            "started_at": utc_text(step.started_at),
-            "ended_at": utc_text(step.ended_at),
+            "started_at": fixed_utc(step.started_at),
+            "ended_at": fixed_utc(step.ended_at),
             "outputs": step.outputs,
             "message": step.message,
         }
@@ -158,7 +159,7 @@ class S3StateStore:
         at = self._tick()
         tail = f"{segment(step.run_id)}_{step.index}_{segment(step.name)}"
         key = f"{_transfer_dir(step.transfer)}steps/{_seq(at)}_{tail}.json"
-        self._create_unique(key, {**body, "at": utc_text(at)}, "record step")
+        self._create_unique(key, {**body, "at": fixed_utc(at)}, "record step")
 
     def latest_steps(self, transfer: str) -> dict[str, StepRecord]:
         """The last record of each step (by task name) of a transfer, across runs."""
@@ -167,13 +168,13 @@ class S3StateStore:
             last[_step_key_parts(key)[3]] = key  # keys sort in the order written
         keys = sorted(last.values())
         found = self._objects.get_many(keys, "read steps")
-        return {s.name: s for s in (_step(f.body) for f in found if f)}
+        return {s.name: s for s in (step_from(f.body) for f in found if f)}
 
     def run_steps(self, run_id: str) -> list[StepRecord]:
         """Every step recorded by a run, in the order recorded."""
         mine = [k for k in self._step_keys() if _step_key_parts(k)[1] == run_id]
         mine.sort(key=lambda k: _step_key_parts(k)[0])
-        return [_step(f.body) for f in self._objects.get_many(mine, "read steps") if f]
+        return [step_from(f.body) for f in self._objects.get_many(mine, "read steps") if f]
 
     def _step_keys(self) -> list[str]:
         return [k for k in self._objects.keys("transfers/", "read steps") if "/steps/" in k]
@@ -183,7 +184,7 @@ class S3StateStore:
         """Claim a ticket for a transfer; returns the transfer that holds it (first wins)."""
         self._writable("claim ticket")
         key = f"tickets/{segment(ticket_id)}.json"
-        body = {"ticket": ticket_id, "transfer": transfer, "claimed_at": utc_text(_now())}
+        body = {"ticket": ticket_id, "transfer": transfer, "claimed_at": fixed_utc(_now())}
         if self._objects.create(key, body, "claim ticket"):
             return transfer
 
@@ -209,7 +210,7 @@ class S3StateStore:
             if current.body.get("transfer") != transfer:
                 return None
             kept = {k: v for k, v in current.body.items() if k != NONCE}
-            return {**kept, "released": True, "released_at": utc_text(_now())}
+            return {**kept, "released": True, "released_at": fixed_utc(_now())}
 
         written, _ = self._objects.mutate(
             f"tickets/{segment(ticket_id)}.json", release, "release ticket"
@@ -231,7 +232,7 @@ class S3StateStore:
         self._writable("append event")
         at = self._tick()
         body = {
-            "at": utc_text(at),
+            "at": fixed_utc(at),
             "run_id": run_id,
             "transfer": transfer,
             "kind": kind,
@@ -319,7 +320,7 @@ def _now() -> datetime:
 
 
 def _key_time(moment: datetime) -> str:
-    return utc_text(moment).replace("-", "").replace(":", "")
+    return fixed_utc(moment).replace("-", "").replace(":", "")
 
 
 def _seq(moment: datetime) -> str:
@@ -351,59 +352,6 @@ def _step_key_parts(key: str) -> tuple[str, str, int, str]:
 # -- bodies -> records ---------------------------------------------------------------------
 def _strip(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k != NONCE}
-
-
-def _run_body(run: RunInfo) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "started_at": utc_text(run.started_at),
-        "user": run.user,
-        "ci_job": run.ci_job,
-        "git_commit": run.git_commit,
-        "command": run.command,
-        "finished_at": utc_text(run.finished_at) if run.finished_at else None,
-        "totals": dict(run.totals),
-    }
-
-
-def _run(body: dict[str, Any]) -> RunInfo:
-    finished = body.get("finished_at")
-    return RunInfo(
-        id=body["id"],
-        started_at=parse_utc(body["started_at"]),
-        user=body["user"],
-        ci_job=body.get("ci_job"),
-        git_commit=body.get("git_commit"),
-        command=body.get("command", "apply"),
-        finished_at=parse_utc(finished) if finished else None,
-        totals=dict(body.get("totals") or {}),
-    )
-
-
-def _transfer(body: dict[str, Any]) -> TransferRecord:
-    return TransferRecord(
-        name=body["name"],
-        manifest_sha256=body["manifest_sha256"],
-        status=body["status"],
-        updated_at=parse_utc(body["updated_at"]),
-        last_run_id=body.get("last_run_id"),
-        playbook_sha256=str(body.get("playbook_sha256") or ""),
-    )
-
-
-def _step(body: dict[str, Any]) -> StepRecord:
-    return StepRecord(
-        run_id=body["run_id"],
-        transfer=body["transfer"],
-        index=int(body["index"]),
-        name=body["name"],
-        module=body["module"],
-        status=body["status"],
-        started_at=parse_utc(body["started_at"]),
-        ended_at=parse_utc(body["ended_at"]),
-        outputs=dict(body.get("outputs") or {}),
-        message=body.get("message", ""),
-    )
 
 
 def _event(key: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -22,23 +22,12 @@ from transfer_runner.state.s3_objects import (
     backoff,
     segment,
 )
+from transfer_runner.utc import fixed_utc, parse_utc
 
-__all__ = ["S3Locks", "utc_text", "parse_utc"]
+__all__ = ["S3Locks"]
 
 _FIELDS = ("name", "owner", "run_id", "host", "acquired_at", "expires_at")
 _OPTIONAL = {"pid": None, "machine": ""}  # written since state v3; absent from older leases
-
-
-def utc_text(moment: datetime) -> str:
-    """A fixed-width ISO-8601 UTC string (string order is time order); naive is refused."""
-    if moment.tzinfo is None:
-        raise ValueError(f"naive datetime {moment!r}: state times must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_utc(text: str) -> datetime:
-    """The aware UTC datetime that `utc_text` wrote."""
-    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 class S3Locks:
@@ -68,8 +57,8 @@ class S3Locks:
             return {
                 "name": name,
                 **holder,
-                "acquired_at": utc_text(now),
-                "expires_at": utc_text(expires),
+                "acquired_at": fixed_utc(now),
+                "expires_at": fixed_utc(expires),
             }
 
         written, _ = self._objects.mutate(_key(name), change, "acquire lock")
@@ -83,7 +72,7 @@ class S3Locks:
             if not held or held["run_id"] != run_id:
                 return None
             expires = datetime.now(UTC) + timedelta(seconds=ttl_s)
-            return {**_record(held), "expires_at": utc_text(expires)}
+            return {**_record(held), "expires_at": fixed_utc(expires)}
 
         written, _ = self._objects.mutate(_key(name), change, "renew lock")
         return written

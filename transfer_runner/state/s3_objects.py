@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from transfer_runner.errors import ConfigError, StateError
 from transfer_runner.retries import RetryPolicy
-from transfer_runner.state.sqlite import to_json
+from transfer_runner.state.codec import to_json
 
 __all__ = [
     "Versioned",

@@ -14,14 +14,14 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
-from enum import Enum
-from pathlib import Path, PurePath
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from transfer_runner.errors import StateError
 from transfer_runner.state.base import LockInfo, RunInfo, StepRecord, TransferRecord
+from transfer_runner.state.codec import to_json
+from transfer_runner.utc import fixed_utc, parse_utc
 
 __all__ = ["SqliteStateStore", "SCHEMA_VERSION", "to_json"]
 
@@ -69,38 +69,6 @@ _SCHEMA_V3: tuple[str, ...] = (
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
 SCHEMA_VERSION = len(_MIGRATIONS)
 _BUSY_TIMEOUT_MS = 30000
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return _ts(value) if value.tzinfo else value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=str)
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, PurePath):
-        return str(value)
-    raise TypeError(f"cannot store a {type(value).__name__} in the state: {value!r}")
-
-
-def to_json(value: Any) -> str:
-    """JSON text for the state: Decimal and datetime become strings, keys keep their order."""
-    return json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
-
-
-def _ts(moment: datetime) -> str:
-    """A fixed-width ISO-8601 UTC string, so that string order is time order."""
-    if moment.tzinfo is None:
-        raise ValueError(f"naive datetime {moment!r}: state times must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _dt(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def _now() -> datetime:
@@ -229,12 +197,12 @@ class SqliteStateStore:
                 "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run.id,
-                    _ts(run.started_at),
+                    fixed_utc(run.started_at),
                     run.user,
                     run.ci_job,
                     run.git_commit,
                     run.command,
-                    _ts(run.finished_at) if run.finished_at else None,
+                    fixed_utc(run.finished_at) if run.finished_at else None,
                     to_json(run.totals),
                 ),
             )
@@ -244,7 +212,7 @@ class SqliteStateStore:
         with self._tx("finish run") as conn:
             cur = conn.execute(
                 "UPDATE runs SET finished_at = ?, totals = ? WHERE id = ?",
-                (_ts(finished_at), to_json(totals), run_id),
+                (fixed_utc(finished_at), to_json(totals), run_id),
             )
             if cur.rowcount != 1:
                 raise StateError(f"no run {run_id} in {self.path}")
@@ -283,7 +251,7 @@ class SqliteStateStore:
                     record.name,
                     record.manifest_sha256,
                     record.status,
-                    _ts(record.updated_at),
+                    fixed_utc(record.updated_at),
                     record.last_run_id,
                     record.playbook_sha256,
                 ),
@@ -311,8 +279,8 @@ class SqliteStateStore:
                     step.name,
                     step.module,
                     step.status,
-                    _ts(step.started_at),
-                    _ts(step.ended_at),
+                    fixed_utc(step.started_at),
+                    fixed_utc(step.ended_at),
                     outputs,
                     step.message,
                 ),
@@ -342,7 +310,7 @@ class SqliteStateStore:
         with self._tx("claim ticket") as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO ticket_claims VALUES (?, ?, ?)",
-                (ticket_id, transfer, _ts(_now())),
+                (ticket_id, transfer, fixed_utc(_now())),
             )
             row = conn.execute(
                 "SELECT transfer FROM ticket_claims WHERE ticket = ?", (ticket_id,)
@@ -406,19 +374,19 @@ class SqliteStateStore:
             row = conn.execute(
                 "SELECT run_id, expires_at FROM locks WHERE name = ?", (name,)
             ).fetchone()
-            if row is not None and row[0] not in (run_id, replacing) and row[1] >= _ts(now):
+            if row is not None and row[0] not in (run_id, replacing) and row[1] >= fixed_utc(now):
                 return False
+            expires = now + timedelta(seconds=ttl_s)
             conn.execute(
                 "INSERT OR REPLACE INTO locks (name, owner, run_id, host, acquired_at, "
                 "expires_at, pid, machine) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (name, owner, run_id, host, _ts(now), _ts(now + timedelta(seconds=ttl_s)), pid,
-                 machine),
-            )  # fmt: skip
+                (name, owner, run_id, host, fixed_utc(now), fixed_utc(expires), pid, machine),
+            )
         return True
 
     def renew_lock(self, name: str, run_id: str, ttl_s: float) -> bool:
         """Extend our own lease; False if we no longer hold it."""
-        expires = _ts(_now() + timedelta(seconds=ttl_s))
+        expires = fixed_utc(_now() + timedelta(seconds=ttl_s))
         with self._tx("renew lock") as conn:
             cur = conn.execute(
                 "UPDATE locks SET expires_at = ? WHERE name = ? AND run_id = ?",
@@ -463,7 +431,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
         for number in range(version + 1, SCHEMA_VERSION + 1):
             for statement in _MIGRATIONS[number - 1]:
                 conn.execute(statement)
-            conn.execute("INSERT INTO schema_version VALUES (?, ?)", (number, _ts(_now())))
+            conn.execute("INSERT INTO schema_version VALUES (?, ?)", (number, fixed_utc(_now())))
             conn.execute(f"PRAGMA user_version = {number}")
     except BaseException:
         if conn.in_transaction:
@@ -493,7 +461,7 @@ def _insert_event(
 ) -> None:
     conn.execute(
         "INSERT INTO events (at, run_id, transfer, kind, data) VALUES (?, ?, ?, ?, ?)",
-        (_ts(_now()), run_id, transfer, kind, to_json(data)),
+        (fixed_utc(_now()), run_id, transfer, kind, to_json(data)),
     )
 
 
@@ -508,7 +476,7 @@ def _fields(row: sqlite3.Row) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in zip(row.keys(), tuple(row), strict=True):  # iterating a Row gives values
         if value is not None and key in _TIME_COLUMNS:
-            out[key] = _dt(value)
+            out[key] = parse_utc(value)
         elif key in _JSON_COLUMNS:
             out[key] = json.loads(value)
         else:
