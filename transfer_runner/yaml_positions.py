@@ -24,6 +24,7 @@ import yaml
 
 from transfer_runner.errors import Diagnostic, ManifestError
 from transfer_runner.shown import clipped, shown
+from transfer_runner.yaml_scalars import MAX_INT_DIGITS, resolve_plain_scalar
 
 __all__ = [
     "MAX_DEPTH",
@@ -40,7 +41,6 @@ __all__ = [
 
 MAX_DEPTH = 32
 MAX_PROBLEMS = 20
-MAX_INT_DIGITS = 100
 
 NodePath = tuple[str | int, ...]
 Position = tuple[int, int]
@@ -51,12 +51,6 @@ _COLLECTION_TAGS = {
     yaml.MappingStartEvent: "tag:yaml.org,2002:map",
     yaml.SequenceStartEvent: "tag:yaml.org,2002:seq",
 }
-_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
-_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
-_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|(?:0|[1-9][0-9]*)(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
-_INF = re.compile(r"[-+]?\.(?:inf|Inf|INF)")
-_NANS = frozenset({".nan", ".NaN", ".NAN"})
 # YAML's printable set (YAML 1.2 §5.1); anything else is refused before parsing.
 _NON_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 # Embeddings, overrides and isolates reorder what an editor or a diff shows, even in a comment
@@ -155,29 +149,6 @@ def parse_yaml_bytes(data: bytes, display: str) -> tuple[dict[str, Any], Positio
     except yaml.YAMLError as exc:
         builder.problem(0, 0, f"YAML error: {exc}")
     return builder.result()
-
-
-def resolve_plain_scalar(text: str) -> Any:
-    """A plain (unquoted, untagged) scalar by the strict YAML 1.2 core rules described above.
-
-    `ValueError` for an integer of more than `MAX_INT_DIGITS` digits, which no manifest needs
-    (and which Python refuses to convert beyond 4,300 digits)."""
-    if text in _NULLS:
-        return None
-    if text in _BOOLS:
-        return _BOOLS[text]
-    if _INT.fullmatch(text):
-        digits = len(text.lstrip("+-"))
-        if digits > MAX_INT_DIGITS:
-            raise ValueError(
-                f"an integer of {digits} digits is too large (at most {MAX_INT_DIGITS})"
-            )
-        return int(text)
-    if _FLOAT.fullmatch(text) or _INF.fullmatch(text):
-        return float(text.replace(".inf", "inf").replace(".Inf", "inf").replace(".INF", "inf"))
-    if text in _NANS:
-        return float("nan")
-    return text
 
 
 def _events(text: str) -> Generator[yaml.Event, None, None]:
