@@ -1,6 +1,6 @@
 """RFC 9457 problem replies of the sandbox server, and the mapping from platform errors.
 
-The mapping is the inverse of the adapter's (`transport.problem_error`): NotFound -> 404
+The mapping is the inverse of the adapter's (`replies.problem_error`): NotFound -> 404
 not-found, AccountCancelled -> 409 account-cancelled with the account id in `account`, a
 Conflict about a reused idempotency key -> 409 idempotency-key-reused, any other Conflict ->
 409 conflict, any other PlatformError -> its status (400 when it has none).

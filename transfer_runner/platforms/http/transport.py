@@ -20,7 +20,6 @@ is scrubbed from any text taken from a response before it reaches a message.
 
 from __future__ import annotations
 
-import email.utils
 import http.client
 import json
 import logging
@@ -29,7 +28,6 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -45,15 +43,17 @@ from urllib3.exceptions import (
 )
 
 from transfer_runner.errors import (
-    AccountCancelled,
     ConfigError,
-    Conflict,
-    NotFound,
     PlatformError,
+)
+from transfer_runner.platforms.http.replies import (
+    Response,
+    parse_retry_after,
+    problem_error,
 )
 from transfer_runner.retries import RetryPolicy
 
-__all__ = [
+__all__ = [  # Response, parse_retry_after and problem_error are replies', re-exported
     "Endpoint",
     "Response",
     "HTTP_RETRIES",
@@ -71,7 +71,6 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _MASK = "****"
 _NOISE = re.compile(r"<[^<>]* object at 0x[0-9a-fA-F]+>:?\s*")
-_MAX_TEXT = 300
 
 
 @dataclass(frozen=True)
@@ -94,24 +93,6 @@ class Endpoint:
             return self.template.format(**values)
         except KeyError as exc:  # a programming error in the adapter, not user input
             raise ValueError(f"{self.template}: missing path parameter {exc}") from exc
-
-
-@dataclass(frozen=True)
-class Response:
-    """A successful (2xx) reply; `headers` keys are lower-case."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-    def json(self, operation: str) -> Any:
-        """The body as JSON (PlatformError naming `operation` if it is not JSON)."""
-        try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PlatformError(
-                operation, f"the reply is not JSON: {exc}: {_snippet(self.body)}", self.status
-            ) from exc
 
 
 HTTP_RETRIES = RetryPolicy(attempts=6, base_delay_s=0.2, max_delay_s=10.0)
@@ -332,84 +313,8 @@ class Transport:
         return self._scrub(f"{type(exc).__name__}: {text}")
 
 
-# -- problems -> errors ----------------------------------------------------------------------
-def problem_error(
-    operation: str, response: Response, *, scrub: Callable[[str], str] = str
-) -> PlatformError:
-    """The errors.py leaf for an RFC 9457 problem reply (or any non-2xx reply)."""
-    problem = _problem(response.body)
-    slug = _slug(problem.get("type"))
-    title = _text(problem.get("title"))
-    detail = _text(problem.get("detail"))
-    if not problem:
-        if 300 <= response.status < 400:
-            detail = f"unexpected redirect to {response.headers.get('location', '?')}"
-        else:
-            detail = _snippet(response.body) or http.client.responses.get(response.status, "")
-    message = scrub(_join(title, detail) or f"HTTP {response.status}")
-    if response.status == 401:
-        message += " (the token comes from TRANSFER_RUNNER_PLATFORM_TOKEN)"
-    if slug == "not-found" and response.status == 404:
-        return NotFound(operation, message)
-    if slug in ("conflict", "idempotency-key-reused") and response.status == 409:
-        return Conflict(operation, message)
-    if slug == "account-cancelled":
-        account = _text(problem.get("account")) or "(unnamed)"
-        return AccountCancelled(operation, scrub(account))
-    return PlatformError(operation, message, response.status)
-
-
-def _problem(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _slug(type_uri: Any) -> str:
-    """`/problems/not-found` or `https://x/problems/not-found` -> `not-found`."""
-    if not isinstance(type_uri, str) or "/problems/" not in type_uri:
-        return ""
-    return type_uri.rsplit("/problems/", 1)[1].strip("/")
-
-
-def _text(value: Any) -> str:
-    return value.strip()[:_MAX_TEXT] if isinstance(value, str) else ""
-
-
-def _join(title: str, detail: str) -> str:
-    if title and detail and title.lower() not in detail.lower():
-        return f"{title}: {detail}"
-    return detail or title
-
-
 def _good_key(key: object) -> bool:
     return isinstance(key, str) and bool(key.strip()) and not any(c in key for c in "\r\n\0")
-
-
-def _snippet(body: bytes) -> str:
-    text = body[:_MAX_TEXT].decode("utf-8", "replace").strip()
-    return " ".join(text.split())
-
-
-# -- Retry-After and the base URL ------------------------------------------------------------
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a `Retry-After` value (delta-seconds or HTTP-date), or None."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    if when.tzinfo is None:  # "-0000" or no zone: HTTP-dates are always GMT
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
 
 
 def check_base_url(url: str) -> str:
