@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from tests.unit.fake_platform import BASE_TIME, FakePlatform
 from tests.unit.moto_s3 import moto_bucket
 from transfer_runner.errors import ExportError
-from transfer_runner.export import journal
+from transfer_runner.export import idset
 from transfer_runner.export.exporter import MIN_SPLIT_BYTES, export_store, split_size
+from transfer_runner.export.idset import IdSet
 from transfer_runner.export.importer import import_store
 from transfer_runner.export.index import (
     INDEX_CACHE,
@@ -28,7 +29,6 @@ from transfer_runner.export.index import (
     IndexEntry,
     read_index,
 )
-from transfer_runner.export.journal import IdSet
 from transfer_runner.export.layout import store_layout
 from transfer_runner.export.source import list_source
 from transfer_runner.export.verifier import verify_store
@@ -281,8 +281,8 @@ def test_passes_give_the_same_export_whether_the_ids_are_held_or_on_disk(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seen = []
-    for limit in (journal.MAX_IDS_IN_MEMORY, 30):  # 30: every pass spills to SQLite
-        monkeypatch.setattr(journal, "MAX_IDS_IN_MEMORY", limit)
+    for limit in (idset.MAX_IDS_IN_MEMORY, 30):  # 30: every pass spills to SQLite
+        monkeypatch.setattr(idset, "MAX_IDS_IN_MEMORY", limit)
         fake = FakePlatform()
         fake.add_messages(SOURCE, "archive", 120, size=2048)
         INDEX_CACHE.clear()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from transfer_runner.errors import ExportError, NotFound
+from transfer_runner.export.idset import IdSet
 from transfer_runner.export.index import (
     ExportIndex,
     IndexEntry,
@@ -26,7 +27,6 @@ from transfer_runner.export.index import (
     remember_index,
 )
 from transfer_runner.export.journal import (
-    IdSet,
     Journal,
     PartRecord,
     assemble_index,
