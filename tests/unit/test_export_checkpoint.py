@@ -15,7 +15,7 @@ import pytest
 
 from tests.unit.fake_platform import BASE_TIME, FakePlatform
 from tests.unit.moto_s3 import moto_bucket
-from transfer_runner.export import journal
+from transfer_runner.export import checkpoint
 from transfer_runner.export.exporter import export_store
 from transfer_runner.export.index import INDEX_CACHE, read_index
 from transfer_runner.export.layout import store_layout
@@ -215,12 +215,12 @@ def test_records_cut_from_the_stored_index_are_those_formatted_from_its_entries(
         assert index is not None and index.raw == get(s3, layout.index_key)
         doc = json.loads(get(s3, CHECKPOINT))
         records = sorted(
-            (journal._vouched_record(layout, item) for item in doc["parts"]),
+            (checkpoint.vouched_record(layout, item) for item in doc["parts"]),
             key=lambda r: r.number,
         )
         assert len({r.pass_number for r in records}) == 2
-        stored = journal._records_of_index(layout, index, records, listing)
-        formatted = journal._records_of_index(
+        stored = checkpoint.records_of_index(layout, index, records, listing)
+        formatted = checkpoint.records_of_index(
             layout, dataclasses.replace(index, raw=None), records, listing
         )
         assert stored == formatted and len(stored) == len(records)

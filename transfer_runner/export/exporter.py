@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from transfer_runner.errors import ExportError, NotFound
+from transfer_runner.export.checkpoint import write_checkpoint
 from transfer_runner.export.idset import IdSet
 from transfer_runner.export.index import (
     ExportIndex,
@@ -26,13 +27,7 @@ from transfer_runner.export.index import (
     read_index,
     remember_index,
 )
-from transfer_runner.export.journal import (
-    Journal,
-    PartRecord,
-    assemble_index,
-    load_journal,
-    write_checkpoint,
-)
+from transfer_runner.export.journal import Journal, assemble_index, load_journal
 from transfer_runner.export.layout import StoreLayout, store_layout
 from transfer_runner.export.objects import (
     abort_multipart_uploads,
@@ -41,6 +36,7 @@ from transfer_runner.export.objects import (
     upload,
 )
 from transfer_runner.export.packing import PartWriter
+from transfer_runner.export.part_records import PartRecord
 from transfer_runner.export.pipeline import FinishedPart, PartUploader
 from transfer_runner.export.source import fetch_checked, listed
 from transfer_runner.export.status import ExportResult

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from transfer_runner.errors import ExportError
-from transfer_runner.export.journal import PartRecord, write_record
 from transfer_runner.export.layout import StoreLayout
 from transfer_runner.export.objects import upload
 from transfer_runner.export.packing import PartWriter, content_type
+from transfer_runner.export.part_records import PartRecord, write_record
 from transfer_runner.s3_client import S3Settings
 from transfer_runner.testpoints import reached as testpoint
 
