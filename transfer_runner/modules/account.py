@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from transfer_runner.errors import StepError
-from transfer_runner.modules.base import Check, require
+from transfer_runner.modules.base import ArgSpec, Check, optional, require, required
 from transfer_runner.modules.context import TaskContext
 from transfer_runner.modules.gates import (
     authorizations_hold,
@@ -37,6 +37,15 @@ class EnsureAccount:
     """
 
     name: ClassVar[str] = "account.ensure"
+    args: ClassVar[ArgSpec] = {
+        "parent": required(),
+        "name": required(),
+        "domain": required(),
+        "customer_domains": optional(list),
+        "users": required(int),
+        "max_domains": required(int),
+        "services": required(list),
+    }
 
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         wanted = _wanted(ctx, args)
@@ -134,6 +143,7 @@ class CancelAccount:
     """
 
     name: ClassVar[str] = "account.cancel"
+    args: ClassVar[ArgSpec] = {"account": required()}
 
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         account_id = require(args, "account", ctx.task_name)

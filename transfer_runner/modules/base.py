@@ -14,7 +14,17 @@ from typing import Any, ClassVar, Protocol
 from transfer_runner.errors import StepError
 from transfer_runner.modules.context import TaskContext
 
-__all__ = ["Check", "Module", "ModuleRegistry", "require"]
+__all__ = [
+    "Arg",
+    "ArgSpec",
+    "Check",
+    "Module",
+    "ModuleRegistry",
+    "arg_problems",
+    "optional",
+    "require",
+    "required",
+]
 
 
 @dataclass(frozen=True)
@@ -34,10 +44,66 @@ class Check:
         return bool(self.actions)
 
 
+@dataclass(frozen=True)
+class Arg:
+    """One argument of a module: whether a task must give it, and the types its value may have
+    (a template's value is known only when the task runs, and `require` checks it then)."""
+
+    required: bool
+    kinds: tuple[type, ...]
+
+
+def required(*kinds: type) -> Arg:
+    """An argument every task of the module must give (of one of `kinds`; str by default)."""
+    return Arg(True, kinds or (str,))
+
+
+def optional(*kinds: type) -> Arg:
+    """An argument a task may leave out."""
+    return Arg(False, kinds or (str,))
+
+
+ArgSpec = Mapping[str, Arg]
+
+
+def arg_problems(spec: ArgSpec, args: Mapping[str, Any]) -> list[tuple[str | None, str]]:
+    """What is wrong with a task's arguments before any template is rendered, as (the
+    argument it is about, or None for a missing one; message): unknown keys, missing
+    required ones, and literal values of the wrong type."""
+    problems: list[tuple[str | None, str]] = [
+        (key, f"unknown argument {key!r} (it takes: {', '.join(sorted(spec))})")
+        for key in sorted(set(args) - set(spec))
+    ]
+    problems += [
+        (None, f"missing argument {key!r}")
+        for key, arg in sorted(spec.items())
+        if arg.required and args.get(key) is None
+    ]
+    for key, value in sorted(args.items()):
+        arg = spec.get(key)
+        if arg is None or value is None or _templated(value) or _is_kind(value, arg.kinds):
+            continue
+        kinds = " or ".join(kind.__name__ for kind in arg.kinds)
+        problems.append((key, f"argument {key!r} must be {kinds}, not {type(value).__name__}"))
+    return problems
+
+
+def _templated(value: Any) -> bool:
+    return isinstance(value, str) and "{{" in value
+
+
+def _is_kind(value: Any, kinds: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):  # a bool is an int to isinstance, never to a playbook
+        return bool in kinds
+    return isinstance(value, kinds)
+
+
 class Module(Protocol):
-    """A step's implementation. `name` is the playbook key, e.g. `billing.charge`."""
+    """A step's implementation. `name` is the playbook key, e.g. `billing.charge`; `args`
+    declares the arguments it takes, checked when the playbook loads."""
 
     name: ClassVar[str]
+    args: ClassVar[ArgSpec]
 
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         """Read-only: what would change? Raise StepError when the step cannot succeed."""

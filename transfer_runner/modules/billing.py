@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from transfer_runner.errors import StepError
 from transfer_runner.manifest.model import Transfer
-from transfer_runner.modules.base import Check, require
+from transfer_runner.modules.base import ArgSpec, Check, optional, require, required
 from transfer_runner.modules.context import TaskContext
 from transfer_runner.modules.gates import cut_over_done
 from transfer_runner.modules.keys import idempotency_key
@@ -82,6 +82,7 @@ class ProrateSubscription:
     """
 
     name: ClassVar[str] = "billing.prorate"
+    args: ClassVar[ArgSpec] = {"account": required()}
 
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         account = require(args, "account", ctx.task_name)
@@ -147,6 +148,13 @@ class SubscribeAccount:
     """
 
     name: ClassVar[str] = "billing.subscribe"
+    args: ClassVar[ArgSpec] = {
+        "account": optional(),
+        "parent": required(),
+        "users": required(int),
+        "domains": required(int),
+        "services": required(list),
+    }
 
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         task = ctx.task_name
@@ -227,6 +235,11 @@ class ChargeFee:
     """
 
     name: ClassVar[str] = "billing.charge"
+    args: ClassVar[ArgSpec] = {
+        "account": required(),
+        "amount": required(str, int, Decimal),
+        "key": optional(),
+    }
 
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         account = require(args, "account", ctx.task_name)

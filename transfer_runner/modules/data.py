@@ -17,7 +17,7 @@ from transfer_runner.errors import StepError
 from transfer_runner.export import receipt
 from transfer_runner.export.status import ExportDelta, store_status
 from transfer_runner.export.sync import SyncPolicy, sync_store
-from transfer_runner.modules.base import Check, require
+from transfer_runner.modules.base import ArgSpec, Check, optional, require, required
 from transfer_runner.modules.context import TaskContext
 from transfer_runner.modules.data_args import (
     delta_of,
@@ -59,6 +59,14 @@ class ExportStore:
     """
 
     name: ClassVar[str] = "data.export"
+    args: ClassVar[ArgSpec] = {
+        "account": required(),
+        "store": required(),
+        "defer_small_delta": optional(bool),
+        "max_passes": optional(int),
+        "delta_messages": optional(int),
+        "delta_percent": optional(int, float),
+    }
 
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         account = require(args, "account", ctx.task_name)
@@ -143,6 +151,11 @@ class VerifyExports:
     """
 
     name: ClassVar[str] = "data.verify"
+    args: ClassVar[ArgSpec] = {
+        "account": required(),
+        "stores": required(dict),
+        "complete": optional(bool),
+    }
 
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         require(args, "account", ctx.task_name)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from transfer_runner.errors import ExportError, StepError
 from transfer_runner.export import importer
-from transfer_runner.modules.base import Check
+from transfer_runner.modules.base import ArgSpec, Check, optional, required
 from transfer_runner.modules.context import TaskContext
 from transfer_runner.modules.data_args import is_cancelled, modes_arg, progress_sink
 from transfer_runner.modules.keys import attempt_key
@@ -36,6 +36,7 @@ class ImportStores:
     """
 
     name: ClassVar[str] = "data.import"
+    args: ClassVar[ArgSpec] = {"account": optional(), "stores": required(dict)}
 
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         modes = modes_arg(args, ctx.task_name)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from transfer_runner.errors import StepError
-from transfer_runner.modules.base import Check, require
+from transfer_runner.modules.base import ArgSpec, Check, optional, require, required
 from transfer_runner.modules.context import TaskContext
 from transfer_runner.modules.gates import authorizations_hold, exports_verified
 from transfer_runner.modules.keys import idempotency_key
@@ -28,6 +28,11 @@ class MoveDomains:
     """
 
     name: ClassVar[str] = "domain.move"
+    args: ClassVar[ArgSpec] = {
+        "domains": required(list),
+        "from_account": required(),
+        "to_account": optional(),
+    }
 
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         domains = require(args, "domains", ctx.task_name, list)
@@ -81,6 +86,7 @@ class RemoveDomain:
     """
 
     name: ClassVar[str] = "domain.remove"
+    args: ClassVar[ArgSpec] = {"account": optional(), "domain": required()}
 
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         domain = require(args, "domain", ctx.task_name)

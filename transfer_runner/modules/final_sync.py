@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from transfer_runner.errors import StepError
 from transfer_runner.export import exporter, importer
 from transfer_runner.export.source import list_source
-from transfer_runner.modules.base import Check, require
+from transfer_runner.modules.base import ArgSpec, Check, optional, require, required
 from transfer_runner.modules.context import TaskContext
 from transfer_runner.modules.data import verify_exports, write_receipt
 from transfer_runner.modules.data_args import (
@@ -44,6 +44,11 @@ class FinalSync:
     """
 
     name: ClassVar[str] = "data.final_sync"
+    args: ClassVar[ArgSpec] = {
+        "account": required(),
+        "to_account": optional(),
+        "stores": required(dict),
+    }
 
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         account = require(args, "account", ctx.task_name)

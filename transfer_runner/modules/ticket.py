@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from transfer_runner.authorization import mentions_domain, read_ticket, same_name
 from transfer_runner.errors import StepError
-from transfer_runner.modules.base import Check, require
+from transfer_runner.modules.base import ArgSpec, Check, optional, require, required
 from transfer_runner.modules.context import TaskContext
 from transfer_runner.modules.keys import idempotency_key
 from transfer_runner.platforms.base import Ticket
@@ -95,6 +95,14 @@ class VerifyTicket:
     """
 
     name: ClassVar[str] = "ticket.verify"
+    args: ClassVar[ArgSpec] = {
+        "ticket": required(),
+        "role": required(),
+        "from_account": required(),
+        "domains": required(list),
+        "reseller_name": required(),
+        "max_age_days": optional(int),
+    }
 
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         ticket_id = require(args, "ticket", ctx.task_name)
@@ -169,6 +177,13 @@ class CommentTickets:
     """
 
     name: ClassVar[str] = "ticket.comment"
+    args: ClassVar[ArgSpec] = {
+        "tickets": required(dict),
+        "new_account": optional(),
+        "domains": optional(list),
+        "reseller_name": optional(),
+        "body": optional(),
+    }
 
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         tickets = require(args, "tickets", ctx.task_name, dict)

@@ -12,8 +12,9 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from transfer_runner.errors import ManifestError, PlaybookError
+from transfer_runner.modules.base import arg_problems
 from transfer_runner.resources import load_json_schema, resource_path
-from transfer_runner.yaml_positions import format_path, parse_yaml_bytes
+from transfer_runner.yaml_positions import PositionMap, format_path, parse_yaml_bytes
 
 __all__ = ["Task", "Playbook", "load_playbook", "default_playbook_path", "TASK_KEYWORDS"]
 
@@ -67,6 +68,7 @@ def load_playbook(path: str | Path | None, known_modules: Mapping[str, object]) 
         raise PlaybookError("\n".join(problems))
     tasks = tuple(_task(i, raw, file, known_modules) for i, raw in enumerate(data["tasks"]))
     _check_unique_names(tasks, file)
+    _check_args(tasks, file, known_modules, positions)
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return Playbook(
         path=str(file),
@@ -93,6 +95,25 @@ def _task(index: int, raw: dict[str, Any], file: Path, known: Mapping[str, objec
         register=raw.get("register"),
         tags=tuple(raw.get("tags") or ()),
     )
+
+
+def _check_args(
+    tasks: tuple[Task, ...], file: Path, known: Mapping[str, object], positions: PositionMap
+) -> None:
+    """Each task's arguments against what its module declares (`Module.args`): unknown keys,
+    missing ones and literal values of the wrong type, located; a module that declares
+    nothing (a plug-in written before `args`) is not checked."""
+    problems = []
+    for task in tasks:
+        spec = getattr(known[task.module], "args", None)
+        if spec is None:
+            continue
+        where = ("tasks", task.index, task.module)
+        for key, problem in arg_problems(spec, task.args):
+            line, col = positions.locate((*where, key) if key else where, key=True)
+            problems.append(f"{file}:{line}:{col}: task {task.name!r} ({task.module}): {problem}")
+    if problems:
+        raise PlaybookError("\n".join(problems))
 
 
 def _check_unique_names(tasks: tuple[Task, ...], file: Path) -> None:
