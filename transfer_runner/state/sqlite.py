@@ -9,7 +9,6 @@ so that later versions can migrate a file written by this one.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -21,53 +20,20 @@ from typing import Any
 from transfer_runner.errors import StateError
 from transfer_runner.state.base import LockInfo, RunInfo, StepRecord, TransferRecord
 from transfer_runner.state.codec import to_json
-from transfer_runner.utc import fixed_utc, parse_utc
+from transfer_runner.state.sqlite_schema import (
+    SCHEMA_VERSION,
+    check_readable,
+    lock_row,
+    migrate,
+    row_fields,
+    run_row,
+    step_row,
+    transfer_row,
+)
+from transfer_runner.utc import fixed_utc
 
-__all__ = ["SqliteStateStore", "SCHEMA_VERSION", "to_json"]
+__all__ = ["SCHEMA_VERSION", "SqliteStateStore"]
 
-_SCHEMA_V1: tuple[str, ...] = (
-    """CREATE TABLE schema_version (
-        version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)""",
-    """CREATE TABLE runs (
-        id TEXT PRIMARY KEY, started_at TEXT NOT NULL, user TEXT NOT NULL, ci_job TEXT,
-        git_commit TEXT, command TEXT NOT NULL, finished_at TEXT, totals TEXT NOT NULL)""",
-    "CREATE INDEX runs_started ON runs (command, started_at)",
-    """CREATE TABLE transfers (
-        name TEXT PRIMARY KEY, manifest_sha256 TEXT NOT NULL, status TEXT NOT NULL,
-        updated_at TEXT NOT NULL, last_run_id TEXT)""",
-    """CREATE TABLE steps (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, transfer TEXT NOT NULL,
-        idx INTEGER NOT NULL, name TEXT NOT NULL, module TEXT NOT NULL, status TEXT NOT NULL,
-        started_at TEXT NOT NULL, ended_at TEXT NOT NULL, outputs TEXT NOT NULL,
-        message TEXT NOT NULL)""",
-    "CREATE INDEX steps_by_transfer ON steps (transfer, name, seq)",
-    "CREATE INDEX steps_by_run ON steps (run_id, seq)",
-    """CREATE TABLE events (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, run_id TEXT NOT NULL,
-        transfer TEXT, kind TEXT NOT NULL, data TEXT NOT NULL)""",
-    "CREATE INDEX events_by_transfer ON events (transfer, seq)",
-    """CREATE TRIGGER events_no_update BEFORE UPDATE ON events
-        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
-    """CREATE TRIGGER events_no_delete BEFORE DELETE ON events
-        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
-    """CREATE TABLE locks (
-        name TEXT PRIMARY KEY, owner TEXT NOT NULL, run_id TEXT NOT NULL, host TEXT NOT NULL,
-        acquired_at TEXT NOT NULL, expires_at TEXT NOT NULL)""",
-    """CREATE TABLE ticket_claims (
-        ticket TEXT NOT NULL UNIQUE, transfer TEXT NOT NULL, claimed_at TEXT NOT NULL)""",
-)
-# v2: which playbook completed a transfer, so a re-apply can trust the record (engine.runner).
-_SCHEMA_V2: tuple[str, ...] = (
-    "ALTER TABLE transfers ADD COLUMN playbook_sha256 TEXT NOT NULL DEFAULT ''",
-)
-# v3: which process holds a lease, so a run on the same machine takes over a dead one's.
-_SCHEMA_V3: tuple[str, ...] = (
-    "ALTER TABLE locks ADD COLUMN pid INTEGER",
-    "ALTER TABLE locks ADD COLUMN machine TEXT NOT NULL DEFAULT ''",
-)
-# Append a tuple of statements per new version; never edit a released one.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
-SCHEMA_VERSION = len(_MIGRATIONS)
 _BUSY_TIMEOUT_MS = 30000
 
 
@@ -124,13 +90,13 @@ class SqliteStateStore:
     def _connect(self) -> sqlite3.Connection:
         if self._empty:
             conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-            _migrate(conn)
+            migrate(conn)
             return conn
         if self.read_only:
             uri = self.path.resolve().as_uri() + "?mode=ro"
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            _check_readable(conn, self.path)
+            check_readable(conn, self.path)
             return conn
         conn = sqlite3.connect(
             str(self.path),
@@ -145,7 +111,7 @@ class SqliteStateStore:
         # platform write carries an idempotency key, so redoing a step replays (I3). FULL
         # would fsync on every commit: ~15x slower per record, serialising all forks.
         conn.execute("PRAGMA synchronous = NORMAL")
-        _migrate(conn)
+        migrate(conn)
         return conn
 
     @contextmanager
@@ -219,7 +185,7 @@ class SqliteStateStore:
 
     def get_run(self, run_id: str) -> RunInfo | None:
         rows = self._rows("read run", "SELECT * FROM runs WHERE id = ?", (run_id,))
-        return _run(rows[0]) if rows else None
+        return run_row(rows[0]) if rows else None
 
     def last_run(self) -> RunInfo | None:
         """The most recently started apply run, or None."""
@@ -228,16 +194,16 @@ class SqliteStateStore:
             "SELECT * FROM runs WHERE command = 'apply' "
             "ORDER BY started_at DESC, rowid DESC LIMIT 1",
         )
-        return _run(rows[0]) if rows else None
+        return run_row(rows[0]) if rows else None
 
     # -- transfers -----------------------------------------------------------------------
     def get_transfer(self, name: str) -> TransferRecord | None:
         rows = self._rows("read transfer", "SELECT * FROM transfers WHERE name = ?", (name,))
-        return _transfer(rows[0]) if rows else None
+        return transfer_row(rows[0]) if rows else None
 
     def list_transfers(self) -> list[TransferRecord]:
         rows = self._rows("read transfers", "SELECT * FROM transfers ORDER BY name")
-        return [_transfer(r) for r in rows]
+        return [transfer_row(r) for r in rows]
 
     def set_transfer(self, record: TransferRecord) -> None:
         with self._tx("set transfer") as conn:
@@ -295,14 +261,14 @@ class SqliteStateStore:
             "(SELECT MAX(seq) FROM steps WHERE transfer = ? GROUP BY name) ORDER BY seq",
             (transfer,),
         )
-        return {r["name"]: _step(r) for r in rows}
+        return {r["name"]: step_row(r) for r in rows}
 
     def run_steps(self, run_id: str) -> list[StepRecord]:
         """Every step recorded by a run, in the order recorded."""
         rows = self._rows(
             "read steps", "SELECT * FROM steps WHERE run_id = ? ORDER BY seq", (run_id,)
         )
-        return [_step(r) for r in rows]
+        return [step_row(r) for r in rows]
 
     # -- ticket claims -------------------------------------------------------------------
     def claim_ticket(self, ticket_id: str, transfer: str) -> str:
@@ -352,7 +318,7 @@ class SqliteStateStore:
                 "SELECT * FROM events WHERE transfer = ? ORDER BY seq",
                 (transfer,),
             )
-        return [_fields(r) for r in rows]
+        return [row_fields(r) for r in rows]
 
     # -- locks ---------------------------------------------------------------------------
     def acquire_lock(
@@ -401,7 +367,7 @@ class SqliteStateStore:
 
     def get_lock(self, name: str) -> LockInfo | None:
         rows = self._rows("read lock", "SELECT * FROM locks WHERE name = ?", (name,))
-        return _lock(rows[0]) if rows else None
+        return lock_row(rows[0]) if rows else None
 
     def force_unlock(self, name: str) -> LockInfo | None:
         """Remove a lock whoever holds it; returns what was removed."""
@@ -412,47 +378,7 @@ class SqliteStateStore:
             if row is None:
                 return None
             conn.execute("DELETE FROM locks WHERE name = ?", (name,))
-        return _lock(row)
-
-
-# -- schema --------------------------------------------------------------------------------
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring the schema to SCHEMA_VERSION; concurrent openers serialise on BEGIN IMMEDIATE."""
-    if _user_version(conn) == SCHEMA_VERSION:
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        version = _user_version(conn)
-        if version > SCHEMA_VERSION:
-            raise StateError(
-                f"the state database has schema version {version}, newer than this "
-                f"transfer-runner understands ({SCHEMA_VERSION}); upgrade transfer-runner"
-            )
-        for number in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in _MIGRATIONS[number - 1]:
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_version VALUES (?, ?)", (number, fixed_utc(_now())))
-            conn.execute(f"PRAGMA user_version = {number}")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-def _user_version(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
-
-
-def _check_readable(conn: sqlite3.Connection, path: Path) -> None:
-    version = _user_version(conn)
-    if version == 0:
-        raise StateError(f"{path} is not a transfer-runner state database (no schema)")
-    if version > SCHEMA_VERSION:
-        raise StateError(
-            f"{path} has state schema version {version}, newer than this transfer-runner "
-            f"understands ({SCHEMA_VERSION}); upgrade transfer-runner"
-        )
+        return lock_row(row)
 
 
 # -- rows -> records -----------------------------------------------------------------------
@@ -463,41 +389,3 @@ def _insert_event(
         "INSERT INTO events (at, run_id, transfer, kind, data) VALUES (?, ?, ?, ?, ?)",
         (fixed_utc(_now()), run_id, transfer, kind, to_json(data)),
     )
-
-
-# Column names are the record field names, so a row maps onto its dataclass directly.
-_TIME_COLUMNS = frozenset(
-    {"at", "started_at", "ended_at", "finished_at", "updated_at", "acquired_at", "expires_at"}
-)
-_JSON_COLUMNS = frozenset({"totals", "outputs", "data"})
-
-
-def _fields(row: sqlite3.Row) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in zip(row.keys(), tuple(row), strict=True):  # iterating a Row gives values
-        if value is not None and key in _TIME_COLUMNS:
-            out[key] = parse_utc(value)
-        elif key in _JSON_COLUMNS:
-            out[key] = json.loads(value)
-        else:
-            out[key] = value
-    return out
-
-
-def _run(row: sqlite3.Row) -> RunInfo:
-    return RunInfo(**_fields(row))
-
-
-def _transfer(row: sqlite3.Row) -> TransferRecord:
-    return TransferRecord(**_fields(row))
-
-
-def _step(row: sqlite3.Row) -> StepRecord:
-    fields = _fields(row)
-    del fields["seq"]
-    fields["index"] = fields.pop("idx")
-    return StepRecord(**fields)
-
-
-def _lock(row: sqlite3.Row) -> LockInfo:
-    return LockInfo(**_fields(row))
