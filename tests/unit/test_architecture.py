@@ -14,7 +14,6 @@ MAX_LINES = 400
 # Modules still over MAX_LINES, each at most as long as it is now: the list only shrinks
 # (issue 14 splits them). A module that fits must leave the list.
 STILL_TOO_LONG = {
-    "transfer_runner/platforms/sandbox/platform.py": 507,
     "transfer_runner/platforms/sandbox/mailflow.py": 454,
 }
 

@@ -22,9 +22,12 @@ from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime, parsedate_to_datetime
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
+
+from transfer_runner.errors import PlatformError
 
 __all__ = [
+    "stored_bytes",
     "MESSAGE_ID",
     "BODY_KINDS",
     "BodyKind",
@@ -241,3 +244,31 @@ def _filler_block(seed: int) -> bytes:
         line = " ".join(words)[:_LINE_CHARS]
         lines.append(line.rstrip().ljust(_LINE_CHARS, "."))
     return ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
+def stored_bytes(
+    op: str, account_id: str, store: str, message_id: str, row: tuple[Any, ...]
+) -> bytes:
+    """A message's raw bytes from its `messages` row (raw, seed, idx, size, sha256, body,
+    received_at): stored for an imported message, regenerated for a generated one, and
+    checked against the stored SHA-256 (a PlatformError if the generator changed since)."""
+    raw, seed, index, size, digest, body, received = row
+    if raw is None:
+        raw = generate_message(
+            seed,
+            account_id,
+            store,
+            index,
+            size,
+            body,
+            message_id=message_id,
+            received_at=datetime.fromisoformat(received).astimezone(UTC),
+        ).raw
+    if hashlib.sha256(raw).hexdigest() != digest:
+        raise PlatformError(
+            op,
+            f"message {message_id} no longer matches its stored SHA-256: the sandbox was "
+            "made by another version; re-create it with `sandbox init --force`",
+            500,
+        )
+    return bytes(raw)

@@ -1,13 +1,9 @@
 """`SandboxPlatform`: the `Platform` Protocol over one SQLite file, with the real platform's rules.
 
-Every write goes through `_write`, which in one `BEGIN IMMEDIATE` transaction looks the
-idempotency key up (same request: replay the stored first result; other request: `Conflict`),
-performs the operation (`operations.py`), stores its result under the key and appends an audit
-row. Refused writes roll back, then get their own audit row, so the audit table counts every
-write call ever made: tests use it to prove that a run made no platform write at all.
-
-Each thread gets its own connection; WAL mode and a 30 s busy timeout let threads and processes
-share the file safely.
+Every write goes through `_write`, which runs it once per idempotency key and audits it
+(`idempotency.py`): the audit table counts every write call ever made, which tests use to
+prove that a run made no platform write at all. Each thread gets its own connection; WAL mode
+and a 30 s busy timeout let threads and processes share the file safely.
 """
 
 from __future__ import annotations
@@ -26,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, overload
 
 from transfer_runner.clock import Clock, clock_from_env
-from transfer_runner.errors import Conflict, NotFound, PlatformError
+from transfer_runner.errors import NotFound, PlatformError
 from transfer_runner.platforms.base import (
     Account,
     Charge,
@@ -39,8 +35,8 @@ from transfer_runner.platforms.base import (
     Subscription,
     Ticket,
 )
-from transfer_runner.platforms.sandbox import db, operations, records, subscriptions
-from transfer_runner.platforms.sandbox.messages import generate_message
+from transfer_runner.platforms.sandbox import db, idempotency, operations, records, subscriptions
+from transfer_runner.platforms.sandbox.messages import stored_bytes
 from transfer_runner.testpoints import reached as testpoint
 
 __all__ = ["SandboxPlatform", "MAX_PAGE"]
@@ -225,26 +221,7 @@ class SandboxPlatform:
         )
         if row is None:
             raise NotFound(op, f"no message {message_id} in {account_id}'s {store}")
-        raw, seed, index, size, digest, body, received = row
-        if raw is None:
-            raw = generate_message(
-                seed,
-                account_id,
-                store,
-                index,
-                size,
-                body,
-                message_id=message_id,
-                received_at=db.from_text(received),
-            ).raw
-        if hashlib.sha256(raw).hexdigest() != digest:
-            raise PlatformError(
-                op,
-                f"message {message_id} no longer matches its stored SHA-256: the sandbox was "
-                "made by another version; re-create it with `sandbox init --force`",
-                500,
-            )
-        return bytes(raw)
+        return stored_bytes(op, account_id, store, message_id, row)
 
     def import_message(
         self, account_id: str, store: Store, message_id: str, raw: bytes, idempotency_key: str
@@ -312,7 +289,7 @@ class SandboxPlatform:
     # -- sandbox extras --------------------------------------------------------------------
     def write_calls(self) -> int:
         """How many write calls the platform has ever received (replays and refusals too)."""
-        return int(self._read("write_calls", _count_audit, pause=False))
+        return int(self._read("write_calls", idempotency.count_audit, pause=False))
 
     @contextmanager
     def unaudited_write(self) -> Iterator[sqlite3.Connection]:
@@ -357,7 +334,7 @@ class SandboxPlatform:
         key: str,
     ) -> Charge | Credit:
         table = "charges" if op == "charge" else "credits"
-        request = {"account": account_id, "amount": _amount_text(amount), "reason": reason}
+        request = {"account": account_id, "amount": records.amount_text(amount), "reason": reason}
         decode: Callable[[str], Charge | Credit] = (
             records.decode_charge if op == "charge" else records.decode_credit
         )
@@ -408,99 +385,14 @@ class SandboxPlatform:
         action: Callable[[sqlite3.Connection, datetime], W],
         decode: Callable[[str], W],
     ) -> W:
-        """Run `action` once per idempotency key, audited; see the module docstring."""
+        """Run `action` once per idempotency key, audited (`idempotency.write_once`)."""
         self._pause()
-        conn = self._conn()
-        try:
-            if not isinstance(key, str) or not key.strip():
-                raise operations.bad_request(op, "every write needs a non-empty idempotency key")
-            fingerprint = _fingerprint(op, request)
-            # Queue this process's writers on a lock rather than in SQLite's busy handler,
-            # which polls with sleeps of up to 100 ms.
-            with self._write_lock, db.write(conn):
-                found = conn.execute(
-                    "SELECT operation, fingerprint, result FROM idempotency WHERE key = ?", (key,)
-                ).fetchone()
-                if found is not None:
-                    _same_request(op, key, fingerprint, found[0], found[1])
-                    _audit(conn, op, key, account, True, None)
-                    return decode(found[2])
-                now = self.clock.now()
-                result = action(conn, now)
-                conn.execute(
-                    "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)",
-                    (key, op, fingerprint, records.encode(result), db.to_text(now)),
-                )
-                _audit(conn, op, key, account, False, None)
-            testpoint(f"platform-after-{op}")  # committed, not answered: a lost ack
-            return result
-        except PlatformError as exc:
-            self._audit_refusal(conn, op, key, account, str(exc))
-            raise
-        except sqlite3.Error as exc:
-            error = _database_error(op, exc)
-            self._audit_refusal(conn, op, key, account, str(error))
-            raise error from exc
-
-    def _audit_refusal(
-        self, conn: sqlite3.Connection, op: str, key: Any, account: str | None, error: str
-    ) -> None:
-        # The refused write rolled back; its audit row is written on its own. If the database
-        # itself is failing, the original error matters more than a lost audit row.
-        try:
-            with db.write(conn):
-                _audit(conn, op, key if isinstance(key, str) else None, account, False, error)
-        except sqlite3.Error:
-            pass
-
-
-def _audit(
-    conn: sqlite3.Connection,
-    op: str,
-    key: str | None,
-    account: str | None,
-    replayed: bool,
-    error: str | None,
-) -> None:
-    # The audit log orders write calls against other systems (S3, the state store): it keeps
-    # the real clock, whatever clock the records' business times come from.
-    conn.execute(
-        "INSERT INTO audit (op, idempotency_key, account, replayed, error, at) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (op, key, account, int(replayed), error, db.to_text(db.utc_now())),
-    )
-
-
-def _same_request(op: str, key: str, fingerprint: str, first_op: str, first: str) -> None:
-    if first_op != op:
-        raise Conflict(op, f"idempotency key {key!r} was already used for {first_op}")
-    if first != fingerprint:
-        raise Conflict(
-            op,
-            f"idempotency key {key!r} was already used for a {op} with other arguments; "
-            "a key may only be repeated with the same request",
+        write = idempotency.Write(op, key, account, request)
+        result = idempotency.write_once(
+            self._conn(), self._write_lock, self.clock.now, write, action, decode
         )
-
-
-def _database_error(op: str, exc: sqlite3.Error) -> PlatformError:
-    if isinstance(exc, sqlite3.IntegrityError):  # a rule the checks above missed: still a 409
-        return Conflict(op, f"refused by the platform's rules: {exc}")
-    return PlatformError(op, f"sandbox database error: {exc}", 503)
-
-
-def _fingerprint(op: str, request: dict[str, Any]) -> str:
-    canonical = json.dumps({"operation": op, **request}, sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _amount_text(amount: Any) -> str:
-    if isinstance(amount, Decimal) and amount.is_finite():
-        return str(records.money(amount))
-    return repr(amount)
-
-
-def _count_audit(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT count(*) FROM audit").fetchone()[0])
+        testpoint(f"platform-after-{op}")  # committed, not answered: a lost ack
+        return result
 
 
 def _none(_text: str) -> None:

@@ -25,6 +25,7 @@ from transfer_runner.platforms.base import (
 from transfer_runner.platforms.sandbox.db import from_text, to_text
 
 __all__ = [
+    "amount_text",
     "CENT",
     "money",
     "read_account",
@@ -202,3 +203,10 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     raise TypeError(f"cannot store {type(value).__name__} in a result")
+
+
+def amount_text(amount: Any) -> str:
+    """An amount as a request fingerprint records it: exact money digits, or its repr."""
+    if isinstance(amount, Decimal) and amount.is_finite():
+        return str(money(amount))
+    return repr(amount)
