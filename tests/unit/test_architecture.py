@@ -11,11 +11,6 @@ import pytest
 PACKAGE = "transfer_runner"
 ROOT = Path(__file__).resolve().parents[2] / PACKAGE
 MAX_LINES = 400
-# Modules still over MAX_LINES, each at most as long as it is now: the list only shrinks
-# (issue 14 splits them). A module that fits must leave the list.
-STILL_TOO_LONG = {
-    "transfer_runner/platforms/sandbox/mailflow.py": 454,
-}
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +83,5 @@ def test_no_module_is_longer_than_a_reader_can_hold() -> None:
         str(path.relative_to(ROOT.parent)): len(path.read_text(encoding="utf-8").splitlines())
         for path in sorted(ROOT.rglob("*.py"))
     }
-    too_long = {
-        name: lines
-        for name, lines in lengths.items()
-        if lines > STILL_TOO_LONG.get(name, MAX_LINES)
-    }
-    assert not too_long, f"over {MAX_LINES} lines (or longer than listed): {too_long}"
-    fits = sorted(name for name in STILL_TOO_LONG if lengths.get(name, 0) <= MAX_LINES)
-    assert not fits, f"these fit in {MAX_LINES} lines now: take them off STILL_TOO_LONG: {fits}"
+    too_long = {name: lines for name, lines in lengths.items() if lines > MAX_LINES}
+    assert not too_long, f"modules over {MAX_LINES} lines: {too_long}"

@@ -243,7 +243,8 @@ def sandbox_serve(
     """
     from transfer_runner.platforms.http.faults import FaultPlan, parse_fault_kinds
     from transfer_runner.platforms.http.server import SandboxServer
-    from transfer_runner.platforms.sandbox.mailflow import FlowThread, MailFlow
+    from transfer_runner.platforms.sandbox.mailflow import MailFlow
+    from transfer_runner.platforms.sandbox.mailflow_pace import FlowThread
     from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 
     if not Path(path).is_file():
@@ -256,15 +257,19 @@ def sandbox_serve(
         seed=seed,
     )
     with SandboxPlatform(path) as platform, _sigterm_interrupts():
-        mail = None
+        mail, banner = None, ""
         if deliver_rate or expire_rate:
-            mail = FlowThread(MailFlow(platform, _flow_spec(**flow)), deliver_rate, expire_rate)
+            live = MailFlow(platform, _flow_spec(**flow))
+            mail, banner = (
+                FlowThread(live, deliver_rate, expire_rate),
+                _flow_banner(live, deliver_rate, expire_rate),
+            )
         server = SandboxServer(platform, host=host, port=port, token=token or None, faults=plan)
         auth = "token required" if token else "no token"
         try:
             click.echo(f"serving sandbox {path} on {server.url} ({auth})")
             if mail is not None:
-                click.echo(_flow_banner(mail.flow, deliver_rate, expire_rate))
+                click.echo(banner)
                 mail.start()
             server.serve_forever()
         except KeyboardInterrupt:
@@ -305,7 +310,8 @@ def sandbox_mail(
     while none does; expiry removes the oldest mail of the accounts that hold or held the
     domains. Prints a summary line at the end; Ctrl-C or SIGTERM stops it cleanly.
     """
-    from transfer_runner.platforms.sandbox.mailflow import FlowThread, MailFlow
+    from transfer_runner.platforms.sandbox.mailflow import MailFlow
+    from transfer_runner.platforms.sandbox.mailflow_pace import FlowThread
     from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 
     if count is not None and (deliver_rate or expire_rate or duration is not None):
