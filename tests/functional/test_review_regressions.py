@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.functional.conftest import BUCKET, World, both_platform_paths, manifest
 from transfer_runner import commands
+from transfer_runner.errors import PlaybookError
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 from transfer_runner.playbook.loader import default_playbook_path
 from transfer_runner.state.open import open_state
@@ -105,6 +107,16 @@ def test_a_partial_tags_run_leaves_the_transfer_pending(world: World) -> None:
 def test_bad_amount_in_a_playbook_is_a_clean_failure(world: World) -> None:
     def huge(tasks: list[dict[str, Any]]) -> None:
         tasks[13]["billing.charge"]["amount"] = "1e999"
+
+    playbook = _playbook(world, "huge.yml", huge)  # 1e999 reads as a float (inf)
+    with pytest.raises(PlaybookError, match="argument 'amount' must be str or int or Decimal"):
+        commands.apply([str(world.manifests)], world.settings(playbook=playbook))
+    assert world.dump()["charges"] == [] and world.writes() == 0  # refused when it loads
+
+
+def test_a_bad_templated_amount_is_a_clean_failure_when_the_task_runs(world: World) -> None:
+    def huge(tasks: list[dict[str, Any]]) -> None:
+        tasks[13]["billing.charge"]["amount"] = "{{ 10.0 ** 400 }}"
 
     playbook = _playbook(world, "huge.yml", huge)
     [result] = commands.apply([str(world.manifests)], world.settings(playbook=playbook)).transfers

@@ -65,3 +65,11 @@ def test_evaluate_when(expression, expected):
 def test_evaluate_undefined_is_an_error():
     with pytest.raises(TemplateError):
         evaluate("spec.data.quarantine != 'skip'", VARS, "t")
+
+
+@pytest.mark.parametrize("text", ["{{ 10.0 ** 400 }}", "{{ 1 // 0 }}", "{{ 'a' + 1 }}"])
+def test_an_expression_that_fails_to_compute_is_a_template_error(text: str) -> None:
+    with pytest.raises(TemplateError, match="task"):
+        render({"amount": text}, {}, "task")
+    with pytest.raises(TemplateError):
+        evaluate(text.strip("{} "), {}, "task")

@@ -41,7 +41,7 @@ def evaluate(expression: str, variables: Mapping[str, Any], task: str) -> Any:
         value = _compiled_expression(expression)(**variables)
         _reject_undefined(value)
         return value
-    except JinjaTemplateError as exc:
+    except (JinjaTemplateError, ArithmeticError, TypeError, ValueError) as exc:  # a bad expression
         raise TemplateError(task, f"{expression!r}: {exc}") from exc
 
 
@@ -64,7 +64,7 @@ def _render_string(text: str, variables: Mapping[str, Any], task: str) -> Any:
         return evaluate(single.group("expr").strip(), variables, task)
     try:
         return _compiled_template(text).render(**variables)
-    except JinjaTemplateError as exc:
+    except (JinjaTemplateError, ArithmeticError, TypeError, ValueError) as exc:  # a bad expression
         raise TemplateError(task, f"{text!r}: {exc}") from exc
 
 
