@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from transfer_runner.clock import clock_from_env
 from transfer_runner.errors import PlatformError
 from transfer_runner.platforms.base import (
     Account,
@@ -22,6 +23,11 @@ from transfer_runner.platforms.base import (
     Ticket,
 )
 from transfer_runner.platforms.http.wire import API_PREFIX, PROBLEM_TYPES, from_wire, to_wire
+
+# A billing period around the session's clock (tests/conftest.py pins it): no literal date
+# that a calendar could pass.
+TODAY = clock_from_env().now().date()
+PERIOD = (TODAY - timedelta(days=10), TODAY + timedelta(days=20))
 
 T0 = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
 T1 = datetime(2026, 11, 29, 6, 0, 1, 250, tzinfo=UTC)
@@ -43,7 +49,7 @@ SAMPLES: list[Any] = [
     Account("C-1001", "direct", "Acme", "active", None, ("acme.com", "acme.net"), 40, 5, ("s",)),
     Account("A-1", "resold", "Acme", "cancelled", "R-301", (), 0, 3, ()),
     NewAccount("R-301", "Acme Inc", "acme-temp.example", 40, 5, ("spamstopshere", "restoremail")),
-    Subscription("C-1001", Decimal("120.00"), date(2026, 11, 1), date(2026, 12, 1)),
+    Subscription("C-1001", Decimal("120.00"), *PERIOD),
     MessageInfo("<m1@acme.com>", 2048, T0),
     MessageInfo("m2", 10, T1, "ab" * 32),
     MessagePage((MessageInfo("m1", 1, T0), MessageInfo("m2", 2, T1, "00")), "m2"),
@@ -64,12 +70,12 @@ def test_encoding_of_scalars() -> None:
     assert wire["amount"] == "25.00"
     assert wire["created_at"] == "2026-11-29T06:00:00Z"
     assert to_wire(Comment("c", "b", T1))["created_at"] == "2026-11-29T06:00:01.000250Z"
-    sub = to_wire(Subscription("C", Decimal("1E+2"), date(2026, 11, 1), date(2026, 12, 1)))
+    sub = to_wire(Subscription("C", Decimal("1E+2"), *PERIOD))
     assert sub == {
         "account": "C",
         "price": "100",
-        "period_start": "2026-11-01",
-        "period_end": "2026-12-01",
+        "period_start": PERIOD[0].isoformat(),
+        "period_end": PERIOD[1].isoformat(),
     }
     page = to_wire(MessagePage((MessageInfo("m", 1, T0),), None))
     assert page["messages"] == [
@@ -119,12 +125,22 @@ BAD: list[tuple[type, dict[str, Any], str]] = [
     (Charge, _charge(extra=1), "Charge: unknown field(s): extra"),
     (
         Subscription,
-        {"account": "C", "price": "1.00", "period_start": "2026/11/01", "period_end": "2026-12-01"},
+        {
+            "account": "C",
+            "price": "1.00",
+            "period_start": f"{PERIOD[0]:%Y/%m/%d}",
+            "period_end": PERIOD[1].isoformat(),
+        },
         "Subscription.period_start: expected a date",
     ),
     (
         Subscription,
-        {"account": "C", "price": "1.00", "period_start": "2026-02-30", "period_end": "2026-12-01"},
+        {
+            "account": "C",
+            "price": "1.00",
+            "period_start": "2026-02-30",  # never a date
+            "period_end": PERIOD[1].isoformat(),
+        },
         "Subscription.period_start: invalid date",
     ),
     (Account, {**to_wire(SAMPLES[4]), "users": True}, "Account.users: expected an integer"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import yaml
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
+from transfer_runner.clock import clock_from_env
 from transfer_runner.platforms import base
 from transfer_runner.platforms.http.routes import ROUTES
 from transfer_runner.platforms.http.wire import PROBLEM_TYPES, to_wire
@@ -180,6 +181,11 @@ def test_component_schemas_match_the_dataclasses(spec: dict[str, Any], cls: type
     assert schema["additionalProperties"] is False
 
 
+# A billing period around the session's clock (tests/conftest.py pins it): no literal date
+# that a calendar could pass.
+TODAY = clock_from_env().now().date()
+PERIOD = (TODAY - timedelta(days=10), TODAY + timedelta(days=20))
+
 T0 = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
 T1 = datetime(2026, 11, 29, 6, 0, 1, 5, tzinfo=UTC)
 WIRE_SAMPLES: list[tuple[str, Any]] = [
@@ -191,7 +197,7 @@ WIRE_SAMPLES: list[tuple[str, Any]] = [
     ("NewAccount", base.NewAccount("R-301", "n", "a.com", 1, 1, ("s",))),
     (
         "Subscription",
-        base.Subscription("C", Decimal("120.00"), date(2026, 11, 1), date(2026, 12, 1)),
+        base.Subscription("C", Decimal("120.00"), *PERIOD),
     ),
     ("MessagePage", base.MessagePage((base.MessageInfo("m", 1, T0, "ab"),), "m")),
     ("Charge", base.Charge("CH-1", "A-1", Decimal("25.00"), "fee", "k", T1)),

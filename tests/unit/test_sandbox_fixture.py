@@ -223,17 +223,17 @@ INVALID = [
         _ONE + "    colour: blue\n", "6:5: accounts[0].colour: unknown key", id="unknown-key"
     ),
     pytest.param(
-        _ONE + "    billing: {price: 120.00, period_start: 2026-11-01, period_end: 2026-12-01}\n",
+        _ONE + "    billing: {price: 120.00, period_start: today-10d, period_end: today+20d}\n",
         "accounts[0].billing.price: must be a string, not the number 120.0 (put it in quotes)",
         id="price-float",
     ),
     pytest.param(
-        _ONE + '    billing: {price: "12,00", period_start: 2026-11-01, period_end: 2026-12-01}\n',
+        _ONE + '    billing: {price: "12,00", period_start: today-10d, period_end: today+20d}\n',
         "accounts[0].billing.price: '12,00' must be a decimal amount",
         id="price-comma",
     ),
     pytest.param(
-        _ONE + '    billing: {price: "1.00", period_start: 2026-12-01, period_end: 2026-11-01}\n',
+        _ONE + '    billing: {price: "1.00", period_start: today+20d, period_end: today-10d}\n',
         "accounts[0].billing.period_end: must be after period_start",
         id="period-backwards",
     ),
