@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from transfer_runner.yaml_positions import resolve_plain_scalar
+from transfer_runner.yaml_scalars import resolve_plain_scalar
 
 __all__ = ["render_manifest"]
 
