@@ -196,7 +196,7 @@ def plan(
         )
         report = RunReport(run.run_id, "plan", started, datetime.now(UTC), tuple(results))
         if out:
-            saved_plans.write_plan(out, report, transfers, state)
+            saved_plans.write_plan(out, report, transfers, state, playbook.sha256)
     return report
 
 
@@ -221,7 +221,8 @@ def apply(
     (`unchanged`, no platform call); `recheck` runs its checks against the platform instead.
 
     Given one saved plan file (`plan --out`), apply exactly its transfers, and refuse the whole
-    plan if any of their manifests or states changed since it was made.
+    plan if any of their manifests or states changed since it was made; each step then fails,
+    before it writes, if its actions are not the ones the plan showed (`engine.planned`).
     """
     bulk = bulk or BulkOptions()
     saved = len(paths) == 1 and saved_plans.is_plan_file(paths[0])
@@ -243,7 +244,7 @@ def apply(
     )
     with session(settings, read_only=False, bulk=bulk) as (platform, state):
         if plan_doc is not None:
-            stale = saved_plans.stale_reasons(plan_doc, transfers, state)
+            stale = saved_plans.stale_reasons(plan_doc, transfers, state, playbook.sha256)
             if stale:
                 raise ConfigError("stale plan, make a new one:\n  " + "\n  ".join(stale))
         _preflight(settings, platform, state, playbook, transfers, tags, write_probe=True)
@@ -273,6 +274,7 @@ def apply(
                 max_fail_percentage=bulk.max_fail_percentage,
                 recheck=recheck,
                 grace_s=bulk.grace_s,
+                planned=None if plan_doc is None else saved_plans.planned_actions(plan_doc),
             ),
             reporter or NullReporter(),
             stop,

@@ -1,26 +1,34 @@
 """Saved plans for approved-only apply: `plan --out FILE`, then `apply FILE`.
 
-A plan file records, per transfer, the manifest's SHA-256, the transfer's state when planned
-and the actions. `apply FILE` applies exactly those transfers and refuses the whole plan if any
-manifest or any transfer's state changed since (a stale plan), so what was reviewed is what runs.
+A plan file records the playbook's digest and, per transfer, the manifest's SHA-256, the
+transfer's state when planned and each step's actions as data (`modules.base.Action`: kind,
+target, idempotency key, amounts). `apply FILE` applies exactly those transfers and refuses the
+whole plan if the playbook, any manifest or any transfer's state changed since (a stale plan).
+Then each step's fresh check must stay within what the plan showed: a write the plan did not
+show (another account, domain, amount or key) fails that step before it writes
+(`engine.planned`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from transfer_runner.engine.planned import Planned
 from transfer_runner.engine.results import RunReport
 from transfer_runner.errors import ConfigError
 from transfer_runner.manifest.model import Transfer
+from transfer_runner.modules.base import Action
 from transfer_runner.state.base import StateStore
 
 __all__ = [
     "PLAN_KIND",
+    "PLAN_VERSION",
+    "planned_actions",
     "is_plan_file",
     "write_plan",
     "read_plan",
@@ -29,6 +37,7 @@ __all__ = [
 ]
 
 PLAN_KIND = "transfer-runner/plan"
+PLAN_VERSION = 2  # 2: each step's actions as data (1 had display strings only)
 
 
 def state_fingerprint(state: StateStore, name: str) -> str:
@@ -46,15 +55,21 @@ def state_fingerprint(state: StateStore, name: str) -> str:
 
 
 def write_plan(
-    path: str | Path, report: RunReport, transfers: Sequence[Transfer], state: StateStore
+    path: str | Path,
+    report: RunReport,
+    transfers: Sequence[Transfer],
+    state: StateStore,
+    playbook_sha256: str,
 ) -> None:
-    """Save the plan: each transfer's manifest hash, state fingerprint and actions."""
+    """Save the plan: the playbook's digest, and each transfer's manifest hash, state
+    fingerprint and actions."""
     by_name = {t.name: t for t in transfers}
     doc = {
         "kind": PLAN_KIND,
-        "version": 1,
+        "version": PLAN_VERSION,
         "created_at": datetime.now(UTC).isoformat(),
         "run_id": report.run_id,
+        "playbook_sha256": playbook_sha256,
         "transfers": [
             {
                 "name": result.name,
@@ -62,7 +77,12 @@ def write_plan(
                 "manifest_sha256": by_name[result.name].sha256,
                 "state": state_fingerprint(state, result.name),
                 "status": result.status,
-                "actions": [a for step in result.steps for a in step.actions],
+                "actions": [a.text for step in result.steps for a in step.actions],
+                "steps": {
+                    step.name: [a.to_dict() for a in step.actions]
+                    for step in result.steps
+                    if step.actions
+                },
             }
             for result in report.transfers
         ],
@@ -88,17 +108,39 @@ def read_plan(path: str | Path) -> dict[str, Any]:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: not a readable plan file: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("kind") != PLAN_KIND or doc.get("version") != 1:
-        raise ConfigError(f"{path}: not a transfer-runner plan (kind {PLAN_KIND!r}, version 1)")
+    if not isinstance(doc, dict) or doc.get("kind") != PLAN_KIND:
+        raise ConfigError(f"{path}: not a transfer-runner plan (kind {PLAN_KIND!r})")
+    if doc.get("version") != PLAN_VERSION:
+        raise ConfigError(
+            f"{path}: a plan of version {doc.get('version')!r}; this transfer-runner applies "
+            f"version {PLAN_VERSION}: make a new plan"
+        )
+    planned_actions(doc, str(path))  # malformed actions: refused before anything runs
     return doc
 
 
+def planned_actions(doc: Mapping[str, Any], path: str = "plan") -> Planned:
+    """Per transfer, per task, the actions the plan saved; ConfigError if they do not read."""
+    planned: dict[str, Mapping[str, tuple[Action, ...]]] = {}
+    try:
+        for entry in doc["transfers"]:
+            planned[entry["name"]] = {
+                task: tuple(Action.from_dict(a) for a in actions)
+                for task, actions in entry["steps"].items()
+            }
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"{path}: the plan's actions do not read: {exc}") from exc
+    return planned
+
+
 def stale_reasons(
-    plan: dict[str, Any], transfers: Sequence[Transfer], state: StateStore
+    plan: dict[str, Any], transfers: Sequence[Transfer], state: StateStore, playbook_sha256: str
 ) -> list[str]:
     """Why the plan no longer describes the world (empty: it still does)."""
     by_name = {t.name: t for t in transfers}
     reasons = []
+    if plan.get("playbook_sha256") != playbook_sha256:
+        reasons.append("the playbook changed since the plan")
     for entry in plan["transfers"]:
         transfer = by_name.get(entry["name"])
         if transfer is None:

@@ -80,6 +80,6 @@ def test_billing_before_the_move_is_refused(world: World, tags: tuple[str, ...])
 
 def test_plan_before_the_move_still_shows_the_amounts(world: World) -> None:
     planned = world.plan().transfers[0]
-    actions = [a for s in planned.steps for a in s.actions]
+    actions = [a.text for s in planned.steps for a in s.actions]
     assert any(a.startswith("credit 80.00 to C-1001") for a in actions), actions
     assert "charge 25.00 transfer fee to R-301" in actions

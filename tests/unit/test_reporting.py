@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator
 
 from transfer_runner.engine.results import RunReport, StepResult, TransferResult
 from transfer_runner.errors import StateError
+from transfer_runner.modules.base import Action
 from transfer_runner.reporting.from_state import report_from_state
 from transfer_runner.reporting.json_report import render_json, report_to_dict
 from transfer_runner.reporting.junit import render_junit
@@ -22,6 +23,8 @@ from transfer_runner.state.base import RunInfo, StepRecord
 from transfer_runner.state.sqlite import SqliteStateStore
 
 T0 = datetime(2026, 11, 18, 9, 30, tzinfo=UTC)
+FEE = Action("billing.charge", "R-301", "charge R-301 25.00", "transfer-fee:acme-com",
+             {"amount": "25.00"})  # fmt: skip
 NASTY = 'declined: <card> & "quote" | pipe\x00\x1b\nsecond line'
 
 
@@ -52,9 +55,7 @@ def _report() -> RunReport:
                 "succeeded",
                 (
                     _s("verify customer ticket", "ok", 0, "verified"),
-                    _s(
-                        "charge fee", "changed", 1, actions=("charge R-301 25.00",), outputs=charged
-                    ),
+                    _s("charge fee", "changed", 1, actions=(FEE,), outputs=charged),
                     _s("import quarantine", "skipped", 2, "when is false"),
                 ),
                 path="transfers/acme.yml",

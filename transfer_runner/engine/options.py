@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from transfer_runner.engine.planned import Planned
 from transfer_runner.engine.waves import WaveSize
 
 __all__ = ["RunOptions"]
@@ -22,3 +23,4 @@ class RunOptions:
     recheck: bool = False  # check completed transfers against the platform again
     grace_s: float | None = None  # after a stop, how long running steps may take to finish
     refresh: bool = False  # plan: read the platform for completed transfers (drift)
+    planned: Planned | None = None  # apply plan.json: each step stays within the saved actions

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from transfer_runner.modules.base import Action
 
 __all__ = [
     "StepResult",
@@ -53,7 +56,7 @@ class StepResult:
     module: str
     status: StepStatusT
     message: str = ""
-    actions: tuple[str, ...] = ()
+    actions: tuple[Action, ...] = ()
     outputs: dict[str, Any] = field(default_factory=dict)
     started_at: datetime | None = None
     ended_at: datetime | None = None

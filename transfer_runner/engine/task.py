@@ -8,10 +8,11 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from transfer_runner.engine.planned import unplanned
 from transfer_runner.engine.results import StepResult, StepStatusT
 from transfer_runner.errors import StepError, TransferRunnerError
 from transfer_runner.manifest.model import Transfer
-from transfer_runner.modules.base import Check, ModuleRegistry
+from transfer_runner.modules.base import Action, Check, ModuleRegistry
 from transfer_runner.modules.claims import write_claim
 from transfer_runner.modules.context import RunContext, TaskContext
 from transfer_runner.playbook.loader import Task
@@ -32,14 +33,20 @@ def selected(task: Task, tags: frozenset[str]) -> bool:
 
 
 def run_task(
-    ctx: TaskContext, task: Task, modules: ModuleRegistry, variables: dict[str, Any]
+    ctx: TaskContext,
+    task: Task,
+    modules: ModuleRegistry,
+    variables: dict[str, Any],
+    planned: tuple[Action, ...] | None = None,
 ) -> StepResult:
+    """Render, check, and (outside check mode) apply one task. With `planned` (a saved plan's
+    actions for this task), an action the plan did not show fails the step before it writes."""
     started = datetime.now(UTC)
 
     def done(
         status: StepStatusT,
         message: str = "",
-        actions: tuple[str, ...] = (),
+        actions: tuple[Action, ...] = (),
         outputs: dict[str, Any] | None = None,
     ) -> StepResult:
         return StepResult(
@@ -61,13 +68,22 @@ def run_task(
         check: Check = module.check(ctx, args)
         if not check.changes:
             return done("ok", check.reason, outputs=dict(check.facts))
+        said = "; ".join(a.text for a in check.actions)
         if ctx.check_mode:
-            return done("changed", "; ".join(check.actions), check.actions, dict(check.facts))
+            return done("changed", said, check.actions, dict(check.facts))
+        if planned is not None:
+            outside = unplanned(check.actions, planned)
+            if outside:
+                raise StepError(
+                    task.name,
+                    f"not in the saved plan: {'; '.join(a.text for a in outside)} "
+                    "(the world changed since the plan: make a new one)",
+                )
         before_write(ctx, task)
         testpoint(f"before-step-{task.index + 1}")
         outputs = {**check.facts, **module.apply(ctx, args, check)}
         testpoint(f"after-step-{task.index + 1}")
-        return done("changed", "; ".join(check.actions), check.actions, outputs)
+        return done("changed", said, check.actions, outputs)
     except StepError as exc:
         return done("failed", exc.cause)
     except TransferRunnerError as exc:

@@ -15,15 +15,16 @@ from typing import Any
 from transfer_runner.engine.fast_path import completed
 from transfer_runner.engine.leases import Heartbeat, acquire_lease
 from transfer_runner.engine.options import RunOptions
+from transfer_runner.engine.planned import Planned
 from transfer_runner.engine.reporter import Reporter
 from transfer_runner.engine.results import StepResult, TransferResult, TransferStatusT
 from transfer_runner.engine.task import record_step, run_task, selected, task_done
 from transfer_runner.errors import TransferRunnerError
 from transfer_runner.manifest.model import Transfer
-from transfer_runner.modules.base import ModuleRegistry
+from transfer_runner.modules.base import Action, ModuleRegistry
 from transfer_runner.modules.context import RunContext, TaskContext
 from transfer_runner.modules.precheck import transfer_problems
-from transfer_runner.playbook.loader import Playbook
+from transfer_runner.playbook.loader import Playbook, Task
 from transfer_runner.state.base import TransferRecord
 
 __all__ = ["PRECHECK", "run_transfer"]
@@ -170,7 +171,8 @@ def _execute(
             message = f"lost the lock before {task.name!r}; another runner may have taken over"
             break
         ctx = TaskContext(run, transfer, task.name, previous, earlier)
-        step = run_task(ctx, task, modules, variables)
+        planned = None if options.planned is None else _planned(options.planned, transfer, task)
+        step = run_task(ctx, task, modules, variables, planned)
         if not run.check_mode:
             record_step(run, transfer, task, step)
         steps.append(step)
@@ -196,6 +198,11 @@ def _execute(
     result = TransferResult(transfer.name, status, tuple(steps), message, transfer.path)
     reporter.transfer_finished(result)
     return result
+
+
+def _planned(planned: Planned, transfer: Transfer, task: Task) -> tuple[Action, ...]:
+    """What the saved plan showed for this task (nothing: it was to change nothing)."""
+    return tuple(planned.get(transfer.name, {}).get(task.name, ()))
 
 
 def _precheck(ctx: TaskContext) -> StepResult | None:

@@ -6,14 +6,23 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from transfer_runner.errors import StepError
-from transfer_runner.modules.base import ArgSpec, Check, optional, require, required
+from transfer_runner.modules.base import (
+    Action,
+    ArgSpec,
+    Check,
+    only_action,
+    optional,
+    require,
+    required,
+    write_key,
+)
 from transfer_runner.modules.context import TaskContext
 from transfer_runner.modules.gates import (
     authorizations_hold,
     domains_accounted_for,
     source_covered,
 )
-from transfer_runner.modules.keys import attempt_key, idempotency_key
+from transfer_runner.modules.keys import idempotency_key
 from transfer_runner.platforms.base import Account, NewAccount
 
 __all__ = ["EnsureAccount", "CancelAccount", "MODULES"]
@@ -54,14 +63,23 @@ class EnsureAccount:
             raise StepError(ctx.task_name, why)
         existing = self._find(ctx, args, wanted)
         if existing is None:
-            return Check(
-                actions=(
-                    f"create a resold account under {wanted.parent} on {wanted.domain} "
-                    f"({wanted.users} users, {wanted.max_domains} domains, "
-                    f"{', '.join(wanted.services)})",
-                ),
-                facts={"account_id": None, "adopted": False},
+            action = Action(
+                "account.create",
+                wanted.domain,
+                f"create a resold account under {wanted.parent} on {wanted.domain} "
+                f"({wanted.users} users, {wanted.max_domains} domains, "
+                f"{', '.join(wanted.services)})",
+                key=idempotency_key("account", ctx.transfer.name),
+                params={
+                    "parent": wanted.parent,
+                    "name": wanted.name,
+                    "users": wanted.users,
+                    "max_domains": wanted.max_domains,
+                    "services": list(wanted.services),
+                },
+                per_attempt=True,
             )
+            return Check(actions=(action,), facts={"account_id": None, "adopted": False})
         problems = _mismatches(existing, wanted)
         if problems:
             raise StepError(
@@ -73,10 +91,17 @@ class EnsureAccount:
         return Check(reason=f"account {existing.id} exists under {wanted.parent}", facts=facts)
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
-        wanted = _wanted(ctx, args)
-        attempt = ctx.run.attempt(ctx.transfer.customer_ticket)
-        key = attempt_key(attempt, "account", ctx.transfer.name)
-        account = ctx.platform.create_account(wanted, key)
+        action = only_action(check, "account.create")
+        p = action.params
+        wanted = NewAccount(
+            parent=p["parent"],
+            name=p["name"],
+            domain=str(action.target),
+            users=p["users"],
+            max_domains=p["max_domains"],
+            services=tuple(p["services"]),
+        )
+        account = ctx.platform.create_account(wanted, write_key(ctx, action))
         return {"account_id": account.id, "adopted": False, "created": True}
 
     def _find(
@@ -155,18 +180,24 @@ class CancelAccount:
             facts = {"account": account_id, "cancelled_on": cancelled_on}
             return Check(reason=f"account {account_id} is cancelled", facts=facts)
         # The gate lists whole mailboxes: `apply` runs it once, right before the write.
-        action = f"cancel direct account {account_id} (once all it holds is in the export)"
+        action = Action(
+            "account.cancel",
+            account_id,
+            f"cancel direct account {account_id} (once all it holds is in the export)",
+            key=idempotency_key("cancel", ctx.transfer.name),
+        )
         return Check(actions=(action,), facts={"account": account_id})
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
+        action = only_action(check, "account.cancel")
+        account_id = str(action.target)
         authorized, why = authorizations_hold(ctx)  # a withdrawal stops the cut-over
         if not authorized:
-            raise StepError(ctx.task_name, f"refusing to cancel {check.facts['account']}: {why}")
-        covered, why = source_covered(ctx, check.facts["account"])  # right before the write
+            raise StepError(ctx.task_name, f"refusing to cancel {account_id}: {why}")
+        covered, why = source_covered(ctx, account_id)  # right before the write
         if not covered:
-            raise StepError(ctx.task_name, f"refusing to cancel {check.facts['account']}: {why}")
-        key = idempotency_key("cancel", ctx.transfer.name)
-        account = ctx.platform.cancel_account(check.facts["account"], key)
+            raise StepError(ctx.task_name, f"refusing to cancel {account_id}: {why}")
+        account = ctx.platform.cancel_account(account_id, write_key(ctx, action))
         when = account.cancelled_at.date() if account.cancelled_at else ctx.run.today
         return {"status": account.status, "cancelled_on": when.isoformat()}
 

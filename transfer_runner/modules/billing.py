@@ -10,7 +10,16 @@ from typing import Any, ClassVar
 
 from transfer_runner.errors import StepError
 from transfer_runner.manifest.model import Transfer
-from transfer_runner.modules.base import ArgSpec, Check, optional, require, required
+from transfer_runner.modules.base import (
+    Action,
+    ArgSpec,
+    Check,
+    only_action,
+    optional,
+    require,
+    required,
+    write_key,
+)
 from transfer_runner.modules.context import TaskContext
 from transfer_runner.modules.gates import cut_over_done
 from transfer_runner.modules.keys import idempotency_key
@@ -96,7 +105,7 @@ class ProrateSubscription:
             return Check(
                 reason=f"{account} has no subscription to pro-rate", facts={"amount": None}
             )
-        as_of = self._as_of(ctx, account)
+        as_of, known = self._as_of(ctx, account)
         amount = prorate_amount(sub.price, sub.period_start, sub.period_end, as_of)
         facts = {
             "account": account,
@@ -107,28 +116,38 @@ class ProrateSubscription:
         }
         if amount == 0:
             return Check(reason=f"nothing unused in {account}'s period", facts=facts)
-        action = f"credit {amount} to {account} (unused part of {facts['period']} as of {as_of})"
+        action = Action(
+            "billing.credit",
+            account,
+            f"credit {amount} to {account} (unused part of {facts['period']} as of {as_of})",
+            key=prorate_key(ctx.transfer),
+            # before the cut-over the day, hence the amount, is a plan's estimate
+            params={"amount": str(amount) if known else None, "period": facts["period"]},
+        )
         return Check(actions=(action,), facts=facts)
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
-        amount = Decimal(check.facts["amount"])
+        action = only_action(check, "billing.credit")
         reason = (
-            f"pro-ration of {check.facts['period']} for transfer {ctx.transfer.name} "
+            f"pro-ration of {action.param('period')} for transfer {ctx.transfer.name} "
             f"(run {ctx.run.run_id})"
         )
-        key = prorate_key(ctx.transfer)
-        credit = ctx.platform.credit(check.facts["account"], amount, reason, key)
+        amount = Decimal(action.param("amount"))
+        credit = ctx.platform.credit(str(action.target), amount, reason, write_key(ctx, action))
         return {"credit_id": credit.id, "amount": str(credit.amount)}
 
-    def _as_of(self, ctx: TaskContext, account: str) -> date:
-        """The day service ended: the platform's cancellation time (whenever this runs: a
-        resume days later, or a run past midnight, credits the same); without it, the day
-        `account.cancel` recorded; before the cancellation, the run's day (a plan's estimate)."""
+    def _as_of(self, ctx: TaskContext, account: str) -> tuple[date, bool]:
+        """The day service ended, and whether it is known: the platform's cancellation time
+        (whenever this runs: a resume days later, or a run past midnight, credits the same);
+        without it, the day `account.cancel` recorded; before the cancellation, the run's day
+        (a plan's estimate; `apply` bills only after the cut-over)."""
         direct = ctx.platform.get_account(account)
         if direct is not None and direct.cancelled_at is not None:
-            return direct.cancelled_at.astimezone(UTC).date()
+            return direct.cancelled_at.astimezone(UTC).date(), True
         cancelled_on = ctx.facts("account.cancel").get("cancelled_on")
-        return date.fromisoformat(cancelled_on) if cancelled_on else ctx.run.today
+        if cancelled_on:
+            return date.fromisoformat(cancelled_on), True
+        return ctx.run.today, not ctx.check_mode
 
 
 class SubscribeAccount:
@@ -170,11 +189,12 @@ class SubscribeAccount:
                 )
         _require_cut_over(ctx)
         parent = require(args, "parent", task)
+        start, known = self._start(ctx)
         spec = NewSubscription(
             users=require(args, "users", task, int),
             domains=require(args, "domains", task, int),
             services=tuple(require(args, "services", task, list)),
-            start=self._start(ctx),
+            start=start,
         )
         quote = ctx.platform.quote_subscription(parent, spec)
         facts = {
@@ -186,29 +206,41 @@ class SubscribeAccount:
             "services": list(spec.services),
             "start": spec.start.isoformat(),
         }
-        action = (
+        action = Action(
+            "billing.subscribe",
+            account,
             f"subscribe {account or 'the new account'} to {spec.users} users, {spec.domains} "
             f"domains, {', '.join(spec.services)}: first period {_period_text(quote)}, billed "
-            f"to {parent}"
+            f"to {parent}",
+            key=idempotency_key("subscription", ctx.transfer.customer_account),
+            params={
+                "parent": parent,
+                "users": spec.users,
+                "domains": spec.domains,
+                "services": list(spec.services),
+                # before the cut-over its day, hence the price, is a plan's estimate
+                "start": spec.start.isoformat() if known else None,
+                "price": str(quote.price) if known else None,
+            },
         )
         return Check(actions=(action,), facts=facts)
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
-        f = check.facts
+        action = only_action(check, "billing.subscribe")
+        p = action.params
         spec = NewSubscription(
-            f["users"], f["domains"], tuple(f["services"]), date.fromisoformat(f["start"])
+            p["users"], p["domains"], tuple(p["services"]), date.fromisoformat(p["start"])
         )
-        key = idempotency_key("subscription", ctx.transfer.customer_account)
-        created = ctx.platform.create_subscription(f["account"], spec, key)
+        created = ctx.platform.create_subscription(str(action.target), spec, write_key(ctx, action))
         return _subscription_facts(created)
 
-    def _start(self, ctx: TaskContext) -> date:
-        """The cut-over day: when the platform cancelled the direct account (else today, the
-        estimate a plan shows before the cut-over)."""
+    def _start(self, ctx: TaskContext) -> tuple[date, bool]:
+        """The cut-over day, and whether it is known: when the platform cancelled the direct
+        account (else today, the estimate a plan shows before the cut-over)."""
         direct = ctx.platform.get_account(ctx.transfer.customer_account)
         if direct is not None and direct.cancelled_at is not None:
-            return direct.cancelled_at.astimezone(UTC).date()
-        return ctx.run.today
+            return direct.cancelled_at.astimezone(UTC).date(), True
+        return ctx.run.today, not ctx.check_mode
 
 
 def _period_text(sub: Subscription) -> str:
@@ -253,12 +285,20 @@ class ChargeFee:
             return Check(reason=f"charged {done.amount} to {done.account} ({done.id})", facts=facts)
         _require_cut_over(ctx)
         facts = {"account": account, "amount": str(amount), "key": key}
-        return Check(actions=(f"charge {amount} transfer fee to {account}",), facts=facts)
+        action = Action(
+            "billing.charge",
+            account,
+            f"charge {amount} transfer fee to {account}",
+            key=key,
+            params={"amount": str(amount)},
+        )
+        return Check(actions=(action,), facts=facts)
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
-        f = check.facts
+        action = only_action(check, "billing.charge")
         reason = f"transfer fee for {ctx.transfer.name}"
-        charge = ctx.platform.charge(f["account"], Decimal(f["amount"]), reason, f["key"])
+        amount = Decimal(action.param("amount"))
+        charge = ctx.platform.charge(str(action.target), amount, reason, write_key(ctx, action))
         return {"charge_id": charge.id, "amount": str(charge.amount)}
 
 

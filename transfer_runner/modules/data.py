@@ -17,7 +17,15 @@ from transfer_runner.errors import StepError
 from transfer_runner.export import receipt
 from transfer_runner.export.status import ExportDelta, store_status
 from transfer_runner.export.sync import SyncPolicy, sync_store
-from transfer_runner.modules.base import ArgSpec, Check, optional, require, required
+from transfer_runner.modules.base import (
+    Action,
+    ArgSpec,
+    Check,
+    only_action,
+    optional,
+    require,
+    required,
+)
 from transfer_runner.modules.context import TaskContext
 from transfer_runner.modules.data_args import (
     delta_of,
@@ -28,6 +36,7 @@ from transfer_runner.modules.data_args import (
     policy_arg,
     progress_sink,
     store_arg,
+    store_of,
 )
 from transfer_runner.modules.verification import (
     discard_damaged_parts,
@@ -75,7 +84,8 @@ class ExportStore:
         if ctx.run.export is None:
             count, nbytes = ctx.platform.count_messages(account, store)
             where = destination_of(ctx, store)
-            action = f"export {count} {store} messages ({nbytes} bytes) to {where}"
+            text = f"export {count} {store} messages ({nbytes} bytes) to {where}"
+            action = _export_pass(account, store, text)
             return Check(actions=(action,), facts={"store": store, "messages": count})
         delta = delta_of(ctx, account, store)
         facts: dict[str, Any] = {
@@ -95,16 +105,18 @@ class ExportStore:
         deferred = _deferred(delta, policy_arg(args, ctx.task_name), args, ctx.task_name)
         if deferred:
             return Check(reason=f"{store} exported: {deferred}", facts=facts)
-        return Check(actions=(describe_delta(delta, store),), facts=facts)
+        action = _export_pass(account, store, describe_delta(delta, store))
+        return Check(actions=(action,), facts=facts)
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
-        store = check.facts["store"]
+        action = only_action(check, "export.pass")
+        store = store_of(action)
         results = sync_store(
             ctx.platform,
             ctx.run.s3(),
             ctx.run.export_settings(),
             ctx.transfer.name,
-            args["account"],
+            action.param("account"),
             store,
             policy_arg(args, ctx.task_name),
             progress=progress_sink(ctx, f"export {store}", check.facts.get("source_messages", 0)),
@@ -118,6 +130,11 @@ class ExportStore:
             "new_bytes": sum(r.new_bytes for r in results),
             "exported_in_run": ctx.run.run_id,
         }
+
+
+def _export_pass(account: str, store: Store, text: str) -> Action:
+    """Passes over `store` of `account` until its delta is small (S3 keys name the parts)."""
+    return Action("export.pass", store, text, params={"account": account})
 
 
 def _deferred(delta: ExportDelta, policy: SyncPolicy, args: Mapping[str, Any], task: str) -> str:
@@ -175,17 +192,28 @@ class VerifyExports:
         if not pending:  # S3 is asked only when a store was exported: all skipped needs none
             if stores and receipt.read_receipt(ctx.run.s3(), ctx.run.export_settings(),
                                                ctx.transfer.name) is None:  # fmt: skip
-                return Check(actions=("write the export receipt",), facts=facts)
+                action = Action("export.receipt", ctx.transfer.name, "write the export receipt")
+                return Check(actions=(action,), facts=facts)
             return Check(reason="every export is verified", facts=facts)
         kind = "id set and SHA-256" if complete else "SHA-256 of every exported message"
-        actions = tuple(f"verify the {s} export against the source ({kind})" for s in pending)
+        actions = tuple(
+            Action(
+                "export.verify",
+                store,
+                f"verify the {store} export against the source ({kind})",
+                params={"account": require(args, "account", ctx.task_name), "complete": complete},
+            )
+            for store in pending
+        )  # each verification writes the receipt anew
         return Check(actions=actions, facts=facts)
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
         stores = dict(check.facts["stores"])
         complete = check.facts["complete"]
-        for store in check.facts["pending"]:
-            stores[store] = verify_exports(ctx, args["account"], store, complete)
+        for action in check.actions:
+            if action.kind == "export.verify":
+                store = store_of(action)
+                stores[store] = verify_exports(ctx, action.param("account"), store, complete)
         outputs: dict[str, Any] = {"stores": stores, "pending": [], "complete": complete}
         if stores:
             written = write_receipt(ctx, stores)

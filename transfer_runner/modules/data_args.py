@@ -9,7 +9,7 @@ from typing import Any
 from transfer_runner.errors import StepError
 from transfer_runner.export.status import ExportDelta, inspect_delta
 from transfer_runner.export.sync import SyncPolicy
-from transfer_runner.modules.base import require
+from transfer_runner.modules.base import Action, require
 from transfer_runner.modules.context import TaskContext
 from transfer_runner.platforms.base import STORES, Store
 
@@ -25,6 +25,7 @@ __all__ = [
     "policy_arg",
     "progress_sink",
     "store_arg",
+    "store_of",
 ]
 
 
@@ -33,6 +34,14 @@ def store_arg(args: Mapping[str, Any], task: str) -> Store:
     if store not in STORES:
         raise StepError(task, f"store must be one of {', '.join(STORES)}, not {store!r}")
     return store
+
+
+def store_of(action: Action) -> Store:
+    """The store an export, verify or import action is about."""
+    for store in STORES:
+        if action.target == store:
+            return store
+    raise ValueError(f"{action.kind} action on {action.target!r}, not a store")
 
 
 def modes_arg(args: Mapping[str, Any], task: str) -> dict[Store, str]:

@@ -8,16 +8,16 @@ from typing import Any, ClassVar
 
 from transfer_runner.errors import ExportError, StepError
 from transfer_runner.export import importer
-from transfer_runner.modules.base import ArgSpec, Check, optional, required
+from transfer_runner.modules.base import Action, ArgSpec, Check, optional, required, write_key
 from transfer_runner.modules.context import TaskContext
-from transfer_runner.modules.data_args import is_cancelled, modes_arg, progress_sink
-from transfer_runner.modules.keys import attempt_key
+from transfer_runner.modules.data_args import is_cancelled, modes_arg, progress_sink, store_of
+from transfer_runner.modules.keys import idempotency_key
 from transfer_runner.modules.verification import (
     step_history,
 )
 from transfer_runner.platforms.base import MessageInfo, Store
 
-__all__ = ["ImportStores", "MODULES", "import_data", "import_facts"]
+__all__ = ["ImportStores", "MODULES", "import_action", "import_data", "import_facts"]
 
 
 class ImportStores:
@@ -51,7 +51,10 @@ class ImportStores:
             if not ctx.check_mode:
                 raise StepError(ctx.task_name, "no target account or no export destination")
             return Check(
-                actions=tuple(f"import the {s} export into the new account" for s in wanted),
+                actions=tuple(
+                    import_action(ctx, s, None, f"import the {s} export into the new account")
+                    for s in wanted
+                ),
                 facts={"pending": wanted},
             )
         plan = _import_plan(ctx, target, wanted)
@@ -69,17 +72,27 @@ class ImportStores:
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
         in_target = dict(check.facts.get("in_target") or {})
         imported: dict[str, Any] = {}
-        for store in check.facts["pending"]:
-            result = import_data(ctx, args["account"], store, check.facts["missing"].get(store, 0))
+        for action in check.actions:
+            store = store_of(action)
+            expected = check.facts["missing"].get(store, 0)
+            result = import_data(ctx, action.param("account"), store, expected, action)
             in_target[store] = result.index_sha256
             imported[store] = import_facts(result)
         return {"imported": imported, "pending": [], "in_target": in_target}
 
 
+def import_action(ctx: TaskContext, store: Store, target: str | None, text: str) -> Action:
+    """Import what `target` (None in a plan before it exists) lacks of the `store` export;
+    the key is per attempt (an abort cancels the account it imported into)."""
+    key = idempotency_key("import", ctx.transfer.name, store)
+    return Action("import.store", store, text, key=key, params={"account": target},
+                  per_attempt=True)  # fmt: skip
+
+
 @dataclass
 class _ImportPlan:
     pending: list[str] = field(default_factory=list)
-    actions: list[str] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
     missing: dict[str, int] = field(default_factory=dict)
     in_target: dict[str, str] = field(default_factory=dict)  # store -> index SHA-256 imported
     recorded: list[str] = field(default_factory=list)  # stores known imported from the record
@@ -118,12 +131,14 @@ def _import_plan(ctx: TaskContext, target: str, wanted: list[Store]) -> _ImportP
             if not ctx.check_mode:
                 raise
             plan.pending.append(store)  # not exported yet: the plan shows the import to come
-            plan.actions.append(f"import the {store} export into {target}")
+            text = f"import the {store} export into {target}"
+            plan.actions.append(import_action(ctx, store, target, text))
             continue
         if missing:
             plan.pending.append(store)
             plan.missing[store] = missing
-            plan.actions.append(f"import {missing} {store} messages into {target}")
+            text = f"import {missing} {store} messages into {target}"
+            plan.actions.append(import_action(ctx, store, target, text))
         elif sha256 is not None:
             plan.in_target[store] = sha256
     return plan
@@ -134,8 +149,10 @@ def import_data(
     target: str,
     store: Store,
     expected: int,
+    action: Action,
     source: Sequence[MessageInfo] | None = None,
 ) -> importer.ImportResult:
+    """Execute an `import.store` action: what `target` lacks of the `store` export."""
     return importer.import_store(
         ctx.platform,
         ctx.run.s3(),
@@ -143,9 +160,7 @@ def import_data(
         ctx.transfer.name,
         target,
         store,
-        attempt_key(
-            ctx.run.attempt(ctx.transfer.customer_ticket), "import", ctx.transfer.name, store
-        ),  # fmt: skip
+        write_key(ctx, action),
         progress=progress_sink(ctx, f"import {store}", expected),
         from_account=ctx.transfer.customer_account,
         retry_suffix=ctx.run.run_id,

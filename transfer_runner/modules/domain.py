@@ -6,7 +6,16 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from transfer_runner.errors import StepError
-from transfer_runner.modules.base import ArgSpec, Check, optional, require, required
+from transfer_runner.modules.base import (
+    Action,
+    ArgSpec,
+    Check,
+    only_action,
+    optional,
+    require,
+    required,
+    write_key,
+)
 from transfer_runner.modules.context import TaskContext
 from transfer_runner.modules.gates import authorizations_hold, exports_verified
 from transfer_runner.modules.keys import idempotency_key
@@ -53,13 +62,21 @@ class MoveDomains:
         facts = {"domains": list(domains), "account": target}
         if not pending:
             return Check(reason=f"every domain is on {target}", facts=facts)
-        actions = [f"move {d} from {source} to {target or 'the new account'}" for d in pending]
         verified, why = exports_verified(ctx)
-        if not verified:
-            if not ctx.check_mode:
-                raise StepError(ctx.task_name, f"refusing to detach domains from {source}: {why}")
-            actions = [a + " (after the exports are verified)" for a in actions]
-        return Check(actions=tuple(actions), facts={**facts, "pending": pending})
+        if not verified and not ctx.check_mode:
+            raise StepError(ctx.task_name, f"refusing to detach domains from {source}: {why}")
+        later = "" if verified else " (after the exports are verified)"
+        actions = tuple(
+            Action(
+                "domain.move",
+                domain,
+                f"move {domain} from {source} to {target or 'the new account'}{later}",
+                key=idempotency_key("domain-move", ctx.transfer.name, domain),
+                params={"from": source, "to": target or None},
+            )
+            for domain in pending
+        )
+        return Check(actions=actions, facts={**facts, "pending": pending})
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
         verified, why = exports_verified(ctx)
@@ -68,11 +85,13 @@ class MoveDomains:
         authorized, why = authorizations_hold(ctx)  # a withdrawal stops the cut-over
         if not authorized:
             raise StepError(ctx.task_name, f"refusing to move the domains: {why}")
-        source, target = args["from_account"], args["to_account"]
-        for domain in check.facts["pending"]:
-            key = idempotency_key("domain-move", ctx.transfer.name, domain)
-            ctx.platform.move_domain(domain, source, target, key)
-        return {"moved": list(check.facts["pending"])}
+        moved = []
+        for action in check.actions:
+            domain = str(action.target)
+            to = action.param("to")
+            ctx.platform.move_domain(domain, action.param("from"), to, write_key(ctx, action))
+            moved.append(domain)
+        return {"moved": moved}
 
 
 class RemoveDomain:
@@ -99,8 +118,16 @@ class RemoveDomain:
         account = args.get("account")
         holder = ctx.platform.find_account_by_domain(domain)
         facts = {"domain": domain}
+        key = idempotency_key("domain-detach", ctx.transfer.name, domain)
         if not account and ctx.check_mode:
-            return Check(actions=(f"detach {domain} from the new account",), facts=facts)
+            action = Action(
+                "domain.detach",
+                domain,
+                f"detach {domain} from the new account",
+                key=key,
+                params={"from": None},
+            )
+            return Check(actions=(action,), facts=facts)
         if holder is None:
             return Check(reason=f"{domain} is on no account", facts=facts)
         if (
@@ -111,14 +138,20 @@ class RemoveDomain:
             raise StepError(
                 ctx.task_name, f"{domain} is on account {holder.id}, not the new resold account"
             )
-        return Check(
-            actions=(f"detach {domain} from {holder.id}",), facts={**facts, "from": holder.id}
+        action = Action(
+            "domain.detach",
+            domain,
+            f"detach {domain} from {holder.id}",
+            key=key,
+            params={"from": holder.id},
         )
+        return Check(actions=(action,), facts={**facts, "from": holder.id})
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
-        key = idempotency_key("domain-detach", ctx.transfer.name, check.facts["domain"])
-        ctx.platform.detach_domain(check.facts["from"], check.facts["domain"], key)
-        return {"removed": check.facts["domain"]}
+        action = only_action(check, "domain.detach")
+        domain = str(action.target)
+        ctx.platform.detach_domain(action.param("from"), domain, write_key(ctx, action))
+        return {"removed": domain}
 
 
 MODULES = (MoveDomains(), RemoveDomain())

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from transfer_runner.errors import StepError
 from transfer_runner.export import exporter, importer
 from transfer_runner.export.source import list_source
-from transfer_runner.modules.base import ArgSpec, Check, optional, require, required
+from transfer_runner.modules.base import Action, ArgSpec, Check, optional, require, required
 from transfer_runner.modules.context import TaskContext
 from transfer_runner.modules.data import verify_exports, write_receipt
 from transfer_runner.modules.data_args import (
@@ -18,8 +18,10 @@ from transfer_runner.modules.data_args import (
     is_cancelled,
     modes_arg,
     progress_sink,
+    store_of,
 )
 from transfer_runner.modules.data_import import import_data, import_facts
+from transfer_runner.modules.keys import idempotency_key
 from transfer_runner.modules.verification import (
     prior_verification,
 )
@@ -69,13 +71,23 @@ class FinalSync:
                     "mailbox that receives no mail (move the domains first)",
                 )
             return Check(
-                actions=tuple(f"final {s} pass after the domains move" for s in stores),
+                actions=tuple(
+                    _final_pass(
+                        ctx, s, account, target, modes, f"final {s} pass after the domains move"
+                    )  # fmt: skip
+                    for s in stores
+                ),
                 facts={**facts, "pending": stores},
             )
         if ctx.run.export is None or not target:
             if not ctx.check_mode:
                 raise StepError(ctx.task_name, "no target account or no export destination")
-            return Check(actions=tuple(f"final {s} pass" for s in stores), facts=facts)
+            return Check(
+                actions=tuple(
+                    _final_pass(ctx, s, account, target, modes, f"final {s} pass") for s in stores
+                ),
+                facts=facts,
+            )
         return self._check_stores(ctx, account, target, modes, stores, facts)
 
     def _check_stores(
@@ -87,17 +99,17 @@ class FinalSync:
         stores: list[Store],
         facts: dict[str, Any],
     ) -> Check:
-        actions: list[str] = []
+        actions: list[Action] = []
         for store in stores:
             prior = prior_verification(ctx, store, True)
             if prior is None and not ctx.check_mode:
                 # Not taken yet: the pass runs whatever the delta (apply lists the source
                 # once, for the pass, its verification and the import).
                 facts["pending"].append(store)
-                actions.append(
-                    f"final {store} pass: export what is new, verify the id set"
-                    + (f", import into {target}" if modes[store] == "migrate" else "")
+                text = f"final {store} pass: export what is new, verify the id set" + (
+                    f", import into {target}" if modes[store] == "migrate" else ""
                 )
+                actions.append(_final_pass(ctx, store, account, target, modes, text))
                 continue
             delta = delta_of(ctx, account, store)
             lacking = 0
@@ -116,22 +128,22 @@ class FinalSync:
                 facts["stores"][store] = prior
                 continue
             facts["pending"].append(store)
-            actions.append(
+            text = (
                 f"final {store} pass: export {delta.new_messages} new messages, verify the "
                 f"id set ({delta.source_messages} in the source)"
                 + (f", import into {target}" if modes[store] == "migrate" else "")
             )
+            actions.append(_final_pass(ctx, store, account, target, modes, text))
         if not actions:
             return Check(reason="the final pass is done: every export verified", facts=facts)
         return Check(actions=tuple(actions), facts=facts)
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
-        account, target = args["account"], args["to_account"]
-        modes = modes_arg(args, ctx.task_name)
         stores = dict(check.facts["stores"])
         imported: dict[str, Any] = {}
         exported: dict[str, int] = {}
-        for store in check.facts["pending"]:
+        for action in check.actions:
+            store, account = store_of(action), action.param("account")
             # One listing of the quiescent direct account serves the pass, its verification
             # and the import: it only shrinks now, and the gate lists it again before cancel.
             source = list_source(ctx.platform, account, store)
@@ -147,8 +159,10 @@ class FinalSync:
             )
             exported[store] = result.new_messages
             stores[store] = verify_exports(ctx, account, store, complete=True, source=source)
-            if modes[store] == "migrate":
-                imported[store] = import_facts(import_data(ctx, target, store, 0, source=source))
+            if action.param("migrate"):
+                target = action.param("to_account")
+                done = import_data(ctx, target, store, 0, action, source=source)
+                imported[store] = import_facts(done)
         outputs: dict[str, Any] = {
             "stores": stores,
             "pending": [],
@@ -159,6 +173,27 @@ class FinalSync:
         if stores:
             outputs["receipt"] = write_receipt(ctx, stores)
         return outputs
+
+
+def _final_pass(
+    ctx: TaskContext,
+    store: Store,
+    account: str,
+    target: str | None,
+    modes: dict[Store, str],
+    text: str,
+) -> Action:
+    """The final pass over `store`: export, verify, and for a migrated store import into
+    `target` under the import's key (per attempt: an abort cancels that account)."""
+    migrate = modes[store] == "migrate"
+    return Action(
+        "export.final_pass",
+        store,
+        text,
+        key=idempotency_key("import", ctx.transfer.name, store) if migrate else None,
+        params={"account": account, "to_account": target or None, "migrate": migrate},
+        per_attempt=migrate,
+    )
 
 
 MODULES = (FinalSync(),)

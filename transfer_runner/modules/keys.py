@@ -6,7 +6,7 @@ replays the platform's first result instead of acting twice (invariant I3).
 
 from __future__ import annotations
 
-__all__ = ["idempotency_key", "attempt_key"]
+__all__ = ["idempotency_key", "with_attempt"]
 
 
 def idempotency_key(kind: str, transfer: str, *parts: str) -> str:
@@ -14,9 +14,9 @@ def idempotency_key(kind: str, transfer: str, *parts: str) -> str:
     return ":".join((kind, transfer, *parts))
 
 
-def attempt_key(attempt: int, kind: str, transfer: str, *parts: str) -> str:
-    """The key of a write made before the cut-over, which an `abort` undoes: the transfer's
-    n-th attempt (after n-1 aborts) writes under `key#n`, since the platform remembers the
-    first attempt's key with that attempt's request (`account:acme-com#2`)."""
-    key = idempotency_key(kind, transfer, *parts)
+def with_attempt(key: str, attempt: int) -> str:
+    """The key of a write made before the cut-over, which an `abort` undoes, as the
+    transfer's n-th attempt (after n-1 aborts) sends it: `key` for the first, `key#n` after,
+    since the platform remembers the first attempt's key with that attempt's request
+    (`account:acme-com#2`)."""
     return key if attempt <= 1 else f"{key}#{attempt}"

@@ -8,7 +8,16 @@ from typing import Any, ClassVar
 
 from transfer_runner.authorization import mentions_domain, read_ticket, same_name
 from transfer_runner.errors import StepError
-from transfer_runner.modules.base import ArgSpec, Check, optional, require, required
+from transfer_runner.modules.base import (
+    Action,
+    ArgSpec,
+    Check,
+    only_action,
+    optional,
+    require,
+    required,
+    write_key,
+)
 from transfer_runner.modules.context import TaskContext
 from transfer_runner.modules.keys import idempotency_key
 from transfer_runner.platforms.base import Ticket
@@ -138,11 +147,16 @@ class VerifyTicket:
             return Check(reason=f"{role} ticket {ticket_id} verified{shown}", facts=facts)
         if holder is not None:
             raise StepError(ctx.task_name, f"{role} ticket {ticket_id} is already used by {holder}")
-        action = f"claim {role} ticket {ticket_id} for this transfer{shown}"
+        action = Action(
+            "ticket.claim",
+            ticket_id,
+            f"claim {role} ticket {ticket_id} for this transfer{shown}",
+            params={"role": role, "transfer": ctx.transfer.name},
+        )  # a claim in the state store; the platform's claim comes before the first write
         return Check(actions=(action,), facts=facts)
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
-        ticket_id = check.facts["ticket"]
+        ticket_id = str(only_action(check, "ticket.claim").target)
         holder = ctx.run.state.claim_ticket(ticket_id, ctx.transfer.name)
         if holder != ctx.transfer.name:
             raise StepError(ctx.task_name, f"ticket {ticket_id} is already used by {holder}")
@@ -188,6 +202,10 @@ class CommentTickets:
     def check(self, ctx: TaskContext, args: Mapping[str, Any]) -> Check:
         tickets = require(args, "tickets", ctx.task_name, dict)
         pending: dict[str, str] = {}
+        actions: list[Action] = []
+        # What earlier steps found (credit, fee) is known when the step runs; a plan shows
+        # the comment without its text.
+        body = None if ctx.check_mode else (args.get("body") or _summary(ctx, args))
         for role, ticket_id in tickets.items():
             key = idempotency_key("ticket-comment", ctx.transfer.name, role)
             ticket = ctx.platform.get_ticket(ticket_id)
@@ -195,18 +213,27 @@ class CommentTickets:
                 raise StepError(ctx.task_name, f"ticket {ticket_id} does not exist")
             if not any(c.idempotency_key == key for c in ticket.comments):
                 pending[role] = ticket_id
+                actions.append(
+                    Action(
+                        "ticket.comment",
+                        ticket_id,
+                        f"comment on {role} ticket {ticket_id}",
+                        key=key,
+                        params={"role": role, "body": body},
+                    )
+                )
         facts = {"tickets": dict(tickets)}
         if not pending:
             return Check(reason="both tickets already carry the outcome", facts=facts)
-        actions = tuple(f"comment on {role} ticket {t}" for role, t in pending.items())
-        return Check(actions=actions, facts={**facts, "pending": pending})
+        return Check(actions=tuple(actions), facts={**facts, "pending": pending})
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
-        body = args.get("body") or _summary(ctx, args)
         comments = {}
-        for role, ticket_id in check.facts["pending"].items():
-            key = idempotency_key("ticket-comment", ctx.transfer.name, role)
-            comments[role] = ctx.platform.add_ticket_comment(ticket_id, body, key).id
+        for action in check.actions:
+            comment = ctx.platform.add_ticket_comment(
+                str(action.target), action.param("body"), write_key(ctx, action)
+            )
+            comments[action.param("role")] = comment.id
         return {"comments": comments}
 
 

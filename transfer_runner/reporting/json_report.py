@@ -54,7 +54,7 @@ def _step(step: StepResult) -> dict[str, Any]:
         "module": step.module,
         "status": step.status,
         "message": step.message,
-        "actions": list(step.actions),
+        "actions": [action.text for action in step.actions],
         "outputs": json_safe(step.outputs),
         "started_at": iso_utc(step.started_at),
         "ended_at": iso_utc(step.ended_at),
