@@ -128,7 +128,10 @@ def run_apply(config: dict[str, Any]) -> dict[str, Any]:
     progress = Progress(config["label"], int(config["transfers"]))
     started, cpu_started = time.monotonic(), time.process_time()
     report = commands.apply(
-        [config["manifests"]], settings, forks=int(config["forks"]), reporter=progress
+        settings,
+        commands.Selection([config["manifests"]]),
+        forks=int(config["forks"]),
+        reporter=progress,
     )
     apply_s = time.monotonic() - started
     cpu_s = time.process_time() - cpu_started

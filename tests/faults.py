@@ -351,7 +351,7 @@ class FaultWorld:
 
     def apply(self) -> RunReport:
         """`apply` of the manifests, one fork."""
-        return commands.apply([str(self.manifests)], self.settings(), forks=1)
+        return commands.apply(self.settings(), commands.Selection([str(self.manifests)]), forks=1)
 
     def violations(self, *, complete: bool) -> list[str]:
         """What `tests.invariants.check_world` finds wrong now."""

@@ -1,8 +1,10 @@
-"""What commands take and give besides settings and paths: the git guards and pacing of a
-run (requests), the result of `validate` and what `status` shows of a transfer (results)."""
+"""What commands take and give besides settings: which transfers (`Selection`), the git
+guards and pacing of a run (requests), the result of `validate` and what `status` shows of a
+transfer (results)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +13,7 @@ from transfer_runner.errors import Diagnostic
 from transfer_runner.manifest.model import Transfer
 from transfer_runner.state.base import LockInfo, StepRecord, TransferRecord
 
-__all__ = ["BulkOptions", "GitGuards", "TransferStatusView", "ValidationResult"]
+__all__ = ["BulkOptions", "GitGuards", "Selection", "TransferStatusView", "ValidationResult"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,36 @@ class GitGuards:
 
     changed_since: str | None = None
     require_clean: bool = False
+
+
+@dataclass(frozen=True, init=False)
+class Selection:
+    """Which transfers a command takes, and which of their tasks: the manifests under `paths`
+    (files or directories, or one saved plan for `apply`), the git guards, the `--limit`
+    expressions (NAME, key=value, @retry-file), `--shard (I, N)` and `--tags`."""
+
+    paths: tuple[str, ...]
+    limits: tuple[str, ...]
+    tags: frozenset[str]
+    shard: tuple[int, int] | None
+    git: GitGuards
+
+    def __init__(
+        self,
+        paths: Iterable[str],
+        *,
+        limits: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        shard: tuple[int, int] | None = None,
+        git: GitGuards | None = None,
+    ) -> None:
+        if isinstance(paths, str):
+            raise TypeError("Selection takes a sequence of paths, not one string")
+        object.__setattr__(self, "paths", tuple(paths))
+        object.__setattr__(self, "limits", tuple(limits))
+        object.__setattr__(self, "tags", frozenset(tags))
+        object.__setattr__(self, "shard", shard)
+        object.__setattr__(self, "git", git or GitGuards())
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from transfer_runner import git_filters, run_identity, saved_plans
 from transfer_runner.abort import AbortResult, ReceiptNote, abort_transfer, require_reason
@@ -14,6 +15,7 @@ from transfer_runner.clock import clock_from_env
 from transfer_runner.command_types import (
     BulkOptions,
     GitGuards,
+    Selection,
     TransferStatusView,
     ValidationResult,
 )
@@ -43,9 +45,13 @@ from transfer_runner.sharding import in_shard
 from transfer_runner.state.base import LockInfo, RunInfo, StateStore
 from transfer_runner.state.open import open_state
 
+if TYPE_CHECKING:
+    from transfer_runner.csv_manifests.writer import WaveResult
+
 __all__ = [  # the request and result types are command_types', re-exported
     "BulkOptions",
     "GitGuards",
+    "Selection",
     "ValidationResult",
     "TransferStatusView",
     "validate",
@@ -55,44 +61,46 @@ __all__ = [  # the request and result types are command_types', re-exported
     "report",
     "unlock",
     "abort",
+    "new_from_csv",
     "session",
 ]
 
 
-def validate(paths: Sequence[str], settings: Settings, online: bool = False) -> ValidationResult:
-    """Schema and semantic checks; with `online`, also against the platform and state."""
-    transfers, diagnostics = load_transfers(paths)
+def validate(settings: Settings, selection: Selection, online: bool = False) -> ValidationResult:
+    """Schema and semantic checks of every manifest under the selection's paths (all of them:
+    a limit or shard does not hide an invalid one); with `online`, also against the platform
+    and state."""
+    transfers, diagnostics = load_transfers(selection.paths)
     if online and transfers:
         with session(settings, read_only=True) as (platform, state):
             playbook = load_playbook(settings.playbook, load_modules())
-            _preflight(settings, platform, state, playbook, transfers, (), write_probe=False)
+            _preflight(settings, platform, state, playbook, transfers, frozenset(),
+                       write_probe=False)  # fmt: skip
             diagnostics = [*diagnostics, *online_diagnostics(transfers, platform, state)]
     return ValidationResult(tuple(diagnostics), tuple(transfers))
 
 
-def _load_valid(
-    paths: Sequence[str],
-    limits: Sequence[str],
-    shard: tuple[int, int] | None = None,
-    git: GitGuards | None = None,
-) -> list[Transfer]:
+def _load_valid(selection: Selection) -> list[Transfer]:
     """Every manifest valid (else nothing runs), then the git guards, `--limit`, `--shard`."""
     from transfer_runner.errors import ManifestError
 
-    if git and git.require_clean:
+    paths, git = selection.paths, selection.git
+    if not paths:
+        return []
+    if git.require_clean:
         dirty = git_filters.uncommitted(paths)
         if dirty:
             raise ConfigError("--require-clean: uncommitted manifests: " + ", ".join(dirty[:10]))
     transfers, diagnostics = load_transfers(paths)
     if diagnostics:
         raise ManifestError(diagnostics)
-    if git and git.changed_since:
+    if git.changed_since:
         changed = git_filters.changed_since(git.changed_since, paths)
         transfers = [t for t in transfers if str(Path(t.path).resolve()) in changed]
-    chosen = select(transfers, limits)
-    if shard is None:
+    chosen = select(transfers, selection.limits)
+    if selection.shard is None:
         return chosen
-    return in_shard(chosen, [t.name for t in chosen], *shard)
+    return in_shard(chosen, [t.name for t in chosen], *selection.shard)
 
 
 @contextmanager
@@ -135,7 +143,7 @@ def _preflight(
     state: StateStore,
     playbook: Playbook,
     transfers: Sequence[Transfer],
-    tags: Sequence[str],
+    tags: frozenset[str],
     *,
     write_probe: bool,
 ) -> None:
@@ -145,20 +153,17 @@ def _preflight(
         state=state,
         playbook=playbook,
         transfers=transfers,
-        tags=frozenset(tags),
+        tags=tags,
         export=_export_settings(settings),
         write_probe=write_probe,
     )
 
 
 def plan(
-    paths: Sequence[str],
     settings: Settings,
-    limits: Sequence[str] = (),
-    tags: Sequence[str] = (),
+    selection: Selection,
+    *,
     reporter: Reporter | None = None,
-    shard: tuple[int, int] | None = None,
-    git: GitGuards | None = None,
     out: str | None = None,
     recheck: bool = False,
     refresh: bool = True,
@@ -170,7 +175,8 @@ def plan(
     A completed transfer is answered from the state store and, with `refresh`, confirmed on
     the platform (drift there fails it). `forks` transfers are checked at once (reads only).
     """
-    transfers = _load_valid(paths, limits, shard, git)
+    transfers = _load_valid(selection)
+    tags = selection.tags
     modules = load_modules()
     playbook = load_playbook(settings.playbook, modules)
     clock = clock_from_env()
@@ -191,7 +197,7 @@ def plan(
             playbook,
             modules,
             transfers,
-            RunOptions(tags=frozenset(tags), recheck=recheck, refresh=refresh, forks=forks),
+            RunOptions(tags=tags, recheck=recheck, refresh=refresh, forks=forks),
             reporter or NullReporter(),
         )
         report = RunReport(run.run_id, "plan", started, datetime.now(UTC), tuple(results))
@@ -201,18 +207,14 @@ def plan(
 
 
 def apply(
-    paths: Sequence[str],
     settings: Settings,
+    selection: Selection,
     *,
-    limits: Sequence[str] = (),
-    tags: Sequence[str] = (),
     forks: int = 1,
     reporter: Reporter | None = None,
     progress: ProgressSink | None = None,
     stop: threading.Event | None = None,
-    shard: tuple[int, int] | None = None,
     bulk: BulkOptions | None = None,
-    git: GitGuards | None = None,
     recheck: bool = False,
 ) -> RunReport:
     """Execute the playbook for every selected transfer; every step recorded as it ends.
@@ -225,12 +227,19 @@ def apply(
     before it writes, if its actions are not the ones the plan showed (`engine.planned`).
     """
     bulk = bulk or BulkOptions()
+    paths = selection.paths
     saved = len(paths) == 1 and saved_plans.is_plan_file(paths[0])
     plan_doc = saved_plans.read_plan(paths[0]) if saved else None
     if plan_doc is not None:
-        paths = sorted({entry["path"] for entry in plan_doc["transfers"]})
-        limits = [",".join(entry["name"] for entry in plan_doc["transfers"])]
-    transfers = _load_valid(paths, limits, shard, git) if paths else []
+        selection = Selection(
+            sorted({entry["path"] for entry in plan_doc["transfers"]}),
+            limits=[",".join(entry["name"] for entry in plan_doc["transfers"])],
+            tags=selection.tags,
+            shard=selection.shard,
+            git=selection.git,
+        )
+    transfers = _load_valid(selection)
+    tags = selection.tags
     modules = load_modules()
     playbook = load_playbook(settings.playbook, modules)
     clock = clock_from_env()
@@ -268,7 +277,7 @@ def apply(
             transfers,
             RunOptions(
                 forks=forks,
-                tags=frozenset(tags),
+                tags=tags,
                 owner=f"{info.user}@{run_identity.host()}",
                 serial=bulk.serial,
                 max_fail_percentage=bulk.max_fail_percentage,
@@ -373,3 +382,11 @@ def unlock(settings: Settings, name: str) -> LockInfo:
         return removed
     finally:
         state.close()
+
+
+def new_from_csv(csv_path: str, out_dir: str, *, overwrite: bool = False) -> WaveResult:
+    """One manifest per CSV row into `out_dir`, checked with the manifests already there; all
+    or nothing (`csv_manifests.writer`)."""
+    from transfer_runner.csv_manifests import write_manifests_from_csv
+
+    return write_manifests_from_csv(csv_path, out_dir, overwrite=overwrite)

@@ -21,6 +21,7 @@ from transfer_runner.platforms.sandbox.fixture import init_sandbox
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 
 BUCKET = "exports"
+SELECTION_KEYS = ("limits", "tags", "shard", "git")
 
 FIXTURE = textwrap.dedent(
     """\
@@ -151,11 +152,18 @@ class World:
         path.write_text(text, encoding="utf-8")
         return path
 
+    def selection(self, *paths: str, **kw: Any) -> commands.Selection:
+        """The manifests directory (or `paths`), with `limits`, `tags`, `shard`, `git`."""
+        return commands.Selection(paths or [str(self.manifests)], **kw)
+
     def apply(self, *paths: str, **kw: Any) -> RunReport:
-        return commands.apply(list(paths) or [str(self.manifests)], self.settings(), **kw)
+        """`commands.apply`; selection keywords (`limits`, `tags`, ...) go to the Selection."""
+        chosen = {k: kw.pop(k) for k in SELECTION_KEYS if k in kw}
+        return commands.apply(self.settings(), self.selection(*paths, **chosen), **kw)
 
     def plan(self, *paths: str, **kw: Any) -> RunReport:
-        return commands.plan(list(paths) or [str(self.manifests)], self.settings(), **kw)
+        chosen = {k: kw.pop(k) for k in SELECTION_KEYS if k in kw}
+        return commands.plan(self.settings(), self.selection(*paths, **chosen), **kw)
 
     def dump(self) -> dict[str, Any]:
         return dump_sandbox(self.sandbox)

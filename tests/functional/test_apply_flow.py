@@ -165,7 +165,9 @@ def test_receipt_is_written_once_verified(world: World, s3) -> None:
 def test_zstd_parts(world: World, s3) -> None:
     from transfer_runner import commands
 
-    report = commands.apply([str(world.manifests)], world.settings(compression="zstd"))
+    report = commands.apply(
+        world.settings(compression="zstd"), commands.Selection([str(world.manifests)])
+    )
     assert report.transfers[0].status == "succeeded", report.transfers[0].message
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/")["Contents"]}
     assert "runs/acme-com/archive/part-00001.tar.zst" in keys

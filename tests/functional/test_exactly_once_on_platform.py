@@ -44,7 +44,7 @@ def _apply_elsewhere(world: World, name: str, text: str) -> Any:
     other.mkdir(exist_ok=True)
     (other / f"{name}.yml").write_text(text, encoding="utf-8")
     settings = world.settings(state=f"sqlite:{world.root / f'state-{name}.db'}")
-    [result] = commands.apply([str(other)], settings).transfers
+    [result] = commands.apply(settings, commands.Selection([str(other)])).transfers
     return result
 
 

@@ -57,7 +57,7 @@ def _assert_untouched(world: World) -> None:
 
 def _apply(world: World, playbook: Path | None = None) -> Any:
     settings = world.settings(playbook=str(playbook)) if playbook else world.settings()
-    [result] = commands.apply([str(world.manifests)], settings).transfers
+    [result] = commands.apply(settings, commands.Selection([str(world.manifests)])).transfers
     return result
 
 
@@ -275,7 +275,7 @@ def test_a_withdrawal_after_the_export_stops_the_cut_over(
     playbook = world.root / "no-ticket-steps.yml"
     playbook.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     settings = world.settings(playbook=str(playbook))
-    [gated] = commands.apply([str(world.manifests)], settings).transfers
+    [gated] = commands.apply(settings, commands.Selection([str(world.manifests)])).transfers
     assert gated.status == "failed"
     assert f"ticket {ticket} no longer authorizes the transfer" in gated.message
     assert world.writes() == writes  # nothing moved, nothing cancelled

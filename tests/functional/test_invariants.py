@@ -71,7 +71,7 @@ def test_i1_ticket_reused_by_another_transfer(world: World, tmp_path: Path) -> N
     (other / "globex-io.yml").write_text(
         manifest("globex-io", **{**GLOBEX, "reseller_ticket": "T-5002"})
     )
-    [result] = commands.apply([str(other)], world.settings()).transfers
+    [result] = commands.apply(world.settings(), commands.Selection([str(other)])).transfers
     assert result.status == "failed"
     assert "claimed on the platform by transfer acme-com" in result.message
     assert world.writes() == before
@@ -87,7 +87,9 @@ def _flip_a_byte(s3: Any, key: str) -> None:
 
 def test_i2_flipped_byte_fails_verify_and_blocks_cancel(world: World, s3) -> None:
     playbook = _playbook_until(world, "Export archive to S3")
-    commands.apply([str(world.manifests)], world.settings(playbook=str(playbook)))
+    commands.apply(
+        world.settings(playbook=str(playbook)), commands.Selection([str(world.manifests)])
+    )
     _flip_a_byte(s3, "runs/acme-com/archive/part-00001.tar.gz")
     [result] = world.apply().transfers
     assert result.status == "failed"
@@ -101,7 +103,7 @@ def test_i2_flipped_byte_fails_verify_and_blocks_cancel(world: World, s3) -> Non
 def test_i2_gate_holds_even_if_the_playbook_drops_verify(world: World) -> None:
     playbook = _playbook_without(world, "Verify both exports against the source")
     [result] = commands.apply(
-        [str(world.manifests)], world.settings(playbook=str(playbook))
+        world.settings(playbook=str(playbook)), commands.Selection([str(world.manifests)])
     ).transfers
     assert result.status == "failed" and "not verified" in result.message
     assert world.account("C-1001")["status"] == "active"

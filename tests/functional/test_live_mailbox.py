@@ -206,7 +206,9 @@ def test_the_gate_refuses_a_direct_account_that_still_holds_a_domain(
 def commands_apply(world: World, playbook: Any) -> Any:
     from transfer_runner import commands
 
-    return commands.apply([str(world.manifests)], world.settings(playbook=str(playbook))).transfers
+    return commands.apply(
+        world.settings(playbook=str(playbook)), commands.Selection([str(world.manifests)])
+    ).transfers
 
 
 def test_skip_stores_need_no_export(world: World, s3: Any) -> None:

@@ -33,15 +33,15 @@ def test_the_default_playbook_has_the_fifteen_steps() -> None:
 @pytest.mark.parametrize("k", range(len(TASKS)), ids=TASKS)
 def test_step_changes_once_then_is_ok(world: World, k: int) -> None:
     settings = world.settings(playbook=str(_prefix_playbook(world.root, k)))
-    first = commands.apply([str(world.manifests)], settings).transfers[0]
+    first = commands.apply(settings, commands.Selection([str(world.manifests)])).transfers[0]
     assert first.status == "succeeded", first.message
     assert first.steps[k].status == "changed", first.steps[k]
     writes = world.writes()
-    second = commands.apply([str(world.manifests)], settings).transfers[0]
+    second = commands.apply(settings, commands.Selection([str(world.manifests)])).transfers[0]
     assert second.status == "unchanged", second.message
     assert [s.status for s in second.steps] == ["ok"] * (k + 1)
     assert world.writes() == writes
-    planned = commands.plan([str(world.manifests)], settings).transfers[0]
+    planned = commands.plan(settings, commands.Selection([str(world.manifests)])).transfers[0]
     assert planned.status == "unchanged"
 
 

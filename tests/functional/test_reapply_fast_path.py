@@ -136,7 +136,9 @@ def test_a_comment_in_the_playbook_keeps_the_fast_path(
     world.apply()
     counted.clear()
     playbook = _playbook_copy(world, "commented.yml", "# a comment changes nothing\n")
-    report = commands.apply([str(world.manifests)], world.settings(playbook=str(playbook)))
+    report = commands.apply(
+        world.settings(playbook=str(playbook)), commands.Selection([str(world.manifests)])
+    )
     assert report.transfers[0].status == "unchanged"
     assert _only_the_preflight(counted)
 
@@ -149,11 +151,14 @@ def test_another_playbook_runs_the_checks_again_then_trusts_the_record(
     writes = world.writes()
     playbook = _playbook_copy(world, "v2.yml", old="defaults:\n", new="defaults:\n  release: 2\n")
     settings = world.settings(playbook=str(playbook))
-    [result] = commands.apply([str(world.manifests)], settings).transfers
+    [result] = commands.apply(settings, commands.Selection([str(world.manifests)])).transfers
     assert result.status == "unchanged"
     assert _calls(counted) > 0 and world.writes() == writes
     counted.clear()
-    assert commands.apply([str(world.manifests)], settings).transfers[0].status == "unchanged"
+    assert (
+        commands.apply(settings, commands.Selection([str(world.manifests)])).transfers[0].status
+        == "unchanged"
+    )
     assert _only_the_preflight(counted)  # v2 completed it: the record is trusted again
 
 

@@ -56,7 +56,9 @@ def test_i1_tags_cannot_skip_ticket_verification(world: World) -> None:
 def test_i1_no_write_when_the_playbook_drops_ticket_verification(world: World) -> None:
     playbook = _playbook(world, "no-tickets.yml",
                          lambda tasks: tasks.__delitem__(slice(0, 2)))  # fmt: skip
-    [result] = commands.apply([str(world.manifests)], world.settings(playbook=playbook)).transfers
+    [result] = commands.apply(
+        world.settings(playbook=playbook), commands.Selection([str(world.manifests)])
+    ).transfers
     assert result.status == "failed" and "not verified for this transfer" in result.message
     assert world.writes() == 0
 
@@ -68,7 +70,9 @@ def test_i3_fee_key_cannot_be_changed_by_the_playbook(world: World) -> None:
         tasks[13]["billing.charge"]["key"] = "fee:{{ metadata.name }}"
 
     playbook = _playbook(world, "rekeyed.yml", rekey)  # another playbook: the checks run again
-    [result] = commands.apply([str(world.manifests)], world.settings(playbook=playbook)).transfers
+    [result] = commands.apply(
+        world.settings(playbook=playbook), commands.Selection([str(world.manifests)])
+    ).transfers
     assert result.status == "failed" and "always 'transfer-fee:acme-com'" in result.message
     assert len(world.dump()["charges"]) == 1
 
@@ -80,14 +84,18 @@ def test_i4_domain_remove_only_takes_the_temporary_domain(world: World) -> None:
         tasks.insert(3, step)
 
     playbook = _playbook(world, "remove-real.yml", remove_real)
-    [result] = commands.apply([str(world.manifests)], world.settings(playbook=playbook)).transfers
+    [result] = commands.apply(
+        world.settings(playbook=playbook), commands.Selection([str(world.manifests)])
+    ).transfers
     assert result.status == "failed" and "only the temporary domain" in result.message
     assert sorted(world.account("C-1001")["domains"]) == ["acme.com", "acme.net"]
 
 
 def test_drift_still_holds_after_a_failed_reapply(world: World) -> None:
     world.apply()
-    failed = commands.apply([str(world.manifests)], world.settings(export_to=None), recheck=True)
+    failed = commands.apply(
+        world.settings(export_to=None), commands.Selection([str(world.manifests)]), recheck=True
+    )
     assert failed.transfers[0].status == "failed"
     world.write("acme-com.yml", manifest(quarantine="migrate"))
     before = world.writes()
@@ -110,7 +118,9 @@ def test_bad_amount_in_a_playbook_is_a_clean_failure(world: World) -> None:
 
     playbook = _playbook(world, "huge.yml", huge)  # 1e999 reads as a float (inf)
     with pytest.raises(PlaybookError, match="argument 'amount' must be str or int or Decimal"):
-        commands.apply([str(world.manifests)], world.settings(playbook=playbook))
+        commands.apply(
+            world.settings(playbook=playbook), commands.Selection([str(world.manifests)])
+        )
     assert world.dump()["charges"] == [] and world.writes() == 0  # refused when it loads
 
 
@@ -119,7 +129,9 @@ def test_a_bad_templated_amount_is_a_clean_failure_when_the_task_runs(world: Wor
         tasks[13]["billing.charge"]["amount"] = "{{ 10.0 ** 400 }}"
 
     playbook = _playbook(world, "huge.yml", huge)
-    [result] = commands.apply([str(world.manifests)], world.settings(playbook=playbook)).transfers
+    [result] = commands.apply(
+        world.settings(playbook=playbook), commands.Selection([str(world.manifests)])
+    ).transfers
     assert result.status == "failed" and "internal" not in result.message
     assert world.dump()["charges"] == []
 

@@ -64,5 +64,5 @@ def test_the_reviewer_is_checked_by_the_schema(world: World) -> None:
     text = manifest().replace("reseller_ticket: T-5002\n", "reseller_ticket: T-5002\n"
                               "    reviewed_by: '  '\n")  # fmt: skip
     world.write("acme-com.yml", text)
-    result = commands.validate([str(world.manifests)], world.settings())
+    result = commands.validate(world.settings(), commands.Selection([str(world.manifests)]))
     assert any("reviewed_by" in d.where for d in result.diagnostics), result.diagnostics

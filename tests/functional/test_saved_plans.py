@@ -16,8 +16,12 @@ def test_apply_a_saved_plan(world: World, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.chdir(world.root)
     plan_file = str(world.root / "plan.json")
     world.write("globex-io.yml", manifest("globex-io", **GLOBEX))
-    commands.plan([str(world.manifests)], world.settings(), limits=["acme-com"], out=plan_file)
-    report = commands.apply([plan_file], world.settings())
+    commands.plan(
+        world.settings(),
+        commands.Selection([str(world.manifests)], limits=["acme-com"]),
+        out=plan_file,
+    )
+    report = commands.apply(world.settings(), commands.Selection([plan_file]))
     assert [t.name for t in report.transfers] == ["acme-com"]  # exactly the planned transfer
     assert report.transfers[0].status == "succeeded"
     assert world.account("C-1002")["status"] == "active"
@@ -26,20 +30,20 @@ def test_apply_a_saved_plan(world: World, monkeypatch: pytest.MonkeyPatch) -> No
 def test_a_plan_is_stale_after_the_manifest_changes(world: World, monkeypatch) -> None:
     monkeypatch.chdir(world.root)
     plan_file = str(world.root / "plan.json")
-    commands.plan([str(world.manifests)], world.settings(), out=plan_file)
+    commands.plan(world.settings(), commands.Selection([str(world.manifests)]), out=plan_file)
     world.write("acme-com.yml", manifest(users=41))
     with pytest.raises(ConfigError, match="(?s)stale plan.*changed since the plan"):
-        commands.apply([plan_file], world.settings())
+        commands.apply(world.settings(), commands.Selection([plan_file]))
     assert world.writes() == 0
 
 
 def test_a_plan_is_stale_after_another_run(world: World, monkeypatch) -> None:
     monkeypatch.chdir(world.root)
     plan_file = str(world.root / "plan.json")
-    commands.plan([str(world.manifests)], world.settings(), out=plan_file)
+    commands.plan(world.settings(), commands.Selection([str(world.manifests)]), out=plan_file)
     world.apply(tags=("authorize",))  # someone else moved the transfer on
     with pytest.raises(ConfigError, match="state changed since the plan"):
-        commands.apply([plan_file], world.settings())
+        commands.apply(world.settings(), commands.Selection([plan_file]))
 
 
 def _git(cwd: Path, *args: str) -> None:
@@ -54,9 +58,12 @@ def test_changed_since_and_require_clean(world: World, monkeypatch) -> None:
     _git(world.root, "tag", "base")
     world.write("globex-io.yml", manifest("globex-io", **GLOBEX))
     with pytest.raises(ConfigError, match="uncommitted manifests: transfers/globex-io.yml"):
-        commands.plan(["transfers"], world.settings(), git=commands.GitGuards(require_clean=True))
+        commands.plan(
+            world.settings(),
+            commands.Selection(["transfers"], git=commands.GitGuards(require_clean=True)),
+        )
     _git(world.root, "add", "transfers")
     _git(world.root, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "two")
     guards = commands.GitGuards(changed_since="base", require_clean=True)
-    report = commands.plan(["transfers"], world.settings(), git=guards)
+    report = commands.plan(world.settings(), commands.Selection(["transfers"], git=guards))
     assert [t.name for t in report.transfers] == ["globex-io"]

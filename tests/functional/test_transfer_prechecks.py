@@ -65,7 +65,7 @@ def test_a_zero_fee_does_not_validate(world: World) -> None:
     text = manifest().replace("billing: {prorate: true}", 'billing: {prorate: true, '
                               'transfer_fee: "0.00"}')  # fmt: skip
     world.write("acme-com.yml", text)
-    result = commands.validate([str(world.manifests)], world.settings())
+    result = commands.validate(world.settings(), commands.Selection([str(world.manifests)]))
     assert any("the transfer fee must be more than 0.00" in d.message for d in result.diagnostics)
 
 

@@ -29,7 +29,7 @@ def _audit(world: World) -> list[tuple[str, str]]:
 
 def _plan_file(world: World, **kw: Any) -> tuple[str, dict[str, Any]]:
     path = str(world.root / "plan.json")
-    commands.plan([str(world.manifests)], world.settings(), out=path, **kw)
+    commands.plan(world.settings(), commands.Selection([str(world.manifests)]), out=path, **kw)
     with open(path, encoding="utf-8") as f:
         return path, json.load(f)
 
@@ -89,7 +89,7 @@ def test_apply_plan_refuses_a_write_the_plan_did_not_show(world: World, monkeypa
     assert credit["params"]["amount"] == "80.00"  # after the cut-over: the amount is known
     with sqlite3.connect(world.sandbox) as db:  # the price changes after the review
         db.execute("UPDATE billing SET price = '240.00' WHERE account = 'C-1001'")
-    [result] = commands.apply([path], world.settings()).transfers
+    [result] = commands.apply(world.settings(), commands.Selection([path])).transfers
     assert result.status == "failed"
     assert "Pro-rate the direct subscription: not in the saved plan: credit 160.00" in (
         result.message
@@ -97,7 +97,7 @@ def test_apply_plan_refuses_a_write_the_plan_did_not_show(world: World, monkeypa
     assert world.dump()["credits"] == [] and world.dump()["charges"] == []
     # A new plan shows the new amount; applying it completes the transfer.
     path, _ = _plan_file(world)
-    [result] = commands.apply([path], world.settings()).transfers
+    [result] = commands.apply(world.settings(), commands.Selection([path])).transfers
     assert result.status == "succeeded", result.message
     assert [c["amount"] for c in world.dump()["credits"]] == ["160.00"]  # 20 of 30 days unused
 
@@ -105,7 +105,7 @@ def test_apply_plan_refuses_a_write_the_plan_did_not_show(world: World, monkeypa
 def test_apply_plan_executes_the_actions_it_saved(world: World, monkeypatch) -> None:
     monkeypatch.chdir(world.root)
     path, doc = _plan_file(world)
-    [result] = commands.apply([path], world.settings()).transfers
+    [result] = commands.apply(world.settings(), commands.Selection([path])).transfers
     assert result.status == "succeeded", result.message
     planned = doc["transfers"][0]["steps"]
     for step in result.steps:
@@ -125,7 +125,7 @@ def test_a_plan_is_stale_after_the_playbook_changes(world: World, monkeypatch) -
     text = default_playbook_path().read_text(encoding="utf-8")
     changed.write_text(text.replace('transfer_fee: "25.00"', 'transfer_fee: "30.00"'))
     with pytest.raises(ConfigError, match="(?s)stale plan.*the playbook changed since the plan"):
-        commands.apply([path], world.settings(playbook=str(changed)))
+        commands.apply(world.settings(playbook=str(changed)), commands.Selection([path]))
     assert world.writes() == 0
 
 
@@ -136,7 +136,7 @@ def test_a_plan_of_an_earlier_version_is_refused(world: World, monkeypatch) -> N
     with open(path, "w", encoding="utf-8") as f:
         json.dump(doc, f)
     with pytest.raises(ConfigError, match="a plan of version 1.*make a new plan"):
-        commands.apply([path], world.settings())
+        commands.apply(world.settings(), commands.Selection([path]))
     assert world.writes() == 0
 
 
@@ -148,5 +148,5 @@ def test_a_plan_whose_actions_do_not_read_is_refused(world: World, monkeypatch) 
     with open(path, "w", encoding="utf-8") as f:
         json.dump(doc, f)
     with pytest.raises(ConfigError, match="the plan's actions do not read: .*params"):
-        commands.apply([path], world.settings())
+        commands.apply(world.settings(), commands.Selection([path]))
     assert world.writes() == 0

@@ -7,7 +7,9 @@ from transfer_runner import commands
 
 
 def _messages(world: World) -> list[str]:
-    result = commands.validate([str(world.manifests)], world.settings(), online=True)
+    result = commands.validate(
+        world.settings(), commands.Selection([str(world.manifests)]), online=True
+    )
     return [str(d) for d in result.diagnostics]
 
 

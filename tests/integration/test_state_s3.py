@@ -119,7 +119,7 @@ def test_apply_on_s3_state_then_an_unchanged_reapply(
     tmp_path: Path, s3_server: Any, s3_env: str
 ) -> None:
     settings, transfers = _world(tmp_path, s3_server, s3_env)
-    first = commands.apply([str(transfers)], settings)
+    first = commands.apply(settings, commands.Selection([str(transfers)]))
     assert {t.name: t.status for t in first.transfers} == {
         "acme-com": "succeeded",
         "globex-io": "succeeded",
@@ -127,7 +127,7 @@ def test_apply_on_s3_state_then_an_unchanged_reapply(
     writes = _platform_writes(settings)
     assert writes > 0
 
-    again = commands.apply([str(transfers)], settings)
+    again = commands.apply(settings, commands.Selection([str(transfers)]))
     assert {t.status for t in again.transfers} == {"unchanged"}
     assert _platform_writes(settings) == writes  # the re-apply wrote nothing to the platform
 
@@ -161,11 +161,11 @@ def test_a_transfer_locked_on_s3_is_skipped_then_unlocked(
         assert other.acquire_lock("acme-com", "ci-job-7", "r-other", "runner-3", 600)
     finally:
         other.close()
-    report = commands.apply([str(transfers / "acme-com.yml")], settings)
+    report = commands.apply(settings, commands.Selection([str(transfers / "acme-com.yml")]))
     [result] = report.transfers
     assert result.status == "locked" and "ci-job-7" in result.message
     assert _platform_writes(settings) == 0
     assert commands.unlock(settings, "acme-com").owner == "ci-job-7"
-    assert commands.apply([str(transfers / "acme-com.yml")], settings).transfers[0].status == (
-        "succeeded"
-    )
+    assert commands.apply(
+        settings, commands.Selection([str(transfers / "acme-com.yml")])
+    ).transfers[0].status == ("succeeded")

@@ -269,12 +269,12 @@ def test_a_whole_apply_over_http_calls_only_documented_operations(
     )
     paths = [str(transfers)]
 
-    assert commands.validate(paths, settings, online=True).valid
-    first = commands.apply(paths, settings)
+    assert commands.validate(settings, commands.Selection(paths), online=True).valid
+    first = commands.apply(settings, commands.Selection(paths))
     assert [t.status for t in first.transfers] == ["succeeded", "succeeded"], first
-    again = commands.apply(paths, settings, recheck=True)
+    again = commands.apply(settings, commands.Selection(paths), recheck=True)
     assert [t.status for t in again.transfers] == ["unchanged", "unchanged"], again
-    commands.plan(paths, settings, recheck=True)
+    commands.plan(settings, commands.Selection(paths), recheck=True)
 
     requests = served.recorder.take()
     assert undocumented(requests) == []

@@ -106,7 +106,7 @@ def applied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Applied]:
             state=f"sqlite:{root / 'state.db'}",
             export_to=f"s3://{BUCKET}/base",
         )
-        [result] = commands.apply([str(root / "transfers")], settings).transfers
+        [result] = commands.apply(settings, commands.Selection([str(root / "transfers")])).transfers
         assert result.status == "succeeded", result.message
         yield Applied(root, s3, load_manifests([root / "transfers"]), baseline)
 

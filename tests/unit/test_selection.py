@@ -63,3 +63,16 @@ def test_ci_job_records_run_url_and_approver() -> None:
         "GITHUB_RUN_ID=42 url=https://github.com/acme/transfers/actions/runs/42 approver=alice"
     )
     assert _ci_job({}) is None
+
+
+def test_a_selection_request_is_frozen_and_normalised() -> None:
+    from transfer_runner.command_types import GitGuards, Selection
+
+    chosen = Selection(["transfers"], limits=["acme-com"], tags=["data", "data"], shard=(1, 2))
+    assert chosen.paths == ("transfers",) and chosen.limits == ("acme-com",)
+    assert chosen.tags == frozenset({"data"}) and chosen.git == GitGuards()
+    assert chosen == Selection(("transfers",), limits=("acme-com",), tags={"data"}, shard=(1, 2))
+    with pytest.raises(AttributeError):
+        chosen.paths = ("elsewhere",)  # type: ignore[misc]
+    with pytest.raises(TypeError, match="not one string"):
+        Selection("transfers")

@@ -24,9 +24,9 @@ def new(ctx: click.Context, csv_path: str, out_dir: str, overwrite: bool) -> Non
     All or nothing: any problem (printed as FILE:row N: COLUMN: MESSAGE) writes no file.
     An existing file with other content is refused unless --overwrite. Exit 0 written, 1 errors.
     """
-    from transfer_runner.csv_manifests import write_manifests_from_csv
+    from transfer_runner import commands
 
-    result = write_manifests_from_csv(csv_path, out_dir, overwrite=overwrite)
+    result = commands.new_from_csv(csv_path, out_dir, overwrite=overwrite)
     for problem in result.diagnostics:
         click.echo(str(problem))
     click.echo(result.summary())

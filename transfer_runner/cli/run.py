@@ -57,7 +57,7 @@ def validate(ctx: click.Context, paths: tuple[str, ...], online: bool, fmt: str)
     """
     from transfer_runner.reporting.diagnostics import format_diagnostics
 
-    result = commands.validate(paths, settings_of(ctx), online=online)
+    result = commands.validate(settings_of(ctx), commands.Selection(paths), online=online)
     text = format_diagnostics(list(result.diagnostics), fmt)
     if text:
         click.echo(text)
@@ -91,10 +91,24 @@ def _selection_options(func: F) -> F:
     )(func)  # fmt: skip
 
 
-def _shard(spec: str | None) -> tuple[int, int] | None:
+def _selection(
+    paths: tuple[str, ...],
+    limits: tuple[str, ...],
+    tags: str,
+    shard: str | None,
+    changed_since: str | None,
+    require_clean: bool,
+) -> commands.Selection:
+    """The options of `_selection_options`, parsed once into the commands' request."""
     from transfer_runner.sharding import parse_shard
 
-    return parse_shard(spec) if spec else None
+    return commands.Selection(
+        paths,
+        limits=limits,
+        tags=(t.strip() for t in tags.split(",") if t.strip()),
+        shard=parse_shard(shard) if shard else None,
+        git=commands.GitGuards(changed_since, require_clean),
+    )
 
 
 def _serial(ctx: click.Context, param: click.Parameter, value: str | None) -> WaveSize | None:
@@ -154,11 +168,10 @@ def plan(
     cancelled, the fee and the credit there. Exit 0 nothing to do, 2 changes pending, 1 error
     (including drift, in the manifest or on the platform).
     """
+    selection = _selection(paths, limits, tags, shard, changed_since, require_clean)
     report = commands.plan(
-        paths, settings_of(ctx), limits, _tags(tags), shard=_shard(shard),
-        git=commands.GitGuards(changed_since, require_clean), out=out, recheck=recheck,
-        refresh=refresh, forks=forks,
-    )  # fmt: skip
+        settings_of(ctx), selection, out=out, recheck=recheck, refresh=refresh, forks=forks
+    )
     if out:
         click.echo(f"plan saved to {out}: apply exactly it with `transfer-runner apply {out}`")
     if as_json:
@@ -271,11 +284,9 @@ def apply(
     at once. Apply again to resume.
     """
     settings = settings_of(ctx)
+    selection = _selection(paths, limits, tags, shard, changed_since, require_clean)
     if not yes:
-        _confirm(
-            paths, settings, limits, tags, _shard(shard),
-            commands.GitGuards(changed_since, require_clean), recheck,
-        )  # fmt: skip
+        _confirm(settings, selection, recheck)
     verbosity = group_options(ctx).verbosity
     bulk = commands.BulkOptions(
         serial=serial,
@@ -288,17 +299,13 @@ def apply(
     with graceful_stop() as stopper:
         try:
             report = commands.apply(
-                paths,
                 settings,
-                limits=limits,
-                tags=_tags(tags),
+                selection,
                 forks=forks,
                 reporter=ConsoleReporter(verbosity=verbosity),
                 progress=ConsoleProgress(quiet=verbosity < 0),
                 stop=stopper.event,
-                shard=_shard(shard),
                 bulk=bulk,
-                git=commands.GitGuards(changed_since, require_clean),
                 recheck=recheck,
             )
         except StopNow as exc:
@@ -341,27 +348,19 @@ def _stop_now(stopper: GracefulStop, why: str) -> NoReturn:
     os._exit(stopper.exit_code)
 
 
-def _confirm(
-    paths: tuple[str, ...],
-    settings: Settings,
-    limits: tuple[str, ...],
-    tags: str,
-    shard: tuple[int, int] | None,
-    git: commands.GitGuards,
-    recheck: bool,
-) -> None:
+def _confirm(settings: Settings, selection: commands.Selection, recheck: bool) -> None:
     """Show what will run, exactly as apply selects it, and ask. A saved plan is shown as
     saved (apply refuses it afterwards if it went stale)."""
     if not sys.stdin.isatty():
         raise ConfigError("apply needs --yes when not run from a terminal")
+    paths = selection.paths
     if len(paths) == 1 and saved_plans.is_plan_file(paths[0]):
         saved = saved_plans.read_plan(paths[0])
         click.echo(render_saved_plan(saved, paths[0]))
         count = len(saved["transfers"])
         click.confirm(f"Apply this saved plan ({count} transfer{'s' * (count != 1)})?", abort=True)
         return
-    report = commands.plan(paths, settings, limits, _tags(tags), shard=shard, git=git,
-                           recheck=recheck)  # fmt: skip
+    report = commands.plan(settings, selection, recheck=recheck)
     click.echo(render_plan(report))
     pending = sum(1 for t in report.transfers if t.status == "pending")
     if not pending:
@@ -381,7 +380,3 @@ def _write_reports(report: Any, report_json: str | None, junit: str | None) -> N
         from transfer_runner.reporting.junit import render_junit
 
         Path(junit).write_text(render_junit(report), encoding="utf-8")
-
-
-def _tags(tags: str) -> tuple[str, ...]:
-    return tuple(t.strip() for t in tags.split(",") if t.strip())

@@ -153,9 +153,9 @@ def sandbox() -> None:
 @click.option("--force", is_flag=True, help="Replace an existing sandbox file.")
 def sandbox_init(path: str, fixture: str, force: bool) -> None:
     """Create a sandbox platform at PATH from a fixture."""
-    from transfer_runner.platforms.sandbox.fixture import init_sandbox
+    from transfer_runner.sandbox_commands import sandbox_init as init
 
-    summary = init_sandbox(path, fixture, force=force)
+    summary = init(path, fixture, force=force)
     parts = ", ".join(f"{v} {k}" for k, v in summary.items())
     click.echo(f"sandbox created at {path}: {parts}")
 
@@ -164,11 +164,9 @@ def sandbox_init(path: str, fixture: str, force: bool) -> None:
 @click.argument("path", type=click.Path(dir_okay=False))
 def sandbox_dump(path: str) -> None:
     """Print the sandbox's whole state as JSON."""
-    from transfer_runner.platforms.sandbox.dump import dump_sandbox
+    from transfer_runner.sandbox_commands import sandbox_dump as dump
 
-    if not Path(path).is_file():
-        raise ConfigError(f"no sandbox at {path}")
-    click.echo(json.dumps(dump_sandbox(path), indent=2, sort_keys=False))
+    click.echo(json.dumps(dump(path), indent=2, sort_keys=False))
 
 
 @sandbox.command("serve")
