@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.functional.conftest import manifest
+from tests.builders import manifest
 from tests.invariants import check_world, load_manifests
 from transfer_runner import commands
 from transfer_runner.clock import ENV_VAR as CLOCK_ENV

@@ -1,11 +1,10 @@
-"""Shared fixtures: a small sandbox world, manifests, moto S3, and helpers to run commands."""
+"""Fixtures of the functional tests: moto S3, and the `World` of `tests/builders.py` reached
+directly or over HTTP."""
 
 from __future__ import annotations
 
 import os
-import textwrap
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,170 +12,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from transfer_runner import commands
-from transfer_runner.config import Settings
-from transfer_runner.engine.results import RunReport
-from transfer_runner.platforms.sandbox.dump import dump_sandbox
-from transfer_runner.platforms.sandbox.fixture import init_sandbox
+from tests.builders import BUCKET, TOKEN, World, write_world
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform
-
-BUCKET = "exports"
-SELECTION_KEYS = ("limits", "tags", "shard", "git")
-
-FIXTURE = textwrap.dedent(
-    """\
-    seed: 7
-    accounts:
-      - id: C-1001
-        type: direct
-        name: Acme Inc
-        domains: [acme.com, acme.net]
-        users: 40
-        services: [spamstopshere, restoremail]
-        billing: {price: "120.00", period_start: today-10d, period_end: today+20d}
-        quarantine: {messages: 30, size: 2KiB}
-        archive: {messages: 80, size: 3KiB}
-      - id: C-1002
-        type: direct
-        name: Globex
-        domains: [globex.io]
-        users: 5
-        services: [spamstopshere]
-        billing: {price: "60.00", period_start: today-10d, period_end: today+20d}
-        quarantine: {messages: 5, size: 1KiB}
-        archive: {messages: 10, size: 1KiB}
-      - id: R-301
-        type: reseller
-        name: Northwind IT
-    tickets:
-      - id: T-5001
-        account: C-1001
-        subject: Authorize transfer of account
-        body: >-
-          We, acme.com, authorize the transfer of our direct account
-          to resold under Northwind IT.
-      - id: T-5002
-        account: R-301
-        subject: Authorize Customer Transfer
-        body: We, Northwind IT, Authorize acme.com to be transferred to our account.
-      - id: T-5003
-        account: C-1002
-        subject: Authorize transfer of account
-        body: >-
-          We, globex.io, authorize the transfer of our direct account
-          to resold under Northwind IT.
-      - id: T-5004
-        account: R-301
-        subject: Authorize Customer Transfer
-        body: We, Northwind IT, Authorize globex.io to be transferred to our account.
-    """
-)
-
-
-def manifest(name: str = "acme-com", **over: Any) -> str:
-    """A manifest for the fixture above; keyword arguments override fields."""
-    v = {
-        "account": "C-1001",
-        "domains": "[acme.com, acme.net]",
-        "reseller": "R-301",
-        "reseller_name": "Northwind IT",
-        "users": 40,
-        "max_domains": 2,
-        "services": "[spamstopshere, restoremail]",
-        "customer_ticket": "T-5001",
-        "reseller_ticket": "T-5002",
-        "quarantine": "export",
-        "archive": "migrate",
-        "temporary": "gdi.acme.com",
-        "prorate": "true",
-    }
-    v.update(over)
-    return textwrap.dedent(
-        f"""\
-        apiVersion: transfer-runner/v1
-        kind: Transfer
-        metadata:
-          name: {name}
-          labels: {{wave: "w1"}}
-        spec:
-          customer: {{account: {v["account"]}, domains: {v["domains"]}}}
-          reseller: {{account: {v["reseller"]}, name: {v["reseller_name"]}}}
-          subscription: {{users: {v["users"]}, domains: {v["max_domains"]}}}
-          services: {v["services"]}
-          temporary_domain: {v["temporary"]}
-          authorization:
-            customer_ticket: {v["customer_ticket"]}
-            reseller_ticket: {v["reseller_ticket"]}
-          data: {{quarantine: {v["quarantine"]}, archive: {v["archive"]}}}
-          billing: {{prorate: {v["prorate"]}}}
-        """
-    )
-
-
-GLOBEX = dict(
-    account="C-1002",
-    domains="[globex.io]",
-    users=5,
-    max_domains=1,
-    services="[spamstopshere]",
-    customer_ticket="T-5003",
-    reseller_ticket="T-5004",
-    temporary="gdi.globex.io",
-)
-
-
-@dataclass
-class World:
-    """A sandbox, a state store and a manifests directory in a temporary folder."""
-
-    root: Path
-    sandbox: Path
-    state: Path
-    manifests: Path
-    export_to: str = f"s3://{BUCKET}/runs"
-    extra: dict[str, Any] = field(default_factory=dict)
-    platform_url: str = ""  # http://… when the platform is reached over HTTP
-
-    def settings(self, **over: Any) -> Settings:
-        values = {
-            "platform": self.platform_url or f"sandbox:{self.sandbox}",
-            "state": f"sqlite:{self.state}",
-            "export_to": self.export_to,
-            "part_size_mib": 1,
-        }
-        values.update(over)
-        return Settings(**values)
-
-    def write(self, filename: str, text: str) -> Path:
-        path = self.manifests / filename
-        path.write_text(text, encoding="utf-8")
-        return path
-
-    def selection(self, *paths: str, **kw: Any) -> commands.Selection:
-        """The manifests directory (or `paths`), with `limits`, `tags`, `shard`, `git`."""
-        return commands.Selection(paths or [str(self.manifests)], **kw)
-
-    def apply(self, *paths: str, **kw: Any) -> RunReport:
-        """`commands.apply`; selection keywords (`limits`, `tags`, ...) go to the Selection."""
-        chosen = {k: kw.pop(k) for k in SELECTION_KEYS if k in kw}
-        return commands.apply(self.settings(), self.selection(*paths, **chosen), **kw)
-
-    def plan(self, *paths: str, **kw: Any) -> RunReport:
-        chosen = {k: kw.pop(k) for k in SELECTION_KEYS if k in kw}
-        return commands.plan(self.settings(), self.selection(*paths, **chosen), **kw)
-
-    def dump(self) -> dict[str, Any]:
-        return dump_sandbox(self.sandbox)
-
-    def account(self, account_id: str) -> dict[str, Any]:
-        return next(a for a in self.dump()["accounts"] if a["id"] == account_id)
-
-    def writes(self) -> int:
-        platform = SandboxPlatform(self.sandbox)
-        try:
-            return platform.write_calls()
-        finally:
-            platform.close()
 
 
 @pytest.fixture
@@ -197,29 +34,13 @@ def s3(aws_env: None) -> Iterator[Any]:
         yield client
 
 
-PLATFORM_PATHS = ("sandbox", "http")
-both_platform_paths = pytest.mark.parametrize("world", PLATFORM_PATHS, indirect=True)
-"""Run a test module or test over both paths to the platform: the embedded sandbox, and the
-HTTP adapter against `sandbox serve` (in-process, loopback, with a token). Outcomes must be
-identical (issue 5)."""
-
-TOKEN = "test-token-0123456789"
-
-
 @pytest.fixture
 def world(
     request: pytest.FixtureRequest, tmp_path: Path, s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[World]:
     """The fixture's sandbox plus the acme-com manifest, with moto S3 running; reached
     directly, or over HTTP when parametrized with "http" (`both_platform_paths`)."""
-    fixture = tmp_path / "fixture.yml"
-    fixture.write_text(FIXTURE, encoding="utf-8")
-    sandbox = tmp_path / "sandbox.db"
-    init_sandbox(sandbox, fixture)
-    manifests = tmp_path / "transfers"
-    manifests.mkdir()
-    w = World(tmp_path, sandbox, tmp_path / "state.db", manifests)
-    w.write("acme-com.yml", manifest())
+    w = write_world(tmp_path)
     default = os.environ.get("TRANSFER_RUNNER_TEST_PLATFORM_PATH", "sandbox")  # or "http"
     if getattr(request, "param", default) == "sandbox":
         yield w
@@ -227,6 +48,6 @@ def world(
     from transfer_runner.platforms.http.server import SandboxServer
 
     monkeypatch.setenv("TRANSFER_RUNNER_PLATFORM_TOKEN", TOKEN)
-    with SandboxPlatform(sandbox) as platform, SandboxServer(platform, token=TOKEN) as server:
+    with SandboxPlatform(w.sandbox) as platform, SandboxServer(platform, token=TOKEN) as server:
         w.platform_url = server.url
         yield w

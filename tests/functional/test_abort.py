@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.functional.conftest import BUCKET, World, both_platform_paths, manifest
+from tests.builders import BUCKET, World, both_platform_paths, manifest
 from transfer_runner import commands
 from transfer_runner.engine.results import StepResult
 from transfer_runner.engine.runner import NullReporter

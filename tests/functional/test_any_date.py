@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.functional.conftest import FIXTURE, World
+from tests.builders import FIXTURE, World
 from transfer_runner.clock import ENV_VAR
 from transfer_runner.platforms.sandbox.fixture import init_sandbox
 

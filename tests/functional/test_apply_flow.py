@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.functional.conftest import BUCKET, GLOBEX, World, both_platform_paths, manifest
+from tests.builders import BUCKET, GLOBEX, World, both_platform_paths, manifest
 
 pytestmark = both_platform_paths  # the embedded sandbox, and over HTTP
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.functional.conftest import GLOBEX, World, manifest
+from tests.builders import GLOBEX, World, manifest
 from transfer_runner import commands
 from transfer_runner.engine.waves import WaveSize
 from transfer_runner.sharding import shard_of

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from tests.functional.conftest import World, both_platform_paths, manifest
+from tests.builders import World, both_platform_paths, manifest
 from tests.functional.test_forged_authorizations import _fails_without_writes, _rebuild
 from transfer_runner import commands
 from transfer_runner.platforms.sandbox.fixture import init_sandbox

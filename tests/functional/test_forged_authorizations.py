@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.functional.conftest import GLOBEX, World, manifest
+from tests.builders import GLOBEX, World, manifest
 from transfer_runner import commands
 from transfer_runner.errors import ManifestError
 from transfer_runner.platforms.sandbox.fixture import init_sandbox

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.functional.conftest import BUCKET, GLOBEX, World, both_platform_paths, manifest
+from tests.builders import BUCKET, GLOBEX, World, both_platform_paths, manifest
 from transfer_runner import commands
 from transfer_runner.errors import PlatformError
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.functional.conftest import BUCKET, World, manifest
+from tests.builders import BUCKET, World, manifest
 from transfer_runner.platforms.sandbox.mailflow import FlowSpec, MailFlow
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.functional.conftest import World, both_platform_paths
+from tests.builders import World, both_platform_paths
 from transfer_runner import commands
 from transfer_runner.errors import StateError
 from transfer_runner.state.open import open_state

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.functional.conftest import World
+from tests.builders import World
 from transfer_runner import commands
 from transfer_runner.playbook.loader import default_playbook_path
 
@@ -46,7 +46,7 @@ def test_step_changes_once_then_is_ok(world: World, k: int) -> None:
 
 
 def test_skipped_when_false(world: World) -> None:
-    from tests.functional.conftest import manifest
+    from tests.builders import manifest
 
     world.write("acme-com.yml", manifest(quarantine="skip", prorate="false"))
     result = world.apply().transfers[0]

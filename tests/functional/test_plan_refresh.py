@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.functional.conftest import World, both_platform_paths
+from tests.builders import World, both_platform_paths
 
 pytestmark = both_platform_paths
 

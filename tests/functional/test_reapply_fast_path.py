@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.functional.conftest import World
+from tests.builders import World
 from transfer_runner import commands
 from transfer_runner.state.open import open_state
 
@@ -163,7 +163,7 @@ def test_another_playbook_runs_the_checks_again_then_trusts_the_record(
 
 
 def test_a_changed_manifest_is_still_drift(world: World, counted: list[CountingPlatform]) -> None:
-    from tests.functional.conftest import manifest
+    from tests.builders import manifest
 
     world.apply()
     world.write("acme-com.yml", manifest(quarantine="migrate"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from tests.functional.conftest import World, both_platform_paths
+from tests.builders import World, both_platform_paths
 from transfer_runner.clock import clock_from_env
 from transfer_runner.platforms.base import NewSubscription
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.functional.conftest import BUCKET, World, manifest
+from tests.builders import BUCKET, World, manifest
 from tests.functional.test_forged_authorizations import _fails_without_writes, _rebuild
 
 UNCLEAR = {"T-5001": {"body": "We, acme.com, would like to talk about moving to Northwind IT."}}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.conftest import GLOBEX, World, manifest
+from tests.builders import GLOBEX, World, manifest
 from transfer_runner import commands
 from transfer_runner.errors import ConfigError
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from click.testing import CliRunner
 
-from tests.functional.conftest import World
+from tests.builders import World
 from transfer_runner.cli import main
 from transfer_runner.redaction import MASK, RedactingFilter, install_redaction
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.functional.conftest import World, manifest
+from tests.builders import World, manifest
 from tests.functional.test_forged_authorizations import _fails_without_writes, _rebuild
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.functional.conftest import World, both_platform_paths
+from tests.builders import World, both_platform_paths
 from transfer_runner import commands
 from transfer_runner.errors import ConfigError
 from transfer_runner.modules.claims import CLAIM_KIND

@@ -5,14 +5,12 @@ no return."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.cli_world import make_cli_world
+from tests.cli_world import CliWorld
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -20,32 +18,12 @@ WAIT_S = 120
 REASON = "customer withdrew by phone (T-5001)"
 
 
-class World:
-    def __init__(self, root: Path, s3_server: Any) -> None:
-        self.root = root
-        self.env = make_cli_world(root, s3_server, "ab", globex=False)
-
-    def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "transfer_runner", *args], cwd=self.root,
-            env={**self.env, **env}, capture_output=True, text=True, timeout=WAIT_S,
-        )  # fmt: skip
-
-    def ok(self, *args: str) -> str:
-        done = self.run(*args)
-        assert done.returncode == 0, (args, done.stdout, done.stderr)
-        return done.stdout
-
-    def dump(self) -> dict[str, Any]:
-        return json.loads(self.ok("sandbox", "dump", "sandbox.db"))
-
-
 @pytest.fixture
-def world(tmp_path: Path, s3_server: Any) -> World:
-    return World(tmp_path, s3_server)
+def world(tmp_path: Path, s3_server: Any) -> CliWorld:
+    return CliWorld(tmp_path, s3_server, "ab", globex=False)
 
 
-def test_an_abort_killed_mid_way_is_resumed(world: World) -> None:
+def test_an_abort_killed_mid_way_is_resumed(world: CliWorld) -> None:
     world.ok("apply", "transfers", "--yes", "--tags", "account")  # tickets, the new account
     [new] = [a for a in world.dump()["accounts"] if a["type"] == "resold"]
     assert new["status"] == "active" and new["domains"] == ["gdi.acme.com"]
@@ -57,7 +35,8 @@ def test_an_abort_killed_mid_way_is_resumed(world: World) -> None:
     assert [a for a in world.dump()["accounts"] if a["id"] == new["id"]] == [new]
 
     killed = world.run("abort", "acme-com", "transfers", "--reason", REASON,
-                       TRANSFER_RUNNER_CRASH_AT="platform-after-cancel_account")  # fmt: skip
+                       env={**world.env,
+                            "TRANSFER_RUNNER_CRASH_AT": "platform-after-cancel_account"})  # fmt: skip
     assert killed.returncode == -9, (killed.stdout, killed.stderr)
     [half] = [a for a in world.dump()["accounts"] if a["id"] == new["id"]]
     assert half["status"] == "cancelled" and half["domains"] == ["gdi.acme.com"]
@@ -79,7 +58,7 @@ def test_an_abort_killed_mid_way_is_resumed(world: World) -> None:
     assert "[aborted]" in applied.stdout and "aborted by " in applied.stdout
 
 
-def test_abort_past_the_point_of_no_return_is_refused(world: World) -> None:
+def test_abort_past_the_point_of_no_return_is_refused(world: CliWorld) -> None:
     world.ok("apply", "transfers", "--yes")
     refused = world.run("abort", "acme-com", "transfers", "--reason", REASON)
     assert refused.returncode == 1

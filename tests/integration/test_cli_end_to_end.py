@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.functional.conftest import FIXTURE, GLOBEX, manifest
+from tests.builders import FIXTURE, GLOBEX, manifest
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.functional.conftest import FIXTURE, GLOBEX, manifest
+from tests.builders import write_manifests
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -38,11 +38,7 @@ def _run(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Popen[st
 
 @pytest.mark.parametrize("shards", [None, ("1/1", "1/1")], ids=["same-run", "overlapping-shards"])
 def test_two_runners_execute_each_transfer_once(tmp_path: Path, s3_server: Any, shards) -> None:
-    (tmp_path / "fixture.yml").write_text(FIXTURE)
-    transfers = tmp_path / "transfers"
-    transfers.mkdir()
-    (transfers / "acme-com.yml").write_text(manifest())
-    (transfers / "globex-io.yml").write_text(manifest("globex-io", **GLOBEX))
+    write_manifests(tmp_path, globex=True)
     env = _env(tmp_path, s3_server, f"race-{tmp_path.name[-10:]}".lower().replace("_", "-"))
     init = _run(tmp_path, env, "sandbox", "init", "sandbox.db", "--fixture", "fixture.yml")
     assert init.wait(60) == 0, init.stderr.read() if init.stderr else ""
@@ -96,10 +92,7 @@ def test_a_crashed_runners_lock_is_taken_over_only_after_its_lease(
     after the lease has expired, takes the lock over and completes the transfer: one account,
     one fee. (A holder on this machine whose process is gone is taken over at once:
     tests/integration/test_graceful_stop.py.)"""
-    (tmp_path / "fixture.yml").write_text(FIXTURE)
-    transfers = tmp_path / "transfers"
-    transfers.mkdir()
-    (transfers / "acme-com.yml").write_text(manifest())
+    write_manifests(tmp_path)
     prefix = f"stale-{tmp_path.name[-10:]}".lower().replace("_", "-")
     env = _env(tmp_path, s3_server, prefix)
     init = _run(tmp_path, env, "sandbox", "init", "sandbox.db", "--fixture", "fixture.yml")

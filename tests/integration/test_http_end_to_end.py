@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.functional.conftest import FIXTURE, GLOBEX, manifest
+from tests.builders import FIXTURE, GLOBEX, manifest
 from tests.served import Served, cli
 from tests.unit.test_sandbox_fixture import make_sandbox
 

@@ -4,17 +4,14 @@ with exit 1 and one line that names the setting (never the token)."""
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.cli_world import make_cli_world
+from tests.cli_world import CliWorld
 from tests.served import Served
-from transfer_runner.platforms.sandbox import SandboxPlatform
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -22,33 +19,13 @@ TOKEN = "preflight-token-0123456789"
 WAIT_S = 120
 
 
-class World:
-    """Two transfers on a fresh sandbox, SQLite state, exports to the loopback S3 server."""
-
-    def __init__(self, root: Path, s3_server: Any) -> None:
-        self.root = root
-        self.env = make_cli_world(root, s3_server, "pf")
-        self.bucket = s3_server.bucket
-
-    def cli(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "transfer_runner", *args], cwd=self.root,
-            env=self.env if env is None else env, capture_output=True, text=True, timeout=WAIT_S,
-        )  # fmt: skip
-        return done.returncode, done.stdout, done.stderr
-
-    def writes(self) -> int:
-        with SandboxPlatform(self.root / "sandbox.db") as platform:
-            return platform.write_calls()
+@pytest.fixture
+def world(tmp_path: Path, s3_server: Any) -> CliWorld:
+    return CliWorld(tmp_path, s3_server, "pf")
 
 
 @pytest.fixture
-def world(tmp_path: Path, s3_server: Any) -> World:
-    return World(tmp_path, s3_server)
-
-
-@pytest.fixture
-def served(world: World) -> Iterator[Served]:
+def served(world: CliWorld) -> Iterator[Served]:
     server = Served.start(
         ("sandbox", "serve", "sandbox.db", "--port", "0", "--token", TOKEN),
         world.root, world.env, world.root / "serve.log",
@@ -111,13 +88,14 @@ CASES = {
 @pytest.mark.parametrize("command", ["apply", "plan"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_broken_setting_stops_the_run_before_any_write(
-    world: World, served: Served, case: str, command: str
+    world: CliWorld, served: Served, case: str, command: str
 ) -> None:
     make_env, expected = CASES[case]
     env = make_env(world, served)
     before = world.writes()
     args = ("apply", "transfers", "--yes") if command == "apply" else ("plan", "transfers")
-    code, out, err = world.cli(*args, env=env)
+    done = world.run(*args, env=env)
+    code, out, err = done.returncode, done.stdout, done.stderr
     assert code == 1, (out, err)
     assert expected in err, err
     lines = [line for line in err.splitlines() if line.strip()]
@@ -125,19 +103,20 @@ def test_a_broken_setting_stops_the_run_before_any_write(
     assert "wrong-token-0123456789" not in out + err and TOKEN not in out + err
     assert world.writes() == before  # zero platform writes (the sandbox's audit)
     assert (
-        not (world.root / "state.db").exists() or world.cli("report", env=world.env)[0] == 1
+        not (world.root / "state.db").exists() or world.run("report").returncode == 1
     )  # no run recorded either
 
 
-def test_the_preflight_passes_and_apply_runs_over_http(world: World, served: Served) -> None:
+def test_the_preflight_passes_and_apply_runs_over_http(world: CliWorld, served: Served) -> None:
     env = {**world.env, "TRANSFER_RUNNER_PLATFORM": served.url,
            "TRANSFER_RUNNER_PLATFORM_TOKEN": TOKEN}  # fmt: skip
-    code, out, err = world.cli("apply", "transfers", "--yes", env=env)
+    done = world.run("apply", "transfers", "--yes", env=env)
+    code, out, err = done.returncode, done.stdout, done.stderr
     assert code == 0, (out, err)
     assert "2 succeeded" in out
 
 
-def test_an_apply_with_nothing_to_export_needs_no_destination(world: World) -> None:
+def test_an_apply_with_nothing_to_export_needs_no_destination(world: CliWorld) -> None:
     for name in ("acme-com", "globex-io"):
         path = world.root / "transfers" / f"{name}.yml"
         text = path.read_text()
@@ -146,5 +125,6 @@ def test_an_apply_with_nothing_to_export_needs_no_destination(world: World) -> N
             text = text.replace(f"{store}: export", f"{store}: skip")
         path.write_text(text)
     env = {k: v for k, v in world.env.items() if k != "TRANSFER_RUNNER_EXPORT_TO"}
-    code, out, err = world.cli("apply", "transfers", "--yes", env=env)
+    done = world.run("apply", "transfers", "--yes", env=env)
+    code, out, err = done.returncode, done.stdout, done.stderr
     assert code == 0, (out, err)

@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.functional.conftest import FIXTURE, GLOBEX, manifest
+from tests.builders import write_world
 from transfer_runner import commands
 from transfer_runner.config import Settings
-from transfer_runner.platforms.sandbox.fixture import init_sandbox
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 from transfer_runner.state.open import open_state
 from transfer_runner.state.s3 import S3StateStore
@@ -92,12 +91,7 @@ def test_a_stale_lock_is_taken_over_only_after_its_lease_expired(
 
 
 def _world(root: Path, server: Any, prefix: str) -> tuple[Settings, Path]:
-    (root / "fixture.yml").write_text(FIXTURE, encoding="utf-8")
-    init_sandbox(root / "sandbox.db", root / "fixture.yml")
-    transfers = root / "transfers"
-    transfers.mkdir()
-    (transfers / "acme-com.yml").write_text(manifest(), encoding="utf-8")
-    (transfers / "globex-io.yml").write_text(manifest("globex-io", **GLOBEX), encoding="utf-8")
+    transfers = write_world(root, globex=True).manifests
     settings = Settings(
         platform=f"sandbox:{root / 'sandbox.db'}",
         state=_url(server, prefix),

@@ -25,7 +25,7 @@ import yaml
 from moto import mock_aws
 from werkzeug.serving import make_server
 
-from tests.functional.conftest import FIXTURE, GLOBEX, manifest
+from tests.builders import FIXTURE, GLOBEX, manifest
 from tests.unit.test_sandbox_fixture import make_sandbox
 from transfer_runner import commands
 from transfer_runner.config import Settings
