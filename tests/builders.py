@@ -24,54 +24,74 @@ from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 BUCKET = "exports"
 SELECTION_KEYS = ("limits", "tags", "shard", "git")
 
-FIXTURE = textwrap.dedent(
-    """\
-    seed: 7
-    accounts:
-      - id: C-1001
-        type: direct
-        name: Acme Inc
-        domains: [acme.com, acme.net]
-        users: 40
-        services: [spamstopshere, restoremail]
-        billing: {price: "120.00", period_start: today-10d, period_end: today+20d}
-        quarantine: {messages: 30, size: 2KiB}
-        archive: {messages: 80, size: 3KiB}
-      - id: C-1002
-        type: direct
-        name: Globex
-        domains: [globex.io]
-        users: 5
-        services: [spamstopshere]
-        billing: {price: "60.00", period_start: today-10d, period_end: today+20d}
-        quarantine: {messages: 5, size: 1KiB}
-        archive: {messages: 10, size: 1KiB}
-      - id: R-301
-        type: reseller
-        name: Northwind IT
-    tickets:
-      - id: T-5001
-        account: C-1001
-        subject: Authorize transfer of account
-        body: >-
-          We, acme.com, authorize the transfer of our direct account
-          to resold under Northwind IT.
-      - id: T-5002
-        account: R-301
-        subject: Authorize Customer Transfer
-        body: We, Northwind IT, Authorize acme.com to be transferred to our account.
-      - id: T-5003
-        account: C-1002
-        subject: Authorize transfer of account
-        body: >-
-          We, globex.io, authorize the transfer of our direct account
-          to resold under Northwind IT.
-      - id: T-5004
-        account: R-301
-        subject: Authorize Customer Transfer
-        body: We, Northwind IT, Authorize globex.io to be transferred to our account.
-    """
-)
+_ACME = """\
+  - id: C-1001
+    type: direct
+    name: Acme Inc
+    domains: [acme.com, acme.net]
+    users: 40
+    services: [spamstopshere, restoremail]
+    billing: {{price: "120.00", period_start: today-10d, period_end: today+20d}}
+    quarantine: {{messages: {quarantine}, size: {q_size}}}
+    archive: {{messages: {archive}, size: {a_size}}}
+"""
+_GLOBEX_ACCOUNT = """\
+  - id: C-1002
+    type: direct
+    name: Globex
+    domains: [globex.io]
+    users: 5
+    services: [spamstopshere]
+    billing: {price: "60.00", period_start: today-10d, period_end: today+20d}
+    quarantine: {messages: 5, size: 1KiB}
+    archive: {messages: 10, size: 1KiB}
+"""
+_RESELLER = """\
+  - id: R-301
+    type: reseller
+    name: Northwind IT
+"""
+_TICKETS = """\
+  - id: {customer_ticket}
+    account: {account}
+    subject: Authorize transfer of account
+    body: >-
+      We, {domain}, authorize the transfer of our direct account
+      to resold under Northwind IT.
+  - id: {reseller_ticket}
+    account: R-301
+    subject: Authorize Customer Transfer
+    body: We, Northwind IT, Authorize {domain} to be transferred to our account.
+"""
+
+
+def fixture(
+    *,
+    seed: int = 7,
+    quarantine: tuple[int, str] = (30, "2KiB"),
+    archive: tuple[int, str] = (80, "3KiB"),
+    globex: bool = True,
+) -> str:
+    """The sandbox fixture: acme.com's direct account C-1001 (its mail as (messages, size) per
+    store), globex.io's C-1002 (with `globex`), the reseller R-301 Northwind IT, and each
+    customer's two authorization tickets. Billing periods surround the clock's today, so a
+    pro-ration credit is never zero."""
+    accounts = _ACME.format(
+        quarantine=quarantine[0], q_size=quarantine[1], archive=archive[0], a_size=archive[1]
+    )
+    tickets = _TICKETS.format(
+        customer_ticket="T-5001", reseller_ticket="T-5002", account="C-1001", domain="acme.com"
+    )
+    if globex:
+        accounts += _GLOBEX_ACCOUNT
+        tickets += _TICKETS.format(
+            customer_ticket="T-5003", reseller_ticket="T-5004", account="C-1002",
+            domain="globex.io",
+        )  # fmt: skip
+    return f"seed: {seed}\naccounts:\n{accounts}{_RESELLER}tickets:\n{tickets}"
+
+
+FIXTURE = fixture()
 
 
 def manifest(name: str = "acme-com", **over: Any) -> str:

@@ -14,13 +14,12 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.builders import manifest
+from tests.builders import fixture, manifest
 from tests.invariants import check_world, load_manifests
 from transfer_runner import commands
 from transfer_runner.clock import ENV_VAR as CLOCK_ENV
@@ -38,40 +37,8 @@ RUN_TIMEOUT_S = 120
 
 
 def small_fixture() -> str:
-    """A direct customer with a few 1 KiB messages (one part per store) and a reseller.
-
-    The billing period surrounds the clock's today, so the pro-ration credit is never zero.
-    """
-    start, end = "today-10d", "today+20d"
-    return textwrap.dedent(
-        f"""\
-        seed: 11
-        accounts:
-          - id: C-1001
-            type: direct
-            name: Acme Inc
-            domains: [acme.com, acme.net]
-            users: 40
-            services: [spamstopshere, restoremail]
-            billing: {{price: "120.00", period_start: {start}, period_end: {end}}}
-            quarantine: {{messages: 3, size: 1KiB}}
-            archive: {{messages: 5, size: 1KiB}}
-          - id: R-301
-            type: reseller
-            name: Northwind IT
-        tickets:
-          - id: T-5001
-            account: C-1001
-            subject: Authorize transfer of account
-            body: >-
-              We, acme.com, authorize the transfer of our direct account
-              to resold under Northwind IT.
-          - id: T-5002
-            account: R-301
-            subject: Authorize Customer Transfer
-            body: We, Northwind IT, Authorize acme.com to be transferred to our account.
-        """
-    )
+    """acme.com only, with a few 1 KiB messages (one part per store), and the reseller."""
+    return fixture(seed=11, quarantine=(3, "1KiB"), archive=(5, "1KiB"), globex=False)
 
 
 def crash_manifest() -> str:

@@ -34,9 +34,8 @@ def test_an_abort_killed_mid_way_is_resumed(world: CliWorld) -> None:
     assert "acme-com: would abort" in dry
     assert [a for a in world.dump()["accounts"] if a["id"] == new["id"]] == [new]
 
-    killed = world.run("abort", "acme-com", "transfers", "--reason", REASON,
-                       env={**world.env,
-                            "TRANSFER_RUNNER_CRASH_AT": "platform-after-cancel_account"})  # fmt: skip
+    crash = {**world.env, "TRANSFER_RUNNER_CRASH_AT": "platform-after-cancel_account"}
+    killed = world.run("abort", "acme-com", "transfers", "--reason", REASON, env=crash)
     assert killed.returncode == -9, (killed.stdout, killed.stderr)
     [half] = [a for a in world.dump()["accounts"] if a["id"] == new["id"]]
     assert half["status"] == "cancelled" and half["domains"] == ["gdi.acme.com"]
