@@ -1,15 +1,47 @@
-"""The sandbox's commands as plain functions returning results (`cli/sandbox.py` is their skin):
-create a sandbox from a fixture, read its whole state. Serving it and the mail flow run until
-a signal; their loops live with the CLI, around `SandboxServer` and `FlowThread`."""
+"""The sandbox's commands as plain functions (`cli/sandbox.py` is their skin): create a sandbox
+from a fixture, read its whole state, serve it over the platform REST API, and make it a live
+mailbox. They print nothing: `serve` and `mail` hand their banner lines to `say` and run until
+their duration ends or a KeyboardInterrupt (the CLI turns SIGTERM into one)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transfer_runner.errors import ConfigError
 
-__all__ = ["sandbox_dump", "sandbox_init"]
+if TYPE_CHECKING:  # imported when a sandbox command runs
+    from transfer_runner.platforms.http.faults import FaultPlan
+    from transfer_runner.platforms.sandbox.mailflow import FlowSpec, MailFlow
+    from transfer_runner.platforms.sandbox.mailflow_pace import FlowTotals
+
+__all__ = [
+    "MailRates",
+    "mail_problem",
+    "sandbox_dump",
+    "sandbox_init",
+    "sandbox_mail",
+    "sandbox_serve",
+]
+
+
+def _quiet(line: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class MailRates:
+    """A live mailbox: messages delivered and expired per second, and what is sent."""
+
+    deliver_per_second: float = 0.0
+    expire_per_second: float = 0.0
+    spec: FlowSpec | None = field(default=None)  # None: the flow's defaults
+
+    @property
+    def flowing(self) -> bool:
+        return bool(self.deliver_per_second or self.expire_per_second)
 
 
 def sandbox_init(path: str, fixture: str, *, force: bool = False) -> dict[str, int]:
@@ -25,6 +57,105 @@ def sandbox_dump(path: str) -> dict[str, Any]:
     """The sandbox's whole state (accounts, tickets, charges, credits, writes, mail)."""
     from transfer_runner.platforms.sandbox.dump import dump_sandbox
 
+    _require(path)
+    return dump_sandbox(path)
+
+
+def sandbox_mail(
+    path: str,
+    rates: MailRates,
+    *,
+    duration_s: float | None = None,
+    count: int | None = None,
+    say: Callable[[str], None] = _quiet,
+) -> FlowTotals:
+    """Deliver `count` messages at once, or run the paced flow for `duration_s` (None: until
+    a KeyboardInterrupt); what the flow did."""
+    from transfer_runner.platforms.sandbox.mailflow_pace import FlowThread
+    from transfer_runner.platforms.sandbox.platform import SandboxPlatform
+
+    problem = mail_problem(rates, duration_s, count)
+    if problem:
+        raise ConfigError(problem)
+    _require(path)
+    with SandboxPlatform(path) as platform:
+        mail = _flow(platform, rates)
+        if count is not None:
+            return mail.deliver(count)
+        paced = FlowThread(mail, rates.deliver_per_second, rates.expire_per_second, duration_s)
+        try:
+            say(flow_banner(mail, rates))
+            paced.start()
+            while paced.is_alive():
+                paced.join(0.2)
+        except KeyboardInterrupt:
+            pass
+        return paced.stop()
+
+
+def mail_problem(rates: MailRates, duration_s: float | None, count: int | None) -> str:
+    """What is wrong with this combination of `sandbox mail` options ("" when nothing)."""
+    if count is not None and (rates.flowing or duration_s is not None):
+        return "--count delivers at once: drop --deliver, --expire and --duration"
+    if count is None and not rates.flowing:
+        return "nothing to do: give --deliver RATE, --expire RATE or --count N"
+    return ""
+
+
+def sandbox_serve(
+    path: str,
+    *,
+    host: str,
+    port: int,
+    faults: FaultPlan,
+    token: str | None,
+    rates: MailRates | None = None,
+    say: Callable[[str], None] = _quiet,
+) -> FlowTotals | None:
+    """Serve the sandbox until a KeyboardInterrupt (with the mail flow in the background when
+    `rates` flow); what the flow did, if it ran."""
+    from transfer_runner.platforms.http.server import SandboxServer
+    from transfer_runner.platforms.sandbox.mailflow_pace import FlowThread
+    from transfer_runner.platforms.sandbox.platform import SandboxPlatform
+
+    _require(path)
+    with SandboxPlatform(path) as platform:
+        paced, banner = None, ""
+        if rates is not None and rates.flowing:
+            live = _flow(platform, rates)
+            paced = FlowThread(live, rates.deliver_per_second, rates.expire_per_second)
+            banner = flow_banner(live, rates)
+        server = SandboxServer(platform, host=host, port=port, token=token or None, faults=faults)
+        auth = "token required" if token else "no token"
+        try:
+            say(f"serving sandbox {path} on {server.url} ({auth})")
+            if paced is not None:
+                say(banner)
+                paced.start()
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.stop()
+        return paced.stop() if paced is not None else None
+
+
+def flow_banner(flow: MailFlow, rates: MailRates) -> str:
+    """The line a flow starts with: its domains, rates and messages."""
+    shown = ", ".join(flow.domains[:5]) + (", ..." if len(flow.domains) > 5 else "")
+    return (
+        f"mail flow: {len(flow.domains)} domain(s) ({shown}), deliver "
+        f"{rates.deliver_per_second:g}/s, expire {rates.expire_per_second:g}/s per store, "
+        f"{flow.spec.size} B {flow.spec.body} messages"
+    )
+
+
+def _flow(platform: Any, rates: MailRates) -> MailFlow:
+    from transfer_runner.platforms.sandbox.mailflow import FlowSpec, MailFlow
+
+    return MailFlow(platform, rates.spec or FlowSpec())
+
+
+def _require(path: str) -> None:
     if not Path(path).is_file():
         raise ConfigError(f"no sandbox at {path}")
-    return dump_sandbox(path)

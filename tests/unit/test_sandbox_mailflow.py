@@ -549,3 +549,19 @@ def test_fixture_body_must_be_a_known_kind(tmp_path: Path) -> None:
     )
     with pytest.raises(ManifestError, match=r"5:\d+: accounts\[0\]\.archive\.body: 'html'"):
         load_fixture(path)
+
+
+def test_the_sandbox_commands_as_an_api(tmp_path: Path) -> None:
+    """What the CLI is the skin of: results, no printing; a wrong combination is refused."""
+    from transfer_runner.errors import ConfigError
+    from transfer_runner.sandbox_commands import MailRates, sandbox_dump, sandbox_mail
+
+    sandbox = make_sandbox(tmp_path, name="s.db")
+    said: list[str] = []
+    totals = sandbox_mail(str(sandbox), MailRates(), count=5, say=said.append)
+    assert (totals.delivered, totals.held_back, said) == (5, 0, [])
+    assert sandbox_dump(str(sandbox))["mail"]["delivered"] == 5
+    with pytest.raises(ConfigError, match="--count delivers at once"):
+        sandbox_mail(str(sandbox), MailRates(deliver_per_second=1), count=5)
+    with pytest.raises(ConfigError, match="no sandbox at"):
+        sandbox_dump(str(tmp_path / "missing.db"))

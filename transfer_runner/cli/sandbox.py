@@ -6,16 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
 from transfer_runner.cli.options import F, cli
-from transfer_runner.errors import ConfigError
 
 if TYPE_CHECKING:  # imported when a sandbox command runs, not for every command
-    from transfer_runner.platforms.sandbox.mailflow import FlowSpec, MailFlow
+    from transfer_runner.platforms.sandbox.mailflow import FlowSpec
     from transfer_runner.platforms.sandbox.messages import BodyKind
 
 
@@ -112,14 +110,6 @@ def _flow_spec(
 
     stores = STORES if store == "both" else (store,)
     return FlowSpec(domains=domains, stores=stores, size=size, body=body)
-
-
-def _flow_banner(flow: MailFlow, deliver_rate: float, expire_rate: float) -> str:
-    shown = ", ".join(flow.domains[:5]) + (", ..." if len(flow.domains) > 5 else "")
-    return (
-        f"mail flow: {len(flow.domains)} domain(s) ({shown}), deliver {deliver_rate:g}/s, "
-        f"expire {expire_rate:g}/s per store, {flow.spec.size} B {flow.spec.body} messages"
-    )
 
 
 @contextmanager
@@ -240,13 +230,9 @@ def sandbox_serve(
     `sandbox mail` in the background while serving.
     """
     from transfer_runner.platforms.http.faults import FaultPlan, parse_fault_kinds
-    from transfer_runner.platforms.http.server import SandboxServer
-    from transfer_runner.platforms.sandbox.mailflow import MailFlow
-    from transfer_runner.platforms.sandbox.mailflow_pace import FlowThread
-    from transfer_runner.platforms.sandbox.platform import SandboxPlatform
+    from transfer_runner.sandbox_commands import MailRates
+    from transfer_runner.sandbox_commands import sandbox_serve as serve
 
-    if not Path(path).is_file():
-        raise ConfigError(f"no sandbox at {path}")
     plan = FaultPlan(
         latency_ms=latency_ms,
         fail_rate=fail_rate,
@@ -254,28 +240,13 @@ def sandbox_serve(
         retry_after=retry_after,
         seed=seed,
     )
-    with SandboxPlatform(path) as platform, _sigterm_interrupts():
-        mail, banner = None, ""
-        if deliver_rate or expire_rate:
-            live = MailFlow(platform, _flow_spec(**flow))
-            mail, banner = (
-                FlowThread(live, deliver_rate, expire_rate),
-                _flow_banner(live, deliver_rate, expire_rate),
-            )
-        server = SandboxServer(platform, host=host, port=port, token=token or None, faults=plan)
-        auth = "token required" if token else "no token"
-        try:
-            click.echo(f"serving sandbox {path} on {server.url} ({auth})")
-            if mail is not None:
-                click.echo(banner)
-                mail.start()
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.stop()
-            if mail is not None:
-                click.echo(f"mail flow: {mail.stop().summary()}")
+    rates = MailRates(deliver_rate, expire_rate, _flow_spec(**flow))
+    with _sigterm_interrupts():
+        totals = serve(
+            path, host=host, port=port, faults=plan, token=token, rates=rates, say=click.echo
+        )
+    if totals is not None:
+        click.echo(f"mail flow: {totals.summary()}")
 
 
 @sandbox.command("mail")
@@ -308,29 +279,13 @@ def sandbox_mail(
     while none does; expiry removes the oldest mail of the accounts that hold or held the
     domains. Prints a summary line at the end; Ctrl-C or SIGTERM stops it cleanly.
     """
-    from transfer_runner.platforms.sandbox.mailflow import MailFlow
-    from transfer_runner.platforms.sandbox.mailflow_pace import FlowThread
-    from transfer_runner.platforms.sandbox.platform import SandboxPlatform
+    from transfer_runner.sandbox_commands import MailRates, mail_problem
+    from transfer_runner.sandbox_commands import sandbox_mail as mail
 
-    if count is not None and (deliver_rate or expire_rate or duration is not None):
-        raise click.UsageError("--count delivers at once: drop --deliver, --expire and --duration")
-    if count is None and not (deliver_rate or expire_rate):
-        raise click.UsageError("nothing to do: give --deliver RATE, --expire RATE or --count N")
-    if not Path(path).is_file():
-        raise ConfigError(f"no sandbox at {path}")
-    with SandboxPlatform(path) as platform:
-        mail = MailFlow(platform, _flow_spec(**flow))
-        if count is not None:
-            totals = mail.deliver(count)
-        else:
-            paced = FlowThread(mail, deliver_rate, expire_rate, duration)
-            with _sigterm_interrupts():
-                try:
-                    click.echo(_flow_banner(mail, deliver_rate, expire_rate))
-                    paced.start()
-                    while paced.is_alive():
-                        paced.join(0.2)
-                except KeyboardInterrupt:
-                    pass
-            totals = paced.stop()
+    rates = MailRates(deliver_rate, expire_rate, _flow_spec(**flow))
+    problem = mail_problem(rates, duration, count)
+    if problem:
+        raise click.UsageError(problem)
+    with _sigterm_interrupts():
+        totals = mail(path, rates, duration_s=duration, count=count, say=click.echo)
     click.echo(f"mail flow: {totals.summary()}")
