@@ -84,7 +84,15 @@ UNSAFE = [
 ]
 
 
-@pytest.mark.parametrize(("member", "message"), UNSAFE, ids=lambda v: repr(v)[:40])
+def _member_id(value: object) -> str:
+    """A stable test id (a TarInfo's repr holds its address, which differs per process: xdist
+    workers would collect different tests)."""
+    if isinstance(value, tarfile.TarInfo):
+        return f"{value.name}-type{value.type.decode()}"
+    return repr(value)[:40]
+
+
+@pytest.mark.parametrize(("member", "message"), UNSAFE, ids=_member_id)
 @pytest.mark.parametrize("mode", ["w", "w:gz"])
 def test_unsafe_members_are_refused(
     tmp_path: Path, dest: Path, member: object, message: str, mode: str
