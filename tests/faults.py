@@ -35,7 +35,7 @@ from moto import mock_aws
 from tests.crash_world import NAME, crash_manifest, small_fixture
 from tests.invariants import check_world, load_manifests
 from tests.unit.test_export_faults import error_response, moto_perform
-from transfer_runner import commands
+from transfer_runner import commands, platforms
 from transfer_runner import s3_client as export_s3
 from transfer_runner.config import Settings
 from transfer_runner.engine.results import RunReport
@@ -431,7 +431,7 @@ def fault_world(
             return clients[settings]
 
         mp.setattr(export_s3, "make_s3_client", make_s3_client)
-        open_inner = commands.open_platform
+        open_inner = platforms.open_platform
         if server_faults is not None:
             platform = stack.enter_context(SandboxPlatform(world.sandbox))
             server = stack.enter_context(SandboxServer(platform, token=TOKEN, faults=server_faults))
@@ -446,7 +446,7 @@ def fault_world(
             faulty: Platform = FaultyPlatform(open_inner(url), world.platform_faults)
             return wrap(faulty) if wrap is not None else faulty
 
-        mp.setattr(commands, "open_platform", open_platform)
+        mp.setattr(platforms, "open_platform", open_platform)  # what commands.session opens
         yield world
 
 

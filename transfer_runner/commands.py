@@ -9,9 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from transfer_runner import git_filters, run_identity, saved_plans
-from transfer_runner.abort import AbortResult, ReceiptNote, abort_transfer, require_reason
-from transfer_runner.clock import clock_from_env
+from transfer_runner import git_filters, run_identity
 from transfer_runner.command_types import (
     BulkOptions,
     GitGuards,
@@ -20,33 +18,25 @@ from transfer_runner.command_types import (
     ValidationResult,
 )
 from transfer_runner.config import Settings
-from transfer_runner.engine.leases import holder_gone
-from transfer_runner.engine.results import RunReport
-from transfer_runner.engine.runner import (
-    NullReporter,
-    Reporter,
-    RunOptions,
-    run_transfers,
-)
-from transfer_runner.errors import ConfigError, StateError
+from transfer_runner.errors import ConfigError
 from transfer_runner.manifest.api import load_transfers
-from transfer_runner.manifest.model import Transfer
-from transfer_runner.manifest.online import online_diagnostics
-from transfer_runner.modules.context import ProgressSink, RunContext, no_progress
-from transfer_runner.modules.registry import load_modules
-from transfer_runner.platforms import open_platform
-from transfer_runner.platforms.base import Platform
-from transfer_runner.platforms.throttle import ThrottledPlatform
-from transfer_runner.playbook.loader import Playbook, load_playbook
-from transfer_runner.preflight import preflight
-from transfer_runner.s3_client import S3Settings
 from transfer_runner.selection import select
 from transfer_runner.sharding import in_shard
-from transfer_runner.state.base import LockInfo, RunInfo, StateStore
-from transfer_runner.state.open import open_state
+from transfer_runner.state_commands import report, status, unlock
 
+# What only plan, apply, status, abort and unlock use is imported where it is used: `validate`,
+# `--help` and completion do not pay for boto3, Jinja2 or the engine (about 0.5 s).
 if TYPE_CHECKING:
+    from transfer_runner.abort import AbortResult, ReceiptNote
     from transfer_runner.csv_manifests.writer import WaveResult
+    from transfer_runner.engine.results import RunReport
+    from transfer_runner.engine.runner import Reporter
+    from transfer_runner.manifest.model import Transfer
+    from transfer_runner.modules.context import ProgressSink
+    from transfer_runner.platforms.base import Platform
+    from transfer_runner.playbook.loader import Playbook
+    from transfer_runner.s3_client import S3Settings
+    from transfer_runner.state.base import StateStore
 
 __all__ = [  # the request and result types are command_types', re-exported
     "BulkOptions",
@@ -72,6 +62,10 @@ def validate(settings: Settings, selection: Selection, online: bool = False) -> 
     and state."""
     transfers, diagnostics = load_transfers(selection.paths)
     if online and transfers:
+        from transfer_runner.manifest.online import online_diagnostics
+        from transfer_runner.modules.registry import load_modules
+        from transfer_runner.playbook.loader import load_playbook
+
         with session(settings, read_only=True) as (platform, state):
             playbook = load_playbook(settings.playbook, load_modules())
             _preflight(settings, platform, state, playbook, transfers, frozenset(),
@@ -109,6 +103,10 @@ def session(
 ) -> Iterator[tuple[Platform, StateStore]]:
     """The platform (throttled as `bulk` says) and the state store of one command, both
     closed when it ends."""
+    from transfer_runner.platforms import open_platform
+    from transfer_runner.platforms.throttle import ThrottledPlatform
+    from transfer_runner.state.open import open_state
+
     with ExitStack() as stack:
         platform: Platform = open_platform(settings.platform)
         stack.callback(platform.close)
@@ -124,6 +122,8 @@ def session(
 
 
 def _export_settings(settings: Settings) -> S3Settings | None:
+    from transfer_runner.s3_client import S3Settings
+
     if not settings.export_to:
         return None
     return S3Settings(
@@ -147,6 +147,8 @@ def _preflight(
     *,
     write_probe: bool,
 ) -> None:
+    from transfer_runner.preflight import preflight
+
     preflight(
         platform=platform,
         platform_url=settings.platform,
@@ -175,6 +177,14 @@ def plan(
     A completed transfer is answered from the state store and, with `refresh`, confirmed on
     the platform (drift there fails it). `forks` transfers are checked at once (reads only).
     """
+    from transfer_runner import saved_plans
+    from transfer_runner.clock import clock_from_env
+    from transfer_runner.engine.results import RunReport
+    from transfer_runner.engine.runner import NullReporter, RunOptions, run_transfers
+    from transfer_runner.modules.context import RunContext
+    from transfer_runner.modules.registry import load_modules
+    from transfer_runner.playbook.loader import load_playbook
+
     transfers = _load_valid(selection)
     tags = selection.tags
     modules = load_modules()
@@ -226,6 +236,15 @@ def apply(
     plan if any of their manifests or states changed since it was made; each step then fails,
     before it writes, if its actions are not the ones the plan showed (`engine.planned`).
     """
+    from transfer_runner import saved_plans
+    from transfer_runner.clock import clock_from_env
+    from transfer_runner.engine.results import RunReport
+    from transfer_runner.engine.runner import NullReporter, RunOptions, run_transfers
+    from transfer_runner.modules.context import RunContext, no_progress
+    from transfer_runner.modules.registry import load_modules
+    from transfer_runner.playbook.loader import load_playbook
+    from transfer_runner.state.base import RunInfo
+
     bulk = bulk or BulkOptions()
     paths = selection.paths
     saved = len(paths) == 1 and saved_plans.is_plan_file(paths[0])
@@ -295,38 +314,6 @@ def apply(
     return report
 
 
-def status(settings: Settings, names: Sequence[str] = ()) -> list[TransferStatusView]:
-    """The state of transfers (all, or those named), read-only."""
-    state = open_state(settings.state, read_only=True)
-    try:
-        records = state.list_transfers()
-        if names:
-            missing = set(names) - {r.name for r in records}
-            if missing:
-                raise StateError(f"no state for: {', '.join(sorted(missing))}")
-            records = [r for r in records if r.name in names]
-        views = []
-        for record in records:
-            steps = sorted(state.latest_steps(record.name).values(), key=lambda s: s.index)
-            lock = state.get_lock(record.name)
-            gone = lock is not None and holder_gone(lock)
-            views.append(TransferStatusView(record, tuple(steps), lock, lock_holder_gone=gone))
-        return views
-    finally:
-        state.close()
-
-
-def report(settings: Settings, run_id: str | None = None) -> RunReport:
-    """The results of a run (the last one by default), rebuilt from the state store."""
-    from transfer_runner.reporting.from_state import report_from_state
-
-    state = open_state(settings.state, read_only=True)
-    try:
-        return report_from_state(state, run_id)
-    finally:
-        state.close()
-
-
 def abort(
     settings: Settings,
     name: str,
@@ -336,6 +323,8 @@ def abort(
 ) -> AbortResult:
     """Undo an unfinished transfer before its point of no return (`transfer_runner.abort`).
     The manifest named `name` is looked for under `paths`."""
+    from transfer_runner.abort import abort_transfer, require_reason
+
     reason = require_reason(reason)
     transfers, diagnostics = load_transfers(paths)
     found = [t for t in transfers if t.name == name]
@@ -364,24 +353,6 @@ def _receipt_note(settings: Settings, name: str) -> ReceiptNote | None:
         return note_abort(s3, export, name, entry, write=write)
 
     return note
-
-
-def unlock(settings: Settings, name: str) -> LockInfo:
-    """Release a stale lock whoever holds it; StateError if there is none."""
-    state = open_state(settings.state)
-    try:
-        removed = state.force_unlock(name)
-        if removed is None:
-            raise StateError(f"transfer {name} is not locked")
-        state.append_event(
-            "unlock",
-            name,
-            "unlocked",
-            {"owner": removed.owner, "run_id": removed.run_id, "by": run_identity.user()},
-        )
-        return removed
-    finally:
-        state.close()
 
 
 def new_from_csv(csv_path: str, out_dir: str, *, overwrite: bool = False) -> WaveResult:

@@ -8,6 +8,7 @@ punycode and labels that mix scripts (homographs such as a Cyrillic "а" in "аp
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import unicodedata
@@ -39,6 +40,17 @@ _ALLOWED_MIXES = (
 
 def normalize_domain(text: str) -> str:
     """The lowercase A-label form of `text`, or `ValueError` saying what is wrong with it."""
+    if type(text) is str:  # the same few names are normalised many times per manifest
+        return _normalize_cached(text)
+    return _normalize(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)  # plan, semantics and cross checks each pass over all
+def _normalize_cached(text: str) -> str:
+    return _normalize(text)  # an error is not cached: it is raised again each time
+
+
+def _normalize(text: str) -> str:
     if not isinstance(text, str):
         raise ValueError(f"must be a string, not {type(text).__name__}")
     if not text:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from transfer_runner.engine.runner import StopNow
+from transfer_runner.engine.stop import StopNow
 
 __all__ = ["GracefulStop", "graceful_stop", "DEFAULT_GRACE_S"]
 

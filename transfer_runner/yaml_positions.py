@@ -153,9 +153,8 @@ def parse_yaml_bytes(data: bytes, display: str) -> tuple[dict[str, Any], Positio
 
 def _events(text: str) -> Generator[yaml.Event, None, None]:
     loader = _EventLoader(text)
-    try:
-        while loader.check_event():
-            yield loader.get_event()
+    try:  # get_event() is None once the stream has ended
+        yield from iter(loader.get_event, None)
     finally:
         loader.dispose()
 
@@ -244,6 +243,10 @@ class _Builder:
 
     def feed(self, event: yaml.Event) -> bool:
         """Handle one event; False stops the parse (a problem that makes the rest moot)."""
+        kind = type(event)
+        if kind is yaml.ScalarEvent:  # most events: straight to it
+            self._scalar(event)  # type: ignore[arg-type]
+            return not self.stopped
         if isinstance(event, yaml.DocumentStartEvent):
             self.documents += 1
             if self.documents > 1:
@@ -290,7 +293,8 @@ class _Builder:
         self._place(_ALIAS, event.start_mark)
 
     def _scalar(self, event: yaml.ScalarEvent) -> None:
-        self._check_anchor(event)
+        if event.anchor is not None:
+            self._check_anchor(event)
         if event.tag is None and event.implicit[0]:
             try:
                 value: Any = resolve_plain_scalar(event.value)
@@ -320,7 +324,7 @@ class _Builder:
 
     def _place(self, value: Any, mark: Any) -> NodePath | None:
         """Put a new node where the parser is; returns its path (None if it is dropped)."""
-        position = _pos(mark)
+        position = (mark.line + 1, mark.column + 1)  # _pos, inlined: once per node
         if not self.stack:
             self.root, self.root_position = value, position
             self.positions.set_value((), position)

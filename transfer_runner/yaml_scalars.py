@@ -17,6 +17,8 @@ _INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
 _FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|(?:0|[1-9][0-9]*)(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
 _INF = re.compile(r"[-+]?\.(?:inf|Inf|INF)")
 _NANS = frozenset({".nan", ".NaN", ".NAN"})
+# The letters a null or a boolean can start with; numbers start with a digit, a sign or a dot.
+_MAY_NOT_BE_TEXT = frozenset("nNtTfF")
 
 
 def resolve_plain_scalar(text: str) -> Any:
@@ -24,6 +26,9 @@ def resolve_plain_scalar(text: str) -> Any:
 
     `ValueError` for an integer of more than `MAX_INT_DIGITS` digits, which no manifest needs
     (and which Python refuses to convert beyond 4,300 digits)."""
+    first = text[:1]
+    if first.isalpha() and first not in _MAY_NOT_BE_TEXT:  # most scalars: a word, a domain
+        return text
     if text in _NULLS:
         return None
     if text in _BOOLS:

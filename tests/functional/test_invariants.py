@@ -164,13 +164,13 @@ class LostAck:
     ],
 )
 def test_i3_lost_acknowledgement_then_rerun(world: World, monkeypatch, operation) -> None:
-    import transfer_runner.commands as cmd
+    import transfer_runner.platforms as opener  # what commands.session opens
 
-    real_open = cmd.open_platform
-    monkeypatch.setattr(cmd, "open_platform", lambda url: LostAck(real_open(url), operation))
+    real_open = opener.open_platform
+    monkeypatch.setattr(opener, "open_platform", lambda url: LostAck(real_open(url), operation))
     [first] = world.apply().transfers
     assert first.status == "failed" and "connection reset" in first.message
-    monkeypatch.setattr(cmd, "open_platform", real_open)
+    monkeypatch.setattr(opener, "open_platform", real_open)
     [second] = world.apply().transfers
     assert second.status == "succeeded", second.message
     _assert_exactly_once(world)

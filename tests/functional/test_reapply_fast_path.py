@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.builders import World
-from transfer_runner import commands
+from transfer_runner import commands, platforms
 from transfer_runner.state.open import open_state
 
 
@@ -42,13 +42,13 @@ class CountingPlatform:
 def counted(monkeypatch: pytest.MonkeyPatch) -> list[CountingPlatform]:
     """Every platform the commands open, counted."""
     opened: list[CountingPlatform] = []
-    real = commands.open_platform
+    real = platforms.open_platform
 
     def open_counted(url: str) -> Any:
         opened.append(CountingPlatform(real(url)))
         return opened[-1]
 
-    monkeypatch.setattr(commands, "open_platform", open_counted)
+    monkeypatch.setattr(platforms, "open_platform", open_counted)  # what commands.session opens
     return opened
 
 

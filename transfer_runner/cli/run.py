@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 import click
 
-from transfer_runner import commands, saved_plans
+from transfer_runner import commands
 from transfer_runner.cli.options import (
     EXIT_FAILED,
     EXIT_LOCKED,
@@ -25,7 +25,8 @@ from transfer_runner.cli.options import (
 from transfer_runner.config import (
     Settings,
 )
-from transfer_runner.engine.runner import StopNow, WaveSize
+from transfer_runner.engine.stop import StopNow
+from transfer_runner.engine.waves import WaveSize
 from transfer_runner.errors import ConfigError
 from transfer_runner.reporting.console import (
     ConsoleProgress,
@@ -353,6 +354,8 @@ def _confirm(settings: Settings, selection: commands.Selection, recheck: bool) -
     saved (apply refuses it afterwards if it went stale)."""
     if not sys.stdin.isatty():
         raise ConfigError("apply needs --yes when not run from a terminal")
+    from transfer_runner import saved_plans
+
     paths = selection.paths
     if len(paths) == 1 and saved_plans.is_plan_file(paths[0]):
         saved = saved_plans.read_plan(paths[0])

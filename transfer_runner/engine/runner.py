@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from transfer_runner.engine.options import RunOptions
 from transfer_runner.engine.reporter import NullReporter, Reporter
 from transfer_runner.engine.results import TransferResult
+from transfer_runner.engine.stop import StopNow
 from transfer_runner.engine.transfer import run_transfer
 from transfer_runner.engine.waves import WaveSize
 from transfer_runner.manifest.model import Transfer
@@ -92,10 +93,6 @@ def _run_wave(
         raise
     pool.shutdown(wait=True)
     return [f.result() for f in futures]
-
-
-class StopNow(KeyboardInterrupt):
-    """A second interrupt, or the grace period over: stop at once, mid-step (like a crash)."""
 
 
 def _wait_allowing_interrupt(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Sequence
 from decimal import Decimal
@@ -34,9 +33,10 @@ def load_transfers(paths: Sequence[str]) -> tuple[list[Transfer], list[Diagnosti
     """
     files, diagnostics = discover(paths)
     loaded: list[LoadedManifest] = []
+    cwd = os.getcwd()
     for file in files:
         try:
-            loaded.append(load_manifest(file, display_path(file)))
+            loaded.append(load_manifest(file, display_path(file, cwd)))
         except ManifestError as exc:
             diagnostics.extend(exc.diagnostics)
     for manifest in loaded:
@@ -52,12 +52,17 @@ def load_transfers(paths: Sequence[str]) -> tuple[list[Transfer], list[Diagnosti
     return transfers, sorted(diagnostics, key=lambda d: (d.path, d.line, d.col, d.where, d.message))
 
 
-def display_path(path: Path) -> str:
-    """`path` relative to the working directory when it is under it, else as given."""
+def display_path(path: Path, cwd: str | None = None) -> str:
+    """`path` relative to the working directory (`cwd`, read now when not given) when it is
+    under it, else as given."""
     try:
-        absolute = Path(os.path.abspath(path))
-        return str(absolute.relative_to(Path.cwd()))
-    except (ValueError, OSError):
+        base = os.getcwd() if cwd is None else cwd
+        absolute = os.path.abspath(path)
+        if absolute == base:
+            return "."
+        prefix = base if base.endswith(os.sep) else base + os.sep
+        return absolute[len(prefix) :] if absolute.startswith(prefix) else str(path)
+    except OSError:
         return str(path)
 
 
@@ -65,7 +70,7 @@ def normalize_document(doc: dict[str, Any]) -> dict[str, Any]:
     """A valid manifest as templates see it: domains as A-labels, defaults filled in
     (temporary domain, labels, data modes, `billing.prorate`); `transfer_fee` stays a string
     and is absent when not given, so the playbook's default applies."""
-    out = copy.deepcopy(doc)
+    out: dict[str, Any] = _copied(doc)
     out["metadata"].setdefault("labels", {})
     spec = out["spec"]
     spec["temporary_domain"] = temporary_domain(doc)
@@ -80,6 +85,16 @@ def normalize_document(doc: dict[str, Any]) -> dict[str, Any]:
     data.setdefault("archive", DEFAULT_DATA_MODE)
     spec.setdefault("billing", {}).setdefault("prorate", True)
     return out
+
+
+def _copied(node: Any) -> Any:
+    """A copy of a parsed document (mappings, lists and immutable scalars only), without
+    `copy.deepcopy`'s memo: a YAML document here has no shared or cyclic nodes."""
+    if isinstance(node, dict):
+        return {key: _copied(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_copied(value) for value in node]
+    return node
 
 
 def _transfer(manifest: LoadedManifest) -> Transfer:

@@ -21,7 +21,7 @@ def discover(paths: Sequence[str]) -> tuple[list[Path], list[Diagnostic]]:
     without manifests, is a whole-file diagnostic (line 0, column 0)."""
     files: list[Path] = []
     problems: list[Diagnostic] = []
-    seen: set[Path] = set()
+    seen: set[str] = set()
     if not paths:
         problems.append(Diagnostic("(arguments)", 0, 0, "no manifest files or directories given"))
     for given in paths:
@@ -38,7 +38,7 @@ def discover(paths: Sequence[str]) -> tuple[list[Path], list[Diagnostic]]:
             problems.append(Diagnostic(given, 0, 0, "no such file or directory"))
             continue
         for file in found:
-            key = file.resolve()
+            key = os.path.realpath(file)  # what pathlib's resolve() does, without its objects
             if key not in seen:
                 seen.add(key)
                 files.append(file)

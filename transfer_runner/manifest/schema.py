@@ -5,10 +5,11 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator, validators
-from jsonschema.exceptions import ValidationError
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 from transfer_runner.errors import Diagnostic
 from transfer_runner.manifest.loader import NodePath, PositionMap, format_path
@@ -17,7 +18,7 @@ from transfer_runner.resources import load_json_schema
 from transfer_runner.schema_errors import failed_instance, failed_schema, failed_value
 from transfer_runner.shown import shown
 
-__all__ = ["SCHEMA_NAME", "manifest_validator", "schema_diagnostics"]
+__all__ = ["SCHEMA_NAME", "fast_valid", "manifest_validator", "schema_diagnostics"]
 
 SCHEMA_NAME = "manifest.schema.json"
 
@@ -39,21 +40,84 @@ def _is_integer(checker: Any, instance: Any) -> bool:
     return isinstance(instance, int) and not isinstance(instance, bool)
 
 
-# `users: 1e3` must be refused, never silently read as 1000. (jsonschema's stub leaves
-# `extend` unannotated; it returns a validator class like the one it extends.)
-_StrictValidator: type[Draft202012Validator] = validators.extend(  # type: ignore[no-untyped-call]
-    Draft202012Validator,
-    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
-)
+@lru_cache(maxsize=1)
+def _compiled_check() -> Callable[[Any], Any]:
+    """The manifest schema compiled to Python (fastjsonschema), to answer "valid" quickly.
+
+    It is never the one that reports: a document it refuses, or one holding a float, goes to
+    jsonschema (`manifest_validator`), which locates every error. It only needs to be no laxer
+    than jsonschema: it is stricter in places (`$` in a pattern is the true end), and it takes
+    `1.0` for an integer, which is why documents with floats never take this path. References
+    are inlined and `$schema` dropped (fastjsonschema knows drafts up to 7; the keywords used
+    mean the same there); defaults are never filled in."""
+    import fastjsonschema
+
+    schema = load_json_schema(SCHEMA_NAME)
+    inlined = _inline_refs({k: v for k, v in schema.items() if k != "$schema"}, schema)
+    check: Callable[[Any], Any] = fastjsonschema.compile(
+        inlined, use_default=False, use_formats=False
+    )
+    return check
+
+
+def _inline_refs(node: Any, root: dict[str, Any]) -> Any:
+    """`node` with every local `$ref` replaced by what it points to (kept beside its sibling
+    keywords under `allOf`, as 2020-12 reads them)."""
+    if isinstance(node, list):
+        return [_inline_refs(item, root) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _inline_refs(v, root) for k, v in node.items() if k not in ("$ref", "$defs")}
+    ref = node.get("$ref")
+    if ref is None:
+        return out
+    target: Any = root
+    for part in str(ref).removeprefix("#/").split("/"):
+        target = target[part]
+    return {**out, "allOf": [_inline_refs(target, root)]}
+
+
+def fast_valid(doc: Any) -> bool:
+    """True when `doc` certainly meets the schema (no float in it, and the compiled check
+    passes); False means "ask jsonschema", not "invalid"."""
+    import fastjsonschema
+
+    if _holds_float(doc):
+        return False
+    try:
+        _compiled_check()(doc)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
+
+
+def _holds_float(node: Any) -> bool:
+    if isinstance(node, float):
+        return True
+    if isinstance(node, dict):
+        return any(_holds_float(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_holds_float(v) for v in node)
+    return False
 
 
 @lru_cache(maxsize=1)
 def manifest_validator() -> Draft202012Validator:
     """The manifest schema's validator (the schema itself is checked once, here); integers
-    are whole numbers written as such, not floats with no fraction."""
+    are whole numbers written as such, not floats with no fraction, so `users: 1e3` is
+    refused, never silently read as 1000. Imported when first needed: a tree of valid
+    manifests never needs it."""
+    from jsonschema import Draft202012Validator, validators
+
     schema = load_json_schema(SCHEMA_NAME)
     Draft202012Validator.check_schema(schema)
-    return _StrictValidator(schema)
+    # (jsonschema's stub leaves `extend` unannotated; it returns a validator class like the
+    # one it extends.)
+    strict: type[Draft202012Validator] = validators.extend(  # type: ignore[no-untyped-call]
+        Draft202012Validator,
+        type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+    )
+    return strict(schema)
 
 
 def schema_diagnostics(
@@ -63,6 +127,8 @@ def schema_diagnostics(
 
     Nothing at or under a secret-looking key is reported here: the semantic layer says that
     the key does not belong, without repeating its value in a CI log."""
+    if fast_valid(doc):  # most manifests: no error to locate
+        return []
     found: dict[Diagnostic, None] = {}
     for error in manifest_validator().iter_errors(doc):
         for path, at_key, message in _explain(error):

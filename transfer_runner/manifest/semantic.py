@@ -1,11 +1,10 @@
 """Semantic layer: the rules a schema cannot express, in one manifest and across all of them.
-
-Checks read the document defensively (a node of the wrong type is the schema layer's to
-report), so one run reports every problem of every file at once.
-"""
+Checks read documents defensively (a node of the wrong type is the schema layer's to report),
+so one run reports every problem of every file at once."""
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -63,6 +62,7 @@ class _Claim:
     where: NodePath  # what the rule is about
 
 
+@functools.lru_cache(maxsize=1 << 14)  # every manifest has the same few keys
 def looks_like_secret(key: str) -> bool:
     """True for keys such as `password`, `api_key`, `AWS-Secret-Access-Key`, `token`."""
     squashed = re.sub(r"[\s_.-]+", "", key.lower())
@@ -113,9 +113,10 @@ def manifest_diagnostics(
     """Rules of one manifest: secrets, text, domains, temporary domain, counts, accounts,
     tickets."""
     customers = [domain for _, domain in customer_domains(doc)]  # once: thousands are allowed
+    texts, keys = _texts(doc)  # walked again, with paths, only when something is to locate
     found = [
-        *_secret_keys(doc, ()),
-        *_unsafe_characters(doc, ()),
+        *(_secret_keys(doc, ()) if any(map(looks_like_secret, keys)) else ()),
+        *(_unsafe_characters(doc, ()) if _UNSAFE.search(" ".join(texts + keys)) else ()),
         *_domain_problems(doc),
         *_temporary_problems(doc, customers),
         *_count_problems(doc, customers),
@@ -155,6 +156,23 @@ def cross_diagnostics(manifests: Sequence[LoadedManifest]) -> list[Diagnostic]:
 
 # -- one manifest ---------------------------------------------------------------------------
 _Found = tuple[NodePath, str, bool]  # path, message, point at the key?
+
+
+def _texts(doc: Any) -> tuple[list[str], list[str]]:
+    """Every string value and every string key of a document (no paths: the quick look)."""
+    texts: list[str] = []
+    keys: list[str] = []
+    todo = [doc]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, str):
+            texts.append(node)
+        elif isinstance(node, dict):
+            keys.extend(k for k in node if isinstance(k, str))
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+    return texts, keys
 
 
 def _secret_keys(node: Any, path: NodePath) -> Iterator[_Found]:
