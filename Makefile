@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEMO_DIR ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-unit test-soak lint check bench-export bench-bulk clean bench-live bench-refresh
+.PHONY: install demo test test-unit test-soak lint check bench-export bench-bulk clean bench-live bench-refresh bench-validate
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ check: lint ## lint, format and mypy --strict on the package (what .ci/run runs 
 bench-export: install ## export benchmark against SeaweedFS on loopback (see bench/RESULTS.md)
 	$(PY) -m pip install --quiet awscli
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/bench_export.py $(BENCH_ARGS)
+
+bench-validate: install ## validate of 10,000 generated manifests against a C-loader parse of them (bench/RESULTS.md)
+	$(PY) bench/bench_validate.py $(BENCH_ARGS)
 
 bench-live: install ## live mailbox: one apply while mail flows vs a frozen one; a pre-staged cut-over (bench/RESULTS.md)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/bench_live.py $(BENCH_ARGS)

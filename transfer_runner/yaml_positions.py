@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from transfer_runner.errors import Diagnostic, ManifestError
+from transfer_runner.position_map import LazyPositionMap, NodePath, Position, PositionMap
 from transfer_runner.shown import clipped, shown
 from transfer_runner.yaml_scalars import MAX_INT_DIGITS, resolve_plain_scalar
 
@@ -33,6 +34,7 @@ __all__ = [
     "NodePath",
     "Position",
     "PositionMap",
+    "LazyPositionMap",
     "fail",
     "format_path",
     "parse_yaml_bytes",
@@ -42,8 +44,6 @@ __all__ = [
 MAX_DEPTH = 32
 MAX_PROBLEMS = 20
 
-NodePath = tuple[str | int, ...]
-Position = tuple[int, int]
 
 _EventLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -60,52 +60,6 @@ _SIMPLE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _SHOWN_KEY = 100  # longer keys are shown elided, in brackets
 
 
-class PositionMap:
-    """Where each node of a document is, as 1-based (line, col).
-
-    `positions[path]` is the value node at `path`, e.g. `("spec", "customer", "domains", 0)`;
-    `positions.key(path)` is the mapping key whose value is at `path` (for "unknown key").
-    """
-
-    def __init__(self) -> None:
-        self._values: dict[NodePath, Position] = {}
-        self._keys: dict[NodePath, Position] = {}
-
-    def set_value(self, path: NodePath, position: Position) -> None:
-        self._values[path] = position
-
-    def set_key(self, path: NodePath, position: Position) -> None:
-        self._keys[path] = position
-
-    def __getitem__(self, path: NodePath) -> Position:
-        return self._values[path]
-
-    def __contains__(self, path: object) -> bool:
-        return path in self._values
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def get(self, path: NodePath) -> Position | None:
-        """The value position at `path`, or None."""
-        return self._values.get(path)
-
-    def key(self, path: NodePath) -> Position | None:
-        """The position of the key of `path`, or None (list items and the root have none)."""
-        return self._keys.get(path)
-
-    def locate(self, path: NodePath, *, key: bool = False) -> Position:
-        """Best position for a problem at `path`: its key if `key` and known, else its value,
-        else the nearest ancestor's; (1, 1) when nothing is known."""
-        if key and path in self._keys:
-            return self._keys[path]
-        for end in range(len(path), -1, -1):
-            found = self._values.get(path[:end])
-            if found is not None:
-                return found
-        return (1, 1)
-
-
 def format_path(path: NodePath) -> str:
     """`("spec", "customer", "domains", 0)` -> `spec.customer.domains[0]`; odd keys quoted."""
     out = ""
@@ -119,8 +73,12 @@ def format_path(path: NodePath) -> str:
     return out
 
 
-def parse_yaml_bytes(data: bytes, display: str) -> tuple[dict[str, Any], PositionMap]:
-    """Decode (strict UTF-8) and parse one YAML mapping document with positions."""
+def parse_yaml_bytes(
+    data: bytes, display: str, *, lazy_positions: bool = False
+) -> tuple[dict[str, Any], PositionMap]:
+    """Decode (strict UTF-8) and parse one YAML mapping document with positions; with
+    `lazy_positions`, they are found again from `data` when first asked for (a document with
+    problems is parsed again at once, with them, for its report)."""
     text = _decode(data, display)
     bad = _NON_PRINTABLE.search(text)
     if bad:
@@ -138,7 +96,7 @@ def parse_yaml_bytes(data: bytes, display: str) -> tuple[dict[str, Any], Positio
             f"bidirectional control character {code} is not allowed: it makes the file "
             "display as something other than what it is",
         )
-    builder = _Builder(display)
+    builder = _Builder(display, record=not lazy_positions)
     try:
         with closing(_events(text)) as events:
             for event in events:
@@ -148,6 +106,10 @@ def parse_yaml_bytes(data: bytes, display: str) -> tuple[dict[str, Any], Positio
         builder.syntax_error(exc)
     except yaml.YAMLError as exc:
         builder.problem(0, 0, f"YAML error: {exc}")
+    if lazy_positions:
+        if builder.problems or builder.root is _NO_KEY or not isinstance(builder.root, dict):
+            return parse_yaml_bytes(data, display)  # the report, located
+        return builder.root, LazyPositionMap(lambda: parse_yaml_bytes(data, display)[1])
     return builder.result()
 
 
@@ -212,8 +174,9 @@ class _Frame:
 class _Builder:
     """Turns parser events into plain Python data plus a `PositionMap`, collecting problems."""
 
-    def __init__(self, display: str) -> None:
+    def __init__(self, display: str, record: bool = True) -> None:
         self.display = display
+        self.record = record  # False: no paths, no positions (LazyPositionMap finds them)
         self.problems: list[Diagnostic] = []
         self.positions = PositionMap()
         self.stack: list[_Frame] = []
@@ -327,6 +290,8 @@ class _Builder:
         position = (mark.line + 1, mark.column + 1)  # _pos, inlined: once per node
         if not self.stack:
             self.root, self.root_position = value, position
+            if not self.record:
+                return None  # below a None path nothing is recorded
             self.positions.set_value((), position)
             return ()
         top = self.stack[-1]

@@ -16,12 +16,12 @@ MANIFEST_SUFFIXES = (".yml", ".yaml")
 def discover(paths: Sequence[str]) -> tuple[list[Path], list[Diagnostic]]:
     """Files named on the command line are taken as they are (whatever their suffix);
     directories are searched recursively for `*.yml`/`*.yaml`, sorted, skipping hidden files
-    and directories (symlinked directories are not followed). A file reached twice is listed
-    once. A missing path, or a directory
+    and directories (symlinked directories are not followed). A file reached twice (by two
+    paths, a symlink or a hard link) is listed once. A missing path, or a directory
     without manifests, is a whole-file diagnostic (line 0, column 0)."""
     files: list[Path] = []
     problems: list[Diagnostic] = []
-    seen: set[str] = set()
+    seen: set[tuple[int, int]] = set()
     if not paths:
         problems.append(Diagnostic("(arguments)", 0, 0, "no manifest files or directories given"))
     for given in paths:
@@ -38,7 +38,12 @@ def discover(paths: Sequence[str]) -> tuple[list[Path], list[Diagnostic]]:
             problems.append(Diagnostic(given, 0, 0, "no such file or directory"))
             continue
         for file in found:
-            key = os.path.realpath(file)  # what pathlib's resolve() does, without its objects
+            try:  # the file itself (device, inode), however it is reached: one system call
+                info = os.stat(file)
+            except OSError:  # gone since the search: reading it will say so
+                files.append(file)
+                continue
+            key = (info.st_dev, info.st_ino)
             if key not in seen:
                 seen.add(key)
                 files.append(file)

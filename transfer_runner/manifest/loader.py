@@ -57,7 +57,7 @@ def load_yaml_document(path: Path, display: str) -> tuple[dict[str, Any], Positi
 def load_manifest(path: Path, display: str) -> LoadedManifest:
     """Like `load_yaml_document`, also hashing the exact bytes parsed (for drift detection)."""
     data = read_manifest_bytes(path, display)
-    document, positions = parse_yaml_bytes(data, display)
+    document, positions = parse_yaml_bytes(data, display, lazy_positions=True)
     return LoadedManifest(display, hashlib.sha256(data).hexdigest(), document, positions)
 
 
@@ -69,8 +69,10 @@ def read_manifest_bytes(path: Path, display: str) -> bytes:
             raise fail(display, 0, 0, "not a regular file")
         if info.st_size > MAX_BYTES:
             raise fail(display, 0, 0, _too_big(info.st_size))
-        with path.open("rb") as handle:
-            data = handle.read(MAX_BYTES + 1)
+        with path.open("rb") as handle:  # what stat said and a byte more (read(MAX_BYTES + 1)
+            data = handle.read(info.st_size + 1)  # would allocate 1 MiB for every file)
+            if len(data) > info.st_size:  # it grew since: the rest, up to the limit
+                data += handle.read(MAX_BYTES + 1 - len(data))
     except OSError as exc:
         raise fail(display, 0, 0, f"cannot read: {exc.strerror or exc}") from exc
     if len(data) > MAX_BYTES:
