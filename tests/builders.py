@@ -228,3 +228,15 @@ def write_world(root: Path, *, fixture: str = FIXTURE, globex: bool = False) -> 
     sandbox = root / "sandbox.db"
     init_sandbox(sandbox, root / "fixture.yml")
     return World(root, sandbox, root / "state.db", manifests)
+
+
+def node_paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The path of every node of a parsed document, the root's `()` first."""
+    found = [path]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += node_paths(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += node_paths(value, (*path, index))
+    return found

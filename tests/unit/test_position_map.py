@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from tests.builders import FIXTURE, manifest
+from tests.builders import FIXTURE, manifest, node_paths
 from tests.unit.test_manifest_schema import BRIEF_EXAMPLE, VALID
 from transfer_runner.errors import ManifestError
 from transfer_runner.position_map import LazyPositionMap, PositionMap
@@ -15,24 +15,13 @@ from transfer_runner.yaml_positions import parse_yaml_bytes
 TEXTS = [VALID, BRIEF_EXAMPLE, manifest(), FIXTURE]
 
 
-def _paths(node: object, path: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-    found = [path]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += _paths(value, (*path, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found += _paths(value, (*path, index))
-    return found
-
-
 @pytest.mark.parametrize("text", TEXTS, ids=["valid", "brief", "builder", "fixture"])
 def test_lazy_positions_are_the_eager_ones(text: str) -> None:
     eager_doc, eager = parse_yaml_bytes(text.encode(), "m.yml")
     lazy_doc, lazy = parse_yaml_bytes(text.encode(), "m.yml", lazy_positions=True)
     assert isinstance(lazy, LazyPositionMap) and not isinstance(eager, LazyPositionMap)
     assert lazy_doc == eager_doc
-    for path in _paths(eager_doc):
+    for path in node_paths(eager_doc):
         assert lazy.get(path) == eager.get(path)  # type: ignore[arg-type]
         assert lazy.key(path) == eager.key(path)  # type: ignore[arg-type]
     assert len(lazy) == len(eager)

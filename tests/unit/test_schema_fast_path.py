@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.builders import GLOBEX, manifest
+from tests.builders import GLOBEX, manifest, node_paths
 from tests.unit.test_manifest_schema import BRIEF_EXAMPLE, VALID
 from transfer_runner.manifest.loader import parse_yaml_bytes
 from transfer_runner.manifest.schema import fast_valid, manifest_validator, schema_diagnostics
@@ -24,17 +24,6 @@ def _doc(text: str) -> dict[str, Any]:
 
 
 BASES = [_doc(VALID), _doc(BRIEF_EXAMPLE), _doc(manifest()), _doc(manifest("globex-io", **GLOBEX))]
-
-
-def _paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [path]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += _paths(value, (*path, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found += _paths(value, (*path, index))
-    return found
 
 
 scalars = (
@@ -80,7 +69,7 @@ values = st.recursive(
 def mutated(draw: st.DrawFn) -> dict[str, Any]:
     doc = copy.deepcopy(draw(st.sampled_from(BASES)))
     for _ in range(draw(st.integers(1, 3))):
-        path = draw(st.sampled_from(_paths(doc)))
+        path = draw(st.sampled_from(node_paths(doc)))
         if not path:
             continue
         parent: Any = doc
