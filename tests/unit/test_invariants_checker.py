@@ -14,6 +14,7 @@ import tarfile
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -121,15 +122,34 @@ def case(applied: Applied, tmp_path: Path, request: pytest.FixtureRequest) -> Ca
     ):
         source.backup(target)
     prefix = f"case-{abs(hash(request.node.nodeid)):x}"
-    pages = applied.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="base/")
-    for page in pages:
-        for obj in page.get("Contents", ()):
-            applied.s3.copy_object(
-                Bucket=BUCKET,
-                Key=prefix + obj["Key"].removeprefix("base"),
-                CopySource={"Bucket": BUCKET, "Key": obj["Key"]},
-            )
+    originals = _objects(applied.s3, "base/")
+    for key in originals:
+        applied.s3.copy_object(
+            Bucket=BUCKET,
+            Key=prefix + key.removeprefix("base"),
+            CopySource={"Bucket": BUCKET, "Key": key},
+        )
+    # A copy's LastModified is the time of the copy, seconds or minutes after the apply
+    # (whatever ran before this test): move the copied world's audit by as much, so that the
+    # order of its writes and its exports (which the checker compares) is the apply's.
+    later = max(_objects(applied.s3, prefix + "/").values()) - max(originals.values())
+    _shift_audit(sandbox, later)
     return Case(sandbox, applied.s3, prefix, applied.transfers, applied.baseline)
+
+
+def _objects(s3: Any, prefix: str) -> dict[str, datetime]:
+    """Key -> LastModified of every object under `prefix`."""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+    return {o["Key"]: o["LastModified"] for page in pages for o in page.get("Contents", ())}
+
+
+def _shift_audit(sandbox: Path, by: timedelta) -> None:
+    with closing(sqlite3.connect(sandbox)) as conn, conn:
+        rows = conn.execute("SELECT seq, at FROM audit").fetchall()
+        conn.executemany(
+            "UPDATE audit SET at = ? WHERE seq = ?",
+            [((datetime.fromisoformat(at) + by).isoformat(), seq) for seq, at in rows],
+        )
 
 
 def test_a_clean_world_has_no_violation(case: Case) -> None:
