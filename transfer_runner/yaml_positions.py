@@ -14,6 +14,7 @@ leading zero, floats and `null`/`~` are not.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Generator
 from contextlib import closing
@@ -109,8 +110,14 @@ def parse_yaml_bytes(
     if lazy_positions:
         if builder.problems or builder.root is _NO_KEY or not isinstance(builder.root, dict):
             return parse_yaml_bytes(data, display)  # the report, located
-        return builder.root, LazyPositionMap(lambda: parse_yaml_bytes(data, display)[1])
+        return builder.root, LazyPositionMap(functools.partial(_positions_of, data, display))
     return builder.result()
+
+
+def _positions_of(data: bytes, display: str) -> PositionMap:
+    """A document's positions, parsed again (a module-level function: a LazyPositionMap that
+    holds it can be pickled, e.g. to come back from a worker process)."""
+    return parse_yaml_bytes(data, display)[1]
 
 
 def _events(text: str) -> Generator[yaml.Event, None, None]:

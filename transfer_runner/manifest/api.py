@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from transfer_runner.domains import normalize_domain
-from transfer_runner.errors import Diagnostic, ManifestError
+from transfer_runner.errors import Diagnostic
 from transfer_runner.manifest.discovery import discover
-from transfer_runner.manifest.loader import LoadedManifest, load_manifest
+from transfer_runner.manifest.loader import LoadedManifest
 from transfer_runner.manifest.model import Transfer
-from transfer_runner.manifest.schema import schema_diagnostics
+from transfer_runner.manifest.parallel import check_file, check_files, workers_for
 from transfer_runner.manifest.semantic import (
     cross_diagnostics,
-    manifest_diagnostics,
     temporary_domain,
 )
 
@@ -32,23 +31,27 @@ def load_transfers(paths: Sequence[str]) -> tuple[list[Transfer], list[Diagnosti
     diagnostics sorted by file, line and column.
     """
     files, diagnostics = discover(paths)
-    loaded: list[LoadedManifest] = []
     cwd = os.getcwd()
-    for file in files:
-        try:
-            loaded.append(load_manifest(file, display_path(file, cwd)))
-        except ManifestError as exc:
-            diagnostics.extend(exc.diagnostics)
-    for manifest in loaded:
-        diagnostics.extend(
-            schema_diagnostics(manifest.document, manifest.positions, manifest.display)
-        )
-        diagnostics.extend(
-            manifest_diagnostics(manifest.document, manifest.positions, manifest.display)
-        )
+    named = [(file, display_path(file, cwd)) for file in files]
+    workers = workers_for(len(named))
+    if workers > 1:  # a large tree: the per-file work on several cores
+        checked = check_files(named, workers)
+    else:
+        checked = [check_file(file, display) for file, display in named]
+    loaded: list[LoadedManifest] = []
+    for manifest, problems in checked:
+        diagnostics.extend(problems)
+        if manifest is not None:
+            loaded.append(manifest)
+    del checked  # it holds the same manifests
     diagnostics.extend(cross_diagnostics(loaded))
     failed = {d.path for d in diagnostics}
-    transfers = [_transfer(m) for m in loaded if m.display not in failed]
+    transfers: list[Transfer] = []
+    loaded.reverse()
+    while loaded:  # in discovery order, each parsed document let go once its Transfer is built
+        manifest = loaded.pop()
+        if manifest.display not in failed:
+            transfers.append(_transfer(manifest))
     return transfers, sorted(diagnostics, key=lambda d: (d.path, d.line, d.col, d.where, d.message))
 
 
