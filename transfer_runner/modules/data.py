@@ -212,8 +212,8 @@ class VerifyExports:
         complete = check.facts["complete"]
         for action in check.actions:
             if action.kind == "export.verify":
-                store = store_of(action)
-                stores[store] = verify_exports(ctx, action.param("account"), store, complete)
+                account, store = action.param("account"), store_of(action)
+                stores[store] = verify_exports(ctx, account, store, action.param("complete"))
         outputs: dict[str, Any] = {"stores": stores, "pending": [], "complete": complete}
         if stores:
             written = write_receipt(ctx, stores)

@@ -17,7 +17,7 @@ from transfer_runner.modules.verification import (
 )
 from transfer_runner.platforms.base import MessageInfo, Store
 
-__all__ = ["ImportStores", "MODULES", "import_action", "import_data", "import_facts"]
+__all__ = ["ImportStores", "MODULES", "import_action", "import_data", "import_facts", "import_key"]
 
 
 class ImportStores:
@@ -84,9 +84,14 @@ class ImportStores:
 def import_action(ctx: TaskContext, store: Store, target: str | None, text: str) -> Action:
     """Import what `target` (None in a plan before it exists) lacks of the `store` export;
     the key is per attempt (an abort cancels the account it imported into)."""
-    key = idempotency_key("import", ctx.transfer.name, store)
-    return Action("import.store", store, text, key=key, params={"account": target},
-                  per_attempt=True)  # fmt: skip
+    return Action("import.store", store, text, key=import_key(ctx, store),
+                  params={"account": target}, per_attempt=True)  # fmt: skip
+
+
+def import_key(ctx: TaskContext, store: Store) -> str:
+    """The key of a store's import (data.import and the final pass alike), before the
+    attempt is appended (see `write_key`)."""
+    return idempotency_key("import", ctx.transfer.name, store)
 
 
 @dataclass

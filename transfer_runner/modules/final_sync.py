@@ -20,8 +20,7 @@ from transfer_runner.modules.data_args import (
     progress_sink,
     store_of,
 )
-from transfer_runner.modules.data_import import import_data, import_facts
-from transfer_runner.modules.keys import idempotency_key
+from transfer_runner.modules.data_import import import_data, import_facts, import_key
 from transfer_runner.modules.verification import (
     prior_verification,
 )
@@ -190,7 +189,7 @@ def _final_pass(
         "export.final_pass",
         store,
         text,
-        key=idempotency_key("import", ctx.transfer.name, store) if migrate else None,
+        key=import_key(ctx, store) if migrate else None,
         params={"account": account, "to_account": target or None, "migrate": migrate},
         per_attempt=migrate,
     )
