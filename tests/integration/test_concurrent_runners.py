@@ -103,7 +103,7 @@ def test_a_crashed_runners_lock_is_taken_over_only_after_its_lease(
     crashing.communicate(timeout=120)
     assert crashing.returncode == -9  # killed holding the lock: no release, no cleanup
     killed_at = time.monotonic()
-    _as_if_held_elsewhere(s3_server, f"{prefix}/state/locks/acme-com.json")
+    _as_if_held_elsewhere(s3_server, f"{prefix}/state/transfers/acme-com.json")
     accounts = _dump(tmp_path, env)["accounts"]
 
     blocked = _run(tmp_path, env, *apply)
@@ -126,9 +126,9 @@ def test_a_crashed_runners_lock_is_taken_over_only_after_its_lease(
 def _as_if_held_elsewhere(s3_server: Any, key: str) -> None:
     """Rewrite the lease as another machine's (its process cannot be looked up from here)."""
     s3 = s3_server.client()
-    lease = json.loads(s3.get_object(Bucket=s3_server.bucket, Key=key)["Body"].read())
-    lease["machine"] = "another-boot-id/4026531836"
-    s3.put_object(Bucket=s3_server.bucket, Key=key, Body=json.dumps(lease).encode())
+    transfer = json.loads(s3.get_object(Bucket=s3_server.bucket, Key=key)["Body"].read())
+    transfer["lock"]["machine"] = "another-boot-id/4026531836"
+    s3.put_object(Bucket=s3_server.bucket, Key=key, Body=json.dumps(transfer).encode())
 
 
 def _dump(tmp_path: Path, env: dict[str, str]) -> dict[str, Any]:

@@ -29,10 +29,14 @@ def test_the_server_honours_conditional_writes(s3_server: Any, s3_env: str) -> N
     assert s3_server.supports_conditional_writes()
     store = S3StateStore(_url(s3_server, s3_env))
     try:
-        assert store.release_by_delete  # DeleteObject(IfMatch=...) honoured: no marker needed
         assert store.acquire_lock("acme", "alice", "r-1", "h1", 600)
-        store.release_lock("acme", "r-1")
-        assert store.get_lock("acme") is None
+        other = S3StateStore(_url(s3_server, s3_env))
+        assert other.force_unlock("acme") is not None
+        assert not store.renew_lock("acme", "r-1", 600)  # If-Match on our ETag: refused
+        assert store.acquire_lock("acme", "alice", "r-2", "h1", 600)
+        store.release_lock("acme", "r-2")
+        assert store.get_lock("acme") is None and other.get_lock("acme") is None
+        other.close()
     finally:
         store.close()
 

@@ -1,6 +1,6 @@
-"""The S3 state store against moto: its layout, conditional writes, the open-time probe,
-409/412 handling and read-only mode. The StateStore semantics every backend shares are in
-tests/contracts/state_store.py (run here on moto by tests/unit/test_state_contract.py)."""
+"""The S3 state store against moto: its layout, the lease-scoped buffer, conditional writes,
+the open-time probe, 409/412 handling and read-only mode. The semantics every backend shares
+are in tests/contracts/state_store.py (run here on moto by tests/unit/test_state_contract.py)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from transfer_runner.state.base import RunInfo, TransferRecord
 from transfer_runner.state.open import open_state
 from transfer_runner.state.s3 import S3StateStore
 from transfer_runner.state.s3_objects import MAX_ATTEMPTS, segment, unsegment
+from transfer_runner.state.s3_transfers import LOG_KEEP
 
 BUCKET = "state-bucket"
 URL = f"s3://{BUCKET}/team/state"
@@ -112,7 +113,7 @@ def _client_error(status: int, code: str, operation: str = "PutObject") -> Clien
 
 
 # -- the layout on S3 (the semantics are in tests/contracts/state_store.py) ------------------
-def test_each_record_is_its_own_object_so_appends_never_conflict(
+def test_a_transfer_is_one_object_and_events_without_its_lease_are_their_own(
     store: S3StateStore, s3: Any
 ) -> None:
     before = _keys(s3)
@@ -123,18 +124,90 @@ def test_each_record_is_its_own_object_so_appends_never_conflict(
     assert _keys(s3) == before  # a refused write leaves no object behind
 
     store.set_transfer(TransferRecord("acme-com", "sha", "running", T0, "r-1"))
-    store.append_event("r-1", "acme-com", "transfer_started", {})
+    store.append_event("r-1", "acme-com", "locked", {})  # no lease held: an object of its own
     store.record_step(step("r-1", "acme-com", 0, "verify", "ok"))
     store.append_event("r-1", None, "run_note", {})
     keys = _keys(s3, "team/state/")
-    assert "team/state/transfers/acme-com/record.json" in keys
-    assert len([k for k in keys if "/events/" in k]) == 2  # a step's event is its step object
-    assert len([k for k in keys if "/steps/" in k]) == 1
+    assert [k for k in keys if k.startswith("team/state/transfers/")] == [
+        "team/state/transfers/acme-com.json"
+    ]
+    assert len([k for k in keys if k.startswith("team/state/transfer-events/acme-com/")]) == 1
+    assert len([k for k in keys if k.startswith("team/state/events/")]) == 1
+    assert "team/state/layout.json" in keys
 
     assert store.acquire_lock("acme-com", "alice@h1", "r-1", "h1", 600)
-    assert _keys(s3, "team/state/locks/") == ["team/state/locks/acme-com.json"]
+    store.append_event("r-1", "acme-com", "transfer_started", {})  # under the lease: the log
+    assert _keys(s3, "team/state/") == keys + []  # nothing new until a renewal or release
     store.release_lock("acme-com", "r-1")
-    assert _keys(s3, "team/state/locks/") == []  # DeleteObject(IfMatch) on moto
+    assert _keys(s3, "team/state/") == keys
+    assert [e["kind"] for e in store.events("acme-com")] == ["locked", "step", "transfer_started"]
+
+
+def test_under_the_lease_records_wait_for_the_renewal_or_release(s3: Any) -> None:
+    """The holder buffers; another runner sees the steps once renewed (or released)."""
+    mine, other = S3StateStore(URL), S3StateStore(URL, read_only=True)
+    assert mine.acquire_lock("acme", "alice", "r-1", "h1", 600)
+    mine.set_transfer(TransferRecord("acme", "sha", "running", T0, "r-1"))
+    mine.record_step(step("r-1", "acme", 0, "verify"))
+    assert set(mine.latest_steps("acme")) == {"verify"}  # the holder reads its own writes
+    assert other.latest_steps("acme") == {} and other.get_transfer("acme") is None
+    assert mine.renew_lock("acme", "r-1", 600)
+    assert set(other.latest_steps("acme")) == {"verify"}
+    mine.record_step(step("r-1", "acme", 1, "export"))
+    mine.release_lock("acme", "r-1")
+    state = other.transfer_state("acme")
+    assert list(state.steps) == ["verify", "export"] and state.lock is None
+    assert state.record is not None and state.record.status == "running"
+
+
+def test_a_holder_that_lost_the_object_loses_its_buffer_and_its_lease(s3: Any) -> None:
+    mine, other = S3StateStore(URL), S3StateStore(URL)
+    assert mine.acquire_lock("acme", "alice", "r-1", "h1", 600)
+    mine.record_step(step("r-1", "acme", 0, "verify"))
+    assert other.force_unlock("acme") is not None  # `unlock` from another machine
+    assert not mine.renew_lock("acme", "r-1", 600)  # the conditional write is the check
+    assert mine.get_lock("acme") is None and mine.latest_steps("acme") == {}
+    mine.record_step(step("r-1", "acme", 0, "verify"))  # no lease: written at once
+    assert set(other.latest_steps("acme")) == {"verify"}
+
+
+def test_the_engine_reads_a_transfer_once_then_takes_its_lease_without_a_read(s3: Any) -> None:
+    hooked = Hooked(boto3.client("s3", region_name="us-east-1"))
+    store = S3StateStore(URL, client=hooked)
+    hooked.calls.clear()
+    assert store.transfer_state("acme").record is None
+    assert store.acquire_lock("acme", "alice", "r-1", "h1", 600)
+    store.get_transfer("acme"), store.latest_steps("acme"), store.get_lock("acme")
+    store.record_step(step("r-1", "acme", 0, "verify"))
+    store.release_lock("acme", "r-1")
+    assert [op for op, _ in hooked.calls] == ["get_object", "put_object", "put_object"]
+
+
+def test_the_log_moves_to_history_objects_and_reads_back_whole(s3: Any) -> None:
+    store = S3StateStore(URL)
+    for n in range(3 * LOG_KEEP):
+        assert store.acquire_lock("acme", "alice", f"r-{n}", "h1", 600)
+        store.record_step(step(f"r-{n}", "acme", 0, "verify"))
+        store.release_lock("acme", f"r-{n}")
+    assert len(_keys(s3, "team/state/history/acme/")) >= 2
+    assert [e["run_id"] for e in store.events("acme")] == [f"r-{n}" for n in range(3 * LOG_KEEP)]
+    assert [s.run_id for s in store.run_steps("r-7")] == ["r-7"]
+    assert store.latest_steps("acme")["verify"].run_id == f"r-{3 * LOG_KEEP - 1}"
+
+
+@pytest.mark.parametrize(
+    ("key", "body", "match"),
+    [
+        ("team/state/locks/acme.json", b"{}", "before 2026-12 .*layout 1"),
+        ("team/state/transfers/acme/record.json", b"{}", "before 2026-12 .*layout 1"),
+        ("team/state/layout.json", b'{"layout": 3}', "has layout 3"),
+    ],
+)
+def test_a_prefix_in_another_layout_is_refused(s3: Any, key: str, body: bytes, match: str) -> None:
+    s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    for read_only in (False, True):
+        with pytest.raises(ConfigError, match=match):
+            S3StateStore(URL, read_only=read_only)
 
 
 # -- conditional writes --------------------------------------------------------------------
@@ -143,7 +216,7 @@ def test_set_transfer_reapplies_its_change_after_a_concurrent_write(s3: Any) -> 
     sneaked: list[bool] = []
 
     def put(kwargs: dict[str, Any], real: Callable[..., Any]) -> Any:
-        if kwargs["Key"].endswith("record.json") and "IfMatch" in kwargs and not sneaked:
+        if kwargs["Key"].endswith("transfers/acme.json") and "IfMatch" in kwargs and not sneaked:
             sneaked.append(True)
             real(Bucket=BUCKET, Key=kwargs["Key"], Body=b'{"name": "x", "other": "writer"}')
         return real(**kwargs)
@@ -156,7 +229,7 @@ def test_set_transfer_reapplies_its_change_after_a_concurrent_write(s3: Any) -> 
         "acme", "sha-1", "succeeded", T0, "r-1"
     )
     record_puts = [kw for op, kw in hooked.calls
-                   if op == "put_object" and kw["Key"].endswith("record.json")]  # fmt: skip
+                   if op == "put_object" and kw["Key"].endswith("transfers/acme.json")]  # fmt: skip
     assert [("IfNoneMatch" in kw, "IfMatch" in kw) for kw in record_puts] == [
         (True, False),  # created
         (False, True),  # refused: the other writer changed it
@@ -168,10 +241,10 @@ def test_a_retried_create_that_had_landed_is_recognised_as_ours(s3: Any) -> None
     """botocore retries a PUT whose response was lost; the retry gets 412 on our own write."""
 
     def put(kwargs: dict[str, Any], real: Callable[..., Any]) -> Any:
-        real(**kwargs)
+        response = real(**kwargs)
         if kwargs.get("IfNoneMatch") and "/.probe/" not in kwargs["Key"]:
             raise _client_error(412, "PreconditionFailed")
-        return {}
+        return response
 
     store = S3StateStore(URL, client=Hooked(boto3.client("s3", region_name="us-east-1"),
                                             put_object=put))  # fmt: skip
@@ -189,7 +262,7 @@ def test_renew_loses_to_a_takeover_between_read_and_write(s3: Any) -> None:
     taken: list[bool] = []
 
     def put(kwargs: dict[str, Any], real: Callable[..., Any]) -> Any:
-        if kwargs["Key"].endswith("locks/acme.json") and "IfMatch" in kwargs and not taken:
+        if kwargs["Key"].endswith("transfers/acme.json") and "IfMatch" in kwargs and not taken:
             taken.append(other.acquire_lock("acme", "bob", "r-2", "h2", 600))
         return real(**kwargs)
 
@@ -202,7 +275,7 @@ def test_renew_loses_to_a_takeover_between_read_and_write(s3: Any) -> None:
     assert lock is not None and lock.run_id == "r-2"
 
 
-# -- the probe and the fallback release ----------------------------------------------------
+# -- the probe ----------------------------------------------------------------------------
 def _ignore(header: str) -> Callable[[dict[str, Any], Callable[..., Any]], Any]:
     def drop(kwargs: dict[str, Any], real: Callable[..., Any]) -> Any:
         kwargs.pop(header, None)
@@ -238,20 +311,6 @@ def test_probe_refuses_a_bucket_that_rejects_the_header(s3: Any) -> None:
         S3StateStore(URL, client=hooked)
 
 
-def test_without_conditional_delete_a_release_writes_a_marker(s3: Any) -> None:
-    hooked = Hooked(boto3.client("s3", region_name="us-east-1"), delete_object=_ignore("IfMatch"))
-    store = S3StateStore(URL, client=hooked)
-    assert not store.release_by_delete
-    assert store.acquire_lock("acme", "alice", "r-1", "h1", 600)
-    store.release_lock("acme", "r-1")
-    assert store.get_lock("acme") is None
-    assert _keys(s3, "team/state/locks/") == ["team/state/locks/acme.json"]  # the marker
-    assert not store.renew_lock("acme", "r-1", 600)  # released means not ours any more
-    assert store.acquire_lock("acme", "bob", "r-2", "h2", 600)
-    assert store.force_unlock("acme") is not None and store.get_lock("acme") is None
-    assert S3StateStore(URL).release_by_delete  # moto itself honours If-Match on DELETE
-
-
 # -- 409 and other errors ------------------------------------------------------------------
 def test_conditional_request_conflict_is_retried_then_bounded(
     s3: Any, monkeypatch: pytest.MonkeyPatch
@@ -261,7 +320,7 @@ def test_conditional_request_conflict_is_retried_then_bounded(
     remaining = [3]
 
     def flaky(kwargs: dict[str, Any], real: Callable[..., Any]) -> Any:
-        if "locks/" in kwargs["Key"] and remaining[0] > 0:
+        if "transfers/" in kwargs["Key"] and remaining[0] > 0:
             remaining[0] -= 1
             raise _client_error(409, "ConditionalRequestConflict")
         return real(**kwargs)
@@ -293,7 +352,7 @@ def test_missing_bucket_and_other_errors_are_state_errors(s3: Any) -> None:
 
 
 def test_a_corrupt_object_is_a_state_error(store: S3StateStore, s3: Any) -> None:
-    s3.put_object(Bucket=BUCKET, Key="team/state/transfers/acme/record.json", Body=b"[1, 2")
+    s3.put_object(Bucket=BUCKET, Key="team/state/transfers/acme.json", Body=b"[1, 2")
     with pytest.raises(StateError, match="not a JSON state object"):
         store.get_transfer("acme")
 

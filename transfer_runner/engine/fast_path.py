@@ -12,6 +12,7 @@ from transfer_runner.manifest.model import Transfer
 from transfer_runner.modules.context import RunContext
 from transfer_runner.modules.refresh import platform_drift
 from transfer_runner.playbook.loader import Playbook
+from transfer_runner.state.base import TransferState
 
 __all__ = ["completed"]
 
@@ -22,9 +23,11 @@ def completed(
     transfer: Transfer,
     options: RunOptions,
     reporter: Reporter,
+    known: TransferState,
 ) -> TransferResult | None:
     """`unchanged`, from the state store alone, for a completed transfer with the same
-    manifest whose every task of this playbook is recorded as done; None to run the steps.
+    manifest whose every task of this playbook is recorded as done (`known`, what the state
+    store holds of the transfer); None to run the steps.
 
     A completed transfer changes nothing when applied again (invariant I5), so its checks
     need not ask the platform: this answers without a platform call, a lock or a step
@@ -35,7 +38,7 @@ def completed(
     """
     if options.recheck:
         return None
-    record = run.state.get_transfer(transfer.name)
+    record = known.record
     if (
         record is None
         or record.status != "succeeded"
@@ -43,7 +46,7 @@ def completed(
         or record.playbook_sha256 != playbook.sha256
     ):
         return None  # not completed, or completed by another playbook: run the checks
-    recorded = run.state.latest_steps(transfer.name)
+    recorded = known.steps
     tasks = [t for t in playbook.tasks if selected(t, options.tags)]
     if not all(task_done(recorded.get(t.name), t) for t in playbook.tasks):
         return None  # the playbook gained or changed a task since: run the checks

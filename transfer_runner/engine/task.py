@@ -8,6 +8,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from transfer_runner.engine.durability import DURABLE, IRREVERSIBLE
 from transfer_runner.engine.planned import unplanned
 from transfer_runner.engine.results import StepResult, StepStatusT
 from transfer_runner.errors import StepError, TransferRunnerError
@@ -94,11 +95,16 @@ def run_task(
 
 
 def before_write(ctx: TaskContext, task: Task) -> None:
-    """Last checks before a step writes: we still hold the lease (I6), and both of the
-    manifest's tickets are verified and claimed by this transfer (I1), whatever the playbook
-    or the tag selection ran before."""
+    """Last checks before a step writes: we still hold the lease (I6), proved by a write
+    before an irreversible step (`engine.durability`), and both of the manifest's tickets are
+    verified and claimed by this transfer (I1), whatever the playbook or the tag selection
+    ran before."""
     run, transfer = ctx.run, ctx.transfer
-    if not lease_held(run, transfer.name):
+    if task.module in IRREVERSIBLE and not ctx.lease_proved:
+        held = run.state.renew_lock(transfer.name, run.run_id, run.lock_ttl_s)
+    else:
+        held = lease_held(run, transfer.name)
+    if not held:
         raise StepError(task.name, "this runner no longer holds the transfer's lock")
     if task.module == "ticket.verify":
         return
@@ -143,7 +149,9 @@ def truthy(when: str | bool, variables: dict[str, Any], task: str) -> bool:
     return bool(evaluate(when, variables, task))
 
 
-def record_step(run: RunContext, transfer: Transfer, task: Task, step: StepResult) -> None:
+def record_step(run: RunContext, transfer: Transfer, task: Task, step: StepResult) -> bool:
+    """Record the step; a DURABLE step that changed something is made durable at once by a
+    renewal of the lease (`engine.durability`). False if that renewal found the lease lost."""
     run.state.record_step(
         StepRecord(
             run_id=run.run_id,
@@ -158,6 +166,9 @@ def record_step(run: RunContext, transfer: Transfer, task: Task, step: StepResul
             message=step.message,
         )
     )
+    if task.module in DURABLE and step.status == "changed":
+        return run.state.renew_lock(transfer.name, run.run_id, run.lock_ttl_s)
+    return True
 
 
 def task_done(record: StepRecord | None, task: Task) -> bool:

@@ -12,6 +12,7 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
+from transfer_runner.engine.durability import DURABLE
 from transfer_runner.engine.fast_path import completed
 from transfer_runner.engine.leases import Heartbeat, acquire_lease
 from transfer_runner.engine.options import RunOptions
@@ -25,7 +26,7 @@ from transfer_runner.modules.base import Action, ModuleRegistry
 from transfer_runner.modules.context import RunContext, TaskContext
 from transfer_runner.modules.precheck import transfer_problems
 from transfer_runner.playbook.loader import Playbook, Task
-from transfer_runner.state.base import TransferRecord
+from transfer_runner.state.base import TransferRecord, TransferState
 
 __all__ = ["PRECHECK", "run_transfer"]
 
@@ -41,16 +42,20 @@ def run_transfer(
     reporter: Reporter,
     stop: threading.Event | None = None,
 ) -> TransferResult:
-    """Check (plan) or apply one transfer, holding its lock while applying (invariant I6)."""
+    """Check (plan) or apply one transfer, holding its lock while applying (invariant I6).
+
+    The transfer's state is read once before the lock (one request on S3) and once under it
+    (from memory on S3: the store keeps what it holds the lease on)."""
+    known = run.state.transfer_state(transfer.name)
     done = (
-        _drifted(run, transfer, reporter)
-        or _aborted(run, transfer, reporter)
-        or completed(run, playbook, transfer, options, reporter)
+        _drifted(run, transfer, reporter, known)
+        or _aborted(run, transfer, reporter, known)
+        or completed(run, playbook, transfer, options, reporter, known)
     )
     if done is not None:
         return done
     if run.check_mode:
-        return _execute(run, playbook, modules, transfer, options, reporter, stop)
+        return _execute(run, playbook, modules, transfer, options, reporter, known, stop)
     host = socket.gethostname()
     if not acquire_lease(run.state, transfer.name, options.owner or host, run.run_id,
                          run.lock_ttl_s):  # fmt: skip
@@ -59,19 +64,22 @@ def run_transfer(
     heartbeat.start()
     try:
         # Drift is judged under the lock: another runner may have just completed the transfer.
-        return _drifted(run, transfer, reporter) or _execute(
-            run, playbook, modules, transfer, options, reporter, stop, heartbeat.lost
+        known = run.state.transfer_state(transfer.name)
+        return _drifted(run, transfer, reporter, known) or _execute(
+            run, playbook, modules, transfer, options, reporter, known, stop, heartbeat.lost
         )
     finally:
         heartbeat.stop()
         run.state.release_lock(transfer.name, run.run_id)
 
 
-def _aborted(run: RunContext, transfer: Transfer, reporter: Reporter) -> TransferResult | None:
+def _aborted(
+    run: RunContext, transfer: Transfer, reporter: Reporter, known: TransferState
+) -> TransferResult | None:
     """`aborted` for a transfer withdrawn by `abort` whose manifest has not changed since: it
     is not applied again. A changed manifest is a new attempt, from scratch: `abort` recorded
     every step it undid as failed, without outputs."""
-    record = run.state.get_transfer(transfer.name)
+    record = known.record
     if record is None or record.status != "aborted" or record.manifest_sha256 != transfer.sha256:
         return None
     why = next(
@@ -88,9 +96,11 @@ def _aborted(run: RunContext, transfer: Transfer, reporter: Reporter) -> Transfe
     return result
 
 
-def _drifted(run: RunContext, transfer: Transfer, reporter: Reporter) -> TransferResult | None:
+def _drifted(
+    run: RunContext, transfer: Transfer, reporter: Reporter, known: TransferState
+) -> TransferResult | None:
     """A failed result if the completed transfer's manifest changed since (never re-applied)."""
-    drift = _drift(run, transfer)
+    drift = _drift(known.record, transfer)
     if not drift:
         return None
     if not run.check_mode:
@@ -100,8 +110,7 @@ def _drifted(run: RunContext, transfer: Transfer, reporter: Reporter) -> Transfe
     return result
 
 
-def _drift(run: RunContext, transfer: Transfer) -> str:
-    record = run.state.get_transfer(transfer.name)
+def _drift(record: TransferRecord | None, transfer: Transfer) -> str:
     if record and record.status == "succeeded" and record.manifest_sha256 != transfer.sha256:
         return (
             f"drift: {transfer.path} changed after the transfer completed "
@@ -133,12 +142,12 @@ def _execute(
     transfer: Transfer,
     options: RunOptions,
     reporter: Reporter,
+    known: TransferState,
     stop: threading.Event | None,
     lost: threading.Event | None = None,
 ) -> TransferResult:
     reporter.transfer_started(transfer)
-    record = run.state.get_transfer(transfer.name)
-    previous = run.state.latest_steps(transfer.name)
+    record, previous = known.record, known.steps
     previous_status = record.status if record else None
     if not run.check_mode and previous_status != "succeeded":  # a completed one stays so
         _set_status(run, transfer, "running")
@@ -155,6 +164,8 @@ def _execute(
     steps: list[StepResult] = []
     message = ""
     interrupted = False
+    proved = False  # whether the last step ended with a conditional write (engine.durability)
+    kept = True  # whether the lease was still ours at the last renewal
     refused = _precheck(TaskContext(run, transfer, PRECHECK, previous, earlier))
     if refused is not None:
         steps.append(refused)
@@ -170,11 +181,11 @@ def _execute(
         if lost is not None and lost.is_set():
             message = f"lost the lock before {task.name!r}; another runner may have taken over"
             break
-        ctx = TaskContext(run, transfer, task.name, previous, earlier)
+        ctx = TaskContext(run, transfer, task.name, previous, earlier, proved)
         planned = None if options.planned is None else _planned(options.planned, transfer, task)
         step = run_task(ctx, task, modules, variables, planned)
-        if not run.check_mode:
-            record_step(run, transfer, task, step)
+        kept = run.check_mode or record_step(run, transfer, task, step)
+        proved = task.module in DURABLE and step.status == "changed"  # renewed just now
         steps.append(step)
         reporter.step_finished(transfer, step)
         if task.register:
@@ -183,10 +194,16 @@ def _execute(
         if step.status == "failed":
             message = f"{task.name}: {step.message}"
             break
+        if not kept:
+            message = f"lost the lock after {task.name!r}; another runner may have taken over"
+            break
+    lease_lost = (lost is not None and lost.is_set()) or not kept
+    if lease_lost and not message:
+        message = "lost the lock; another runner may have taken over"
     status: TransferStatusT = (
         "interrupted" if interrupted else _status(run.check_mode, steps, message)
     )
-    if not run.check_mode:
+    if not run.check_mode and not lease_lost:  # who lost the lock writes nothing more of it
         recorded = _set_final_status(run, transfer, playbook, status, record)
         if status == "unchanged" and recorded == "succeeded" and previous_status != "succeeded":
             # Every step found its work done (an earlier run did it, then failed before it

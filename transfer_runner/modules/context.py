@@ -65,6 +65,14 @@ class RunContext:
                 self._claims[ticket] = holder
         return holder
 
+    def claim_ticket(self, ticket: str, transfer: str) -> str:
+        """Claim `ticket` for `transfer` in the state store (first claim wins); the holder
+        is remembered for the run, as `ticket_claim` remembers one it has seen."""
+        holder = self.state.claim_ticket(ticket, transfer)
+        with self._lock:
+            self._claims[ticket] = holder
+        return holder
+
     def platform_claim(self, ticket: str) -> str | None:
         """The transfer this run has seen hold `ticket`'s claim on the platform (None: not
         seen yet; `engine.runner` writes or reads it before the transfer's first write)."""
@@ -116,6 +124,7 @@ class TaskContext:
     previous: dict[str, StepRecord]  # latest record per task name, from earlier runs
     earlier: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     # this run's results so far: task name -> (module, outputs)
+    lease_proved: bool = False  # the step before this one ended with a write proving the lease
 
     @property
     def platform(self) -> Platform:

@@ -157,7 +157,7 @@ class VerifyTicket:
 
     def apply(self, ctx: TaskContext, args: Mapping[str, Any], check: Check) -> dict[str, Any]:
         ticket_id = str(only_action(check, "ticket.claim").target)
-        holder = ctx.run.state.claim_ticket(ticket_id, ctx.transfer.name)
+        holder = ctx.run.claim_ticket(ticket_id, ctx.transfer.name)
         if holder != ctx.transfer.name:
             raise StepError(ctx.task_name, f"ticket {ticket_id} is already used by {holder}")
         return {"claimed": True}

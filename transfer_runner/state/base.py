@@ -17,7 +17,9 @@ __all__ = [
     "StepRecord",
     "TransferRecord",
     "LockInfo",
+    "TransferState",
     "StateStore",
+    "ComposedTransferState",
 ]
 
 StepStatus = Literal["ok", "changed", "skipped", "failed"]
@@ -80,6 +82,16 @@ class LockInfo:
     machine: str = ""  # the holder's boot and process namespace (engine/leases.py); "" unknown
 
 
+@dataclass(frozen=True)
+class TransferState:
+    """What the store knows of one transfer, read together: its record, the latest record of
+    each step (by task name) and its lease."""
+
+    record: TransferRecord | None
+    steps: dict[str, StepRecord]
+    lock: LockInfo | None
+
+
 class StateStore(Protocol):
     """Where runs, transfers, steps, events and locks live (`sqlite:` or `s3://`)."""
 
@@ -100,6 +112,10 @@ class StateStore(Protocol):
     def list_transfers(self) -> list[TransferRecord]: ...
 
     def set_transfer(self, record: TransferRecord) -> None: ...
+
+    def transfer_state(self, name: str) -> TransferState:
+        """The transfer's record, latest steps and lease, read together (one request on S3)."""
+        ...
 
     # -- steps -----------------------------------------------------------------------------
     def record_step(self, step: StepRecord) -> None:
@@ -152,7 +168,9 @@ class StateStore(Protocol):
         ...
 
     def renew_lock(self, name: str, run_id: str, ttl_s: float) -> bool:
-        """Extend our own lease; False if we no longer hold it."""
+        """Extend our own lease; False if we no longer hold it. A store that buffers what is
+        recorded under a lease (S3) makes it durable here, by a write that is conditional on
+        the transfer being as this runner left it: the lease check is that write."""
         ...
 
     def release_lock(self, name: str, run_id: str) -> None:
@@ -166,3 +184,12 @@ class StateStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class ComposedTransferState:
+    """`transfer_state` from the three reads, for a store where each is cheap (SQLite)."""
+
+    def transfer_state(self, name: str) -> TransferState:
+        store: Any = self
+        return TransferState(store.get_transfer(name), store.latest_steps(name),
+                             store.get_lock(name))  # fmt: skip

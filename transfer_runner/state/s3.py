@@ -2,20 +2,22 @@
 
 Layout under PREFIX (names percent-encoded, `_` kept free as a separator)::
 
+    layout.json                                      the layout's version (LAYOUT)
     runs/<run>.json                                  one object per run (If-None-Match, If-Match)
     run-index/<command>/<started>_<run>.json         empty marker, so last_run lists one prefix
-    transfers/<name>/record.json                     the transfer record (If-Match on its ETag)
-    transfers/<name>/steps/<seq>_<run>_<index>_<task>.json   one immutable object per step
-    transfers/<name>/events/<seq>.json               immutable events of a transfer
+    transfers/<name>.json                            a transfer: record, lease, latest steps, log
+    history/<name>/<seq>.json                        a transfer's older log entries (immutable)
+    transfer-events/<name>/<seq>.json                events written without the lease (immutable)
     events/<seq>.json                                immutable events of no transfer
     tickets/<ticket>.json                            ticket claims (If-None-Match: first wins)
-    locks/<name>.json                                leases (see state/s3_locks.py)
 
-`<seq>` is a fixed-width UTC time, strictly increasing within a process, then a random
-suffix, so keys sort in the order written and appends never conflict. A step's event is the
-step object itself (read back as a `step` event), which makes "the step and its event" one
-atomic write. Every other write is conditional; nothing is ever read-then-written blindly.
-Credentials, region and endpoint come from boto3's standard chain only.
+A transfer is one object (state/s3_transfers.py): its lease is checked by the conditional
+write of the object itself, and the runner that holds the lease keeps the object in memory,
+so a transfer of 15 steps costs about 15 state requests (measured in tests/integration/
+test_state_requests.py). `<seq>` is a fixed-width UTC time, strictly increasing within a
+process, then a random suffix, so entries sort in the order written. Every write is
+conditional; nothing is ever read-then-written blindly. Credentials, region and endpoint come
+from boto3's standard chain only.
 """
 
 from __future__ import annotations
@@ -27,9 +29,14 @@ from typing import Any
 
 from transfer_runner.errors import ConfigError, StateError
 from transfer_runner.s3_client import S3Settings, make_s3_client, parse_s3_url
-from transfer_runner.state.base import LockInfo, RunInfo, StepRecord, TransferRecord
+from transfer_runner.state.base import (
+    LockInfo,
+    RunInfo,
+    StepRecord,
+    TransferRecord,
+    TransferState,
+)
 from transfer_runner.state.codec import run_body, run_from, step_from, to_json, transfer_from
-from transfer_runner.state.s3_locks import S3Locks
 from transfer_runner.state.s3_objects import (
     NONCE,
     S3Objects,
@@ -38,10 +45,12 @@ from transfer_runner.state.s3_objects import (
     segment,
     unsegment,
 )
+from transfer_runner.state.s3_transfers import TransferDocs, lock_info
 from transfer_runner.utc import fixed_utc, parse_utc
 
-__all__ = ["S3StateStore", "probe_conditional_writes"]
+__all__ = ["LAYOUT", "S3StateStore", "probe_conditional_writes"]
 
+LAYOUT = 2  # 1: an object per step, event and lock (before 2026-12); 2: an object per transfer
 _EVENT_KEYS = ("index", "name", "module", "status", "message")
 
 
@@ -64,22 +73,40 @@ class S3StateStore:
         self._closed = False
         try:
             self._objects.check_bucket()
-            delete_if_match = read_only or probe_conditional_writes(self._objects)
+            if not read_only:
+                probe_conditional_writes(self._objects)
+            self._check_layout()
         except BaseException:
             self._client.close()
             raise
-        self._locks = S3Locks(self._objects, delete_if_match=delete_if_match)
-
-    @property
-    def release_by_delete(self) -> bool:
-        """False when the server ignores `If-Match` on DELETE and releases write a marker."""
-        return self._locks.delete_if_match
+        self._docs = TransferDocs(self._objects, self._next_seq)
 
     def close(self) -> None:
         """Close the HTTP connections; the store cannot be used afterwards."""
         if not self._closed:
             self._closed = True
             self._client.close()
+
+    def _check_layout(self) -> None:
+        """Refuse a prefix written in another layout; mark a new one (writable) as ours."""
+        found = self._objects.get("layout.json", "read layout")
+        if found is not None:
+            version = found.body.get("layout")
+            if version != LAYOUT:
+                raise ConfigError(
+                    f"state {self.url} has layout {version!r}; this transfer-runner reads "
+                    f"layout {LAYOUT}: use the transfer-runner that wrote it"
+                )
+            return
+        if self._objects.first_key("locks/") or self._objects.first_key("transfers/", "/"):
+            raise ConfigError(
+                f"state {self.url} was written by a transfer-runner from before 2026-12 (layout "
+                f"1: an object per step); this one keeps an object per transfer (layout "
+                f"{LAYOUT}). Finish or abort its transfers with the version that wrote it, "
+                "or give this one a new state prefix"
+            )
+        if not self.read_only:
+            self._objects.create("layout.json", {"layout": LAYOUT}, "mark layout")
 
     # -- runs ----------------------------------------------------------------------------
     def start_run(self, run: RunInfo) -> None:
@@ -117,17 +144,21 @@ class S3StateStore:
 
     # -- transfers -----------------------------------------------------------------------
     def get_transfer(self, name: str) -> TransferRecord | None:
-        found = self._objects.get(_record_key(name), "read transfer")
-        return transfer_from(found.body) if found else None
+        doc = self._docs.read(name)
+        return _record(doc)
+
+    def transfer_state(self, name: str) -> TransferState:
+        """Record, latest steps and lease in one read (none while this store holds the lease)."""
+        doc = self._docs.read(name)
+        lock = (doc or {}).get("lock")
+        return TransferState(_record(doc), _latest(doc), lock_info(lock) if lock else None)
 
     def list_transfers(self) -> list[TransferRecord]:
-        keys = [k for k in self._objects.keys("transfers/", "read transfers")
-                if k.endswith("/record.json")]  # fmt: skip
-        found = self._objects.get_many(keys, "read transfers")
-        return sorted((transfer_from(f.body) for f in found if f), key=lambda t: t.name)
+        found = [_record(doc) for doc in self._all_docs()]
+        return sorted((r for r in found if r is not None), key=lambda t: t.name)
 
     def set_transfer(self, record: TransferRecord) -> None:
-        """Replace the record, conditionally on the ETag read (re-applied on conflict)."""
+        """Replace the record (buffered under this store's lease, else written conditionally)."""
         self._writable("set transfer")
         body = {
             "name": record.name,
@@ -137,11 +168,12 @@ class S3StateStore:
             "last_run_id": record.last_run_id,
             "playbook_sha256": record.playbook_sha256,
         }
-        self._objects.mutate(_record_key(record.name), lambda _current: body, "set transfer")
+        self._docs.edit(record.name, lambda doc: {**doc, "record": body}, "set transfer")
 
     # -- steps ---------------------------------------------------------------------------
     def record_step(self, step: StepRecord) -> None:
-        """Store the step as one immutable object, which is also its `step` event."""
+        """Add the step to the transfer's latest steps and its log (which is its `step`
+        event); under this store's lease, durable at the next renewal or release."""
         self._writable("record step")
         body = {
             "run_id": step.run_id,
@@ -155,29 +187,29 @@ class S3StateStore:
             "outputs": step.outputs,
             "message": step.message,
         }
-        to_json(body)  # refuse what cannot be stored before a sequence number is used
-        at = self._tick()
-        tail = f"{segment(step.run_id)}_{step.index}_{segment(step.name)}"
-        key = f"{_transfer_dir(step.transfer)}steps/{_seq(at)}_{tail}.json"
-        self._create_unique(key, {**body, "at": fixed_utc(at)}, "record step")
+        to_json(body)  # refuse what cannot be stored before anything is changed
+        entry = self._docs.entry("step", step=body)
+
+        def add(doc: dict[str, Any]) -> dict[str, Any]:
+            latest = {**doc.get("latest", {}), step.name: {**body, "seq": entry["seq"]}}
+            return {**doc, "latest": latest, "log": [*doc.get("log", []), entry]}
+
+        self._docs.edit(step.transfer, add, "record step")
 
     def latest_steps(self, transfer: str) -> dict[str, StepRecord]:
         """The last record of each step (by task name) of a transfer, across runs."""
-        last: dict[str, str] = {}
-        for key in self._objects.keys(f"{_transfer_dir(transfer)}steps/", "read steps"):
-            last[_step_key_parts(key)[3]] = key  # keys sort in the order written
-        keys = sorted(last.values())
-        found = self._objects.get_many(keys, "read steps")
-        return {s.name: s for s in (step_from(f.body) for f in found if f)}
+        return _latest(self._docs.read(transfer))
 
     def run_steps(self, run_id: str) -> list[StepRecord]:
         """Every step recorded by a run, in the order recorded."""
-        mine = [k for k in self._step_keys() if _step_key_parts(k)[1] == run_id]
-        mine.sort(key=lambda k: _step_key_parts(k)[0])
-        return [step_from(f.body) for f in self._objects.get_many(mine, "read steps") if f]
+        entries = [e for doc in self._all_docs() for e in self._docs.history(doc)]
+        mine = [e for e in entries if e["kind"] == "step" and e["step"]["run_id"] == run_id]
+        return [step_from(e["step"]) for e in sorted(mine, key=lambda e: e["seq"])]
 
-    def _step_keys(self) -> list[str]:
-        return [k for k in self._objects.keys("transfers/", "read steps") if "/steps/" in k]
+    def _all_docs(self) -> list[dict[str, Any]]:
+        keys = [k for k in self._objects.keys("transfers/", "read transfers")
+                if k.endswith(".json") and k.count("/") == 1]  # fmt: skip
+        return [f.body for f in self._objects.get_many(keys, "read transfers") if f]
 
     # -- ticket claims -------------------------------------------------------------------
     def claim_ticket(self, ticket_id: str, transfer: str) -> str:
@@ -215,7 +247,7 @@ class S3StateStore:
         written, _ = self._objects.mutate(
             f"tickets/{segment(ticket_id)}.json", release, "release ticket"
         )
-        return written
+        return written is not None
 
     def ticket_claim(self, ticket_id: str) -> str | None:
         """The transfer that claimed a ticket, or None (none, or released)."""
@@ -228,35 +260,36 @@ class S3StateStore:
     def append_event(
         self, run_id: str, transfer: str | None, kind: str, data: dict[str, Any]
     ) -> None:
-        """Append one immutable event object under a fresh, sortable key."""
+        """Append an event: to the transfer's log under this store's lease (buffered), else
+        as an immutable object under a fresh, sortable key."""
         self._writable("append event")
-        at = self._tick()
-        body = {
-            "at": fixed_utc(at),
-            "run_id": run_id,
-            "transfer": transfer,
-            "kind": kind,
-            "data": data,
-        }
-        where = "events/" if transfer is None else f"{_transfer_dir(transfer)}events/"
-        self._create_unique(f"{where}{_seq(at)}.json", body, "append event")
+        if transfer is not None and self._docs.holds(transfer):
+            entry = self._docs.entry(kind, run_id=run_id, data=data)
+            to_json(entry)
+            self._docs.edit(transfer, lambda d: {**d, "log": [*d.get("log", []), entry]}, kind)
+            return
+        at, seq = self._next_seq()
+        body = {"at": fixed_utc(at), "run_id": run_id, "transfer": transfer, "kind": kind,
+                "data": data}  # fmt: skip
+        where = "events/" if transfer is None else f"transfer-events/{segment(transfer)}/"
+        if not self._objects.create(f"{where}{seq}.json", body, "append event"):
+            raise StateError(f"state {self.url}: append event: {where}{seq}.json exists")
 
     def events(self, transfer: str | None = None) -> list[dict[str, Any]]:
         """Events in the order appended: dicts with seq (a sortable string), at, run_id,
         transfer, kind, data; each recorded step reads back as a `step` event."""
         if transfer is None:
-            keys = self._objects.keys("events/", "read events") + [
-                k
-                for k in self._objects.keys("transfers/", "read events")
-                if "/events/" in k or "/steps/" in k
-            ]
+            docs = self._all_docs()
+            keys = self._objects.keys("events/", "read events")
+            keys += self._objects.keys("transfer-events/", "read events")
         else:
-            base = _transfer_dir(transfer)
-            keys = self._objects.keys(f"{base}events/", "read events")
-            keys += self._objects.keys(f"{base}steps/", "read events")
-        keys.sort(key=_key_seq)
+            doc = self._docs.read(transfer)
+            docs = [doc] if doc else []
+            keys = self._objects.keys(f"transfer-events/{segment(transfer)}/", "read events")
         found = self._objects.get_many(keys, "read events")
-        return [_event(k, f.body) for k, f in zip(keys, found, strict=True) if f]
+        loose = [_loose_event(k, f.body) for k, f in zip(keys, found, strict=True) if f]
+        logged = [_logged_event(d["name"], e) for d in docs for e in self._docs.history(d)]
+        return sorted(loose + logged, key=lambda e: e["seq"])
 
     # -- locks ---------------------------------------------------------------------------
     def acquire_lock(
@@ -272,28 +305,30 @@ class S3StateStore:
         replacing: str | None = None,
     ) -> bool:
         """Take the lease if free, expired, already ours, or held by the run `replacing`;
-        False if another live lease holds it."""
+        False if another live lease holds it. This store then keeps the transfer in memory."""
         self._writable("acquire lock")
         holder = {"owner": owner, "run_id": run_id, "host": host, "pid": pid, "machine": machine}
-        return self._locks.acquire(name, holder, ttl_s, replacing)
+        return self._docs.acquire(name, holder, ttl_s, replacing)
 
     def renew_lock(self, name: str, run_id: str, ttl_s: float) -> bool:
-        """Extend our own lease; False if we no longer hold it."""
+        """Extend our own lease and make durable what was recorded under it; False if we no
+        longer hold it (the conditional write found the transfer changed by someone else)."""
         self._writable("renew lock")
-        return self._locks.renew(name, run_id, ttl_s)
+        return self._docs.renew(name, run_id, ttl_s)
 
     def release_lock(self, name: str, run_id: str) -> None:
-        """Release our own lease (no-op if we do not hold it)."""
+        """Release our own lease, writing what was recorded under it (no-op if not ours)."""
         self._writable("release lock")
-        self._locks.release(name, run_id)
+        self._docs.release(name, run_id)
 
     def get_lock(self, name: str) -> LockInfo | None:
-        return self._locks.get(name)
+        lock = (self._docs.read(name) or {}).get("lock")
+        return lock_info(lock) if lock else None
 
     def force_unlock(self, name: str) -> LockInfo | None:
         """Remove a lock whoever holds it; returns what was removed."""
         self._writable("force unlock")
-        return self._locks.force_remove(name)
+        return self._docs.release(name, None)
 
     # -- helpers -------------------------------------------------------------------------
     def _writable(self, what: str) -> None:
@@ -309,9 +344,9 @@ class S3StateStore:
             self._last_tick = now
             return now
 
-    def _create_unique(self, key: str, body: dict[str, Any], what: str) -> None:
-        if not self._objects.create(key, body, what):  # a random suffix collided: a bug
-            raise StateError(f"state {self.url}: {what}: {key} already exists")
+    def _next_seq(self) -> tuple[datetime, str]:
+        at = self._tick()
+        return at, _seq(at)
 
 
 # -- keys ----------------------------------------------------------------------------------
@@ -331,33 +366,35 @@ def _run_key(run_id: str) -> str:
     return f"runs/{segment(run_id)}.json"
 
 
-def _transfer_dir(name: str) -> str:
-    return f"transfers/{segment(name)}/"
-
-
-def _record_key(name: str) -> str:
-    return f"{_transfer_dir(name)}record.json"
-
-
-def _key_seq(key: str) -> str:
-    return key.rsplit("/", 1)[1].removesuffix(".json").split("_", 1)[0]
-
-
-def _step_key_parts(key: str) -> tuple[str, str, int, str]:
-    """(seq, run id, index, task name) from a step object's key."""
-    seq, run, index, task = key.rsplit("/", 1)[1].removesuffix(".json").split("_")
-    return seq, unsegment(run), int(index), unsegment(task)
-
-
 # -- bodies -> records ---------------------------------------------------------------------
 def _strip(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k != NONCE}
 
 
-def _event(key: str, body: dict[str, Any]) -> dict[str, Any]:
-    """An event dict, shaped as the SQLite store's; a step object becomes a `step` event."""
-    common = {"seq": _key_seq(key), "at": parse_utc(body["at"]), "run_id": body["run_id"]}
-    if "/steps/" in key:
-        data = {name: body.get(name, "") for name in _EVENT_KEYS}
-        return {**common, "transfer": body["transfer"], "kind": "step", "data": data}
-    return {**common, "transfer": body.get("transfer"), "kind": body["kind"], "data": body["data"]}
+def _record(doc: dict[str, Any] | None) -> TransferRecord | None:
+    record = (doc or {}).get("record")
+    return transfer_from(record) if record else None
+
+
+def _latest(doc: dict[str, Any] | None) -> dict[str, StepRecord]:
+    latest = sorted(((doc or {}).get("latest") or {}).values(), key=lambda b: b["seq"])
+    return {body["name"]: step_from(body) for body in latest}
+
+
+def _loose_event(key: str, body: dict[str, Any]) -> dict[str, Any]:
+    """An event object (no transfer's, or written without the transfer's lease)."""
+    seq = key.rsplit("/", 1)[1].removesuffix(".json")
+    at, run_id, transfer = parse_utc(body["at"]), body["run_id"], body.get("transfer")
+    return {"seq": seq, "at": at, "run_id": run_id, "transfer": transfer, "kind": body["kind"],
+            "data": body["data"]}  # fmt: skip
+
+
+def _logged_event(transfer: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry of a transfer's log as an event, shaped as the SQLite store's; a step record
+    reads back as a `step` event."""
+    common = {"seq": entry["seq"], "at": parse_utc(entry["at"]), "transfer": transfer}
+    if entry["kind"] == "step":
+        step = entry["step"]
+        data = {name: step.get(name, "") for name in _EVENT_KEYS}
+        return {**common, "run_id": step["run_id"], "kind": "step", "data": data}
+    return {**common, "run_id": entry["run_id"], "kind": entry["kind"], "data": entry["data"]}

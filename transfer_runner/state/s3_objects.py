@@ -1,11 +1,10 @@
 """JSON objects in one S3 bucket and prefix, written only with conditional requests.
 
-The S3 state store (`state/s3.py`) is built on four primitives: `create` (`If-None-Match: *`,
-first writer wins), `replace` (`If-Match` on the ETag read), `delete` (`DeleteObject` with
-`If-Match`) and `mutate`, the optimistic loop that re-reads and re-applies a change until its
-conditional write lands. Every body carries a fresh `nonce`, so that ETags never repeat and a
-write whose response was lost (then retried by botocore and refused with 412) is recognised as
-our own by reading it back.
+The S3 state store (`state/s3.py`) is built on three primitives: `create` (`If-None-Match: *`,
+first writer wins), `replace` (`If-Match` on the ETag read) and `mutate`, the optimistic loop
+that re-reads and re-applies a change until its conditional write lands. Every body carries a
+fresh `nonce`, so that ETags never repeat and a write whose response was lost (then retried by
+botocore and refused with 412) is recognised as our own by reading it back.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ __all__ = [
     "MAX_ATTEMPTS",
     "NONCE",
     "probe_conditional_writes",
+    "UNREAD",
 ]
 
 MAX_ATTEMPTS = 10  # per optimistic update or 409 ConditionalRequestConflict, then StateError
@@ -53,6 +53,13 @@ class Versioned:
 
 
 Change = Callable[[Versioned | None], dict[str, Any] | None]
+
+
+class _Unread:
+    """`mutate`'s default: nothing was read before; read first."""
+
+
+UNREAD = _Unread()
 
 
 class _Precondition(Exception):
@@ -147,62 +154,59 @@ class S3Objects:
             raise StateError(f"state {self.url}: {key} is not a JSON state object")
         return Versioned(body, str(response["ETag"]))
 
-    def create(self, key: str, body: dict[str, Any], what: str = "write") -> bool:
-        """Write `key` only if it does not exist (`If-None-Match: *`); False if it does."""
+    def create(self, key: str, body: dict[str, Any], what: str = "write") -> str | None:
+        """Write `key` only if it does not exist (`If-None-Match: *`); its new ETag, or None
+        if it exists."""
         body = _with_nonce(body)
         try:
-            self._put(what, key, body, IfNoneMatch="*")
+            return self._put(what, key, body, IfNoneMatch="*")
         except _Precondition:
             return self._landed(key, body, what)
-        return True
 
-    def replace(self, key: str, body: dict[str, Any], etag: str, what: str = "write") -> bool:
-        """Overwrite `key` only if its ETag is still `etag`; False if it changed or vanished."""
+    def replace(self, key: str, body: dict[str, Any], etag: str, what: str = "write") -> str | None:
+        """Overwrite `key` only if its ETag is still `etag`; its new ETag, or None if it
+        changed or vanished."""
         body = _with_nonce(body)
         try:
-            self._put(what, key, body, IfMatch=etag)
+            return self._put(what, key, body, IfMatch=etag)
         except (_Precondition, _Missing):
             return self._landed(key, body, what)
-        return True
-
-    def delete(self, key: str, etag: str, what: str = "delete") -> bool:
-        """Delete `key` only if its ETag is still `etag`; False if it changed (or was gone)."""
-        try:
-            self.call(what, "delete_object", Key=self.prefix + key, IfMatch=etag)
-        except (_Precondition, _Missing):
-            return False
-        return True
 
     def delete_any(self, key: str, what: str = "delete") -> None:
         """Delete `key` whatever it holds (only for probe objects nobody else writes)."""
         with contextlib.suppress(_Precondition, _Missing):
             self.call(what, "delete_object", Key=self.prefix + key)
 
-    def mutate(self, key: str, change: Change, what: str) -> tuple[bool, Versioned | None]:
+    def mutate(
+        self, key: str, change: Change, what: str, seen: Versioned | None | _Unread = UNREAD
+    ) -> tuple[str | None, Versioned | None]:
         """Read `key`, compute its new body with `change` (None: leave it), write it
         conditionally on what was read; on conflict re-read and re-apply, up to MAX_ATTEMPTS.
+        `seen` is what the caller read a moment ago (saves the first read; a stale one costs
+        a conflict and a re-read).
 
-        Returns (written, what `change` last saw).
+        Returns (the new ETag, or None when `change` left it; what `change` last saw).
         """
         for attempt in range(MAX_ATTEMPTS):
-            current = self.get(key, what)
+            current = self.get(key, what) if isinstance(seen, _Unread) else seen
+            seen = UNREAD
             body = change(current)
             if body is None:
-                return False, current
+                return None, current
             if current is None:
                 written = self.create(key, body, what)
             else:
                 written = self.replace(key, body, current.etag, what)
             if written:
-                return True, current
+                return written, current
             backoff(attempt)
         raise StateError(
             f"state {self.url}: {what}: {key} kept changing under us; gave up after "
             f"{MAX_ATTEMPTS} attempts"
         )
 
-    def _put(self, what: str, key: str, body: dict[str, Any], **condition: str) -> None:
-        self.call(
+    def _put(self, what: str, key: str, body: dict[str, Any], **condition: str) -> str:
+        response = self.call(
             what,
             "put_object",
             Key=self.prefix + key,
@@ -210,12 +214,15 @@ class S3Objects:
             ContentType="application/json",
             **condition,
         )
+        return str(response["ETag"])
 
-    def _landed(self, key: str, body: dict[str, Any], what: str) -> bool:
-        """After a 412: True if the object holds our own body (a retried request whose first
-        attempt had succeeded), False if someone else's write is there."""
+    def _landed(self, key: str, body: dict[str, Any], what: str) -> str | None:
+        """After a 412: the ETag if the object holds our own body (a retried request whose
+        first attempt had succeeded), None if someone else's write is there."""
         current = self.get(key, what)
-        return current is not None and current.body.get(NONCE) == body[NONCE]
+        if current is not None and current.body.get(NONCE) == body[NONCE]:
+            return current.etag
+        return None
 
     # -- many objects ----------------------------------------------------------------------
     def keys(self, under: str, what: str = "list") -> list[str]:
@@ -233,6 +240,19 @@ class S3Objects:
             if not page.get("IsTruncated") or not token:
                 return sorted(found)
 
+    def first_key(self, under: str, delimiter: str = "") -> str | None:
+        """The first key under `under` (relative), or None; with `delimiter`, the first
+        "directory" below `under` counts as a key."""
+        extra = {"Delimiter": delimiter} if delimiter else {}
+        try:
+            page = self.call("list", "list_objects_v2", Prefix=self.prefix + under, MaxKeys=1,
+                             **extra)  # fmt: skip
+        except (_Missing, _Precondition):
+            raise StateError(f"state {self.url}: bucket {self.bucket!r} is gone") from None
+        found = [c["Key"] for c in page.get("Contents", [])]
+        found += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+        return found[0][len(self.prefix) :] if found else None
+
     def get_many(self, keys: Iterable[str], what: str = "read") -> list[Versioned | None]:
         """The objects at `keys`, in the same order, read concurrently."""
         wanted = list(keys)
@@ -242,11 +262,8 @@ class S3Objects:
             return list(pool.map(lambda key: self.get(key, what), wanted))
 
 
-def probe_conditional_writes(objects: S3Objects) -> bool:
-    """Refuse (ConfigError) a bucket that ignores `If-None-Match` or `If-Match` on PUT.
-
-    Returns whether DELETE honours `If-Match` (else releases overwrite with a marker).
-    """
+def probe_conditional_writes(objects: S3Objects) -> None:
+    """Refuse (ConfigError) a bucket that ignores `If-None-Match` or `If-Match` on PUT."""
     key = f".probe/conditional-{uuid.uuid4().hex}.json"
     where = f"state {objects.url}: the bucket"
     try:
@@ -273,17 +290,8 @@ def probe_conditional_writes(objects: S3Objects) -> bool:
                 f"{where} ignores If-Match on PutObject (a write with a wrong ETag succeeded), "
                 "so state updates would not be safe; use a store that honours conditional writes"
             )
-        return _probe_delete(objects, key)
     finally:
         objects.delete_any(key, "remove probe object")
-
-
-def _probe_delete(objects: S3Objects, key: str) -> bool:
-    try:
-        deleted = objects.delete(key, _WRONG_ETAG, "probe conditional delete")
-    except StateError:  # If-Match on DELETE is refused outright: not supported
-        return False
-    return not deleted
 
 
 def _with_nonce(body: dict[str, Any]) -> dict[str, Any]:

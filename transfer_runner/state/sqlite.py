@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from transfer_runner.errors import StateError
-from transfer_runner.state.base import LockInfo, RunInfo, StepRecord, TransferRecord
+from transfer_runner.state.base import (
+    ComposedTransferState,
+    LockInfo,
+    RunInfo,
+    StepRecord,
+    TransferRecord,
+)
 from transfer_runner.state.codec import to_json
 from transfer_runner.state.sqlite_schema import (
     SCHEMA_VERSION,
@@ -41,7 +47,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class SqliteStateStore:
+class SqliteStateStore(ComposedTransferState):
     """StateStore on one SQLite file. `read_only=True` never writes nor creates the file."""
 
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
