@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 from transfer_runner.modules.context import RunContext
-from transfer_runner.state.base import LockInfo, StateStore
+from transfer_runner.state.base import LockInfo, StateStore, TransferRecord
 
 __all__ = ["Heartbeat", "acquire_lease", "holder_gone", "this_machine"]
 
@@ -51,19 +51,28 @@ def holder_gone(lock: LockInfo) -> bool:
     return False
 
 
-def acquire_lease(state: StateStore, name: str, owner: str, run_id: str, ttl_s: float) -> bool:
+def acquire_lease(
+    state: StateStore,
+    name: str,
+    owner: str,
+    run_id: str,
+    ttl_s: float,
+    record: TransferRecord | None = None,
+) -> bool:
     """Take the transfer's lease: free, expired, or held by a process of this machine that is
     gone (a run stopped at once or killed), which is taken over without waiting for expiry,
-    by compare-and-set on the dead holder's run, and recorded as a `lock_taken_over` event."""
+    by compare-and-set on the dead holder's run, and recorded as a `lock_taken_over` event.
+    `record` (the transfer marked running) is written with the lease."""
     host = socket.gethostname()
     pid, machine = os.getpid(), this_machine()
-    if state.acquire_lock(name, owner, run_id, host, ttl_s, pid=pid, machine=machine):
+    if state.acquire_lock(name, owner, run_id, host, ttl_s, pid=pid, machine=machine,
+                          record=record):  # fmt: skip
         return True
     stale = state.get_lock(name)
     if stale is None or not holder_gone(stale):
         return False
     taken = state.acquire_lock(name, owner, run_id, host, ttl_s, pid=pid, machine=machine,
-                               replacing=stale.run_id)  # fmt: skip
+                               replacing=stale.run_id, record=record)  # fmt: skip
     if taken:
         log.warning("%s: took over the lock of run %s (pid %s is gone)", name, stale.run_id,
                     stale.pid)  # fmt: skip

@@ -57,8 +57,10 @@ def run_transfer(
     if run.check_mode:
         return _execute(run, playbook, modules, transfer, options, reporter, known, stop)
     host = socket.gethostname()
+    # Marked running with the lease (one write), unless completed: a completed one stays so.
+    running = None if _completed(known) else _record(run, transfer, "running")
     if not acquire_lease(run.state, transfer.name, options.owner or host, run.run_id,
-                         run.lock_ttl_s):  # fmt: skip
+                         run.lock_ttl_s, running):  # fmt: skip
         return _locked(run, transfer, reporter)
     heartbeat = Heartbeat(run, transfer.name, run.lock_ttl_s)
     heartbeat.start()
@@ -149,8 +151,7 @@ def _execute(
     reporter.transfer_started(transfer)
     record, previous = known.record, known.steps
     previous_status = record.status if record else None
-    if not run.check_mode and previous_status != "succeeded":  # a completed one stays so
-        _set_status(run, transfer, "running")
+    if not run.check_mode and previous_status != "succeeded":  # marked running with the lease
         run.state.append_event(
             run.run_id, transfer.name, "transfer_started", {"path": transfer.path}
         )
@@ -271,8 +272,16 @@ def _set_status(
     run: RunContext, transfer: Transfer, status: Any, playbook_sha256: str = ""
 ) -> None:
     """Record the transfer's status; `playbook_sha256` names the playbook that completed it."""
-    run.state.set_transfer(
-        TransferRecord(
-            transfer.name, transfer.sha256, status, datetime.now(UTC), run.run_id, playbook_sha256
-        )
+    run.state.set_transfer(_record(run, transfer, status, playbook_sha256))
+
+
+def _record(
+    run: RunContext, transfer: Transfer, status: Any, playbook_sha256: str = ""
+) -> TransferRecord:
+    return TransferRecord(
+        transfer.name, transfer.sha256, status, datetime.now(UTC), run.run_id, playbook_sha256
     )
+
+
+def _completed(known: TransferState) -> bool:
+    return known.record is not None and known.record.status == "succeeded"

@@ -162,9 +162,11 @@ class StateStore(Protocol):
         pid: int | None = None,
         machine: str = "",
         replacing: str | None = None,
+        record: TransferRecord | None = None,
     ) -> bool:
         """Take the lease if free, expired, already ours, or held by the run `replacing` (a
-        holder the caller found gone); False if another live lease holds it."""
+        holder the caller found gone); False if another live lease holds it. `record` (the
+        transfer marked running) is written with the lease, in the same write."""
         ...
 
     def renew_lock(self, name: str, run_id: str, ttl_s: float) -> bool:

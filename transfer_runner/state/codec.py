@@ -14,7 +14,7 @@ from typing import Any
 from transfer_runner.state.base import RunInfo, StepRecord, TransferRecord
 from transfer_runner.utc import fixed_utc, parse_utc
 
-__all__ = ["run_body", "run_from", "step_from", "to_json", "transfer_from"]
+__all__ = ["run_body", "run_from", "step_from", "to_json", "transfer_body", "transfer_from"]
 
 
 def _json_default(value: Any) -> Any:
@@ -89,3 +89,14 @@ def step_from(body: dict[str, Any]) -> StepRecord:
         outputs=dict(body.get("outputs") or {}),
         message=body.get("message", ""),
     )
+
+
+def transfer_body(record: TransferRecord) -> dict[str, Any]:
+    return {
+        "name": record.name,
+        "manifest_sha256": record.manifest_sha256,
+        "status": record.status,
+        "updated_at": fixed_utc(record.updated_at),
+        "last_run_id": record.last_run_id,
+        "playbook_sha256": record.playbook_sha256,
+    }

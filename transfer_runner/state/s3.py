@@ -36,7 +36,14 @@ from transfer_runner.state.base import (
     TransferRecord,
     TransferState,
 )
-from transfer_runner.state.codec import run_body, run_from, step_from, to_json, transfer_from
+from transfer_runner.state.codec import (
+    run_body,
+    run_from,
+    step_from,
+    to_json,
+    transfer_body,
+    transfer_from,
+)
 from transfer_runner.state.s3_objects import (
     NONCE,
     S3Objects,
@@ -45,13 +52,17 @@ from transfer_runner.state.s3_objects import (
     segment,
     unsegment,
 )
-from transfer_runner.state.s3_transfers import TransferDocs, lock_info
-from transfer_runner.utc import fixed_utc, parse_utc
+from transfer_runner.state.s3_transfers import (
+    TransferDocs,
+    lock_info,
+    logged_event,
+    loose_event,
+)
+from transfer_runner.utc import fixed_utc
 
 __all__ = ["LAYOUT", "S3StateStore", "probe_conditional_writes"]
 
 LAYOUT = 2  # 1: an object per step, event and lock (before 2026-12); 2: an object per transfer
-_EVENT_KEYS = ("index", "name", "module", "status", "message")
 
 
 class S3StateStore:
@@ -160,14 +171,7 @@ class S3StateStore:
     def set_transfer(self, record: TransferRecord) -> None:
         """Replace the record (buffered under this store's lease, else written conditionally)."""
         self._writable("set transfer")
-        body = {
-            "name": record.name,
-            "manifest_sha256": record.manifest_sha256,
-            "status": record.status,
-            "updated_at": fixed_utc(record.updated_at),
-            "last_run_id": record.last_run_id,
-            "playbook_sha256": record.playbook_sha256,
-        }
+        body = transfer_body(record)
         self._docs.edit(record.name, lambda doc: {**doc, "record": body}, "set transfer")
 
     # -- steps ---------------------------------------------------------------------------
@@ -287,8 +291,8 @@ class S3StateStore:
             docs = [doc] if doc else []
             keys = self._objects.keys(f"transfer-events/{segment(transfer)}/", "read events")
         found = self._objects.get_many(keys, "read events")
-        loose = [_loose_event(k, f.body) for k, f in zip(keys, found, strict=True) if f]
-        logged = [_logged_event(d["name"], e) for d in docs for e in self._docs.history(d)]
+        loose = [loose_event(k, f.body) for k, f in zip(keys, found, strict=True) if f]
+        logged = [logged_event(d["name"], e) for d in docs for e in self._docs.history(d)]
         return sorted(loose + logged, key=lambda e: e["seq"])
 
     # -- locks ---------------------------------------------------------------------------
@@ -303,12 +307,15 @@ class S3StateStore:
         pid: int | None = None,
         machine: str = "",
         replacing: str | None = None,
+        record: TransferRecord | None = None,
     ) -> bool:
-        """Take the lease if free, expired, already ours, or held by the run `replacing`;
-        False if another live lease holds it. This store then keeps the transfer in memory."""
+        """Take the lease if free, expired, already ours, or held by the run `replacing`
+        (with `record`, in the same write); False if another live lease holds it. This store
+        then keeps the transfer in memory."""
         self._writable("acquire lock")
         holder = {"owner": owner, "run_id": run_id, "host": host, "pid": pid, "machine": machine}
-        return self._docs.acquire(name, holder, ttl_s, replacing)
+        body = transfer_body(record) if record is not None else None
+        return self._docs.acquire(name, holder, ttl_s, replacing, body)
 
     def renew_lock(self, name: str, run_id: str, ttl_s: float) -> bool:
         """Extend our own lease and make durable what was recorded under it; False if we no
@@ -379,22 +386,3 @@ def _record(doc: dict[str, Any] | None) -> TransferRecord | None:
 def _latest(doc: dict[str, Any] | None) -> dict[str, StepRecord]:
     latest = sorted(((doc or {}).get("latest") or {}).values(), key=lambda b: b["seq"])
     return {body["name"]: step_from(body) for body in latest}
-
-
-def _loose_event(key: str, body: dict[str, Any]) -> dict[str, Any]:
-    """An event object (no transfer's, or written without the transfer's lease)."""
-    seq = key.rsplit("/", 1)[1].removesuffix(".json")
-    at, run_id, transfer = parse_utc(body["at"]), body["run_id"], body.get("transfer")
-    return {"seq": seq, "at": at, "run_id": run_id, "transfer": transfer, "kind": body["kind"],
-            "data": body["data"]}  # fmt: skip
-
-
-def _logged_event(transfer: str, entry: dict[str, Any]) -> dict[str, Any]:
-    """An entry of a transfer's log as an event, shaped as the SQLite store's; a step record
-    reads back as a `step` event."""
-    common = {"seq": entry["seq"], "at": parse_utc(entry["at"]), "transfer": transfer}
-    if entry["kind"] == "step":
-        step = entry["step"]
-        data = {name: step.get(name, "") for name in _EVENT_KEYS}
-        return {**common, "run_id": step["run_id"], "kind": "step", "data": data}
-    return {**common, "run_id": entry["run_id"], "kind": entry["kind"], "data": entry["data"]}

@@ -32,7 +32,17 @@ from transfer_runner.state.base import LockInfo
 from transfer_runner.state.s3_objects import NONCE, UNREAD, S3Objects, Versioned, segment
 from transfer_runner.utc import fixed_utc, parse_utc
 
-__all__ = ["LOG_KEEP", "TransferDocs", "Edit", "doc_key", "lock_info"]
+__all__ = [
+    "LOG_KEEP",
+    "TransferDocs",
+    "Edit",
+    "doc_key",
+    "lock_info",
+    "logged_event",
+    "loose_event",
+]
+
+_EVENT_KEYS = ("index", "name", "module", "status", "message")
 
 LOG_KEEP = 64  # log entries kept in a transfer's object before they move to a history object
 _SEEN_KEEP = 256  # objects read just before their lease is taken (saves acquire's read)
@@ -109,9 +119,15 @@ class TransferDocs:
 
     # -- leases ----------------------------------------------------------------------------
     def acquire(
-        self, name: str, holder: dict[str, Any], ttl_s: float, replacing: str | None
+        self,
+        name: str,
+        holder: dict[str, Any],
+        ttl_s: float,
+        replacing: str | None,
+        record: dict[str, Any] | None = None,
     ) -> bool:
-        """Take the lease (see `StateStore.acquire_lock`); this store then holds the object."""
+        """Take the lease (see `StateStore.acquire_lock`), writing `record` with it; this
+        store then holds the object."""
         run_id = holder["run_id"]
         with self._guard:
             seen: Any = self._seen.pop(name, UNREAD)
@@ -132,7 +148,8 @@ class TransferDocs:
                 return None
             expires = fixed_utc(now + timedelta(seconds=ttl_s))
             new = {"name": name, **holder, "acquired_at": fixed_utc(now), "expires_at": expires}
-            written[:] = [self._spilled(name, {**doc, "lock": new})]
+            changed = {**doc, "lock": new, **({"record": record} if record else {})}
+            written[:] = [self._spilled(name, changed)]
             return written[0]
 
         etag, _ = self._objects.mutate(doc_key(name), change, "acquire lock", seen)
@@ -249,3 +266,22 @@ def _body(current: Versioned | None, name: str) -> dict[str, Any]:
 
 def _strip(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k != NONCE}
+
+
+def loose_event(key: str, body: dict[str, Any]) -> dict[str, Any]:
+    """An event object (no transfer's, or written without the transfer's lease)."""
+    seq = key.rsplit("/", 1)[1].removesuffix(".json")
+    at, run_id, transfer = parse_utc(body["at"]), body["run_id"], body.get("transfer")
+    return {"seq": seq, "at": at, "run_id": run_id, "transfer": transfer, "kind": body["kind"],
+            "data": body["data"]}  # fmt: skip
+
+
+def logged_event(transfer: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry of a transfer's log as an event, shaped as the SQLite store's; a step record
+    reads back as a `step` event."""
+    common = {"seq": entry["seq"], "at": parse_utc(entry["at"]), "transfer": transfer}
+    if entry["kind"] == "step":
+        step = entry["step"]
+        data = {name: step.get(name, "") for name in _EVENT_KEYS}
+        return {**common, "run_id": step["run_id"], "kind": "step", "data": data}
+    return {**common, "run_id": entry["run_id"], "kind": entry["kind"], "data": entry["data"]}

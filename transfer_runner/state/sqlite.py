@@ -29,12 +29,14 @@ from transfer_runner.state.codec import to_json
 from transfer_runner.state.sqlite_schema import (
     SCHEMA_VERSION,
     check_readable,
+    insert_event,
     lock_row,
     migrate,
     row_fields,
     run_row,
     step_row,
     transfer_row,
+    upsert_transfer,
 )
 from transfer_runner.utc import fixed_utc
 
@@ -213,21 +215,7 @@ class SqliteStateStore(ComposedTransferState):
 
     def set_transfer(self, record: TransferRecord) -> None:
         with self._tx("set transfer") as conn:
-            conn.execute(
-                "INSERT INTO transfers (name, manifest_sha256, status, updated_at, last_run_id, "
-                "playbook_sha256) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
-                "manifest_sha256 = excluded.manifest_sha256, status = excluded.status, "
-                "updated_at = excluded.updated_at, last_run_id = excluded.last_run_id, "
-                "playbook_sha256 = excluded.playbook_sha256",
-                (
-                    record.name,
-                    record.manifest_sha256,
-                    record.status,
-                    fixed_utc(record.updated_at),
-                    record.last_run_id,
-                    record.playbook_sha256,
-                ),
-            )
+            upsert_transfer(conn, record)
 
     # -- steps ---------------------------------------------------------------------------
     def record_step(self, step: StepRecord) -> None:
@@ -257,7 +245,7 @@ class SqliteStateStore(ComposedTransferState):
                     step.message,
                 ),
             )
-            _insert_event(conn, step.run_id, step.transfer, "step", event)
+            insert_event(conn, step.run_id, step.transfer, "step", event)
 
     def latest_steps(self, transfer: str) -> dict[str, StepRecord]:
         """The last record of each step (by task name) of a transfer, across runs."""
@@ -312,7 +300,7 @@ class SqliteStateStore(ComposedTransferState):
     ) -> None:
         """Append one event to the log (never updated nor deleted)."""
         with self._tx("append event") as conn:
-            _insert_event(conn, run_id, transfer, kind, data)
+            insert_event(conn, run_id, transfer, kind, data)
 
     def events(self, transfer: str | None = None) -> list[dict[str, Any]]:
         """Events in the order appended: dicts with seq, at, run_id, transfer, kind, data."""
@@ -338,9 +326,10 @@ class SqliteStateStore(ComposedTransferState):
         pid: int | None = None,
         machine: str = "",
         replacing: str | None = None,
+        record: TransferRecord | None = None,
     ) -> bool:
-        """Take the lease if free, expired, already ours, or held by the run `replacing`;
-        False if another live lease holds it."""
+        """Take the lease if free, expired, already ours, or held by the run `replacing`
+        (and write `record` with it); False if another live lease holds it."""
         now = _now()
         with self._tx("acquire lock") as conn:
             row = conn.execute(
@@ -354,6 +343,8 @@ class SqliteStateStore(ComposedTransferState):
                 "expires_at, pid, machine) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (name, owner, run_id, host, fixed_utc(now), fixed_utc(expires), pid, machine),
             )
+            if record is not None:
+                upsert_transfer(conn, record)
         return True
 
     def renew_lock(self, name: str, run_id: str, ttl_s: float) -> bool:
@@ -385,13 +376,3 @@ class SqliteStateStore(ComposedTransferState):
                 return None
             conn.execute("DELETE FROM locks WHERE name = ?", (name,))
         return lock_row(row)
-
-
-# -- rows -> records -----------------------------------------------------------------------
-def _insert_event(
-    conn: sqlite3.Connection, run_id: str, transfer: str | None, kind: str, data: dict[str, Any]
-) -> None:
-    conn.execute(
-        "INSERT INTO events (at, run_id, transfer, kind, data) VALUES (?, ?, ?, ?, ?)",
-        (fixed_utc(_now()), run_id, transfer, kind, to_json(data)),
-    )

@@ -1,5 +1,5 @@
 """The SQLite state store's schema: its versions and migrations (`PRAGMA user_version` and
-the `schema_version` table), and its rows read back as records."""
+the `schema_version` table), its rows read back as records, and records written as rows."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from typing import Any
 
 from transfer_runner.errors import StateError
 from transfer_runner.state.base import LockInfo, RunInfo, StepRecord, TransferRecord
+from transfer_runner.state.codec import to_json
 from transfer_runner.utc import fixed_utc, parse_utc
 
 __all__ = [
+    "insert_event",
+    "upsert_transfer",
     "SCHEMA_VERSION",
     "check_readable",
     "row_fields",
@@ -159,3 +162,31 @@ def step_row(row: sqlite3.Row) -> StepRecord:
 
 def lock_row(row: sqlite3.Row) -> LockInfo:
     return LockInfo(**row_fields(row))
+
+
+# -- records -> rows -----------------------------------------------------------------------
+def insert_event(
+    conn: sqlite3.Connection, run_id: str, transfer: str | None, kind: str, data: dict[str, Any]
+) -> None:
+    conn.execute(
+        "INSERT INTO events (at, run_id, transfer, kind, data) VALUES (?, ?, ?, ?, ?)",
+        (fixed_utc(datetime.now(UTC)), run_id, transfer, kind, to_json(data)),
+    )
+
+
+def upsert_transfer(conn: sqlite3.Connection, record: TransferRecord) -> None:
+    conn.execute(
+        "INSERT INTO transfers (name, manifest_sha256, status, updated_at, last_run_id, "
+        "playbook_sha256) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+        "manifest_sha256 = excluded.manifest_sha256, status = excluded.status, "
+        "updated_at = excluded.updated_at, last_run_id = excluded.last_run_id, "
+        "playbook_sha256 = excluded.playbook_sha256",
+        (
+            record.name,
+            record.manifest_sha256,
+            record.status,
+            fixed_utc(record.updated_at),
+            record.last_run_id,
+            record.playbook_sha256,
+        ),
+    )
