@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from transfer_runner import git_filters, run_identity
 from transfer_runner.command_types import (
@@ -21,6 +20,7 @@ from transfer_runner.config import Settings
 from transfer_runner.errors import ConfigError
 from transfer_runner.manifest.api import load_transfers
 from transfer_runner.selection import select
+from transfer_runner.sessions import session
 from transfer_runner.sharding import in_shard
 from transfer_runner.state_commands import report, status, unlock
 
@@ -29,10 +29,11 @@ from transfer_runner.state_commands import report, status, unlock
 if TYPE_CHECKING:
     from transfer_runner.abort import AbortResult, ReceiptNote
     from transfer_runner.csv_manifests.writer import WaveResult
-    from transfer_runner.engine.results import RunReport
+    from transfer_runner.engine.options import RunOptions
+    from transfer_runner.engine.results import RunReport, TransferResult
     from transfer_runner.engine.runner import Reporter
     from transfer_runner.manifest.model import Transfer
-    from transfer_runner.modules.context import ProgressSink
+    from transfer_runner.modules.context import ProgressSink, RunContext
     from transfer_runner.platforms.base import Platform
     from transfer_runner.playbook.loader import Playbook
     from transfer_runner.s3_client import S3Settings
@@ -95,30 +96,6 @@ def _load_valid(selection: Selection) -> list[Transfer]:
     if selection.shard is None:
         return chosen
     return in_shard(chosen, [t.name for t in chosen], *selection.shard)
-
-
-@contextmanager
-def session(
-    settings: Settings, *, read_only: bool, bulk: BulkOptions | None = None
-) -> Iterator[tuple[Platform, StateStore]]:
-    """The platform (throttled as `bulk` says) and the state store of one command, both
-    closed when it ends."""
-    from transfer_runner.platforms import open_platform
-    from transfer_runner.platforms.throttle import ThrottledPlatform
-    from transfer_runner.state.open import open_state
-
-    with ExitStack() as stack:
-        platform: Platform = open_platform(settings.platform)
-        stack.callback(platform.close)
-        if bulk and (bulk.max_platform_calls_per_second or bulk.max_platform_concurrency):
-            platform = ThrottledPlatform(
-                platform,
-                per_second=bulk.max_platform_calls_per_second,
-                concurrency=bulk.max_platform_concurrency,
-            )
-        state = open_state(settings.state, read_only=read_only)
-        stack.callback(state.close)
-        yield platform, state
 
 
 def _export_settings(settings: Settings) -> S3Settings | None:
@@ -226,8 +203,12 @@ def apply(
     stop: threading.Event | None = None,
     bulk: BulkOptions | None = None,
     recheck: bool = False,
+    procs: int | Literal["auto"] = 1,
 ) -> RunReport:
     """Execute the playbook for every selected transfer; every step recorded as it ends.
+
+    With `procs` above 1 (or "auto": `apply_processes.auto_procs`) the transfers run in that
+    many worker processes, each with `forks` threads (`apply_processes`).
 
     A completed transfer with the same manifest and playbook is answered from the state store
     (`unchanged`, no platform call); `recheck` runs its checks against the platform instead.
@@ -289,29 +270,60 @@ def apply(
             lock_ttl_s=bulk.lock_ttl_s,
             git_commit=info.git_commit,
         )
-        results = run_transfers(
-            run,
-            playbook,
-            modules,
-            transfers,
-            RunOptions(
-                forks=forks,
-                tags=tags,
-                owner=f"{info.user}@{run_identity.host()}",
-                serial=bulk.serial,
-                max_fail_percentage=bulk.max_fail_percentage,
-                recheck=recheck,
-                grace_s=bulk.grace_s,
-                planned=None if plan_doc is None else saved_plans.planned_actions(plan_doc),
-            ),
-            reporter or NullReporter(),
-            stop,
+        options = RunOptions(
+            forks=forks,
+            tags=tags,
+            owner=f"{info.user}@{run_identity.host()}",
+            serial=bulk.serial,
+            max_fail_percentage=bulk.max_fail_percentage,
+            recheck=recheck,
+            grace_s=bulk.grace_s,
+            planned=None if plan_doc is None else saved_plans.planned_actions(plan_doc),
         )
+        workers = _procs(procs, len(transfers), forks)
+        if workers > 1:
+            results = _in_processes(settings, bulk, run, transfers, options, workers,
+                                    reporter, stop)  # fmt: skip
+        else:
+            results = run_transfers(
+                run, playbook, modules, transfers, options, reporter or NullReporter(), stop
+            )
         report = RunReport(
             info.id, "apply", started, datetime.now(UTC), tuple(results), info.git_commit, info.user
         )
         state.finish_run(info.id, report.finished_at, report.totals)
     return report
+
+
+def _procs(procs: int | Literal["auto"], transfers: int, forks: int) -> int:
+    from transfer_runner.apply_processes import auto_procs
+
+    wanted = auto_procs(transfers, forks) if procs == "auto" else procs
+    return max(1, min(wanted, transfers))
+
+
+def _in_processes(
+    settings: Settings,
+    bulk: BulkOptions,
+    run: RunContext,
+    transfers: Sequence[Transfer],
+    options: RunOptions,
+    procs: int,
+    reporter: Reporter | None,
+    stop: threading.Event | None,
+) -> list[TransferResult]:
+    from transfer_runner import testpoints
+    from transfer_runner.apply_processes import WorkerSetup, run_in_processes, worker_bulk
+    from transfer_runner.engine.runner import NullReporter, not_started
+    from transfer_runner.kill_points import install_from_env
+
+    hook = install_from_env if testpoints.installed() else None  # the tests' points, if asked
+    setup = WorkerSetup(settings, worker_bulk(bulk, procs), run.run_id, run.today, run.export,
+                        run.git_commit, hook)  # fmt: skip
+    return run_in_processes(
+        setup, transfers, options, procs, reporter or NullReporter(), run.progress,
+        stop or threading.Event(), lambda t, why: not_started(run, t, why),
+    )  # fmt: skip
 
 
 def abort(

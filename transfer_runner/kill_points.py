@@ -22,9 +22,10 @@ Points:
 `POINT#N` fires the N-th time the process reaches POINT (e.g. the third
 `platform-after-add_ticket_comment`: the two claims come first).
 
-`TRANSFER_RUNNER_PAUSE_AT=point` with `TRANSFER_RUNNER_PAUSE_DIR=DIR` (two named pipes that
-the test made, `DIR/reached` and `DIR/resume`) pauses the thread that reaches the point instead:
-it writes the point's name to `reached`, then waits until the test writes to `resume`.
+`TRANSFER_RUNNER_PAUSE_AT=point` with `TRANSFER_RUNNER_PAUSE_DIR=DIR` (where the test made the
+named pipe `DIR/reached`) pauses the thread that reaches the point instead: it makes the named
+pipe `DIR/resume-PID`, writes "POINT PID" to `reached`, then waits until the test writes to
+`resume-PID` (one pipe per process, so that the workers of `apply --procs` pause apart).
 
 Unset (always, outside tests) no hook is installed and a point costs one call.
 """
@@ -64,10 +65,13 @@ class KillOrPause:
     def _pause(self, name: str) -> None:
         if self.pause_dir is None:
             raise RuntimeError(f"{PAUSE_ENV} is set without {PAUSE_DIR_ENV}")
+        resume = self.pause_dir / f"resume-{os.getpid()}"
+        if not resume.exists():
+            os.mkfifo(resume)
         with open(self.pause_dir / "reached", "w", encoding="utf-8") as reached:
-            reached.write(name + "\n")
-        with open(self.pause_dir / "resume", encoding="utf-8") as resume:
-            resume.read()
+            reached.write(f"{name} {os.getpid()}\n")
+        with open(resume, encoding="utf-8") as answer:
+            answer.read()
 
 
 def install_from_env(env: Mapping[str, str] | None = None) -> KillOrPause | None:

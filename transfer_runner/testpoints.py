@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["Hook", "install", "reached"]
+__all__ = ["Hook", "install", "installed", "reached"]
 
 Hook = Callable[[str], None]
 """Called with a point's name each time the process reaches it."""
@@ -24,6 +24,11 @@ def install(hook: Hook | None) -> Hook | None:
     global _hook
     before, _hook = _hook, hook
     return before
+
+
+def installed() -> bool:
+    """Whether the process has a hook (`apply --procs` then installs one in its workers)."""
+    return _hook is not None
 
 
 def reached(name: str) -> None:

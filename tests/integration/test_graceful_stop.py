@@ -7,76 +7,18 @@ then let go: what it does next is decided by the signal alone, never by timing.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.cli_world import make_cli_world
+from tests.paused_child import WAIT_S, Child
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
-
-WAIT_S = 120  # a bound on a wait for the child, never a synchronisation
-
-
-class Child:
-    """An `apply` subprocess that pauses at one point (named pipes in `pipes`)."""
-
-    def __init__(self, tmp_path: Path, env: dict[str, str], pause_at: str, *args: str) -> None:
-        self.pipes = tmp_path / f"pipes-{len(list(tmp_path.glob('pipes-*')))}"
-        self.pipes.mkdir()
-        self.err: list[str] = []
-        for name in ("reached", "resume"):
-            os.mkfifo(self.pipes / name)
-        env = {**env, "TRANSFER_RUNNER_PAUSE_AT": pause_at,
-               "TRANSFER_RUNNER_PAUSE_DIR": str(self.pipes)}  # fmt: skip
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "transfer_runner", "apply", *args],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-
-    def reached(self) -> str:
-        """Wait until the child is paused at its point; the point's name."""
-        return _bounded(lambda: (self.pipes / "reached").read_text().strip(), self.proc)
-
-    def resume(self) -> None:
-        _bounded(lambda: (self.pipes / "resume").write_text("go\n"), self.proc)
-
-    def stderr_until(self, text: str) -> None:
-        """Read the child's stderr until a line holds `text` (kept for `finish`)."""
-
-        def read() -> bool:
-            assert self.proc.stderr is not None
-            for line in self.proc.stderr:
-                self.err.append(line)
-                if text in line:
-                    return True
-            return False
-
-        assert _bounded(read, self.proc), f"{text!r} not in stderr: {''.join(self.err)}"
-
-    def finish(self) -> tuple[int, str, str]:
-        out, err = self.proc.communicate(timeout=WAIT_S)
-        return self.proc.returncode, out, "".join(self.err) + err
-
-
-def _bounded(action: Callable[[], Any], proc: subprocess.Popen[str]) -> Any:
-    """Run a blocking pipe action, failing (not hanging) if the child ends or never gets there."""
-    box: list[Any] = []
-    worker = threading.Thread(target=lambda: box.append(action()), daemon=True)
-    worker.start()
-    worker.join(WAIT_S)
-    if not box:
-        proc.kill()
-        out, err = proc.communicate()
-        pytest.fail(f"the child never reached its pause point (exit {proc.returncode}):\n{err}")
-    return box[0]
 
 
 @pytest.fixture

@@ -6,17 +6,17 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import click
 
 from transfer_runner import commands
+from transfer_runner.cli import run_options
 from transfer_runner.cli.options import (
     EXIT_FAILED,
     EXIT_LOCKED,
     EXIT_OK,
     EXIT_PENDING,
-    F,
     cli,
     group_options,
     recheck_option,
@@ -67,64 +67,9 @@ def validate(ctx: click.Context, paths: tuple[str, ...], online: bool, fmt: str)
     ctx.exit(EXIT_OK if result.valid else EXIT_FAILED)
 
 
-def _selection_options(func: F) -> F:
-    """`--limit`, `--tags`, `--shard` and the git guards, shared by plan and apply."""
-    func = click.option(
-        "--require-clean", is_flag=True,
-        help="Refuse manifests with uncommitted changes (git).",
-    )(func)  # fmt: skip
-    func = click.option(
-        "--changed-since", metavar="REF",
-        help="Only manifests changed since this git ref (e.g. origin/main).",
-    )(func)  # fmt: skip
-    func = click.option(
-        "--shard", metavar="I/N|auto[/N]",
-        help="Take a stable 1/N of the transfers (1-based I). auto reads CI_NODE_INDEX/"
-        "CI_NODE_TOTAL, JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX (give N: auto/N), "
-        "or TRANSFER_RUNNER_SHARD.",
-    )(func)  # fmt: skip
-    func = click.option("--tags", default="", metavar="T1,T2", help="Only tasks with these tags.")(
-        func
-    )
-    return click.option(
-        "--limit", "limits", multiple=True, metavar="EXPR",
-        help="NAME, key=value (label) or @RETRY-FILE; repeatable.",
-    )(func)  # fmt: skip
-
-
-def _selection(
-    paths: tuple[str, ...],
-    limits: tuple[str, ...],
-    tags: str,
-    shard: str | None,
-    changed_since: str | None,
-    require_clean: bool,
-) -> commands.Selection:
-    """The options of `_selection_options`, parsed once into the commands' request."""
-    from transfer_runner.sharding import parse_shard
-
-    return commands.Selection(
-        paths,
-        limits=limits,
-        tags=(t.strip() for t in tags.split(",") if t.strip()),
-        shard=parse_shard(shard) if shard else None,
-        git=commands.GitGuards(changed_since, require_clean),
-    )
-
-
-def _serial(ctx: click.Context, param: click.Parameter, value: str | None) -> WaveSize | None:
-    """`--serial` parsed once, here, into the engine's `WaveSize`."""
-    if value is None:
-        return None
-    try:
-        return WaveSize.parse(value)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
-@_selection_options
+@run_options.selection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @recheck_option
 @click.option(
@@ -169,7 +114,7 @@ def plan(
     cancelled, the fee and the credit there. Exit 0 nothing to do, 2 changes pending, 1 error
     (including drift, in the manifest or on the platform).
     """
-    selection = _selection(paths, limits, tags, shard, changed_since, require_clean)
+    selection = run_options.selection(paths, limits, tags, shard, changed_since, require_clean)
     report = commands.plan(
         settings_of(ctx), selection, out=out, recheck=recheck, refresh=refresh, forks=forks
     )
@@ -197,11 +142,21 @@ def plan(
     show_default=True,
     help="Transfers run at once (steps within a transfer stay in order).",
 )
-@_selection_options
+@click.option(
+    "--procs",
+    default="1",
+    show_default=True,
+    envvar="TRANSFER_RUNNER_PROCS",
+    callback=run_options.procs,
+    metavar="N|auto",
+    help="Worker processes, each running --forks transfers at once (one process uses about "
+    "one core). auto: one per core, no more than keeps --forks transfers in each.",
+)
+@run_options.selection_options
 @click.option(
     "--serial",
     metavar="N|P%",
-    callback=_serial,
+    callback=run_options.serial,
     help="Run in waves of N transfers (or P% of them), one wave after another.",
 )
 @click.option(
@@ -256,6 +211,7 @@ def apply(
     ctx: click.Context,
     paths: tuple[str, ...],
     forks: int,
+    procs: int | Literal["auto"],
     limits: tuple[str, ...],
     tags: str,
     shard: str | None,
@@ -285,7 +241,7 @@ def apply(
     at once. Apply again to resume.
     """
     settings = settings_of(ctx)
-    selection = _selection(paths, limits, tags, shard, changed_since, require_clean)
+    selection = run_options.selection(paths, limits, tags, shard, changed_since, require_clean)
     if not yes:
         _confirm(settings, selection, recheck)
     verbosity = group_options(ctx).verbosity
@@ -303,6 +259,7 @@ def apply(
                 settings,
                 selection,
                 forks=forks,
+                procs=procs,
                 reporter=ConsoleReporter(verbosity=verbosity),
                 progress=ConsoleProgress(quiet=verbosity < 0),
                 stop=stopper.event,

@@ -30,6 +30,8 @@ __all__ = [
     "RunOptions",
     "StopNow",
     "WaveSize",
+    "not_started",
+    "over_budget",
     "run_transfer",
     "run_transfers",
 ]
@@ -60,7 +62,7 @@ def run_transfers(
     waves = options.serial.split(transfers) if options.serial else [list(transfers)]
     for number, wave in enumerate(waves):
         results.extend(_run_wave(run, playbook, modules, wave, options, reporter, stop))
-        if number + 1 < len(waves) and _over_budget(results, options.max_fail_percentage):
+        if number + 1 < len(waves) and over_budget(results, options.max_fail_percentage):
             rest = [t for later in waves[number + 1 :] for t in later]
             why = f"not started: more than {options.max_fail_percentage:g}% of transfers failed"
             results.extend(not_started(run, t, why) for t in rest)
@@ -134,7 +136,7 @@ def not_started(run: RunContext, transfer: Transfer, why: str) -> TransferResult
     return TransferResult(transfer.name, "not_started", message=why, path=transfer.path)
 
 
-def _over_budget(results: list[TransferResult], max_fail_percentage: float | None) -> bool:
+def over_budget(results: list[TransferResult], max_fail_percentage: float | None) -> bool:
     if max_fail_percentage is None or not results:
         return False
     failed = sum(1 for r in results if r.status == "failed")
