@@ -1,7 +1,8 @@
 """One measured apply of the bulk benchmark, run in its own process by bench_bulk.py.
 
 Usage: ``python bench/bulk_child.py CONFIG.json RESULT.json``. Runs ``commands.apply`` on the
-manifests with the given forks, platform URL (``sandbox:PATH?latency_ms=N``) and sqlite state,
+manifests with the given forks, platform URL (``sandbox:PATH?latency_ms=N``) and state (sqlite,
+or ``state_url``: S3 state, whose requests are counted by operation),
 with every platform call counted and timed by `CountingPlatform` (the platform the command
 opens is wrapped; nothing else changes). Writes the run's figures to RESULT.json: transfers by
 status, tasks, platform calls by method, the sandbox's write counter before and after, the time
@@ -13,6 +14,7 @@ that URL (`sandbox serve` over HTTP) instead of the embedded sandbox.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -105,36 +107,45 @@ class Progress:
 
 def run_apply(config: dict[str, Any]) -> dict[str, Any]:
     """`commands.apply` of the manifests, the platform counted; returns the figures."""
-    from transfer_runner import commands
+    from transfer_runner import commands, platforms
     from transfer_runner.config import Settings
     from transfer_runner.platforms.sandbox import SandboxPlatform
 
     wrapped: list[CountingPlatform] = []
-    opener = commands.open_platform
+    opener = platforms.open_platform
 
     def open_counted(url: str) -> Any:
         platform = CountingPlatform(opener(url))
         wrapped.append(platform)
         return platform
 
-    commands.open_platform = open_counted  # type: ignore[assignment]  # this process only
+    platforms.open_platform = open_counted  # type: ignore[assignment]  # this process only
+    from transfer_runner import s3_client
+    from transfer_runner.state import s3 as s3_state
+
+    state_requests = _count_requests(s3_state)  # the S3 state store's (none on sqlite)
+    export_requests = _count_requests(s3_client)  # the exports' (made where they are used)
     settings = Settings(
         platform=config.get("platform_url")
         or f"sandbox:{config['sandbox']}?latency_ms={config['latency_ms']}",
-        state=f"sqlite:{config['state']}",
+        state=config.get("state_url") or f"sqlite:{config['state']}",
         export_to=config.get("export_to"),
     )
     writes_before = _write_calls(SandboxPlatform, config["sandbox"])
     progress = Progress(config["label"], int(config["transfers"]))
+    workers = WorkerCpu()  # `procs` > 1: the worker processes' CPU, sampled
+    if config.get("procs", 1) != 1:
+        workers.start()
     started, cpu_started = time.monotonic(), time.process_time()
     report = commands.apply(
         settings,
         commands.Selection([config["manifests"]]),
         forks=int(config["forks"]),
+        procs=config.get("procs", 1),
         reporter=progress,
     )
     apply_s = time.monotonic() - started
-    cpu_s = time.process_time() - cpu_started
+    cpu_s = time.process_time() - cpu_started + workers.finish()
     writes_after = _write_calls(SandboxPlatform, config["sandbox"])
     calls: Counter[str] = Counter()
     for platform in wrapped:
@@ -153,8 +164,69 @@ def run_apply(config: dict[str, Any]) -> dict[str, Any]:
         "platform_busy_s": sum(p.busy_s for p in wrapped),
         "platform_summed_s": sum(p.summed_s for p in wrapped),
         "writes": writes_after - writes_before,
+        "state_requests": dict(sorted(state_requests.items())),
+        "export_requests": dict(sorted(export_requests.items())),
         "failures": [f"{t.name}: {t.message}" for t in failed][:5],
     }
+
+
+class WorkerCpu(threading.Thread):
+    """CPU seconds of this process's descendants (the forkserver's workers of `--procs`),
+    read from /proc every 0.2 s; a worker's last sample counts (so up to 0.2 s of its end
+    may be missed). Zero where there is no /proc."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self._seen: dict[int, float] = {}
+        self._halt = threading.Event()
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def run(self) -> None:
+        while not self._halt.wait(0.2):
+            self._sample()
+
+    def finish(self) -> float:
+        if not self.is_alive():
+            return 0.0
+        self._sample()
+        self._halt.set()
+        self.join()
+        return sum(self._seen.values())
+
+    def _sample(self) -> None:
+        me = os.getpid()
+        parents: dict[int, int] = {}
+        cpu: dict[int, float] = {}
+        for entry in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = entry.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            pid = int(entry.parent.name)
+            parents[pid] = int(fields[1])
+            cpu[pid] = (int(fields[11]) + int(fields[12])) / self._tick
+        for pid, seconds in cpu.items():
+            up, hops = parents.get(pid), 0
+            while up and up != me and hops < 8:
+                up, hops = parents.get(up), hops + 1
+            if up == me:
+                self._seen[pid] = seconds
+
+
+def _count_requests(module: Any) -> Counter[str]:
+    """Every S3 call of the clients `module.make_s3_client` makes, by operation."""
+    seen: Counter[str] = Counter()
+    real = module.make_s3_client
+
+    def make(settings: Any) -> Any:
+        client = real(settings)
+        client.meta.events.register(
+            "provide-client-params.s3", lambda model, **_: seen.update([model.name])
+        )
+        return client
+
+    module.make_s3_client = make  # this process only
+    return seen
 
 
 def _write_calls(kind: Any, path: str) -> int:
