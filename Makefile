@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEMO_DIR ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-unit test-soak lint check bench-export bench-bulk clean bench-live bench-refresh bench-validate
+.PHONY: install demo test test-unit test-soak lint check bench-export bench-bulk clean bench-live bench-refresh bench-validate bench-waves
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ bench-live: install ## live mailbox: one apply while mail flows vs a frozen one;
 bench-bulk: install ## 1,000 transfers at forks 1/8/32 vs ansible-core's overhead (bench/RESULTS.md)
 	$(PY) -m pip install --quiet ansible-core
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/bench_bulk.py $(BENCH_ARGS)
+
+bench-waves: install ## a wave over sandbox serve at forks 32: SQLite vs S3 state, --procs (bench/RESULTS.md)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/bench_waves.py $(BENCH_ARGS)
 
 bench-refresh: install ## a refreshing plan of 1,000 completed transfers over sandbox serve; preflight failures
 	$(PY) bench/bench_refresh.py $(BENCH_ARGS)
