@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 import shutil
 import sys
@@ -72,6 +73,7 @@ class Run:
     latency_ms: float
     state_requests: int
     peak_rss_kib: int
+    server_cpu_s: float = 0.0  # `sandbox serve`'s CPU during the apply (it shares the cores)
 
     @property
     def ideal_s(self) -> float:
@@ -142,7 +144,9 @@ def measure(
     with serve_sandbox(bench, run_dir / "sandbox.db", args.latency_ms) as url:
         config_path.write_text(json.dumps({**config, "platform_url": url}), encoding="utf-8")
         argv = [sys.executable, str(CHILD), str(config_path), str(result_path)]
+        server_before = _server_cpu(run_dir / "sandbox.db")
         _seconds, rss = run_measured(label, argv, bench.env)
+        server_s = _server_cpu(run_dir / "sandbox.db") - server_before
     got = json.loads(result_path.read_text(encoding="utf-8"))
     done = got["statuses"].get("transfers_succeeded", 0)
     if got["transfers"] != args.transfers or done != args.transfers:
@@ -150,27 +154,43 @@ def measure(
     forks = max(1, args.forks // procs) * procs  # transfers at once, in all processes
     run = Run(data, state, procs, repeat, args.transfers, forks, got["apply_s"], got["cpu_s"],
               got["platform_calls"], args.latency_ms, sum(got["state_requests"].values()),
-              rss)  # fmt: skip
+              rss, server_s)  # fmt: skip
     say(
         f"  {run.apply_s:,.1f} s, {run.per_minute:,.0f} transfers/min, apply/ideal "
         f"{run.apply_s / run.ideal_s:.2f}, CPU {run.cpu_ms_per_transfer:,.0f} ms/transfer, "
-        f"state requests {run.state_per_transfer:.1f}/transfer {got['state_requests']}"
+        f"state requests {run.state_per_transfer:.1f}/transfer {got['state_requests']}, "
+        f"sandbox serve CPU {server_s:,.1f} s"
     )
     return run
+
+
+def _server_cpu(sandbox: Path) -> float:
+    """CPU seconds so far of the `sandbox serve` process serving `sandbox` (0 if not found)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            if b"serve" not in cmdline or str(sandbox).encode() not in cmdline:
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        return (int(fields[11]) + int(fields[12])) / tick
+    return 0.0
 
 
 def table(runs: list[Run]) -> str:
     lines = [
         "| data | state | procs | run | wall s | transfers/min | ideal s | wall / ideal "
-        "| CPU ms/transfer | state requests/transfer |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| CPU ms/transfer | state requests/transfer | server CPU s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         lines.append(
             f"| {r.data} | {r.state} | {r.procs} | {r.repeat + 1} | {r.apply_s:,.1f} "
             f"| {r.per_minute:,.0f} "
             f"| {r.ideal_s:,.1f} | {r.apply_s / r.ideal_s:.2f} | {r.cpu_ms_per_transfer:,.0f} "
-            f"| {r.state_per_transfer:.1f} |"
+            f"| {r.state_per_transfer:.1f} | {r.server_cpu_s:,.1f} |"
         )
     return "\n".join(lines)
 
