@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEMO_DIR ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-unit test-soak lint check bench-export bench-bulk clean bench-live bench-refresh bench-validate bench-waves
+.PHONY: install demo test test-unit test-soak lint check bench-export bench-bulk clean bench-live bench-refresh bench-validate bench-waves bench-http-export
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,9 @@ bench-bulk: install ## 1,000 transfers at forks 1/8/32 vs ansible-core's overhea
 
 bench-waves: install ## a wave over sandbox serve at forks 32: SQLite vs S3 state, --procs (bench/RESULTS.md)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/bench_waves.py $(BENCH_ARGS)
+
+bench-http-export: install ## a store of 16,000 messages exported over HTTP with 0/5/30% faults: one message a request vs pages
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/bench_http_export.py $(BENCH_ARGS)
 
 bench-refresh: install ## a refreshing plan of 1,000 completed transfers over sandbox serve; preflight failures
 	$(PY) bench/bench_refresh.py $(BENCH_ARGS)

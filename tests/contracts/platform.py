@@ -21,6 +21,7 @@ import pytest
 
 from transfer_runner.errors import AccountCancelled, Conflict, NotFound, PlatformError
 from transfer_runner.platforms.base import (
+    MAX_FETCH,
     MessageInfo,
     NewAccount,
     NewSubscription,
@@ -315,6 +316,32 @@ def test_fetch_refusals(platform: Platform) -> None:
         platform.fetch_message("C-1001", "archive", first)  # other store
     with pytest.raises(NotFound):
         platform.fetch_message("C-1002", "quarantine", first)  # other account
+
+
+def test_fetch_many_answers_each_id_once_and_leaves_out_the_gone(platform: Platform) -> None:
+    page = platform.list_messages("C-1001", "archive", limit=MAX_FETCH + 1).messages
+    ids = [info.id for info in page[:5]]
+    found = platform.fetch_messages("C-1001", "archive", [*ids, "gone-1"])
+    assert list(found) == ids  # in the order asked, the missing one left out
+    for info in page[:5]:
+        assert found[info.id] == platform.fetch_message("C-1001", "archive", info.id)
+        assert hashlib.sha256(found[info.id]).hexdigest() == info.sha256
+    assert platform.fetch_messages("C-1001", "quarantine", ids) == {}  # other store
+    most = [info.id for info in page[:MAX_FETCH]]
+    assert len(platform.fetch_messages("C-1001", "archive", most)) == len(most)
+
+
+@pytest.mark.parametrize("count", [0, MAX_FETCH + 1])
+def test_fetch_many_refuses_too_few_or_too_many(platform: Platform, count: int) -> None:
+    ids = [f"m-{n}" for n in range(count)]
+    with pytest.raises(PlatformError) as caught:
+        platform.fetch_messages("C-1001", "archive", ids)
+    assert caught.value.status == 400
+
+
+def test_fetch_many_of_an_unknown_account_is_not_found(platform: Platform) -> None:
+    with pytest.raises(NotFound):
+        platform.fetch_messages("C-9999", "archive", ["m-1"])
 
 
 def test_import_stores_the_raw_bytes(platform: Platform) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -126,6 +127,21 @@ class FakePlatform:
         if found is None:
             raise NotFound("fetch_message", f"no message {message_id} in {account_id}'s {store}")
         return found.raw
+
+    def fetch_messages(
+        self, account_id: str, store: Store, message_ids: Sequence[str]
+    ) -> dict[str, bytes]:
+        """Built on `fetch_message`, one id at a time (so a test that patches it patches
+        this too; "fetch_message" counts the messages, "fetch_messages" the calls)."""
+        self.calls["fetch_messages"] += 1
+        self._check_store("fetch_messages", store)
+        found: dict[str, bytes] = {}
+        for message_id in message_ids:
+            try:
+                found[message_id] = self.fetch_message(account_id, store, message_id)
+            except NotFound:
+                continue
+        return found
 
     def import_message(
         self, account_id: str, store: Store, message_id: str, raw: bytes, idempotency_key: str

@@ -208,6 +208,8 @@ def _drive(platform: HttpPlatform) -> Iterator[tuple[str, Any]]:
     yield "count_messages", platform.count_messages("C-1001", "quarantine")
     raw = platform.fetch_message("C-1001", "archive", page.messages[0].id)
     yield "fetch_message", raw
+    ids = [info.id for info in page.messages[:3]] + ["no-such-message"]
+    yield "fetch_messages", platform.fetch_messages("C-1001", "archive", ids)
     yield "import_message", platform.import_message(new.id, "archive", "m-1", RAW, "k-import")
     yield "get_subscription", platform.get_subscription("C-1001")
     subscription = NewSubscription(40, 2, ("spamstopshere", "restoremail"), date(2026, 12, 5))
@@ -283,7 +285,7 @@ def test_a_whole_apply_over_http_calls_only_documented_operations(
         "get_ticket",
         "create_account",
         "list_messages",
-        "fetch_message",
+        "fetch_messages",
         "import_message",
         "cancel_account",
         "move_domain",

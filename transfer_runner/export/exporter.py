@@ -18,7 +18,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from transfer_runner.errors import ExportError, NotFound
+from transfer_runner.errors import ExportError
 from transfer_runner.export.checkpoint import write_checkpoint
 from transfer_runner.export.idset import IdSet
 from transfer_runner.export.index import (
@@ -38,7 +38,7 @@ from transfer_runner.export.objects import (
 from transfer_runner.export.packing import PartWriter
 from transfer_runner.export.part_records import PartRecord
 from transfer_runner.export.pipeline import FinishedPart, PartUploader
-from transfer_runner.export.source import fetch_checked, listed
+from transfer_runner.export.source import fetch_batches, listed
 from transfer_runner.export.status import ExportResult
 from transfer_runner.platforms.base import MessageInfo, Platform, Store
 from transfer_runner.s3_client import MiB, S3Settings
@@ -202,10 +202,14 @@ class _StoreExport:
             if self.source is not None:  # the listing is held already: so may its delta be
                 new = list(new)
                 cut = split_size(sum(info.size for info in new), self.settings)
-            for info in new:
+            for info, raw, digest in fetch_batches(self.platform, self.account_id,
+                                                   self.store, new):  # fmt: skip
+                if raw is None:  # expired (or released) since the listing: nothing to export
+                    self.vanished += 1
+                    continue
                 if part is None:
                     part = self._open(numbers.take())
-                self._pack(part, info)
+                self._pack(part, info, raw, digest)
                 if part.writer.tar_bytes >= cut:
                     uploader.submit(part.finished())
                     part = None
@@ -285,12 +289,7 @@ class _StoreExport:
         if self.progress is not None:
             self.progress(self.listed, self.listed_bytes)
 
-    def _pack(self, part: _OpenPart, info: MessageInfo) -> None:
-        try:
-            raw, digest = fetch_checked(self.platform, self.account_id, self.store, info)
-        except NotFound:  # expired (or released) since the listing: nothing left to export
-            self.vanished += 1
-            return
+    def _pack(self, part: _OpenPart, info: MessageInfo, raw: bytes, digest: str) -> None:
         received = as_utc(info.received_at)
         part.writer.add(self.layout.member_name(info.id), raw, received.timestamp())
         entry = IndexEntry(

@@ -5,12 +5,32 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 
-from transfer_runner.errors import ExportError
-from transfer_runner.platforms.base import MessageInfo, Platform, Store
+from transfer_runner.errors import ExportError, NotFound, PlatformError
+from transfer_runner.platforms.base import MAX_FETCH, MessageInfo, Platform, Store
+from transfer_runner.retries import RetryPolicy, retry
 
-__all__ = ["PAGE_SIZE", "iter_messages", "list_source", "listed", "fetch_checked"]
+Fetched = tuple[MessageInfo, bytes | None, str]
+"""A listed message, its bytes (None: gone since the listing) and their hex SHA-256."""
+
+__all__ = [
+    "FETCH_BYTES",
+    "FETCH_IDS",
+    "PAGE_SIZE",
+    "fetch_batches",
+    "fetch_checked",
+    "iter_messages",
+    "list_source",
+    "listed",
+]
 
 PAGE_SIZE = 1000
+FETCH_BYTES = 8 * 1024 * 1024  # listed bytes per `fetch_messages` call
+FETCH_IDS = MAX_FETCH  # messages per call (1: one `fetch_message` a message, as before)
+# A page whose request failed for good (the transport's own retries spent on 429/5xx or dropped
+# connections) is asked again as a whole, after a pause: a flaky platform slows the export of a
+# large store down instead of failing it for one unlucky page.
+PAGE_RETRIES = RetryPolicy(attempts=4, base_delay_s=1.0, max_delay_s=15.0)
+_TRANSIENT = frozenset({429, 500, 502, 503, 504})
 
 
 def iter_messages(
@@ -49,11 +69,58 @@ def listed(
     return source if source is not None else iter_messages(platform, account_id, store)
 
 
+def fetch_batches(
+    platform: Platform, account_id: str, store: Store, infos: Iterable[MessageInfo]
+) -> Iterator[Fetched]:
+    """Each listed message with its bytes, fetched a batch at a time (FETCH_IDS ids or
+    FETCH_BYTES listed bytes per `fetch_messages` call: one request over HTTP, asked again as
+    a whole when it fails for a transient reason, `PAGE_RETRIES`), checked against the
+    listing; a message gone since has None."""
+    batch: list[MessageInfo] = []
+    size = 0
+    for info in infos:
+        if batch and (len(batch) >= FETCH_IDS or size + info.size > FETCH_BYTES):
+            yield from _fetch_batch(platform, account_id, store, batch)
+            batch, size = [], 0
+        batch.append(info)
+        size += info.size
+    if batch:
+        yield from _fetch_batch(platform, account_id, store, batch)
+
+
+def _fetch_batch(
+    platform: Platform, account_id: str, store: Store, batch: list[MessageInfo]
+) -> Iterator[Fetched]:
+    if len(batch) == 1:  # one message: the plain call
+        try:
+            raw, digest = fetch_checked(platform, account_id, store, batch[0])
+        except NotFound:
+            yield batch[0], None, ""
+            return
+        yield batch[0], raw, digest
+        return
+    ids = [info.id for info in batch]
+    found = retry(lambda: platform.fetch_messages(account_id, store, ids), PAGE_RETRIES, _transient)
+    for info in batch:
+        body = found.get(info.id)
+        yield info, body, _checked(account_id, store, info, body) if body is not None else ""
+
+
+def _transient(exc: BaseException) -> bool:
+    """A platform failure that asking again may cure: throttled, unavailable, no reply."""
+    return type(exc) is PlatformError and (exc.status is None or exc.status in _TRANSIENT)
+
+
 def fetch_checked(
     platform: Platform, account_id: str, store: Store, info: MessageInfo
 ) -> tuple[bytes, str]:
     """The message's bytes and hex SHA-256, checked against what the listing said."""
     raw = platform.fetch_message(account_id, store, info.id)
+    return raw, _checked(account_id, store, info, raw)
+
+
+def _checked(account_id: str, store: Store, info: MessageInfo, raw: bytes) -> str:
+    """The hex SHA-256 of `raw`; ExportError unless it and its size are what the listing said."""
     digest = hashlib.sha256(raw).hexdigest()
     where = f"message {info.id} of {account_id}'s {store}"
     if info.sha256 is not None and info.sha256.lower() != digest:
@@ -62,4 +129,4 @@ def fetch_checked(
         )
     if info.size != len(raw):
         raise ExportError(f"{where}: fetched {len(raw)} bytes, the listing says {info.size}")
-    return raw, digest
+    return digest

@@ -8,6 +8,7 @@ returns the first result instead of acting twice, which is what makes retries an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -29,7 +30,10 @@ __all__ = [
     "Charge",
     "Credit",
     "Platform",
+    "MAX_FETCH",
 ]
+
+MAX_FETCH = 100  # message ids per `fetch_messages` call
 
 AccountType = Literal["direct", "reseller", "resold"]
 AccountStatus = Literal["active", "cancelled"]
@@ -218,6 +222,13 @@ class Platform(Protocol):
 
     def fetch_message(self, account_id: str, store: Store, message_id: str) -> bytes:
         """The raw RFC 822 bytes of one message."""
+        ...
+
+    def fetch_messages(
+        self, account_id: str, store: Store, message_ids: Sequence[str]
+    ) -> dict[str, bytes]:
+        """The raw bytes of several messages of one store in one call (at most MAX_FETCH ids,
+        no repeats): id -> bytes; a message no longer there (expired) is left out."""
         ...
 
     def import_message(

@@ -14,7 +14,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -34,6 +34,7 @@ from transfer_runner.platforms.base import (
     Ticket,
     WriteCounter,
 )
+from transfer_runner.platforms.http.replies import decode_fetched
 from transfer_runner.platforms.http.transport import HTTP_RETRIES, Endpoint, Response, Transport
 from transfer_runner.platforms.http.wire import API_PREFIX, from_wire, to_wire
 
@@ -72,6 +73,7 @@ MOVE_DOMAIN = Endpoint("move_domain", "POST", f"{_P}/domains/{{domain}}/move")
 LIST_MESSAGES = Endpoint("list_messages", "GET", f"{_STORE}/messages")
 COUNT_MESSAGES = Endpoint("count_messages", "GET", f"{_STORE}/summary")
 FETCH_MESSAGE = Endpoint("fetch_message", "GET", f"{_STORE}/messages/{{message_id}}")
+FETCH_MESSAGES = Endpoint("fetch_messages", "POST", f"{_STORE}/fetch", read=True)
 IMPORT_MESSAGE = Endpoint("import_message", "PUT", f"{_STORE}/messages/{{message_id}}")
 GET_SUBSCRIPTION = Endpoint("get_subscription", "GET", f"{_ACCOUNT}/subscription")
 QUOTE_SUBSCRIPTION = Endpoint("quote_subscription", "GET", f"{_ACCOUNT}/subscription-quote")
@@ -202,6 +204,14 @@ class HttpPlatform:
         """The raw RFC 822 bytes of one message."""
         params = {"account_id": account_id, "store": store, "message_id": message_id}
         return self._http.request(FETCH_MESSAGE, params, accept=RFC822).body
+
+    def fetch_messages(
+        self, account_id: str, store: Store, message_ids: Sequence[str]
+    ) -> dict[str, bytes]:
+        """Several messages in one request (retried as a read); those gone are left out."""
+        params = {"account_id": account_id, "store": store}
+        reply = self._http.request(FETCH_MESSAGES, params, json_body={"ids": list(message_ids)})
+        return decode_fetched(FETCH_MESSAGES.label, _object(FETCH_MESSAGES, reply), message_ids)
 
     def import_message(
         self, account_id: str, store: Store, message_id: str, raw: bytes, idempotency_key: str

@@ -3,17 +3,19 @@ the `transfer_runner.errors` leaf the runner acts on, and a `Retry-After` header
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email.utils
 import http.client
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
 from transfer_runner.errors import AccountCancelled, Conflict, NotFound, PlatformError
 
-__all__ = ["Response", "parse_retry_after", "problem_error", "snippet"]
+__all__ = ["Response", "decode_fetched", "parse_retry_after", "problem_error", "snippet"]
 
 _MAX_TEXT = 300
 
@@ -110,3 +112,27 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if when.tzinfo is None:  # "-0000" or no zone: HTTP-dates are always GMT
         when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - now)
+
+
+def decode_fetched(
+    operation: str, data: Mapping[str, Any], asked: Sequence[str]
+) -> dict[str, bytes]:
+    """`fetch_messages`' reply (`messages`: id and base64 `raw`; `missing`: ids) as id -> bytes,
+    refusing a reply that answers other ids than asked, twice, or without a body."""
+    messages, missing = data.get("messages"), data.get("missing")
+    if not isinstance(messages, list) or not isinstance(missing, list):
+        raise PlatformError(operation, "the reply lacks the lists 'messages' and 'missing'")
+    found: dict[str, bytes] = {}
+    for item in messages:
+        ident = item.get("id") if isinstance(item, dict) else None
+        raw = item.get("raw") if isinstance(item, dict) else None
+        if not isinstance(ident, str) or not isinstance(raw, str) or ident in found:
+            shown = snippet(json.dumps(item, default=str).encode())
+            raise PlatformError(operation, f"a malformed or repeated message: {shown}")
+        try:
+            found[ident] = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise PlatformError(operation, f"message {ident}: bad base64: {exc}") from exc
+    if not all(isinstance(i, str) for i in missing) or sorted([*found, *missing]) != sorted(asked):
+        raise PlatformError(operation, "the reply answers other message ids than were asked")
+    return found

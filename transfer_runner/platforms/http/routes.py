@@ -9,67 +9,37 @@ names it.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from transfer_runner.errors import NotFound, PlatformError
-from transfer_runner.platforms.base import STORES, NewAccount, NewSubscription, Store
+from transfer_runner.platforms.base import NewAccount, NewSubscription
+from transfer_runner.platforms.http.calls import (
+    RFC822,
+    Call,
+    Reply,
+    Route,
+    bad_request,
+    json_object,
+    key_of,
+)
+from transfer_runner.platforms.http.message_routes import (
+    count_messages,
+    fetch_message,
+    fetch_messages,
+    import_message,
+    list_messages,
+)
 from transfer_runner.platforms.http.wire import API_PREFIX, from_wire, to_wire
-from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 
 __all__ = ["Call", "Reply", "Route", "ROUTES", "RFC822", "AMOUNT", "MAX_COUNT", "bad_request"]
 
 T = TypeVar("T")
-RFC822 = "message/rfc822"
 MAX_COUNT = 2_147_483_647  # users and max_domains of a new account (the contract's maximum)
 AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")  # what a charge or credit takes
-BodyKind = Literal["none", "json", "message"]
-
-
-@dataclass(frozen=True)
-class Call:
-    """One request as a handler sees it."""
-
-    operation: str
-    platform: SandboxPlatform
-    args: Mapping[str, str]
-    query: Mapping[str, str]
-    body: bytes = b""
-    content_type: str = ""
-    key: str | None = None
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A success: `data` as JSON, or `raw` bytes of `content_type`; 204 has neither."""
-
-    status: int
-    data: Any = None
-    raw: bytes | None = None
-    content_type: str = "application/json"
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Route:
-    """One endpoint: `name` is the Protocol method (and the OpenAPI operationId)."""
-
-    name: str
-    method: str
-    path: str  # as in the contract: /v1/accounts/{account_id}
-    handler: Callable[[Call], Reply]
-    write: bool = False
-    body: BodyKind = "none"
-
-    @property
-    def rule(self) -> str:
-        """The path as a Werkzeug rule: `{account_id}` -> `<account_id>`."""
-        return re.sub(r"\{(\w+)\}", r"<\1>", self.path)
 
 
 # -- request bodies -----------------------------------------------------------------------------
@@ -101,31 +71,10 @@ class EmptyBody:
     """`POST /accounts/{account_id}/cancel`: `{}` or nothing."""
 
 
-def bad_request(call: Call | str, detail: str) -> PlatformError:
-    """A 400 for `call` (or an operation name)."""
-    operation = call if isinstance(call, str) else call.operation
-    return PlatformError(operation, detail, 400)
-
-
 def _json_body(call: Call, cls: type[T], *, optional: bool = False) -> T:
     if optional and not call.body.strip():
         return cls()
-    return _decode_body(call, cls, _json_object(call))
-
-
-def _json_object(call: Call) -> dict[str, Any]:
-    media = call.content_type.split(";", 1)[0].strip().lower()
-    if media and media != "application/json" and not media.endswith("+json"):
-        raise bad_request(call, f"Content-Type must be application/json, not {media}")
-    try:
-        data = json.loads(call.body.decode("utf-8"))
-        # JSON may escape a lone surrogate, which no UTF-8 store can hold (RFC 8259, 8.2).
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except (UnicodeError, ValueError, RecursionError) as exc:
-        raise bad_request(call, f"the body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise bad_request(call, f"the body must be a JSON object, not {type(data).__name__}")
-    return data
+    return _decode_body(call, cls, json_object(call))
 
 
 def _decode_body(call: Call, cls: type[T], data: dict[str, Any]) -> T:
@@ -140,7 +89,7 @@ def _decode_body(call: Call, cls: type[T], data: dict[str, Any]) -> T:
 
 def _counted_body(call: Call, cls: type[T], counts: tuple[str, ...]) -> T:
     """The JSON body as `cls`, its `counts` whole numbers up to the contract's maximum."""
-    data = _json_object(call)
+    data = json_object(call)
     for name in counts:
         value = data.get(name)
         if isinstance(value, float) and value.is_integer():
@@ -157,7 +106,7 @@ def _new_account(call: Call) -> NewAccount:
 
 
 def _payment_body(call: Call) -> PaymentBody:
-    data = _json_object(call)
+    data = json_object(call)
     amount = data.get("amount")
     if isinstance(amount, str) and not AMOUNT.fullmatch(amount):
         raise bad_request(
@@ -175,33 +124,10 @@ def _query(call: Call, name: str) -> str:
     return value
 
 
-def _limit(call: Call) -> int:
-    text = call.query.get("limit")
-    if text is None or text == "":
-        return 500
-    if not re.fullmatch(r"[0-9]{1,9}", text):
-        raise bad_request(call, f"limit must be an integer, not {text!r}")
-    return int(text)
-
-
-def _store(call: Call) -> Store:
-    store = call.args["store"]
-    for known in STORES:
-        if store == known:
-            return known
-    raise bad_request(call, f"store must be one of {', '.join(STORES)}, not {store!r}")
-
-
 def _found(call: Call, obj: T | None, what: str) -> T:
     if obj is None:
         raise NotFound(call.operation, f"{what} does not exist")
     return obj
-
-
-def _key(call: Call) -> str:
-    if not call.key:
-        raise bad_request(call, "every write needs an Idempotency-Key header")
-    return call.key
 
 
 # -- handlers -----------------------------------------------------------------------------------
@@ -217,7 +143,7 @@ def _get_ticket(call: Call) -> Reply:
 
 def _add_ticket_comment(call: Call) -> Reply:
     body = _json_body(call, CommentBody)
-    comment = call.platform.add_ticket_comment(call.args["ticket_id"], body.body, _key(call))
+    comment = call.platform.add_ticket_comment(call.args["ticket_id"], body.body, key_of(call))
     return Reply(201, to_wire(comment))
 
 
@@ -234,58 +160,28 @@ def _find_account_by_domain(call: Call) -> Reply:
 
 def _create_account(call: Call) -> Reply:
     spec = _new_account(call)
-    return Reply(201, to_wire(call.platform.create_account(spec, _key(call))))
+    return Reply(201, to_wire(call.platform.create_account(spec, key_of(call))))
 
 
 def _cancel_account(call: Call) -> Reply:
     _json_body(call, EmptyBody, optional=True)
-    return Reply(200, to_wire(call.platform.cancel_account(call.args["account_id"], _key(call))))
+    return Reply(200, to_wire(call.platform.cancel_account(call.args["account_id"], key_of(call))))
 
 
 def _attach_domain(call: Call) -> Reply:
-    call.platform.attach_domain(call.args["account_id"], call.args["domain"], _key(call))
+    call.platform.attach_domain(call.args["account_id"], call.args["domain"], key_of(call))
     return Reply(204)
 
 
 def _detach_domain(call: Call) -> Reply:
-    call.platform.detach_domain(call.args["account_id"], call.args["domain"], _key(call))
+    call.platform.detach_domain(call.args["account_id"], call.args["domain"], key_of(call))
     return Reply(204)
 
 
 def _move_domain(call: Call) -> Reply:
     body = _json_body(call, MoveBody)
-    call.platform.move_domain(call.args["domain"], body.from_account, body.to_account, _key(call))
+    call.platform.move_domain(call.args["domain"], body.from_account, body.to_account, key_of(call))
     return Reply(204)
-
-
-def _list_messages(call: Call) -> Reply:
-    cursor = call.query.get("cursor") or None
-    page = call.platform.list_messages(call.args["account_id"], _store(call), cursor, _limit(call))
-    return Reply(200, to_wire(page))
-
-
-def _count_messages(call: Call) -> Reply:
-    count, size = call.platform.count_messages(call.args["account_id"], _store(call))
-    return Reply(200, {"count": count, "bytes": size})
-
-
-def _fetch_message(call: Call) -> Reply:
-    a = call.args
-    raw = call.platform.fetch_message(a["account_id"], _store(call), a["message_id"])
-    return Reply(200, raw=raw, content_type=RFC822)
-
-
-def _import_message(call: Call) -> Reply:
-    media = call.content_type.split(";", 1)[0].strip().lower()
-    if media != RFC822:
-        raise bad_request(call, f"Content-Type must be {RFC822}, not {media or 'missing'}")
-    if not call.body:
-        raise bad_request(call, "the message must not be empty")
-    a = call.args
-    imported = call.platform.import_message(
-        a["account_id"], _store(call), a["message_id"], call.body, _key(call)
-    )
-    return Reply(201 if imported else 200, {"imported": imported})
 
 
 def _get_subscription(call: Call) -> Reply:
@@ -320,7 +216,7 @@ def _quote_subscription(call: Call) -> Reply:
 def _create_subscription(call: Call) -> Reply:
     spec = _counted_body(call, NewSubscription, ("users", "domains"))
     account_id = call.args["account_id"]
-    return Reply(201, to_wire(call.platform.create_subscription(account_id, spec, _key(call))))
+    return Reply(201, to_wire(call.platform.create_subscription(account_id, spec, key_of(call))))
 
 
 def _find_credit(call: Call) -> Reply:
@@ -335,13 +231,13 @@ def _find_charge(call: Call) -> Reply:
 
 def _credit(call: Call) -> Reply:
     body = _payment_body(call)
-    credit = call.platform.credit(call.args["account_id"], body.amount, body.reason, _key(call))
+    credit = call.platform.credit(call.args["account_id"], body.amount, body.reason, key_of(call))
     return Reply(201, to_wire(credit))
 
 
 def _charge(call: Call) -> Reply:
     body = _payment_body(call)
-    charge = call.platform.charge(call.args["account_id"], body.amount, body.reason, _key(call))
+    charge = call.platform.charge(call.args["account_id"], body.amount, body.reason, key_of(call))
     return Reply(201, to_wire(charge))
 
 
@@ -367,14 +263,15 @@ ROUTES: tuple[Route, ...] = (
     Route("attach_domain", "PUT", f"{_ACCOUNT}/domains/{{domain}}", _attach_domain, True),
     Route("detach_domain", "DELETE", f"{_ACCOUNT}/domains/{{domain}}", _detach_domain, True),
     Route("move_domain", "POST", f"{_P}/domains/{{domain}}/move", _move_domain, True, "json"),
-    Route("list_messages", "GET", f"{_STORE}/messages", _list_messages),
-    Route("count_messages", "GET", f"{_STORE}/summary", _count_messages),
-    Route("fetch_message", "GET", f"{_STORE}/messages/{{message_id}}", _fetch_message),
+    Route("list_messages", "GET", f"{_STORE}/messages", list_messages),
+    Route("count_messages", "GET", f"{_STORE}/summary", count_messages),
+    Route("fetch_message", "GET", f"{_STORE}/messages/{{message_id}}", fetch_message),
+    Route("fetch_messages", "POST", f"{_STORE}/fetch", fetch_messages, body="json"),
     Route(
         "import_message",
         "PUT",
         f"{_STORE}/messages/{{message_id}}",
-        _import_message,
+        import_message,
         write=True,
         body="message",
     ),

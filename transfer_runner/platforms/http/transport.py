@@ -5,7 +5,8 @@ Retry rules (`Transport.request`, with the runner's one `transfer_runner.retries
 - Retried: 429 (after `Retry-After`, seconds or HTTP-date, capped at 60 s), 500, 502, 503, 504 and
   connection failures (refused, reset, dropped without a reply, read timeout), with
   exponential backoff and full jitter, at most `policy.attempts` attempts in all.
-- Only *safe* requests are retried: reads (GET/HEAD) always, writes only when they carry an
+- Only *safe* requests are retried: reads (GET/HEAD, and the reads sent as POST because their
+  query is a body, such as `fetch_messages`) always, writes only when they carry an
   `Idempotency-Key` header. A keyed write may be retried even after a 500, a reset or a timeout
   that came after the server acted, because the platform replays the first result for a
   repeated key instead of acting twice. A write without a key is never retried (after a
@@ -80,6 +81,7 @@ class Endpoint:
     name: str
     method: str
     template: str
+    read: bool = False  # a read sent as POST (its query in the body): retried as a GET is
 
     @property
     def label(self) -> str:
@@ -190,7 +192,7 @@ class Transport:
         if json_body is not None:
             body = json.dumps(json_body, separators=(",", ":")).encode()
             headers["Content-Type"] = "application/json"
-        safe = endpoint.method in _SAFE_METHODS or "Idempotency-Key" in headers
+        safe = endpoint.method in _SAFE_METHODS or endpoint.read or "Idempotency-Key" in headers
         attempts = self.policy.attempts if safe else 1
         last: _Failure | None = None
         for attempt in range(1, attempts + 1):

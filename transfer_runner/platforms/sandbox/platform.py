@@ -22,13 +22,12 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, overload
 
 from transfer_runner.clock import Clock, clock_from_env
-from transfer_runner.errors import NotFound, PlatformError
+from transfer_runner.errors import PlatformError
 from transfer_runner.platforms.base import (
     Account,
     Charge,
     Comment,
     Credit,
-    MessagePage,
     NewAccount,
     NewSubscription,
     Store,
@@ -36,18 +35,16 @@ from transfer_runner.platforms.base import (
     Ticket,
 )
 from transfer_runner.platforms.sandbox import db, idempotency, operations, records, subscriptions
-from transfer_runner.platforms.sandbox.messages import stored_bytes
+from transfer_runner.platforms.sandbox.message_reads import MAX_PAGE, MessageReads
 from transfer_runner.testpoints import reached as testpoint
 
 __all__ = ["SandboxPlatform", "MAX_PAGE"]
-
-MAX_PAGE = 10_000
 
 T = TypeVar("T")
 W = TypeVar("W", bound=records.WriteResult)
 
 
-class SandboxPlatform:
+class SandboxPlatform(MessageReads):
     """The embedded platform: `SandboxPlatform("sandbox.db", latency_ms=20)`.
 
     `latency_ms` is slept at the start of every public Platform call, so benchmarks can
@@ -167,61 +164,6 @@ class SandboxPlatform:
             lambda c, now: operations.move_domain(c, domain, from_account, to_account, now),
             _none,
         )
-
-    # -- messages --------------------------------------------------------------------------
-    def list_messages(
-        self, account_id: str, store: Store, cursor: str | None = None, limit: int = 500
-    ) -> MessagePage:
-        """One page in id order; `next_cursor` (the last id of the page) is None at the end."""
-        op = "list_messages"
-        operations.check_store(op, store)
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-            raise operations.bad_request(op, f"limit must be 1..{MAX_PAGE}, not {limit!r}")
-
-        def page(conn: sqlite3.Connection) -> MessagePage:
-            operations.require_account(conn, op, account_id)
-            rows = conn.execute(
-                "SELECT id, size, received_at, sha256 FROM messages "
-                "WHERE account = ? AND store = ? AND id > ? ORDER BY id LIMIT ?",
-                (account_id, store, cursor or "", limit + 1),
-            ).fetchall()
-            infos = tuple(records.message_info(r) for r in rows[:limit])
-            more = len(rows) > limit
-            return MessagePage(infos, infos[-1].id if more else None)
-
-        return self._read(op, page)
-
-    def count_messages(self, account_id: str, store: Store) -> tuple[int, int]:
-        """(message count, total bytes) of a store."""
-        op = "count_messages"
-        operations.check_store(op, store)
-
-        def count(conn: sqlite3.Connection) -> tuple[int, int]:
-            operations.require_account(conn, op, account_id)
-            row = conn.execute(
-                "SELECT count(*), coalesce(sum(size), 0) FROM messages "
-                "WHERE account = ? AND store = ?",
-                (account_id, store),
-            ).fetchone()
-            return int(row[0]), int(row[1])
-
-        return self._read(op, count)
-
-    def fetch_message(self, account_id: str, store: Store, message_id: str) -> bytes:
-        """The raw bytes: stored for imported messages, regenerated for generated ones."""
-        op = "fetch_message"
-        operations.check_store(op, store)
-        row = self._read(
-            op,
-            lambda c: c.execute(
-                "SELECT raw, seed, idx, size, sha256, body, received_at FROM messages "
-                "WHERE account = ? AND store = ? AND id = ?",
-                (account_id, store, message_id),
-            ).fetchone(),
-        )
-        if row is None:
-            raise NotFound(op, f"no message {message_id} in {account_id}'s {store}")
-        return stored_bytes(op, account_id, store, message_id, row)
 
     def import_message(
         self, account_id: str, store: Store, message_id: str, raw: bytes, idempotency_key: str
