@@ -29,7 +29,6 @@ import platform as pyplatform
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -46,6 +45,7 @@ import bulk_report  # noqa: E402
 import bulk_world  # noqa: E402
 import local_s3  # noqa: E402  (tools/local_s3.py, on the path set above)
 from bench_export import BenchError, run_measured, say  # noqa: E402
+from bench_serve import ServeError, serve  # noqa: E402
 from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 from bulk_report import AnsibleRun, ApplyRun, Figures  # noqa: E402
 
@@ -216,22 +216,11 @@ def measure_apply(
 def serve_sandbox(bench: Bench, sandbox: Path, latency_ms: float) -> Iterator[str]:
     """`transfer-runner sandbox serve` on a free loopback port, in its own process (as a real
     control panel would be), with the latency per request; yields its URL."""
-    argv = [sys.executable, "-m", "transfer_runner", "sandbox", "serve", str(sandbox),
-            "--port", "0", "--latency", f"{latency_ms:g}"]  # fmt: skip
-    server = subprocess.Popen(argv, env=bench.env, stdout=subprocess.PIPE, text=True)
     try:
-        line = server.stdout.readline() if server.stdout else ""
-        found = re.search(r"on (http://\S+)", line)
-        if not found:
-            raise BenchError(f"sandbox serve did not start: {line!r}")
-        yield found.group(1)
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        with serve(sandbox, bench.env, "--latency", f"{latency_ms:g}") as url:
+            yield url
+    except ServeError as exc:
+        raise BenchError(str(exc)) from None
 
 
 def export_to(bench: Bench, run_dir: Path) -> str | None:

@@ -18,7 +18,6 @@ import argparse
 import json
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ import bulk_world  # noqa: E402
 import local_s3  # noqa: E402  (tools/local_s3.py, on the path set above)
 from bench_bulk import child_env  # noqa: E402
 from bench_export import say  # noqa: E402
+from bench_serve import serve  # noqa: E402
 
 BUCKET = "bench-http-export"
 TOKEN = "bench-token"
@@ -63,27 +63,11 @@ print(json.dumps(outcome))
 
 
 @contextmanager
-def serve(sandbox: Path, env: dict[str, str], fail_rate: float, seed: int) -> Iterator[str]:
-    """`sandbox serve` on a free loopback port with the faults; yields its URL."""
-    argv = [sys.executable, "-m", "transfer_runner", "sandbox", "serve", str(sandbox),
-            "--port", "0", "--fail-rate", f"{fail_rate:g}", "--faults", "429,503,reset",
-            "--seed", str(seed)]  # fmt: skip
-    env = {**env, "TRANSFER_RUNNER_SANDBOX_TOKEN": TOKEN}
-    server = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True)  # fmt: skip
-    try:
-        line = server.stdout.readline() if server.stdout else ""
-        found = re.search(r"on (http://\S+)", line)
-        if not found:
-            raise SystemExit(f"sandbox serve did not start: {line!r}")
-        yield found.group(1)
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+def served(sandbox: Path, env: dict[str, str], fail_rate: float, seed: int) -> Iterator[str]:
+    """`sandbox serve` with the faults and the token; yields its URL."""
+    faults = ("--fail-rate", f"{fail_rate:g}", "--faults", "429,503,reset", "--seed", str(seed))
+    with serve(sandbox, {**env, "TRANSFER_RUNNER_SANDBOX_TOKEN": TOKEN}, *faults) as url:
+        yield url
 
 
 def run_one(
@@ -93,7 +77,7 @@ def run_one(
     say(f"measuring {label}")
     run_dir = work / "runs" / re.sub(r"[^a-z0-9]+", "-", label)
     bulk_world.fresh_copy(world, run_dir / "sandbox.db")
-    with serve(run_dir / "sandbox.db", env, fail_rate, seed=15) as url:
+    with served(run_dir / "sandbox.db", env, fail_rate, seed=15) as url:
         config = {"url": url, "token": TOKEN, "page": page, "account": bulk_world.customer(0)[0],
                   "export_to": f"s3://{BUCKET}/{run_dir.name}"}  # fmt: skip
         started = time.monotonic()

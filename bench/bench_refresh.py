@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +32,7 @@ ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(ROOT))
 
 import bulk_world  # noqa: E402  (beside this script)
+from bench_serve import serve  # noqa: E402
 
 TOKEN = "bench-refresh-token-0123456789"
 READS_PER_TRANSFER = 4  # the two accounts, the fee, the credit (modules/refresh.py)
@@ -57,18 +56,8 @@ def _run(argv: list[str], env: dict[str, str], cwd: Path, ok: tuple[int, ...]) -
 
 @contextmanager
 def _served(sandbox: Path, env: dict[str, str], latency_ms: float) -> Iterator[str]:
-    argv = [sys.executable, "-m", "transfer_runner", "sandbox", "serve", str(sandbox), "--port",
-            "0", "--token", TOKEN, "--latency", f"{latency_ms:g}"]  # fmt: skip
-    server = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        line = server.stdout.readline() if server.stdout else ""
-        found = re.search(r"on (http://\S+)", line)
-        if not found:
-            raise SystemExit(f"sandbox serve did not start: {line!r}")
-        yield found.group(1)
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
+    with serve(sandbox, env, "--token", TOKEN, "--latency", f"{latency_ms:g}") as url:
+        yield url
 
 
 def _closed_port() -> int:

@@ -12,7 +12,7 @@ from typing import Any
 
 from tests.builders import write_manifests
 
-__all__ = ["CliWorld", "make_cli_world", "REPO"]
+__all__ = ["CliWorld", "cli_ok", "make_cli_world", "REPO"]
 
 REPO = Path(__file__).resolve().parents[1]
 WAIT_S = 120
@@ -39,6 +39,16 @@ def make_cli_world(
          "fixture.yml"], cwd=root, env=env, check=True, capture_output=True, timeout=WAIT_S,
     )  # fmt: skip
     return env
+
+
+def cli_ok(cwd: Path, env: dict[str, str], *args: str) -> str:
+    """`transfer-runner ARGS` in `cwd` with `env`: its standard output; it must exit 0."""
+    done = subprocess.run(
+        [sys.executable, "-m", "transfer_runner", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=WAIT_S,
+    )  # fmt: skip
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return done.stdout
 
 
 class CliWorld:

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.cli_world import cli_ok as _cli
 from tests.cli_world import make_cli_world
-from tests.paused_child import WAIT_S, Child
+from tests.paused_child import Child
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -25,15 +24,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 def world(tmp_path: Path, s3_server: Any) -> dict[str, str]:
     """Two transfers (acme-com, then globex-io) on a fresh sandbox with SQLite state."""
     return make_cli_world(tmp_path, s3_server, "stop")
-
-
-def _cli(tmp_path: Path, env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "transfer_runner", *args],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=WAIT_S,
-    )  # fmt: skip
-    assert done.returncode == 0, (args, done.stdout, done.stderr)
-    return done.stdout
 
 
 APPLY = ("transfers", "--yes", "--report-json", "report.json", "--junit", "junit.xml")

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.cli_world import cli_ok as _cli
 from tests.cli_world import make_cli_world
 from tests.paused_child import WAIT_S, Child
 from transfer_runner.apply_processes import auto_procs, worker_bulk
@@ -33,15 +34,6 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, s3_server: Any) -> dic
     if request.param == "s3":
         env["TRANSFER_RUNNER_STATE"] = env["TRANSFER_RUNNER_EXPORT_TO"] + "/state"
     return env
-
-
-def _cli(tmp_path: Path, env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "transfer_runner", *args],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=WAIT_S,
-    )  # fmt: skip
-    assert done.returncode == 0, (args, done.stdout, done.stderr)
-    return done.stdout
 
 
 def _dump(tmp_path: Path, env: dict[str, str]) -> dict[str, Any]:
