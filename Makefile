@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= demo
-PYTEST_ARGS ?=
+# The suite runs on every core (pytest-xdist: each worker starts its own S3 server on
+# loopback); PYTEST_ARGS="-p no:xdist" runs it in one process, in file order.
+PYTEST_ARGS ?= -n auto
 
 .PHONY: install demo test test-unit test-soak lint check bench-export bench-bulk clean bench-live bench-refresh bench-validate bench-waves bench-http-export
 
