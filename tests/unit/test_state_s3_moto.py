@@ -195,6 +195,15 @@ def test_the_log_moves_to_history_objects_and_reads_back_whole(s3: Any) -> None:
     assert store.latest_steps("acme")["verify"].run_id == f"r-{3 * LOG_KEEP - 1}"
 
 
+def test_a_lost_layout_marker_is_written_again_not_taken_for_the_old_layout(s3: Any) -> None:
+    store = S3StateStore(URL)
+    store.set_transfer(TransferRecord("acme", "sha", "running", T0, "r-1"))
+    s3.delete_object(Bucket=BUCKET, Key="team/state/layout.json")
+    again = S3StateStore(URL)
+    assert again.get_transfer("acme") is not None
+    assert "team/state/layout.json" in _keys(s3, "team/state/")
+
+
 @pytest.mark.parametrize(
     ("key", "body", "match"),
     [

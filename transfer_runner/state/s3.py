@@ -109,7 +109,8 @@ class S3StateStore:
                     f"layout {LAYOUT}: use the transfer-runner that wrote it"
                 )
             return
-        if self._objects.first_key("locks/") or self._objects.first_key("transfers/", "/"):
+        step_dirs = (self._objects.first_key("transfers/", "/") or "").endswith("/")
+        if step_dirs or self._objects.first_key("locks/"):
             raise ConfigError(
                 f"state {self.url} was written by a transfer-runner from before 2026-12 (layout "
                 f"1: an object per step); this one keeps an object per transfer (layout "
