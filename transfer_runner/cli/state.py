@@ -1,4 +1,5 @@
-"""The commands that read or mend the state: `status`, `report`, `abort`, `unlock`."""
+"""The commands that read or mend the state: `status`, `report`, `abort`, `unlock`,
+`migrate-state`."""
 
 from __future__ import annotations
 
@@ -108,3 +109,29 @@ def unlock(ctx: click.Context, name: str) -> None:
     """Release a stale lock on transfer NAME (after making sure its runner is gone)."""
     removed = commands.unlock(settings_of(ctx), name)
     click.echo(f"unlocked {name} (was held by {removed.owner}, run {removed.run_id})")
+
+
+@cli.command("migrate-state")
+@click.pass_context
+def migrate_state(ctx: click.Context) -> None:
+    """Move an S3 state written before 2026-12 (an object per step, event and lease) to the
+    current layout (an object per transfer), nothing lost.
+
+    Refused while a lease of the old layout is live. The old objects stay; running it again
+    does nothing. Example: transfer-runner --state s3://bucket/team/state migrate-state
+    """
+    from transfer_runner.errors import ConfigError
+    from transfer_runner.state.s3_migrate import migrate_state as migrate
+
+    url = settings_of(ctx).state
+    if not url.startswith("s3://"):
+        raise ConfigError(f"migrate-state moves an S3 state (--state s3://...), not {url}")
+    done = migrate(url)
+    if not done.marked:
+        click.echo(f"{url} is in the current layout already: nothing to do")
+        return
+    click.echo(
+        f"{url}: moved {done.transfers} transfers ({done.steps} step records, {done.events} "
+        f"events){f', {done.already} moved before' if done.already else ''}; the old objects "
+        "under transfers/NAME/ and locks/ are no longer read"
+    )

@@ -114,8 +114,8 @@ class S3StateStore:
             raise ConfigError(
                 f"state {self.url} was written by a transfer-runner from before 2026-12 (layout "
                 f"1: an object per step); this one keeps an object per transfer (layout "
-                f"{LAYOUT}). Finish or abort its transfers with the version that wrote it, "
-                "or give this one a new state prefix"
+                f"{LAYOUT}): move it with `transfer-runner --state {self.url} migrate-state` "
+                "(nothing is lost), or give this one a new state prefix"
             )
         if not self.read_only:
             self._objects.create("layout.json", {"layout": LAYOUT}, "mark layout")
