@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from transfer_runner import commands
+from transfer_runner.clock import clock_from_env
 from transfer_runner.config import Settings
 from transfer_runner.engine.results import RunReport
 from transfer_runner.platforms.sandbox.dump import dump_sandbox
@@ -240,3 +242,13 @@ def node_paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         for index, value in enumerate(node):
             found += node_paths(value, (*path, index))
     return found
+
+
+def cut_over_day() -> date:
+    """The session clock's day (`--clock`, else today): a subscription's start in tests."""
+    return clock_from_env().now().date()
+
+
+def next_first(day: date) -> date:
+    """The 1st of the month after `day`: where a first period billed on the 1st ends."""
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)

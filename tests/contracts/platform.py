@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.builders import cut_over_day
 from transfer_runner.errors import AccountCancelled, Conflict, NotFound, PlatformError
 from transfer_runner.platforms.base import (
     MAX_FETCH,
@@ -244,11 +245,11 @@ def _resold(platform: Platform) -> str:
 
 
 def test_a_subscription_is_created_once_and_read_back(platform: Platform) -> None:
-    spec = NewSubscription(40, 2, SERVICES, date(2026, 12, 5))
+    spec = NewSubscription(40, 2, SERVICES, cut_over_day())
     quote = platform.quote_subscription("R-301", spec)
     account = _resold(platform)
     first = platform.create_subscription(account, spec, "subscription:C-1001")
-    assert (first.price, first.period_start) == (quote.price, date(2026, 12, 5))
+    assert (first.price, first.period_start) == (quote.price, cut_over_day())
     assert quote.account == "R-301" and first.account == account
     assert platform.create_subscription(account, spec, "subscription:C-1001") == first  # replay
     assert platform.get_subscription(account) == first
@@ -257,13 +258,13 @@ def test_a_subscription_is_created_once_and_read_back(platform: Platform) -> Non
 
 
 def test_only_an_active_resold_account_is_subscribed(platform: Platform) -> None:
-    spec = NewSubscription(40, 2, SERVICES, date(2026, 12, 5))
+    spec = NewSubscription(40, 2, SERVICES, cut_over_day())
     with pytest.raises(Conflict, match="is direct, not resold"):
         platform.create_subscription("C-1001", spec, "k-1")
     with pytest.raises(PlatformError, match="not a reseller"):
         platform.quote_subscription("C-1001", spec)
     with pytest.raises(PlatformError, match="services must be distinct names"):
-        platform.quote_subscription("R-301", NewSubscription(1, 1, ("fax",), date(2026, 12, 5)))
+        platform.quote_subscription("R-301", NewSubscription(1, 1, ("fax",), cut_over_day()))
 
 
 # -- messages -------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import yaml
 from moto import mock_aws
 from werkzeug.serving import make_server
 
-from tests.builders import FIXTURE, GLOBEX, manifest
+from tests.builders import FIXTURE, GLOBEX, cut_over_day, manifest
 from tests.unit.test_sandbox_fixture import make_sandbox
 from transfer_runner import commands
 from transfer_runner.config import Settings
@@ -212,7 +211,7 @@ def _drive(platform: HttpPlatform) -> Iterator[tuple[str, Any]]:
     yield "fetch_messages", platform.fetch_messages("C-1001", "archive", ids)
     yield "import_message", platform.import_message(new.id, "archive", "m-1", RAW, "k-import")
     yield "get_subscription", platform.get_subscription("C-1001")
-    subscription = NewSubscription(40, 2, ("spamstopshere", "restoremail"), date(2026, 12, 5))
+    subscription = NewSubscription(40, 2, ("spamstopshere", "restoremail"), cut_over_day())
     yield "quote_subscription", platform.quote_subscription("R-301", subscription)
     yield "create_subscription", platform.create_subscription(new.id, subscription, "k-sub")
     yield "find_credit", platform.find_credit("k-credit")

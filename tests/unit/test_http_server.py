@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.builders import cut_over_day, next_first
 from transfer_runner.errors import ConfigError
 from transfer_runner.platforms.base import (
     Account,
@@ -643,15 +644,16 @@ def test_stop_after_an_interrupt_on_entry_to_serving_returns(
 
 def test_subscription_quote_and_create_check_their_input(client: Client) -> None:
     base = "/v1/accounts/R-301/subscription-quote?users=40&domains=2&services=spamstopshere"
-    quote = client.call("GET", base + "&start=2026-12-05")
-    assert quote.status == 200 and quote.json()["period_end"] == "2027-01-01"
+    start = cut_over_day()
+    quote = client.call("GET", base + f"&start={start}")
+    assert quote.status == 200 and quote.json()["period_end"] == str(next_first(start))
     for query, word in (
         ("&start=5.12.2026", "'start'"),
-        ("&start=2026-12-05&users=x", "'users'"),
+        (f"&start={start}&users=x", "'users'"),
     ):
         reply = client.call("GET", base.replace("users=40&", "") + query)
         assert reply.status == 400 and word in reply.json()["detail"], reply.json()
-    body = {"users": 0, "domains": 1, "services": ["spamstopshere"], "start": "2026-12-05"}
+    body = {"users": 0, "domains": 1, "services": ["spamstopshere"], "start": str(start)}
     zero = client.call("POST", "/v1/accounts/C-1001/subscription", json_body=body, key="k-s")
     assert zero.status == 400 and "users" in zero.json()["detail"]
     body["users"] = 2.0  # JSON's one number type: a whole float is the integer
