@@ -20,7 +20,7 @@ and records them `ok`. Two kinds of step are not left to that:
 
 from __future__ import annotations
 
-__all__ = ["DURABLE", "IRREVERSIBLE"]
+__all__ = ["DURABLE", "IRREVERSIBLE", "renewed_after"]
 
 DURABLE = frozenset(
     {
@@ -33,3 +33,9 @@ DURABLE = frozenset(
     }
 )
 IRREVERSIBLE = frozenset({"domain.move", "account.cancel"})
+
+
+def renewed_after(module: str, status: str) -> bool:
+    """Whether a step of `module` that ended `status` is made durable at once (a renewal of
+    the lease right after its record), which also proves the lease for the next step."""
+    return module in DURABLE and status == "changed"

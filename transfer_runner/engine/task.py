@@ -8,7 +8,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from transfer_runner.engine.durability import DURABLE, IRREVERSIBLE
+from transfer_runner.engine.durability import IRREVERSIBLE, renewed_after
 from transfer_runner.engine.planned import unplanned
 from transfer_runner.engine.results import StepResult, StepStatusT
 from transfer_runner.errors import StepError, TransferRunnerError
@@ -166,7 +166,7 @@ def record_step(run: RunContext, transfer: Transfer, task: Task, step: StepResul
             message=step.message,
         )
     )
-    if task.module in DURABLE and step.status == "changed":
+    if renewed_after(task.module, step.status):
         return run.state.renew_lock(transfer.name, run.run_id, run.lock_ttl_s)
     return True
 

@@ -12,7 +12,7 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from transfer_runner.engine.durability import DURABLE
+from transfer_runner.engine.durability import renewed_after
 from transfer_runner.engine.fast_path import completed
 from transfer_runner.engine.leases import Heartbeat, acquire_lease
 from transfer_runner.engine.options import RunOptions
@@ -186,7 +186,7 @@ def _execute(
         planned = None if options.planned is None else _planned(options.planned, transfer, task)
         step = run_task(ctx, task, modules, variables, planned)
         kept = run.check_mode or record_step(run, transfer, task, step)
-        proved = task.module in DURABLE and step.status == "changed"  # renewed just now
+        proved = renewed_after(task.module, step.status)  # renewed just now
         steps.append(step)
         reporter.step_finished(transfer, step)
         if task.register:

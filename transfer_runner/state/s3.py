@@ -45,12 +45,12 @@ from transfer_runner.state.codec import (
     transfer_from,
 )
 from transfer_runner.state.s3_objects import (
-    NONCE,
     S3Objects,
     Versioned,
     probe_conditional_writes,
     segment,
     unsegment,
+    without_nonce,
 )
 from transfer_runner.state.s3_transfers import (
     TransferDocs,
@@ -138,7 +138,7 @@ class S3StateStore:
         def change(current: Versioned | None) -> dict[str, Any]:
             if current is None:
                 raise StateError(f"no run {run_id} in {self.url}")
-            return {**_strip(current.body), "finished_at": finished, "totals": dict(totals)}
+            return {**without_nonce(current.body), "finished_at": finished, "totals": dict(totals)}
 
         self._objects.mutate(_run_key(run_id), change, "finish run")
 
@@ -246,7 +246,7 @@ class S3StateStore:
                 return None
             if current.body.get("transfer") != transfer:
                 return None
-            kept = {k: v for k, v in current.body.items() if k != NONCE}
+            kept = without_nonce(current.body)
             return {**kept, "released": True, "released_at": fixed_utc(_now())}
 
         written, _ = self._objects.mutate(
@@ -375,10 +375,6 @@ def _run_key(run_id: str) -> str:
 
 
 # -- bodies -> records ---------------------------------------------------------------------
-def _strip(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in body.items() if k != NONCE}
-
-
 def _record(doc: dict[str, Any] | None) -> TransferRecord | None:
     record = (doc or {}).get("record")
     return transfer_from(record) if record else None

@@ -19,13 +19,12 @@ from typing import Any
 
 from transfer_runner.errors import ConfigError, StateError
 from transfer_runner.s3_client import S3Settings, make_s3_client, parse_s3_url
-from transfer_runner.state.s3_objects import NONCE, S3Objects, unsegment
+from transfer_runner.state.s3 import LAYOUT
+from transfer_runner.state.s3_objects import S3Objects, unsegment, without_nonce
 from transfer_runner.state.s3_transfers import doc_key
 from transfer_runner.utc import parse_utc
 
-__all__ = ["LAYOUT_FROM", "Migrated", "migrate_state"]
-
-LAYOUT_FROM, LAYOUT_TO = 1, 2
+__all__ = ["Migrated", "migrate_state"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ def migrate_state(url: str, *, client: Any = None) -> Migrated:
     objects.check_bucket()
     marker = objects.get("layout.json", "read layout")
     if marker is not None:
-        if marker.body.get("layout") != LAYOUT_TO:
+        if marker.body.get("layout") != LAYOUT:
             raise ConfigError(f"state {url} has layout {marker.body.get('layout')!r}")
         return Migrated(url, 0, 0, 0, 0, marked=False)
     _refuse_live_leases(objects)
@@ -68,7 +67,7 @@ def migrate_state(url: str, *, client: Any = None) -> Migrated:
         else:
             already += 1
         steps, events = steps + counts[0], events + counts[1]
-    objects.create("layout.json", {"layout": LAYOUT_TO}, "mark layout")
+    objects.create("layout.json", {"layout": LAYOUT}, "mark layout")
     return Migrated(url, moved, already, steps, events, marked=True)
 
 
@@ -101,7 +100,7 @@ def _document(
         if found is None:
             continue
         seq = key.rsplit("/", 1)[1].removesuffix(".json").split("_", 1)[0]
-        body = _strip(found.body)
+        body = without_nonce(found.body)
         at = body.pop("at")
         log.append({"seq": seq, "at": at, "kind": "step", "step": body})
         latest[body["name"]] = {**body, "seq": seq}  # keys sort in the order written
@@ -114,14 +113,10 @@ def _document(
                     "data": body["data"]})  # fmt: skip
     doc = {
         "name": name,
-        "record": _strip(record.body) if record is not None else None,
+        "record": without_nonce(record.body) if record is not None else None,
         "lock": None,
         "latest": latest,
         "log": sorted(log, key=lambda entry: entry["seq"]),
         "history": [],
     }
     return doc, (len(step_keys), len(event_keys))
-
-
-def _strip(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in body.items() if k != NONCE}

@@ -34,6 +34,7 @@ __all__ = [
     "NONCE",
     "probe_conditional_writes",
     "UNREAD",
+    "without_nonce",
 ]
 
 MAX_ATTEMPTS = 10  # per optimistic update or 409 ConditionalRequestConflict, then StateError
@@ -292,6 +293,11 @@ def probe_conditional_writes(objects: S3Objects) -> None:
             )
     finally:
         objects.delete_any(key, "remove probe object")
+
+
+def without_nonce(body: dict[str, Any]) -> dict[str, Any]:
+    """An object's body as its writer gave it (the `nonce` this module adds taken out)."""
+    return {k: v for k, v in body.items() if k != NONCE}
 
 
 def _with_nonce(body: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from typing import Any
 
 from transfer_runner.errors import StateError
 from transfer_runner.state.base import LockInfo
-from transfer_runner.state.s3_objects import NONCE, UNREAD, S3Objects, Versioned, segment
+from transfer_runner.state.s3_objects import UNREAD, S3Objects, Versioned, segment, without_nonce
 from transfer_runner.utc import fixed_utc, parse_utc
 
 __all__ = [
@@ -191,22 +191,22 @@ class TransferDocs:
         the object alone). From memory, conditionally on our last write, while held: a 412
         means the lease is lost. Returns the lease as it was before, or None if unchanged."""
         held = self._held.get(name)
-        if held is not None and (run_id is None or held.run_id == run_id):
-            with held.lock:
-                before = held.doc.get("lock")
-                lock = change(before)
-                if lock is None:
-                    return None
-                body = self._spilled(name, {**held.doc, "lock": lock or None})
-                etag = self._objects.replace(doc_key(name), body, held.etag, what)
-                if etag is not None and keep:
-                    held.doc, held.etag = body, etag
-                    return lock_info(before) if before else None
+        if held is None or (run_id is not None and held.run_id != run_id):
+            return self._write_unheld(name, change, what)
+        with held.lock:
+            before = held.doc.get("lock")
+            lock = change(before)
+            if lock is None:
+                return None
+            body = self._spilled(name, {**held.doc, "lock": lock or None})
+            etag = self._objects.replace(doc_key(name), body, held.etag, what)
+            if etag is not None and keep:
+                held.doc, held.etag = body, etag
+            else:  # released, or lost to someone else's write
                 self._held.pop(name, None)
-            if etag is None:
-                return None if run_id else self._write_lock(name, None, change, what, keep=keep)
-            return lock_info(before) if before else None
-        return self._write_unheld(name, change, what)
+        if etag is None:  # the lease was lost; `unlock` goes on without our copy
+            return None if run_id else self._write_unheld(name, change, what)
+        return lock_info(before) if before else None
 
     def _write_unheld(
         self,
@@ -223,7 +223,7 @@ class TransferDocs:
             if lock is None:
                 return None
             seen[:] = [current.body["lock"]]
-            return {**_strip(current.body), "lock": lock or None}
+            return {**without_nonce(current.body), "lock": lock or None}
 
         etag, _ = self._objects.mutate(doc_key(name), direct, what)
         return lock_info(seen[0]) if etag is not None and seen else None
@@ -261,11 +261,7 @@ def _body(current: Versioned | None, name: str) -> dict[str, Any]:
     if current is None:
         return {"name": name, "record": None, "lock": None, "latest": {}, "log": [],
                 "history": []}  # fmt: skip
-    return _strip(current.body)
-
-
-def _strip(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in body.items() if k != NONCE}
+    return without_nonce(current.body)
 
 
 def loose_event(key: str, body: dict[str, Any]) -> dict[str, Any]:
