@@ -9,7 +9,14 @@ from typing import Literal
 
 from transfer_runner.errors import ConfigError
 
-__all__ = ["Settings", "resolve_settings", "ENV", "DEFAULT_PLATFORM_URL", "DEFAULT_STATE_URL"]
+__all__ = [
+    "COMPRESSIONS",
+    "Settings",
+    "resolve_settings",
+    "ENV",
+    "DEFAULT_PLATFORM_URL",
+    "DEFAULT_STATE_URL",
+]
 
 ENV = {
     "platform": "TRANSFER_RUNNER_PLATFORM",
@@ -25,7 +32,8 @@ DEFAULT_STATE_URL = "sqlite:.transfer-runner/state.db"
 # Server-side encryption and part compression of exports (`s3_client` uses these; config
 # imports nothing of the packages it configures).
 SSE = Literal["AES256", "aws:kms"]
-Compression = Literal["gzip", "zstd", "none"]
+Compression = Literal["auto", "zstd", "gzip", "none"]
+COMPRESSIONS: tuple[Compression, ...] = ("auto", "zstd", "gzip", "none")
 
 
 @dataclass(frozen=True)
@@ -39,7 +47,7 @@ class Settings:
     sse: SSE | None = None
     sse_kms_key_id: str | None = None
     part_size_mib: int = 32
-    compression: Compression = "gzip"
+    compression: Compression = "auto"
     upload_workers: int = 4
     verbosity: int = 0
 
@@ -68,8 +76,10 @@ def _check(settings: Settings) -> None:
         raise ConfigError(f"--sse must be AES256 or aws:kms, not {settings.sse!r}")
     if settings.sse_kms_key_id and settings.sse != "aws:kms":
         raise ConfigError("--sse-kms-key-id needs --sse aws:kms")
-    if settings.compression not in ("gzip", "zstd", "none"):
-        raise ConfigError(f"--compression must be gzip, zstd or none, not {settings.compression!r}")
+    if settings.compression not in COMPRESSIONS:
+        raise ConfigError(
+            f"--compression must be {', '.join(COMPRESSIONS)}, not {settings.compression!r}"
+        )
     if settings.upload_workers < 1:
         raise ConfigError("--upload-workers must be at least 1")
     if settings.part_size_mib < 1:

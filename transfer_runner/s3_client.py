@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from transfer_runner.config import SSE, Compression
+from transfer_runner.config import COMPRESSIONS, SSE, Compression
 from transfer_runner.errors import ConfigError
 
 __all__ = [
@@ -42,7 +42,6 @@ READ_TIMEOUT_S = 120
 DEFAULT_UPLOAD_WORKERS = 4
 DEFAULT_PARTS_IN_FLIGHT = 4
 
-COMPRESSIONS = ("gzip", "zstd", "none")
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _BAD_PREFIX_CHARS = re.compile(r"[\x00-\x1f\x7f\\?#]")
@@ -63,7 +62,7 @@ class S3Settings:
     sse: SSE | None = None
     sse_kms_key_id: str | None = None
     part_size_bytes: int = DEFAULT_PART_SIZE
-    compression: Compression = "gzip"
+    compression: Compression = "auto"
     max_attempts: int = 8
     upload_workers: int = DEFAULT_UPLOAD_WORKERS
     parts_in_flight: int = DEFAULT_PARTS_IN_FLIGHT
@@ -75,8 +74,10 @@ class S3Settings:
         if self.sse_kms_key_id and self.sse != "aws:kms":
             raise ConfigError("an SSE KMS key id needs sse aws:kms")
         if self.compression not in COMPRESSIONS:
-            raise ConfigError(f"compression must be gzip, zstd or none, not {self.compression!r}")
-        if self.compression == "zstd" and not zstd_available():
+            raise ConfigError(
+                f"compression must be {', '.join(COMPRESSIONS)}, not {self.compression!r}"
+            )
+        if self.compression in ("auto", "zstd") and not zstd_available():
             raise ConfigError("zstd compression needs the zstandard package: pip install zstandard")
         _check_count("part size", self.part_size_bytes, 1)
         _check_count("max_attempts", self.max_attempts, 1)

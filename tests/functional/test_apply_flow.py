@@ -41,7 +41,7 @@ def test_full_apply_moves_the_customer(world: World, s3) -> None:
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/")["Contents"]}
     for store, count in (("quarantine", 30), ("archive", 80)):
         assert f"runs/acme-com/{store}/index.jsonl" in keys
-        assert f"runs/acme-com/{store}/part-00001.tar.gz" in keys
+        assert f"runs/acme-com/{store}/part-00001.tar.zst" in keys
         index = s3.get_object(Bucket=BUCKET, Key=f"runs/acme-com/{store}/index.jsonl")
         lines = index["Body"].read().decode().splitlines()
         assert len(lines) == count

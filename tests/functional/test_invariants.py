@@ -90,7 +90,7 @@ def test_i2_flipped_byte_fails_verify_and_blocks_cancel(world: World, s3) -> Non
     commands.apply(
         world.settings(playbook=str(playbook)), commands.Selection([str(world.manifests)])
     )
-    _flip_a_byte(s3, "runs/acme-com/archive/part-00001.tar.gz")
+    _flip_a_byte(s3, "runs/acme-com/archive/part-00001.tar.zst")
     [result] = world.apply().transfers
     assert result.status == "failed"
     assert "does not verify" in result.message

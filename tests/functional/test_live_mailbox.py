@@ -107,9 +107,9 @@ def test_a_delta_pass_adds_parts_and_never_rewrites_earlier_ones(
     result = world.apply(tags=["data"]).transfers[0]
     assert result.status == "succeeded", result.message
     now = s3_objects(s3)
-    parts = {k: v for k, v in first.items() if k.endswith(".tar.gz")}
+    parts = {k: v for k, v in first.items() if k.endswith(".tar.zst")}
     assert parts.items() <= now.items()  # every earlier part is still there, unchanged
-    assert len([k for k in now if k.endswith(".tar.gz")]) == len(parts) + 2  # one new a store
+    assert len([k for k in now if k.endswith(".tar.zst")]) == len(parts) + 2  # one new a store
     export = next(s for s in result.steps if s.name == "Export archive to S3")
     assert (export.outputs["pass"], export.outputs["new_messages"]) == (2, 51)
 
@@ -170,17 +170,17 @@ def test_plan_shows_the_delta_of_each_store(world: World, s3: Any, flow: MailFlo
 
 def test_a_damaged_part_is_discarded_and_exported_again(world: World, s3: Any) -> None:
     assert world.apply(tags=["data"]).transfers[0].status == "succeeded"
-    key = "runs/acme-com/archive/part-00001.tar.gz"
+    key = "runs/acme-com/archive/part-00001.tar.zst"
     body = bytearray(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
     body[len(body) // 2] ^= 0xFF
     s3.put_object(Bucket=BUCKET, Key=key, Body=bytes(body))
     [failed] = world.apply(recheck=True).transfers
     assert failed.status == "failed"
-    assert "discarded the damaged part(s) part-00001.tar.gz" in failed.message
+    assert "discarded the damaged part(s) part-00001.tar.zst" in failed.message
     [healed] = world.apply().transfers
     assert healed.status == "succeeded", healed.message
     assert set(ids(world, DIRECT, "archive")) <= set(exported(s3, "archive"))
-    assert "runs/acme-com/archive/part-00002.tar.gz" in s3_objects(s3)
+    assert "runs/acme-com/archive/part-00002.tar.zst" in s3_objects(s3)
 
 
 def test_the_gate_refuses_a_direct_account_that_still_holds_a_domain(

@@ -58,7 +58,7 @@ def gets_by_key(s3: Any) -> Counter[str]:
 
 
 def _truncate_part(s3: Any, platform: FakePlatform) -> None:
-    put(s3, f"{BASE}part-00002.tar.gz", b"short")
+    put(s3, f"{BASE}part-00002.tar.zst", b"short")
 
 
 def _delete_record(s3: Any, platform: FakePlatform) -> None:

@@ -24,8 +24,11 @@ def test_keys_of_the_final_layout() -> None:
     layout = store_layout(S3Settings("s3://exports/runs/"), "acme-com", "archive")
     assert layout.bucket == "exports"
     assert layout.index_key == "runs/acme-com/archive/index.jsonl"
-    assert layout.part_name(1) == "part-00001.tar.gz"
+    assert layout.part_name(1) == "part-00001.tar.zst"  # "auto": zstd, or none when it does
+    assert layout.part_names(1) == ("part-00001.tar.zst", "part-00001.tar")  # not compress
     assert layout.part_key("part-00012.tar.gz") == "runs/acme-com/archive/part-00012.tar.gz"
+    gzipped = store_layout(S3Settings("s3://exports", compression="gzip"), "acme-com", "archive")
+    assert gzipped.part_names(7) == ("part-00007.tar.gz",)
     plain = store_layout(S3Settings("s3://exports", compression="none"), "acme-com", "quarantine")
     assert plain.index_key == "acme-com/quarantine/index.jsonl"
     assert plain.part_name(3) == "part-00003.tar"

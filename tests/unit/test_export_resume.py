@@ -107,7 +107,7 @@ def test_resume_skips_journalled_parts_and_gives_the_uninterrupted_result(
     result = export_store(platform, s3, cfg, NAME, SOURCE, "archive")
     assert result.index_sha256 == expected.index_sha256
     assert result.messages == 300 and len(result.parts) == len(expected.parts)
-    journalled_parts = {k.replace("_journal/", "").replace(".json", ".tar.gz") for k in done}
+    journalled_parts = {k.replace("_journal/", "").replace(".json", ".tar.zst") for k in done}
     assert not journalled_parts & set(part_puts), "a completed part was uploaded again"
     assert all(first_run[k] == 1 for k in journalled_parts)
     assert platform.calls["fetch_message"] - fetched < 300 - 5 * len(done)
@@ -119,7 +119,7 @@ def test_resume_skips_journalled_parts_and_gives_the_uninterrupted_result(
 def test_orphaned_multipart_uploads_under_the_store_are_aborted(
     s3: Any, platform: FakePlatform
 ) -> None:
-    mine = s3.create_multipart_upload(Bucket=BUCKET, Key=f"{BASE}part-00002.tar.gz")
+    mine = s3.create_multipart_upload(Bucket=BUCKET, Key=f"{BASE}part-00002.tar.zst")
     other = s3.create_multipart_upload(Bucket=BUCKET, Key="runs/other-one/archive/part-1.tar")
     export_store(platform, s3, settings(), NAME, SOURCE, "archive")
     open_ids = {u["UploadId"] for u in s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", ())}
@@ -164,7 +164,7 @@ def test_a_record_that_does_not_vouch_for_its_part_is_dropped_and_redone(
     elif damage == "garbage-record":
         s3.put_object(Bucket=BUCKET, Key=record, Body=b"{not json\n")
     elif damage == "record-of-other-compression":
-        s3.put_object(Bucket=BUCKET, Key=record, Body=body.replace(b".tar.gz", b".tar"))
+        s3.put_object(Bucket=BUCKET, Key=record, Body=body.replace(b".tar.zst", b".tar.gz"))
     else:  # part 2's record also claims a message of part 1
         line_of_part_1 = (
             s3.get_object(Bucket=BUCKET, Key=f"{BASE}_journal/part-00001.json")["Body"]
@@ -185,7 +185,7 @@ def test_a_changed_compression_discards_the_journal(s3: Any, platform: FakePlatf
     cfg = settings(compression="none")
     again = export_store(platform, s3, cfg, NAME, SOURCE, "archive")
     assert all(k.endswith(".tar") for k in again.parts)
-    assert not set(first.parts) & set(keys(s3))  # the old .tar.gz parts are gone
+    assert not set(first.parts) & set(keys(s3))  # the old .tar.zst parts are gone
     assert verify_store(platform, s3, cfg, NAME, SOURCE, "archive").ok
 
 
@@ -209,7 +209,7 @@ def test_overlap_keeps_at_most_parts_in_flight_and_gives_the_same_export(
     lock = threading.Lock()
 
     def slow_part(params: dict[str, Any], model: Any, **_: Any) -> None:
-        if model.name == "PutObject" and params["Key"].endswith(".tar.gz"):
+        if model.name == "PutObject" and params["Key"].endswith(".tar.zst"):
             with lock:
                 state["now"] += 1
                 state["peak"] = max(state["peak"], state["now"])
@@ -226,7 +226,7 @@ def test_overlap_keeps_at_most_parts_in_flight_and_gives_the_same_export(
 
 def test_a_failing_upload_stops_packing_early(s3: Any, platform: FakePlatform) -> None:
     def refuse(params: dict[str, Any], model: Any, **_: Any) -> None:
-        if model.name == "PutObject" and params["Key"].endswith("part-00002.tar.gz"):
+        if model.name == "PutObject" and params["Key"].endswith("part-00002.tar.zst"):
             raise ExportError("disk on fire")
 
     s3.meta.events.register("before-parameter-build.s3", refuse)
@@ -269,7 +269,7 @@ def test_a_flipped_byte_in_a_zstd_part_fails_verify(s3: Any, platform: FakePlatf
         ({"upload_workers": 0}, "upload_workers must be at least 1"),
         ({"parts_in_flight": 0}, "parts_in_flight must be at least 1"),
         ({"upload_workers": True}, "upload_workers must be an integer"),
-        ({"compression": "bz2"}, "gzip, zstd or none"),
+        ({"compression": "bz2"}, "auto, zstd, gzip, none"),
     ],
 )
 def test_new_settings_are_validated(changes: dict[str, Any], message: str) -> None:

@@ -65,7 +65,7 @@ def test_settings_defaults_and_derived_fields() -> None:
     settings = S3Settings("s3://exports/runs/")
     assert settings.bucket == "exports" and settings.prefix == "runs"
     assert settings.part_size_bytes == DEFAULT_PART_SIZE == 32 * 1024 * 1024
-    assert settings.compression == "gzip" and settings.max_attempts == 8
+    assert settings.compression == "auto" and settings.max_attempts == 8
     assert settings.sse_args() == {}
 
 

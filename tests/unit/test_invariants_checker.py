@@ -7,7 +7,6 @@ report it. Without these the crash matrix could pass vacuously.
 
 from __future__ import annotations
 
-import gzip
 import io
 import sqlite3
 import tarfile
@@ -21,6 +20,7 @@ from typing import Any
 
 import boto3
 import pytest
+import zstandard
 from moto import mock_aws
 
 from tests.crash_world import NAME, crash_manifest, small_fixture
@@ -28,6 +28,7 @@ from tests.invariants import check_world, load_manifests
 from tests.unit.moto_s3 import UNSET
 from transfer_runner import commands
 from transfer_runner.config import Settings
+from transfer_runner.export.packing import read_members
 from transfer_runner.manifest.model import Transfer
 from transfer_runner.platforms.base import NewAccount
 from transfer_runner.platforms.sandbox.dump import dump_sandbox
@@ -35,7 +36,7 @@ from transfer_runner.platforms.sandbox.fixture import init_sandbox
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 
 BUCKET = "exports"
-QUARANTINE = "quarantine/part-00001.tar.gz"
+QUARANTINE = "quarantine/part-00001.tar.zst"
 
 
 @dataclass
@@ -240,15 +241,14 @@ Members = list[tuple[str, bytes]]
 def _rewrite_part(c: Case, change: Callable[[Members], Members]) -> None:
     key = c.key(QUARANTINE)
     body = c.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
-        members = [(m.name, tar.extractfile(m).read()) for m in tar]  # type: ignore[union-attr]
+    members = [(m.name, m.data or b"") for m in read_members(io.BytesIO(body), keep_data=True)]
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as tar:
         for name, data in change(members):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    c.s3.put_object(Bucket=BUCKET, Key=key, Body=gzip.compress(out.getvalue()))
+    c.s3.put_object(Bucket=BUCKET, Key=key, Body=zstandard.compress(out.getvalue()))
 
 
 def _message_lost(c: Case) -> None:
@@ -268,7 +268,7 @@ def _index_deleted(c: Case) -> None:
 
 
 def _stray_part(c: Case) -> None:
-    c.s3.put_object(Bucket=BUCKET, Key=c.key("archive/part-00002.tar.gz"), Body=b"x")
+    c.s3.put_object(Bucket=BUCKET, Key=c.key("archive/part-00002.tar.zst"), Body=b"x")
 
 
 def _receipt_deleted(c: Case) -> None:
@@ -292,7 +292,7 @@ BREAKS: list[tuple[Callable[[Case], None], str]] = [
     (_cancel_before_verify, "cancel_account at 2001-01-01 00:00:00+00:00 before quarantine"),
     (_message_lost, "I2: quarantine: "),
     (_message_altered, "has a SHA-256 unlike the source"),
-    (_message_twice, "is in parts ['part-00001.tar.gz', 'part-00001.tar.gz']"),
+    (_message_twice, "is in parts ['part-00001.tar.zst', 'part-00001.tar.zst']"),
     (_index_deleted, "I2: archive: no index.jsonl on S3"),
     (_stray_part, "part objects the index does not name"),
     (_receipt_deleted, "with no export receipt on S3"),

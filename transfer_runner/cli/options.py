@@ -13,6 +13,7 @@ import click
 
 from transfer_runner import __version__
 from transfer_runner.config import (
+    COMPRESSIONS,
     DEFAULT_PLATFORM_URL,
     DEFAULT_STATE_URL,
     Settings,
@@ -91,8 +92,9 @@ def settings_of(ctx: click.Context) -> Settings:
 )
 @click.option(
     "--compression",
-    type=click.Choice(["gzip", "zstd", "none"]),
-    help="Export parts as .tar.gz (default: opens anywhere), .tar.zst (faster) or .tar.",
+    type=click.Choice(COMPRESSIONS),
+    help="Export parts as .tar.zst, or .tar where the data do not compress (auto, the "
+    "default); always .tar.zst (zstd), .tar.gz (gzip: opens with any tar) or .tar (none).",
 )
 @click.option(
     "--upload-workers",

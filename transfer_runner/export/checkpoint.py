@@ -83,7 +83,7 @@ def vouched_record(layout: StoreLayout, item: dict[str, Any]) -> PartRecord:
     fields = (number, item["size"], item["messages"], item["bytes"], item["pass"])
     if not all(type(v) is int and v >= 0 for v in (*fields, item["index_bytes"])):
         raise ValueError("a checkpoint field is not a whole number")
-    if number < 1 or item["pass"] < 1 or item["part"] != layout.part_name(number):
+    if number < 1 or item["pass"] < 1 or item["part"] not in layout.part_names(number):
         raise ValueError(f"not a record of part {number}")
     return PartRecord(
         number,

@@ -12,11 +12,10 @@ last: its presence means "exported".
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 from transfer_runner.errors import ExportError
 from transfer_runner.export.checkpoint import write_checkpoint
@@ -52,7 +51,6 @@ __all__ = [
 
 Progress = Callable[[int, int], None]  # (messages done, bytes done)
 INDEX_CONTENT_TYPE = "application/x-ndjson"
-_LINES_SPOOL = 1 * MiB
 MIN_SPLIT_BYTES = 1 * MiB  # the smallest part a small delta is split into
 _LOOKUP_BATCH = 500  # listed messages looked up in the id set per statement
 
@@ -123,19 +121,18 @@ class _OpenPart:
 
     number: int
     writer: PartWriter
-    lines: IO[bytes]
+    entries: list[IndexEntry]  # shared with `_StoreExport.packed`
     messages: int = 0
     bytes: int = 0
     pass_number: int = 1
 
     def finished(self) -> FinishedPart:
         return FinishedPart(
-            self.number, self.writer, self.lines, self.messages, self.bytes, self.pass_number
+            self.number, self.writer, self.entries, self.messages, self.bytes, self.pass_number
         )
 
     def close(self) -> None:
         self.writer.close()
-        self.lines.close()
 
 
 @dataclass
@@ -233,10 +230,9 @@ class _StoreExport:
         return [n for name in names if (n := self.layout.part_number(name)) is not None]
 
     def _open(self, number: int) -> _OpenPart:
-        name = self.layout.part_name(number)
-        lines = tempfile.SpooledTemporaryFile(max_size=_LINES_SPOOL)  # noqa: SIM115
-        writer = PartWriter(name, self.settings.compression)
-        return _OpenPart(number, writer, lines, pass_number=self.pass_number)
+        writer = PartWriter(self.layout.part_name(number), self.settings.compression)
+        entries = self.packed.setdefault(number, [])
+        return _OpenPart(number, writer, entries, pass_number=self.pass_number)
 
     def _new_messages(self, infos: Iterable[MessageInfo]) -> Iterator[MessageInfo]:
         """The listed messages the export lacks, in listing order; `ExportError` for a repeat
@@ -295,8 +291,7 @@ class _StoreExport:
         entry = IndexEntry(
             info.id, part.writer.name, len(raw), digest, iso_z(received), self.pass_number
         )
-        part.lines.write(entry.to_line())
-        self.packed.setdefault(part.number, []).append(entry)
+        part.entries.append(entry)
         part.messages += 1
         part.bytes += len(raw)
         if part.messages == 1:

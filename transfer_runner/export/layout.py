@@ -1,7 +1,9 @@
 """Object keys and member names of an export, validated before any key is built.
 
 ```
-PREFIX/<transfer name>/<store>/part-00001.tar.gz   (.tar.zst with zstd, .tar with "none")
+PREFIX/<transfer name>/<store>/part-00001.tar.zst  (.tar.gz with gzip, .tar with "none";
+                                                    "auto": .tar.zst, or .tar for a part
+                                                    whose data do not compress)
 PREFIX/<transfer name>/<store>/_journal/part-00001.json   (one per completed part)
 PREFIX/<transfer name>/<store>/_journal/checkpoint.json   (the records the index was made of)
 PREFIX/<transfer name>/<store>/index.jsonl
@@ -43,6 +45,7 @@ MEMBER_SUFFIX = ".eml"
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _MESSAGE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _EXTENSIONS = {"gzip": ".tar.gz", "zstd": ".tar.zst", "none": ".tar"}
+_CODECS = {"auto": ("zstd", "none"), "zstd": ("zstd",), "gzip": ("gzip",), "none": ("none",)}
 _JOURNAL_RE = re.compile(r"^part-(\d{5,})\.json$")
 
 
@@ -96,18 +99,24 @@ class StoreLayout:
 
     bucket: str
     base: str  # "PREFIX/<name>/<store>/" (no leading "/")
-    extension: str  # ".tar.gz" or ".tar"
+    codecs: tuple[str, ...] = ("zstd",)  # how this export's parts may be stored, first = usual
 
     @property
     def index_key(self) -> str:
         """Key of `index.jsonl`."""
         return self.base + INDEX_NAME
 
-    def part_name(self, number: int) -> str:
-        """`part-00001.tar.gz` for number 1."""
+    def part_name(self, number: int, codec: str | None = None) -> str:
+        """`part-00001.tar.zst` for number 1 stored with zstd (`codec`, by default the usual
+        one of this export: see `part_names`)."""
         if number < 1:
             raise ValueError(f"part numbers start at 1, not {number}")
-        return f"part-{number:05d}{self.extension}"
+        return f"part-{number:05d}{_EXTENSIONS[codec or self.codecs[0]]}"
+
+    def part_names(self, number: int) -> tuple[str, ...]:
+        """Every name part `number` may have under this configuration: with "auto", a part
+        is `.tar.zst`, or `.tar` when its data did not compress."""
+        return tuple(self.part_name(number, codec) for codec in self.codecs)
 
     def part_key(self, part_name: str) -> str:
         """The key of a part given its name (as it appears in the index)."""
@@ -181,4 +190,4 @@ def store_layout(settings: S3Settings, transfer_name: str, store: str) -> StoreL
     check_store(store)
     prefix = settings.prefix
     base = f"{prefix}/{transfer_name}/{store}/" if prefix else f"{transfer_name}/{store}/"
-    return StoreLayout(settings.bucket, base, _EXTENSIONS[settings.compression])
+    return StoreLayout(settings.bucket, base, _CODECS[settings.compression])

@@ -1,9 +1,11 @@
 """Tar parts: written one member at a time into a spooled file, read back as a stream.
 
-A part is a plain POSIX (pax) tar of `<id>.eml` members, compressed with gzip (the default),
-zstd (when the `zstandard` package is installed) or not at all, so anyone can open it with
-`tar`. Packing only appends to an uncompressed spool, which is cheap; `finish` compresses it,
-and runs on an upload worker so that parts compress in parallel while the next is packed.
+A part is a plain POSIX (pax) tar of `<id>.eml` members, compressed with zstd, gzip or not at
+all, so anyone can open it with `tar`. The default, "auto", compresses each part with zstd and
+keeps it uncompressed when that saves less than `AUTO_MIN_SAVING` of its size (mail whose
+attachments are images or archives already): its `codec` is then "none". Packing only appends
+to an uncompressed spool, which is cheap; `finish` compresses it, and runs on an upload worker
+so that parts compress in parallel while the next is packed.
 Reading (`tarfile` mode "r|*", zstd unwrapped first) never seeks and never holds the part.
 """
 
@@ -24,6 +26,7 @@ from typing import IO, Any
 from transfer_runner.s3_client import MiB
 
 __all__ = [
+    "AUTO_MIN_SAVING",
     "DAMAGE",
     "GZIP_LEVEL",
     "ZSTD_LEVEL",
@@ -37,6 +40,7 @@ __all__ = [
 
 GZIP_LEVEL = 6
 ZSTD_LEVEL = 3
+AUTO_MIN_SAVING = 0.03  # "auto" stores a part uncompressed unless zstd saves 3% of it
 SPOOL_LIMIT = 8 * MiB  # a part larger than this spills to a temporary file on disk
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _READ_CHUNK = 1 * MiB
@@ -68,12 +72,14 @@ def _spool(limit: int) -> IO[bytes]:
 class PartWriter:
     """One part under construction. `tar_bytes` is its uncompressed size so far.
 
-    After `finish`, `file` holds the stored (compressed) bytes, rewound, and `size` their count.
+    After `finish`, `file` holds the stored (compressed) bytes, rewound, `size` their count and
+    `codec` how they are stored: the configured compression, or for "auto" zstd or "none".
     """
 
     def __init__(self, name: str, compression: str, spool_limit: int = SPOOL_LIMIT) -> None:
         self.name = name
         self.compression = compression
+        self.codec = "zstd" if compression == "auto" else compression
         self._limit = spool_limit
         self.file: IO[bytes] = _spool(spool_limit)
         self._tar = tarfile.open(fileobj=self.file, mode="w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
@@ -103,16 +109,21 @@ class PartWriter:
     def finish(self) -> int:
         """Close the tar, compress it; returns the part's stored size in bytes."""
         self._tar.close()
+        tar_size = self.file.tell()
         self.file.seek(0)
-        if self.compression != "none":
+        if self.codec != "none":
             packed = _spool(self._limit)
             try:
-                _compress(self.file, packed, self.compression)
+                _compress(self.file, packed, self.codec)
             except BaseException:
                 packed.close()
                 raise
-            self.file.close()
-            self.file = packed
+            if self.compression == "auto" and packed.tell() > tar_size * (1 - AUTO_MIN_SAVING):
+                packed.close()  # not worth it: the part is stored as the plain tar
+                self.codec = "none"
+            else:
+                self.file.close()
+                self.file = packed
         self.file.seek(0, io.SEEK_END)
         self.size = self.file.tell()
         self.file.seek(0)

@@ -89,9 +89,9 @@ def parse_record(
     if not raw:
         raise ValueError("empty record")
     head = json.loads(raw[0])
-    name = layout.part_name(number)
-    if head.get("journal") not in _READABLE_VERSIONS or head.get("part") != name:
-        raise ValueError(f"not a record of {name} (compression changed?)")
+    name = head.get("part")
+    if head.get("journal") not in _READABLE_VERSIONS or name not in layout.part_names(number):
+        raise ValueError(f"not a record of {layout.part_name(number)} (compression changed?)")
     pass_number = int(head.get("pass", 1))
     if pass_number < 1:
         raise ValueError(f"pass {pass_number} is not a pass number")

@@ -9,12 +9,14 @@ really run in parallel with packing and with each other.
 
 from __future__ import annotations
 
+import io
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 from transfer_runner.errors import ExportError
+from transfer_runner.export.index import IndexEntry
 from transfer_runner.export.layout import StoreLayout
 from transfer_runner.export.objects import upload
 from transfer_runner.export.packing import PartWriter, content_type
@@ -27,18 +29,22 @@ __all__ = ["FinishedPart", "PartUploader"]
 
 @dataclass
 class FinishedPart:
-    """A packed part and its index lines, ready to ship. The uploader closes both."""
+    """A packed part and its index entries, ready to ship. The uploader closes it.
+
+    `entries` name the part as `writer.name`; when the part is stored otherwise (see
+    `PartWriter.codec`), the uploader renames them in place, so that whoever shares the list
+    (the exporter, for the index) sees the name the part is stored under.
+    """
 
     number: int
     writer: PartWriter
-    lines: IO[bytes]
+    entries: list[IndexEntry]
     messages: int
     bytes: int
     pass_number: int = 1
 
     def close(self) -> None:
         self.writer.close()
-        self.lines.close()
 
 
 class PartUploader:
@@ -106,13 +112,16 @@ class PartUploader:
         except OSError as exc:
             raise ExportError(f"packing {name} failed: {exc}") from exc
         testpoint(f"export-upload-part-{part.number}")
+        codec = part.writer.codec
+        name = self.layout.part_name(part.number, codec)
+        if name != part.writer.name:
+            part.entries[:] = [entry._replace(part=name) for entry in part.entries]
         key = self.layout.part_key(name)
-        kind = content_type(self.settings.compression)
-        upload(self.s3, self.settings, key, part.writer.file, size, kind)
-        index_bytes = part.lines.seek(0, 2)
+        upload(self.s3, self.settings, key, part.writer.file, size, content_type(codec))
+        lines = b"".join(entry.to_line() for entry in part.entries)
         record = PartRecord(
-            part.number, name, size, part.messages, part.bytes, part.pass_number, index_bytes
+            part.number, name, size, part.messages, part.bytes, part.pass_number, len(lines)
         )
-        write_record(self.s3, self.settings, self.layout, record, part.lines)
+        write_record(self.s3, self.settings, self.layout, record, io.BytesIO(lines))
         testpoint(f"export-after-part-{part.number}")
         return record
