@@ -1,6 +1,6 @@
 """`index.jsonl`: one JSON line per exported message, pass by pass, in listing order.
 
-`{"id": "...", "part": "part-00001.tar.gz", "size": 2048, "sha256": "<hex>",
+`{"id": "...", "part": "part-00001.tar.zst", "size": 2048, "sha256": "<hex>",
 "received_at": "2026-11-03T12:00:00Z", "pass": 1}`. An export grows by passes: each pass
 adds the messages the export lacked as new parts, and the index is rewritten as the union of
 every pass (earlier parts are never rewritten). It is written last, so its presence means the

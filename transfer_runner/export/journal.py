@@ -1,7 +1,7 @@
 """The journal of completed parts: how an export resumes exactly after a crash.
 
 Once part N is uploaded, `<store>/_journal/part-NNNNN.json` is written: a header line
-`{"journal": 2, "part": "part-00003.tar.gz", "size": ..., "messages": ..., "bytes": ...,
+`{"journal": 2, "part": "part-00003.tar.zst", "size": ..., "messages": ..., "bytes": ...,
 "pass": 2}` followed by the part's `index.jsonl` lines (version 1 records, from before export
 passes, belong to pass 1). S3 is the only durable place shared between runs
 (the next one may run on another machine), so that is where the journal lives. On resume a
