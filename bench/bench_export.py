@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
 """Export benchmark (issue 3): the runner's export against `aws s3 cp`, boto3 and a ceiling.
 
-Starts SeaweedFS on loopback, builds a sandbox of N messages of about 20 KiB and measures, on
-the same data and server, each in its own process (wall time, peak RSS):
+Starts SeaweedFS on loopback and, for each corpus (`--body`: mail-like messages first, like
+real mail with base64 attachments, then the older text corpus that compresses ~7:1), builds a
+sandbox of N messages of about 20 KiB and measures, on the same data and server, each in its
+own process (wall time, peak RSS):
 
-* runner      `export_store` of the sandbox's archive store (tar parts + index on S3);
-* aws         `aws s3 cp --recursive` of the same messages written as .eml files;
-* puts        boto3 `put_object` per message with 32 threads;
-* ceiling     one large object of the same bytes, uploaded multipart by boto3;
+* runner      `export_store` of the sandbox's archive store (tar parts + index on S3), once per
+              `--compression` (the runner's default first), `--repeats` times: the worst kept;
+* aws         `aws s3 cp --recursive` of the same messages written as .eml files (first corpus);
+* puts        boto3 `put_object` per message with 32 threads (first corpus);
+* ceiling     one large object of the same bytes, uploaded multipart by boto3: the best kept;
 
-then the runner again with the big N, for its peak RSS. Prints a table and the ratios to the
-issue's targets; never asserts on times. Run from the repo root: `python bench/bench_export.py`.
+runner and ceiling attempts alternate, so that a busy moment of the shared machine weighs on
+both; then the runner again with the big N, for its peak RSS. Prints a table and the ratios to
+the issue's targets; never asserts on times. Run from the repo root:
+`python bench/bench_export.py`.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +66,8 @@ class Options:
     big: int
     size_kib: int
     compressions: tuple[str, ...]
+    bodies: tuple[str, ...]
+    repeats: int
     workdir: Path | None
     keep: bool
     json_path: Path | None
@@ -87,10 +94,17 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--quick", action="store_true", help="smoke run: 1000 and 5000 messages")
     parser.add_argument(
         "--compression",
-        default=str(default_compression),
+        default=f"{default_compression},gzip",
         help=f"runner compression(s), comma separated; first one for the big run "
-        f"(default: the runner's, {default_compression})",
+        f"(default: the runner's, then gzip: {default_compression},gzip)",
     )
+    parser.add_argument(
+        "--body",
+        default=",".join(bench_data.BODIES),
+        help="corpora, comma separated; the first one for the baselines and the big run "
+        f"(default: {','.join(bench_data.BODIES)})",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each runner row (3)")
     parser.add_argument("--workdir", type=Path, help="where the temporary data go (system temp)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--json", type=Path, dest="json_path", help="also write figures here")
@@ -103,9 +117,14 @@ def parse_args(argv: list[str] | None) -> Options:
     messages = args.messages if args.messages is not None else (1000 if args.quick else 20000)
     big = args.big if args.big is not None else (5000 if args.quick else 200000)
     compressions = tuple(c.strip() for c in args.compression.split(",") if c.strip())
+    bodies = tuple(b.strip() for b in args.body.split(",") if b.strip())
+    if not bodies or set(bodies) - set(bench_data.BODIES):
+        parser.error(f"--body takes {' and/or '.join(bench_data.BODIES)}")
     positive = (messages, args.size_kib, args.ceiling_chunk_mib, args.ceiling_concurrency)
-    if min(positive) < 1 or args.ceiling_repeats < 1 or big < 0 or not compressions:
+    if min(positive) < 1 or min(args.ceiling_repeats, args.repeats) < 1 or big < 0:
         parser.error("--big must be 0 or more, every other number positive")
+    if not compressions:
+        parser.error("--compression needs at least one compression")
     for name in compressions:
         try:
             S3Settings(export_to=f"s3://{BUCKET}/check", compression=name)  # type: ignore[arg-type]
@@ -116,6 +135,8 @@ def parse_args(argv: list[str] | None) -> Options:
         big,
         args.size_kib,
         compressions,
+        bodies,
+        args.repeats,
         args.workdir,
         args.keep,
         args.json_path,
@@ -234,9 +255,9 @@ class Bench:
 def measure_runner(
     bench: Bench, data: bench_data.Dataset, key: str, compression: str
 ) -> Measurement:
-    """The runner's `export_store` of the whole archive store."""
-    label = f"runner {compression} N={data.messages:,}"
-    say(f"measuring {label}")
+    """The runner's `export_store` of the whole archive store, under prefix `key`."""
+    label = f"runner {compression} {data.body} N={data.messages:,}"
+    say(f"measuring {label} ({key})")
     config = {
         "label": label,
         "db": str(data.db),
@@ -283,30 +304,39 @@ def measure_puts(bench: Bench, data: bench_data.Dataset, eml_dir: Path) -> Measu
     return Measurement("puts", label, data.messages, data.bytes, seconds, rss)
 
 
-def measure_ceiling(bench: Bench, data: bench_data.Dataset, whole: Path) -> Measurement:
-    """One object of all the bytes, multipart: what the server takes at best.
+def ceiling_label(options: Options, data: bench_data.Dataset) -> str:
+    """The label of the ceiling's rows."""
+    chunk, concurrency = options.ceiling_chunk_mib, options.ceiling_concurrency
+    return f"one object {data.body}, multipart {chunk} MiB x{concurrency}"
 
-    Uploaded `--ceiling-repeats` times (the server's speed varies from run to run); the
-    fastest attempt is the ceiling, which makes the runner's ratio to it a conservative one.
-    """
+
+def ceiling_attempt(
+    bench: Bench, data: bench_data.Dataset, whole: Path, attempt: int
+) -> tuple[float, int]:
+    """One upload of all the bytes as one object, multipart: what the server takes at best."""
     opts = bench.options
-    label = f"one object, multipart {opts.ceiling_chunk_mib} MiB x{opts.ceiling_concurrency}"
-    attempts: list[tuple[float, int]] = []
-    for attempt in range(1, opts.ceiling_repeats + 1):
-        say(f"measuring {label} (attempt {attempt} of {opts.ceiling_repeats})")
-        key = f"ceiling/attempt-{attempt}.bin"
-        config = {
-            "label": label,
-            "file": str(whole),
-            "bucket": BUCKET,
-            "key": key,
-            "chunk_mib": opts.ceiling_chunk_mib,
-            "concurrency": opts.ceiling_concurrency,
-        }
-        seconds, rss, _got = run_child("multipart", config, bench.work, bench.env)
-        expect(label, listing(bench.s3, key), (1, data.bytes))
-        attempts.append((seconds, rss))
-        say(f"  attempt {attempt}: {seconds:,.1f} s, {data.bytes / 1e6 / seconds:,.1f} MB/s")
+    label = ceiling_label(opts, data)
+    say(f"measuring {label} (attempt {attempt} of {opts.ceiling_repeats})")
+    key = f"ceiling-{data.body}/attempt-{attempt}.bin"
+    config = {
+        "label": label,
+        "file": str(whole),
+        "bucket": BUCKET,
+        "key": key,
+        "chunk_mib": opts.ceiling_chunk_mib,
+        "concurrency": opts.ceiling_concurrency,
+    }
+    seconds, rss, _got = run_child("multipart", config, bench.work, bench.env)
+    expect(label, listing(bench.s3, key), (1, data.bytes))
+    bench.s3.delete_object(Bucket=BUCKET, Key=key)  # the server's disk stays as it was
+    say(f"  attempt {attempt}: {seconds:,.1f} s, {data.bytes / 1e6 / seconds:,.1f} MB/s")
+    return seconds, rss
+
+
+def best_ceiling(
+    key: str, options: Options, data: bench_data.Dataset, attempts: list[tuple[float, int]]
+) -> Measurement:
+    """The fastest upload is the ceiling, which makes the runner's ratio to it conservative."""
     seconds = min(s for s, _ in attempts)
     rss = max(r for _, r in attempts)
     rates = ", ".join(f"{data.bytes / 1e6 / s:,.1f}" for s, _ in attempts)
@@ -314,7 +344,16 @@ def measure_ceiling(bench: Bench, data: bench_data.Dataset, whole: Path) -> Meas
         f"best of {len(attempts)} uploads ({rates} MB/s); messages/s in brackets: "
         "the same bytes as one object, counted per message"
     )
-    return Measurement("ceiling", label, data.messages, data.bytes, seconds, rss, extra)
+    label = ceiling_label(options, data)
+    return Measurement(key, label, data.messages, data.bytes, seconds, rss, extra)
+
+
+def worst_run(key: str, runs: list[Measurement]) -> Measurement:
+    """The slowest of the runner's runs of one row, which makes its ratio conservative."""
+    worst = max(runs, key=lambda m: m.seconds)
+    rates = ", ".join(f"{m.mb_per_s:,.1f}" for m in runs)
+    extra = f"{worst.extra}; worst of {len(runs)} runs ({rates} MB/s)"
+    return replace(worst, key=key, extra=extra)
 
 
 # --- the whole run -------------------------------------------------------------------------
@@ -355,12 +394,6 @@ def _with_server(options: Options, work: Path, aws: str) -> dict[str, Measuremen
 
 def _measure_all(bench: Bench, aws: str) -> dict[str, Measurement]:
     opts = bench.options
-    say(f"building a sandbox of {opts.messages:,} messages of {opts.size_kib} KiB")
-    data = bench_data.make_sandbox(bench.work / "small", opts.messages, opts.size_kib)
-    eml_dir, whole = bench.work / "eml", bench.work / "all-messages.bin"
-    say(f"writing them as .eml files and as one file ({data.bytes / 1e6:,.1f} MB each)")
-    if bench_data.write_files(data, eml_dir, whole) != data.bytes:
-        raise BenchError("the .eml files do not add up to the sandbox's bytes")
     found: dict[str, Measurement] = {}
 
     def keep(m: Measurement) -> None:
@@ -370,19 +403,53 @@ def _measure_all(bench: Bench, aws: str) -> dict[str, Measurement]:
             f"{m.mb_per_s:,.1f} MB/s, peak RSS {m.peak_rss_kib / 1024:,.1f} MiB"
         )
 
-    for i, compression in enumerate(opts.compressions):
-        keep(measure_runner(bench, data, runner_key(i, compression), compression))
-    keep(measure_aws(bench, data, eml_dir, aws))
-    keep(measure_puts(bench, data, eml_dir))
-    keep(measure_ceiling(bench, data, whole))
-    shutil.rmtree(eml_dir, ignore_errors=True)
-    whole.unlink(missing_ok=True)
+    for number, body in enumerate(opts.bodies):
+        say(f"building a sandbox of {opts.messages:,} {body} messages of {opts.size_kib} KiB")
+        data = bench_data.make_sandbox(bench.work / body, opts.messages, opts.size_kib, body)
+        eml_dir, whole = bench.work / f"eml-{body}", bench.work / f"all-{body}.bin"
+        say(f"writing them as .eml files and as one file ({data.bytes / 1e6:,.1f} MB each)")
+        if bench_data.write_files(data, eml_dir, whole) != data.bytes:
+            raise BenchError("the .eml files do not add up to the sandbox's bytes")
+        for m in _measure_corpus(bench, data, whole, corpus_suffix(number, body)):
+            keep(m)
+        if number == 0:
+            keep(measure_aws(bench, data, eml_dir, aws))
+            keep(measure_puts(bench, data, eml_dir))
+        shutil.rmtree(eml_dir, ignore_errors=True)
+        whole.unlink(missing_ok=True)
     if opts.big:
-        say(f"building a sandbox of {opts.big:,} messages of {opts.size_kib} KiB")
-        big = bench_data.make_sandbox(bench.work / "big", opts.big, opts.size_kib)
+        body = opts.bodies[0]
+        say(f"building a sandbox of {opts.big:,} {body} messages of {opts.size_kib} KiB")
+        big = bench_data.make_sandbox(bench.work / "big", opts.big, opts.size_kib, body)
         key = runner_key(0, opts.compressions[0])
         keep(measure_runner(bench, big, f"{key}-big", opts.compressions[0]))
     return found
+
+
+def _measure_corpus(
+    bench: Bench, data: bench_data.Dataset, whole: Path, suffix: str
+) -> list[Measurement]:
+    """The runner rows (worst of `--repeats`) and the ceiling (best of its attempts) of one
+    corpus, their attempts alternating."""
+    opts = bench.options
+    runs: dict[str, list[Measurement]] = {c: [] for c in opts.compressions}
+    ceilings: list[tuple[float, int]] = []
+    for attempt in range(1, max(opts.repeats, opts.ceiling_repeats) + 1):
+        if attempt <= opts.repeats:
+            for i, compression in enumerate(opts.compressions):
+                key = f"{runner_key(i, compression)}{suffix}-{attempt}"
+                runs[compression].append(measure_runner(bench, data, key, compression))
+        if attempt <= opts.ceiling_repeats:
+            ceilings.append(ceiling_attempt(bench, data, whole, attempt))
+    rows = [
+        worst_run(f"{runner_key(i, c)}{suffix}", runs[c]) for i, c in enumerate(opts.compressions)
+    ]
+    return [*rows, best_ceiling(f"ceiling{suffix}", opts, data, ceilings)]
+
+
+def corpus_suffix(number: int, body: str) -> str:
+    """ "" for the first corpus (the one the targets name), "@text" etc. for the others."""
+    return "" if number == 0 else f"@{body}"
 
 
 def runner_key(index: int, compression: str) -> str:
@@ -392,7 +459,12 @@ def runner_key(index: int, compression: str) -> str:
 
 def report(options: Options, info: dict[str, str], found: dict[str, Measurement]) -> None:
     """Print the table and the targets; write the JSON figures when asked."""
-    runners = [runner_key(i, c) for i, c in enumerate(options.compressions)]
+    runners = [
+        (f"{runner_key(i, c)}{suffix}", f"ceiling{suffix}")
+        for number, body in enumerate(options.bodies)
+        if (suffix := corpus_suffix(number, body)) is not None
+        for i, c in enumerate(options.compressions)
+    ]
     print()
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(

@@ -30,6 +30,7 @@ from transfer_runner.export.index import (
     read_index,
 )
 from transfer_runner.export.layout import store_layout
+from transfer_runner.export.objects import list_objects
 from transfer_runner.export.source import list_source
 from transfer_runner.export.verifier import verify_store
 from transfer_runner.s3_client import MiB, S3Settings
@@ -181,6 +182,18 @@ def test_a_rewritten_index_is_read_again(s3: Any) -> None:
     assert read_index(s3, LAYOUT).messages == 5  # type: ignore[union-attr]
     put_index(s3, entries(7))
     assert read_index(s3, LAYOUT).messages == 7  # type: ignore[union-attr]
+
+
+def test_a_listing_that_shows_the_read_etag_saves_the_request(s3: Any, calls: Counter[str]) -> None:
+    put_index(s3, entries(5))
+    first = read_index(s3, LAYOUT)
+    asked = calls["GetObject"]
+    listing = list_objects(s3, BUCKET, LAYOUT.base)
+    assert read_index(s3, LAYOUT, listing) is first and calls["GetObject"] == asked
+    put_index(s3, entries(7))  # rewritten after that listing: a new listing shows a new ETag
+    fresh = read_index(s3, LAYOUT, list_objects(s3, BUCKET, LAYOUT.base))
+    assert fresh is not None and fresh.messages == 7
+    assert calls["GetObject"] == asked + 1
 
 
 def test_a_deleted_or_spoiled_index_is_never_answered_from_memory(s3: Any) -> None:

@@ -66,10 +66,12 @@ def run_transfer(
     heartbeat.start()
     try:
         # Drift is judged under the lock: another runner may have just completed the transfer.
+        first_run = known.record is None  # read just before the lease: nobody ran it before
         known = run.state.transfer_state(transfer.name)
         return _drifted(run, transfer, reporter, known) or _execute(
-            run, playbook, modules, transfer, options, reporter, known, stop, heartbeat.lost
-        )
+            run, playbook, modules, transfer, options, reporter, known, stop, heartbeat.lost,
+            first_run,
+        )  # fmt: skip
     finally:
         heartbeat.stop()
         run.state.release_lock(transfer.name, run.run_id)
@@ -147,6 +149,7 @@ def _execute(
     known: TransferState,
     stop: threading.Event | None,
     lost: threading.Event | None = None,
+    first_run: bool = False,
 ) -> TransferResult:
     reporter.transfer_started(transfer)
     record, previous = known.record, known.steps
@@ -182,7 +185,7 @@ def _execute(
         if lost is not None and lost.is_set():
             message = f"lost the lock before {task.name!r}; another runner may have taken over"
             break
-        ctx = TaskContext(run, transfer, task.name, previous, earlier, proved)
+        ctx = TaskContext(run, transfer, task.name, previous, earlier, proved, first_run)
         planned = None if options.planned is None else _planned(options.planned, transfer, task)
         step = run_task(ctx, task, modules, variables, planned)
         kept = run.check_mode or record_step(run, transfer, task, step)

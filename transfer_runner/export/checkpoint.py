@@ -20,7 +20,7 @@ from transfer_runner.export.index import (
     read_index,
 )
 from transfer_runner.export.layout import StoreLayout
-from transfer_runner.export.objects import put_bytes, read_bytes
+from transfer_runner.export.objects import Listing, put_bytes, read_bytes
 from transfer_runner.export.part_records import PartRecord, ReadRecord, record_fields
 from transfer_runner.s3_client import S3Settings
 
@@ -56,7 +56,7 @@ def write_checkpoint(
     put_bytes(s3, settings, layout.checkpoint_key, body, "application/json")
 
 
-def checkpointed(s3: Any, layout: StoreLayout, listing: dict[str, int]) -> dict[int, ReadRecord]:
+def checkpointed(s3: Any, layout: StoreLayout, listing: Listing) -> dict[int, ReadRecord]:
     """The records the checkpoint vouches for, taken from the index S3 holds now: those
     whose part is intact and whose index lines give back exactly that index. Empty when
     there is no checkpoint, it is unreadable, or it was made for another index."""
@@ -69,7 +69,7 @@ def checkpointed(s3: Any, layout: StoreLayout, listing: dict[str, int]) -> dict[
             return {}
         if listing.get(layout.index_key) != doc["index_bytes"]:
             return {}
-        index = read_index(s3, layout)
+        index = read_index(s3, layout, listing)
         if index is None or index.sha256 != doc["index_sha256"]:
             return {}
         records = [vouched_record(layout, item) for item in doc["parts"]]

@@ -29,6 +29,7 @@ from transfer_runner.export.index import (
 from transfer_runner.export.journal import Journal, assemble_index, load_journal
 from transfer_runner.export.layout import StoreLayout, store_layout
 from transfer_runner.export.objects import (
+    Listing,
     abort_multipart_uploads,
     delete_objects,
     list_objects,
@@ -65,6 +66,7 @@ def export_store(
     progress: Progress | None = None,
     *,
     source: Sequence[MessageInfo] | None = None,
+    first_run: bool = False,
 ) -> ExportResult:
     """One export pass of `store` of `account_id` under `transfer_name`.
 
@@ -74,10 +76,15 @@ def export_store(
     `source.list_source`); without it the pass lists the store. Raises `ExportError` (unsafe
     message id, a message whose bytes changed under the same id, digest mismatch, S3 failure)
     or `PlatformError`.
+
+    Multipart uploads a crashed run left unfinished are aborted first, unless `first_run`
+    (no earlier run of the transfer was recorded: none can have left any; this run's own
+    failed uploads abort themselves).
     """
     layout = store_layout(settings, transfer_name, store)
     listing = list_objects(s3, layout.bucket, layout.base)
-    abort_multipart_uploads(s3, layout.bucket, layout.base)
+    if not first_run:
+        abort_multipart_uploads(s3, layout.bucket, layout.base)
     job = _StoreExport(platform, s3, settings, layout, account_id, store, progress, source)
     return job.run(listing)
 
@@ -151,11 +158,11 @@ class _StoreExport:
     listed_bytes: int = 0
     ids: IdSet = field(default_factory=IdSet)
     pass_number: int = 1
-    listing: dict[str, int] = field(default_factory=dict)
+    listing: Listing = field(default_factory=Listing)
     vanished: int = 0  # listed, then gone before it could be fetched
     packed: dict[int, list[IndexEntry]] = field(default_factory=dict)  # by part number
 
-    def run(self, listing: dict[str, int]) -> ExportResult:
+    def run(self, listing: Listing) -> ExportResult:
         self.listing = listing
         with ExitStack() as cleanup:
             cleanup.callback(self.ids.close)
@@ -223,7 +230,7 @@ class _StoreExport:
         if self.layout.index_key not in self.listing:
             return []
         try:
-            index = read_index(self.s3, self.layout)
+            index = read_index(self.s3, self.layout, self.listing)
         except ExportError:  # unreadable: it vouches for nothing, and is rewritten
             return []
         names = index.parts if index is not None else ()
@@ -323,7 +330,7 @@ class _StoreExport:
         )
 
     def _unchanged(self, final: dict[int, PartRecord], expired: int) -> ExportResult:
-        index = read_index(self.s3, self.layout)  # asked of S3, parsed only if it changed
+        index = read_index(self.s3, self.layout, self.listing)  # parsed only if it changed
         if index is None:
             raise ExportError(f"the index {self.layout.index_key} vanished during the pass")
         return self._result(final, index.sha256, (0, 0), expired, wrote=False)

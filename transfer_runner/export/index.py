@@ -29,7 +29,7 @@ from typing import IO, Any, NamedTuple
 
 from transfer_runner.errors import ExportError
 from transfer_runner.export.layout import StoreLayout, is_message_id
-from transfer_runner.export.objects import open_object_if_changed, s3_errors
+from transfer_runner.export.objects import Listing, open_object_if_changed, s3_errors
 from transfer_runner.s3_client import MiB
 
 __all__ = [
@@ -308,15 +308,20 @@ def remember_index(s3: Any, layout: StoreLayout, etag: str, index: ExportIndex) 
     INDEX_CACHE.put(_cache_key(s3, layout), etag, index)
 
 
-def read_index(s3: Any, layout: StoreLayout) -> ExportIndex | None:
+def read_index(s3: Any, layout: StoreLayout, listing: Listing | None = None) -> ExportIndex | None:
     """The store's index, or None if there is none; `ExportError` if it is malformed.
 
     Holds the entries and the lines (about 500 bytes a message), never message bodies. Asks
-    S3 every time (a conditional GET) and parses only what changed since the last read
-    (`INDEX_CACHE`).
+    S3 (a conditional GET) and parses only what changed since the last read (`INDEX_CACHE`);
+    with a `listing` of the store taken by the caller that shows the cached index's ETag, it
+    does not ask again.
     """
     where = _cache_key(s3, layout)
     cached = INDEX_CACHE.get(where)
+    listed = listing.etags.get(layout.index_key) if listing is not None else None
+    if cached is not None and cached[0] and listed == cached[0]:
+        INDEX_CACHE.count(hit=True)
+        return cached[1]
     read = open_object_if_changed(
         s3, layout.bucket, layout.index_key, cached[0] if cached else None
     )

@@ -30,7 +30,7 @@ from transfer_runner.export.index import (
     iter_lines,
 )
 from transfer_runner.export.layout import StoreLayout
-from transfer_runner.export.objects import open_object, s3_errors
+from transfer_runner.export.objects import Listing, open_object, s3_errors
 from transfer_runner.export.part_records import PartRecord, ReadRecord, parse_record
 
 __all__ = ["Journal", "assemble_index", "load_journal"]
@@ -107,7 +107,7 @@ class Journal:
         return max((r.pass_number for r in self.records.values()), default=0)
 
 
-def load_journal(s3: Any, layout: StoreLayout, listing: dict[str, int], ids: IdSet) -> Journal:
+def load_journal(s3: Any, layout: StoreLayout, listing: Listing, ids: IdSet) -> Journal:
     """Read every journal record under the store and keep those whose part is intact.
 
     The ids of kept records go into `ids` as RESUMED, with their SHA-256. A record that is

@@ -21,6 +21,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from typing import IO, Any, cast
 
 from boto3.exceptions import S3UploadFailedError
@@ -38,7 +39,7 @@ __all__ = [
     "open_object",
     "ObjectRead",
     "open_object_if_changed",
-    "list_etags",
+    "Listing",
     "object_sha256",
     "upload",
     "delete_objects",
@@ -87,24 +88,27 @@ def s3_errors(action: str) -> Iterator[None]:
         raise ExportError(f"S3 {action} failed: {_describe(exc)}") from exc
 
 
-def list_objects(s3: Any, bucket: str, prefix: str) -> dict[str, int]:
-    """Key -> size of every object under `prefix` (paginated, read-only)."""
-    found: dict[str, int] = {}
+class Listing(dict[str, int]):
+    """Key -> size of every object under a prefix as one listing saw them, and (`etags`) each
+    one's ETag: a changed object has a new ETag, so what was read or verified under an ETag
+    need not be read again while a listing still shows it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.etags: dict[str, str] = {}
+        self.modified: dict[str, datetime] = {}  # LastModified, to the second (as HEAD gives)
+
+
+def list_objects(s3: Any, bucket: str, prefix: str) -> Listing:
+    """Every object under `prefix`, with sizes and ETags (paginated, read-only)."""
+    found = Listing()
     with s3_errors(f"list s3://{bucket}/{prefix}"):
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", ()):
                 found[obj["Key"]] = int(obj["Size"])
-    return found
-
-
-def list_etags(s3: Any, bucket: str, prefix: str) -> dict[str, str]:
-    """Key -> ETag of every object under `prefix` (paginated, read-only): a changed object
-    has a new ETag, so a part verified once need not be read again while its ETag holds."""
-    found: dict[str, str] = {}
-    with s3_errors(f"list s3://{bucket}/{prefix}"):
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for obj in page.get("Contents", ()):
-                found[obj["Key"]] = str(obj.get("ETag", "")).strip('"')
+                found.etags[obj["Key"]] = str(obj.get("ETag", "")).strip('"')
+                if "LastModified" in obj:
+                    found.modified[obj["Key"]] = obj["LastModified"].replace(microsecond=0)
     return found
 
 

@@ -23,8 +23,8 @@ from typing import Any
 
 from transfer_runner import __version__
 from transfer_runner.errors import ExportError
-from transfer_runner.export.layout import check_transfer_name, receipt_key
-from transfer_runner.export.objects import put_bytes, read_bytes, s3_errors
+from transfer_runner.export.layout import check_transfer_name, receipt_key, store_layout
+from transfer_runner.export.objects import Listing, list_objects, put_bytes, read_bytes, s3_errors
 from transfer_runner.export.status import ExportStatus, store_status
 from transfer_runner.s3_client import S3Settings
 from transfer_runner.utc import iso_z
@@ -147,7 +147,9 @@ def _same(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
 def _store_doc(
     s3: Any, settings: S3Settings, transfer_name: str, store: str, facts: Mapping[str, Any]
 ) -> dict[str, Any]:
-    status = store_status(s3, settings, transfer_name, store)
+    layout = store_layout(settings, transfer_name, store)
+    listing = list_objects(s3, layout.bucket, layout.base)
+    status = store_status(s3, settings, transfer_name, store, listing)
     wanted = facts.get("index_sha256")
     if not status.complete:
         raise ExportError(f"no receipt: the {store} export is not complete on S3")
@@ -163,7 +165,7 @@ def _store_doc(
         "compressed_bytes": status.compressed_bytes,
         "index_key": status.index_key,
         "index_sha256": status.index_sha256,
-        "exported_at": _written_at(s3, settings, status),
+        "exported_at": _written_at(s3, settings, status, listing),
         "verified": True,
         "passes": status.passes,
         "expired": int(facts.get("expired") or 0),
@@ -181,7 +183,10 @@ def _store_doc(
     return doc
 
 
-def _written_at(s3: Any, settings: S3Settings, status: ExportStatus) -> str:
+def _written_at(s3: Any, settings: S3Settings, status: ExportStatus, listing: Listing) -> str:
+    """When the index was written: as the listing shows it, else as S3 answers a HEAD."""
+    if status.index_key in listing.modified:
+        return iso_z(listing.modified[status.index_key])
     with s3_errors(f"head of s3://{settings.bucket}/{status.index_key}"):
         head = s3.head_object(Bucket=settings.bucket, Key=status.index_key)
     return iso_z(head["LastModified"])

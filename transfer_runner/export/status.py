@@ -10,7 +10,7 @@ from typing import Any
 from transfer_runner.errors import ExportError
 from transfer_runner.export.index import ExportIndex, read_index
 from transfer_runner.export.layout import StoreLayout, store_layout
-from transfer_runner.export.objects import list_objects
+from transfer_runner.export.objects import Listing, list_objects
 from transfer_runner.export.source import iter_messages
 from transfer_runner.platforms.base import Platform, Store
 from transfer_runner.s3_client import S3Settings
@@ -155,10 +155,11 @@ def inspect_delta(
     Holds the index's id -> SHA-256 map in memory (about 100 bytes a message).
     """
     layout = store_layout(settings, transfer_name, store)
-    status = _status(s3, layout, store, list_objects(s3, layout.bucket, layout.base))
+    listing = list_objects(s3, layout.bucket, layout.base)
+    status = _status(s3, layout, store, listing)
     exported: dict[str, str] = {}
     if status.complete:
-        index = read_index(s3, layout)
+        index = read_index(s3, layout, listing)
         exported = {e.id: e.sha256 for e in index.entries} if index else {}
     listed = new = new_bytes = matched = 0
     changed: list[str] = []
@@ -174,17 +175,22 @@ def inspect_delta(
     return ExportDelta(status, listed, new, new_bytes, len(exported) - matched, tuple(changed))
 
 
-def store_status(s3: Any, settings: S3Settings, transfer_name: str, store: str) -> ExportStatus:
-    """What S3 holds for one store's export (read-only)."""
+def store_status(
+    s3: Any, settings: S3Settings, transfer_name: str, store: str, listing: Listing | None = None
+) -> ExportStatus:
+    """What S3 holds for one store's export (read-only), as `listing` (a listing of the store
+    the caller took just now) or a new listing shows it."""
     layout = store_layout(settings, transfer_name, store)
-    return _status(s3, layout, store, list_objects(s3, layout.bucket, layout.base))
+    if listing is None:
+        listing = list_objects(s3, layout.bucket, layout.base)
+    return _status(s3, layout, store, listing)
 
 
-def _status(s3: Any, layout: StoreLayout, store: str, listing: dict[str, int]) -> ExportStatus:
+def _status(s3: Any, layout: StoreLayout, store: str, listing: Listing) -> ExportStatus:
     if layout.index_key not in listing:
         return ExportStatus(store, layout.index_key, exists=False, complete=False)
     try:
-        index = read_index(s3, layout)
+        index = read_index(s3, layout, listing)
     except ExportError as exc:
         return ExportStatus(store, layout.index_key, True, False, problem=str(exc))
     if index is None:  # deleted between the listing and the read

@@ -43,11 +43,17 @@ def sync_store(
     store: Store,
     policy: SyncPolicy,
     progress: Progress | None = None,
+    *,
+    first_run: bool = False,
 ) -> list[ExportResult]:
-    """Export passes until the delta is small or the pass limit is reached; every result."""
+    """Export passes until the delta is small or the pass limit is reached; every result.
+    `first_run`: see `export_store`."""
     results: list[ExportResult] = []
     while len(results) < max(1, policy.max_passes):
-        result = export_store(platform, s3, settings, transfer_name, account_id, store, progress)
+        result = export_store(
+            platform, s3, settings, transfer_name, account_id, store, progress,
+            first_run=first_run,
+        )  # fmt: skip
         results.append(result)
         if policy.small(result):
             break

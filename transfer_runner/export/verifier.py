@@ -26,7 +26,7 @@ from transfer_runner.errors import ExportError, NotFound
 from transfer_runner.export.exporter import Progress
 from transfer_runner.export.index import ExportIndex, IndexEntry, read_index
 from transfer_runner.export.layout import StoreLayout, store_layout
-from transfer_runner.export.objects import list_etags, open_object
+from transfer_runner.export.objects import Listing, list_objects, open_object
 from transfer_runner.export.packing import DAMAGE, Member, read_members
 from transfer_runner.export.source import listed
 from transfer_runner.platforms.base import MessageInfo, Platform, Store
@@ -92,17 +92,21 @@ def verify_store(
     complete: bool = True,
     known_parts: Mapping[str, str] | None = None,
     source: Sequence[MessageInfo] | None = None,
+    listing: Listing | None = None,
 ) -> VerifyResult:
     """Check the export of `store` against S3 read-back and the source account. Writes nothing.
 
     Holds the index entries in memory (never message bodies); reads parts as streams.
     `source` is a listing of the store taken already (see `source.list_source`); without it
-    the source is listed now.
+    the source is listed now. `listing` is the caller's listing of the export just taken;
+    without it the export is listed now.
     """
     layout = store_layout(settings, transfer_name, store)
     where = f"s3://{layout.bucket}/{layout.index_key}"
+    if listing is None:
+        listing = list_objects(s3, layout.bucket, layout.base)
     try:
-        index = read_index(s3, layout)
+        index = read_index(s3, layout, listing)
     except ExportError as exc:
         return VerifyResult(False, 0, 0, (f"the index is unreadable: {exc}",), None)
     if index is None:
@@ -110,7 +114,7 @@ def verify_store(
     problems = _Problems()
     expected = _expected(index, problems)
     parts = _PartCheck(s3, layout, expected, problems, progress, dict(known_parts or {}))
-    parts.run(index)
+    parts.run(index, listing.etags)
     infos = listed(platform, account_id, store, source)
     checked = _check_source(platform, account_id, store, infos, expected, problems, complete)
     return VerifyResult(
@@ -162,8 +166,7 @@ class _PartCheck:
     seen: set[str] = field(default_factory=set)
     done: list[int] = field(default_factory=lambda: [0, 0])
 
-    def run(self, index: ExportIndex) -> None:
-        etags = list_etags(self.s3, self.layout.bucket, self.layout.base)
+    def run(self, index: ExportIndex, etags: Mapping[str, str]) -> None:
         by_part: dict[str, list[IndexEntry]] = {}
         for entry in self.expected.values():
             by_part.setdefault(entry.part, []).append(entry)

@@ -125,6 +125,7 @@ class TaskContext:
     earlier: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     # this run's results so far: task name -> (module, outputs)
     lease_proved: bool = False  # the step before this one ended with a write proving the lease
+    first_run: bool = False  # no earlier run of this transfer was recorded before this one
 
     @property
     def platform(self) -> Platform:

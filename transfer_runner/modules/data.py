@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 
 from transfer_runner.errors import StepError
 from transfer_runner.export import receipt
+from transfer_runner.export.layout import store_layout
+from transfer_runner.export.objects import list_objects
 from transfer_runner.export.status import ExportDelta, store_status
 from transfer_runner.export.sync import SyncPolicy, sync_store
 from transfer_runner.modules.base import (
@@ -120,6 +122,7 @@ class ExportStore:
             store,
             policy_arg(args, ctx.task_name),
             progress=progress_sink(ctx, f"export {store}", check.facts.get("source_messages", 0)),
+            first_run=ctx.first_run,
         )
         last = results[-1]
         return {
@@ -233,7 +236,9 @@ def verify_exports(
 
     known = (prior_verification(ctx, store, False, same_index=False) or {}).get("parts") or {}
     s3, settings = ctx.run.s3(), ctx.run.export_settings()
-    status = store_status(s3, settings, ctx.transfer.name, store)
+    layout = store_layout(settings, ctx.transfer.name, store)
+    listing = list_objects(s3, layout.bucket, layout.base)
+    status = store_status(s3, settings, ctx.transfer.name, store, listing)
     result = verifier.verify_store(
         ctx.platform,
         s3,
@@ -245,6 +250,7 @@ def verify_exports(
         complete=complete,
         known_parts=known,
         source=source,
+        listing=listing,
     )
     if not result.ok:
         shown = "; ".join(result.problems[:5])

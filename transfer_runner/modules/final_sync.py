@@ -155,6 +155,7 @@ class FinalSync:
                 store,
                 progress=progress_sink(ctx, f"final export {store}", len(source)),
                 source=source,
+                first_run=ctx.first_run,
             )
             exported[store] = result.new_messages
             stores[store] = verify_exports(ctx, account, store, complete=True, source=source)

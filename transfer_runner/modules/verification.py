@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from transfer_runner.export.layout import store_layout
-from transfer_runner.export.objects import delete_objects, list_etags
+from transfer_runner.export.objects import delete_objects, list_objects
 from transfer_runner.export.status import store_status
 from transfer_runner.export.verifier import VerifyResult
 from transfer_runner.modules.context import TaskContext
@@ -90,14 +90,12 @@ def prior_verification(
     if not candidates or not same_index:
         return candidates[0] if candidates else None
     settings = ctx.run.export_settings()
-    status = store_status(ctx.run.s3(), settings, ctx.transfer.name, store)
+    layout = store_layout(settings, ctx.transfer.name, store)
+    listing = list_objects(ctx.run.s3(), layout.bucket, layout.base)
+    status = store_status(ctx.run.s3(), settings, ctx.transfer.name, store, listing)
     if not status.complete or status.discarded:
         return None
-    layout = store_layout(settings, ctx.transfer.name, store)
-    etags = {
-        key[len(layout.base) :]: etag
-        for key, etag in list_etags(ctx.run.s3(), layout.bucket, layout.base).items()
-    }
+    etags = {key[len(layout.base) :]: etag for key, etag in listing.etags.items()}
     for info in candidates:
         parts = info.get("parts") or {}
         # The same index, and every part it names still the object that was read back.
