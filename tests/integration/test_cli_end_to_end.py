@@ -104,7 +104,7 @@ def test_validate_plan_apply_reapply_status_report(cli: Cli) -> None:
     s3 = boto3.client("s3", **_client_args(cli.env))
     listing = s3.list_objects_v2(Bucket=cli.bucket, Prefix=f"{cli.prefix}/acme-com/")  # type: ignore[attr-defined]
     keys = {o["Key"].split("/", 2)[2] for o in listing["Contents"]}
-    assert {"quarantine/index.jsonl", "archive/index.jsonl", "archive/part-00001.tar.gz"} <= keys
+    assert {"quarantine/index.jsonl", "archive/index.jsonl", "archive/part-00001.tar.zst"} <= keys
 
 
 def test_invalid_manifest_is_located_and_exits_1(cli: Cli) -> None:
