@@ -68,6 +68,7 @@ class Options:
     compressions: tuple[str, ...]
     bodies: tuple[str, ...]
     repeats: int
+    regenerate: bool
     workdir: Path | None
     keep: bool
     json_path: Path | None
@@ -105,6 +106,12 @@ def parse_args(argv: list[str] | None) -> Options:
         f"(default: {','.join(bench_data.BODIES)})",
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs of each runner row (3)")
+    parser.add_argument(
+        "--regenerate",
+        action="store_true",
+        help="let the sandbox regenerate each message as it is read (its CPU then weighs on "
+        "the runner's process) instead of holding the bytes as a real platform does",
+    )
     parser.add_argument("--workdir", type=Path, help="where the temporary data go (system temp)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--json", type=Path, dest="json_path", help="also write figures here")
@@ -137,6 +144,7 @@ def parse_args(argv: list[str] | None) -> Options:
         compressions,
         bodies,
         args.repeats,
+        args.regenerate,
         args.workdir,
         args.keep,
         args.json_path,
@@ -405,7 +413,9 @@ def _measure_all(bench: Bench, aws: str) -> dict[str, Measurement]:
 
     for number, body in enumerate(opts.bodies):
         say(f"building a sandbox of {opts.messages:,} {body} messages of {opts.size_kib} KiB")
-        data = bench_data.make_sandbox(bench.work / body, opts.messages, opts.size_kib, body)
+        data = bench_data.make_sandbox(
+            bench.work / body, opts.messages, opts.size_kib, body, not opts.regenerate
+        )
         eml_dir, whole = bench.work / f"eml-{body}", bench.work / f"all-{body}.bin"
         say(f"writing them as .eml files and as one file ({data.bytes / 1e6:,.1f} MB each)")
         if bench_data.write_files(data, eml_dir, whole) != data.bytes:
@@ -420,7 +430,9 @@ def _measure_all(bench: Bench, aws: str) -> dict[str, Measurement]:
     if opts.big:
         body = opts.bodies[0]
         say(f"building a sandbox of {opts.big:,} {body} messages of {opts.size_kib} KiB")
-        big = bench_data.make_sandbox(bench.work / "big", opts.big, opts.size_kib, body)
+        big = bench_data.make_sandbox(
+            bench.work / "big", opts.big, opts.size_kib, body, not opts.regenerate
+        )
         key = runner_key(0, opts.compressions[0])
         keep(measure_runner(bench, big, f"{key}-big", opts.compressions[0]))
     return found

@@ -44,6 +44,7 @@ AUTO_MIN_SAVING = 0.03  # "auto" stores a part uncompressed unless zstd saves 3%
 SPOOL_LIMIT = 8 * MiB  # a part larger than this spills to a temporary file on disk
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _READ_CHUNK = 1 * MiB
+_USTAR_NAME = 100  # longer member names need a pax header
 
 
 def _damage() -> tuple[type[BaseException], ...]:
@@ -82,7 +83,6 @@ class PartWriter:
         self.codec = "zstd" if compression == "auto" else compression
         self._limit = spool_limit
         self.file: IO[bytes] = _spool(spool_limit)
-        self._tar = tarfile.open(fileobj=self.file, mode="w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
         self.members = 0
         self.size: int | None = None  # final size, set by finish()
 
@@ -97,18 +97,25 @@ class PartWriter:
         return self.tar_bytes
 
     def add(self, member_name: str, raw: bytes, mtime: float) -> None:
-        """Append one regular-file member holding `raw`."""
-        info = tarfile.TarInfo(member_name)
-        info.size = len(raw)
-        info.mtime = int(mtime)
-        info.mode = 0o644
-        info.type = tarfile.REGTYPE
-        self._tar.addfile(info, io.BytesIO(raw))
+        """Append one regular-file member holding `raw`: the bytes `tarfile`'s pax writer
+        would write, the header built here for the usual member (tarfile's took 19% of the
+        exporting thread, py-spy) and written with the body in one call."""
+        header = _ustar_header(member_name, len(raw), int(mtime))
+        if header is None:  # a long or non-ASCII name, a huge size: tarfile's own pax header
+            info = tarfile.TarInfo(member_name)
+            info.size, info.mtime, info.mode = len(raw), int(mtime), 0o644
+            header = info.tobuf(tarfile.PAX_FORMAT)
+        self.file.write(b"".join((header, raw, tarfile.NUL * (-len(raw) % tarfile.BLOCKSIZE))))
         self.members += 1
+
+    def _end_tar(self) -> None:
+        """Two zero blocks, then zeros to a whole record: how `tarfile` ends an archive."""
+        self.file.write(tarfile.NUL * (2 * tarfile.BLOCKSIZE))
+        self.file.write(tarfile.NUL * (-self.file.tell() % tarfile.RECORDSIZE))
 
     def finish(self) -> int:
         """Close the tar, compress it; returns the part's stored size in bytes."""
-        self._tar.close()
+        self._end_tar()
         tar_size = self.file.tell()
         self.file.seek(0)
         if self.codec != "none":
@@ -131,10 +138,32 @@ class PartWriter:
 
     def close(self) -> None:
         """Release the spool (and its temporary file, if it spilled), finished or not."""
-        if self.size is None:  # abandoned: close the tar stream before the file under it
-            with contextlib.suppress(OSError, ValueError):
-                self._tar.close()
         self.file.close()
+
+
+_USTAR_MODE_IDS = b"0000644\x000000000\x000000000\x00"  # mode 0644, uid 0, gid 0
+_USTAR_TAIL = b"0" + b"\x00" * 100 + tarfile.POSIX_MAGIC + b"\x00" * (32 + 32 + 8 + 8 + 155 + 12)
+_USTAR_MAX = 8**11  # what 11 octal digits hold (size, mtime)
+
+
+def _ustar_header(name: str, size: int, mtime: int) -> bytes | None:
+    """The ustar header block `TarInfo.tobuf` gives a regular file of mode 0644 owned by
+    uid/gid 0 with no user or group name; None when the member needs a pax header."""
+    encoded = name.encode("ascii", "replace")
+    if len(encoded) > _USTAR_NAME or not name.isascii() or not 0 <= size < _USTAR_MAX:
+        return None
+    if not 0 <= mtime < _USTAR_MAX:
+        return None
+    head = b"".join(
+        (
+            encoded.ljust(_USTAR_NAME, b"\x00"),
+            _USTAR_MODE_IDS,
+            b"%011o\x00" % size,
+            b"%011o\x00" % mtime,
+        )
+    )
+    checksum = sum(head) + sum(_USTAR_TAIL) + 8 * 0x20  # the checksum field counts as spaces
+    return head + b"%06o\x00 " % checksum + _USTAR_TAIL
 
 
 def _compress(source: IO[bytes], target: IO[bytes], compression: str) -> None:
