@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.builders import write_world
+from tests.s3_requests import count_requests
 from transfer_runner import commands
 from transfer_runner import s3_client as s3_clients
 from transfer_runner.config import Settings
@@ -24,24 +25,6 @@ pytestmark = pytest.mark.integration
 # 5 ListMultipartUploads, 4 HEAD), of which 10 PUT (per store: part, journal record, index,
 # checkpoint; the receipt twice).
 BUDGET = 42
-
-
-def _counting(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """(operation, key or prefix) of every S3 call of every client the runner makes."""
-    seen: list[tuple[str, str]] = []
-    real = s3_clients.make_s3_client
-
-    def make(settings: Any) -> Any:
-        client = real(settings)
-
-        def note(params: dict[str, Any], model: Any, **_: Any) -> None:
-            seen.append((model.name, str(params.get("Key") or params.get("Prefix") or "")))
-
-        client.meta.events.register("provide-client-params.s3", note)
-        return client
-
-    monkeypatch.setattr(s3_clients, "make_s3_client", make)
-    return seen
 
 
 def _settings(tmp_path: Path, world: Any, s3_server: Any, s3_env: str) -> Settings:
@@ -58,7 +41,7 @@ def test_a_first_run_stays_within_its_export_request_budget(
 ) -> None:
     world = write_world(tmp_path)
     settings = _settings(tmp_path, world, s3_server, s3_env)
-    seen = _counting(monkeypatch)
+    seen = count_requests(monkeypatch, s3_clients)
     result = commands.apply(settings, commands.Selection([str(world.manifests)]))
     assert [t.status for t in result.transfers] == ["succeeded"]
     operations = Counter(op for op, _ in seen)
@@ -77,7 +60,7 @@ def test_a_later_run_aborts_the_uploads_a_crashed_run_left(
     s3 = s3_server.client()
     key = f"{s3_env}/exports/acme-com/archive/part-00001.tar.zst"
     left = s3.create_multipart_upload(Bucket=s3_server.bucket, Key=key)["UploadId"]
-    seen = _counting(monkeypatch)
+    seen = count_requests(monkeypatch, s3_clients)
     again = commands.apply(settings, commands.Selection([str(world.manifests)]))
     assert [t.status for t in again.transfers] == ["succeeded"]
     assert ("ListMultipartUploads", f"{s3_env}/exports/acme-com/archive/") in seen

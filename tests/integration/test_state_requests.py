@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.builders import write_world
+from tests.s3_requests import count_requests
 from transfer_runner import commands
 from transfer_runner.config import Settings
 from transfer_runner.state import s3 as s3_state
@@ -27,24 +28,6 @@ PER_TRANSFER = 16
 # conditional-write probe (3 PUTs, 2 reads, a DELETE), the run's record and index, its end.
 PER_RUN = 16
 TICKETS = {"acme-com": ("T-5001", "T-5002"), "globex-io": ("T-5003", "T-5004")}
-
-
-def _counting(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """(operation, key or prefix) of every S3 call a state store's client makes."""
-    seen: list[tuple[str, str]] = []
-    real = s3_state.make_s3_client
-
-    def make(settings: Any) -> Any:
-        client = real(settings)
-
-        def note(params: dict[str, Any], model: Any, **_: Any) -> None:
-            seen.append((model.name, str(params.get("Key") or params.get("Prefix") or "")))
-
-        client.meta.events.register("provide-client-params.s3", note)
-        return client
-
-    monkeypatch.setattr(s3_state, "make_s3_client", make)
-    return seen
 
 
 def _owner(key: str) -> str:
@@ -65,7 +48,7 @@ def test_a_wave_on_s3_state_stays_within_its_request_budget(
         export_to=f"s3://{s3_server.bucket}/{s3_env}/exports",
         part_size_mib=1,
     )
-    seen = _counting(monkeypatch)
+    seen = count_requests(monkeypatch, s3_state)
     first = commands.apply(settings, commands.Selection([str(world.manifests)]))
     assert {t.status for t in first.transfers} == {"succeeded"}
     assert all(len(t.steps) == 15 for t in first.transfers)
