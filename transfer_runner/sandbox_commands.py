@@ -110,6 +110,7 @@ def sandbox_serve(
     faults: FaultPlan,
     token: str | None,
     rates: MailRates | None = None,
+    threads: int = 64,
     say: Callable[[str], None] = _quiet,
 ) -> FlowTotals | None:
     """Serve the sandbox until a KeyboardInterrupt (with the mail flow in the background when
@@ -125,7 +126,9 @@ def sandbox_serve(
             live = _flow(platform, rates)
             paced = FlowThread(live, rates.deliver_per_second, rates.expire_per_second)
             banner = flow_banner(live, rates)
-        server = SandboxServer(platform, host=host, port=port, token=token or None, faults=faults)
+        server = SandboxServer(
+            platform, host=host, port=port, token=token or None, faults=faults, threads=threads
+        )
         auth = "token required" if token else "no token"
         try:
             say(f"serving sandbox {path} on {server.url} ({auth})")

@@ -10,6 +10,7 @@ path template against the raw path, a method that template has, query names it d
 from __future__ import annotations
 
 import re
+import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -22,7 +23,6 @@ import boto3
 import pytest
 import yaml
 from moto import mock_aws
-from werkzeug.serving import make_server
 
 from tests.builders import FIXTURE, GLOBEX, cut_over_day, manifest
 from tests.unit.test_sandbox_fixture import make_sandbox
@@ -30,7 +30,8 @@ from transfer_runner import commands
 from transfer_runner.config import Settings
 from transfer_runner.platforms.base import NewAccount, NewSubscription, Platform
 from transfer_runner.platforms.http.client import TOKEN_ENV, HttpPlatform
-from transfer_runner.platforms.http.server import build_app
+from transfer_runner.platforms.http.server import MAX_MESSAGE_BYTES, build_app
+from transfer_runner.platforms.http.serving import KeepAliveServer
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,16 +149,15 @@ def served(tmp_path: Path) -> Iterator[Served]:
     with SandboxPlatform(sandbox) as platform:
         app = build_app(platform, token=TOKEN, faults=None)
         recorder = Recorder(app)
-        server = make_server("127.0.0.1", 0, recorder, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+        listener = socket.create_server(("127.0.0.1", 0))
+        server = KeepAliveServer(recorder, listener, max_body_bytes=MAX_MESSAGE_BYTES)
+        thread = threading.Thread(target=server.run)
         thread.start()
         try:
-            yield Served(f"http://127.0.0.1:{server.server_port}", recorder, sandbox)
+            yield Served(f"http://127.0.0.1:{server.address[1]}", recorder, sandbox)
         finally:
-            server.shutdown()
+            server.stop()
             thread.join(timeout=10)
-            server.server_close()
-            app.close()
 
 
 # -- the matcher itself ---------------------------------------------------------------------------

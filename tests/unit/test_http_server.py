@@ -543,7 +543,7 @@ def test_access_log_never_shows_the_token(client: Client, caplog: Any) -> None:
 def test_concurrent_requests_share_a_bounded_pool(
     start: Callable[..., SandboxServer], platform: SandboxPlatform
 ) -> None:
-    client = Client(start(workers=4))
+    client = Client(start(threads=4))
     statuses: list[int] = []
     lock = threading.Lock()
 
@@ -559,7 +559,7 @@ def test_concurrent_requests_share_a_bounded_pool(
     for thread in threads:
         thread.join()
     assert statuses == [200] * 40
-    assert len(platform._connections) <= 4 + 1  # the pool's threads (+ the test's own)
+    assert len(platform._connections) <= 4 + 1  # the server's threads (+ the test's own)
 
 
 def test_server_refuses_a_public_host_without_token(platform: SandboxPlatform) -> None:
@@ -609,37 +609,66 @@ def test_the_app_routes_without_a_raw_uri_too(platform: SandboxPlatform) -> None
     from transfer_runner.platforms.http.server import build_app
 
     app = build_app(platform, token=None, faults=None)
-    try:
-        cases = [("/v1/tickets/T-5002", 200, b'"T-5002"'), ("/v1/tickets/T 9", 404, b"T 9 does")]
-        for path, status, needle in cases:
-            environ = EnvironBuilder(path=path, method="GET").get_environ()
-            for raw in ("RAW_URI", "REQUEST_URI"):
-                environ.pop(raw, None)
-            response = Response.from_app(app, environ)
-            assert response.status_code == status, response.get_data()
-            assert needle in response.get_data()
-    finally:
-        app.close()
+    cases = [("/v1/tickets/T-5002", 200, b'"T-5002"'), ("/v1/tickets/T 9", 404, b"T 9 does")]
+    for path, status, needle in cases:
+        environ = EnvironBuilder(path=path, method="GET").get_environ()
+        for raw in ("RAW_URI", "REQUEST_URI"):
+            environ.pop(raw, None)
+        response = Response.from_app(app, environ)
+        assert response.status_code == status, response.get_data()
+        assert needle in response.get_data()
 
 
-def test_stop_after_an_interrupt_on_entry_to_serving_returns(
+def test_stop_after_an_interrupt_in_the_serve_loop_returns(
     platform: SandboxPlatform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SIGTERM right after start-up (CI saw it): the interrupt lands as socketserver's
-    serve_forever is entered, before it arms its shutdown event, and stop() must not wait for
-    a loop that never ran."""
+    """SIGTERM right after start-up (CI saw it): the interrupt lands in the server's event loop,
+    and stop() afterwards must neither wait for that loop nor leave the port open."""
+    from transfer_runner.platforms.http import serving
+
     server = SandboxServer(platform)
 
-    def interrupted(poll_interval: float = 0.5) -> None:
+    def interrupted(**kwargs: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(server._server, "serve_forever", interrupted)
+    monkeypatch.setattr(serving.wasyncore, "loop", interrupted)
     with pytest.raises(KeyboardInterrupt):
         server.serve_forever()
     stopper = threading.Thread(target=server.stop, daemon=True)
     stopper.start()
     stopper.join(timeout=30)  # the failure is a hang: a bound turns it into a failed assert
-    assert not stopper.is_alive(), "stop() waits for a serve loop that never ran"
+    assert not stopper.is_alive(), "stop() waits for a serve loop that no longer runs"
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
+
+
+def test_stop_of_a_server_never_started_closes_its_port(platform: SandboxPlatform) -> None:
+    server = SandboxServer(platform)
+    server.stop()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
+
+
+def test_connections_are_kept_alive_between_requests(
+    start: Callable[..., SandboxServer],
+) -> None:
+    """Calls on one connection reuse it: no new TCP connection (and thread) per request."""
+    import http.client
+
+    server = start(token=None)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        ports = set()
+        for _ in range(5):
+            conn.request("GET", "/v1/tickets/T-5002")
+            reply = conn.getresponse()
+            assert reply.status == 200 and b"T-5002" in reply.read()
+            assert reply.getheader("Connection", "").lower() != "close"
+            assert conn.sock is not None
+            ports.add(conn.sock.getsockname()[1])
+        assert len(ports) == 1
+    finally:
+        conn.close()
 
 
 def test_subscription_quote_and_create_check_their_input(client: Client) -> None:

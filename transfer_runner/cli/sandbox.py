@@ -202,6 +202,14 @@ def sandbox_dump(path: str) -> None:
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault draws.")
 @click.option(
+    "--threads",
+    type=click.IntRange(1, 1024),
+    default=64,
+    show_default=True,
+    metavar="N",
+    help="Requests handled at once (each waits out --latency); connections are kept alive.",
+)
+@click.option(
     "--token",
     envvar="TRANSFER_RUNNER_SANDBOX_TOKEN",
     metavar="T",
@@ -218,6 +226,7 @@ def sandbox_serve(
     faults: str,
     retry_after: int,
     seed: int,
+    threads: int,
     token: str | None,
     deliver_rate: float,
     expire_rate: float,
@@ -243,7 +252,14 @@ def sandbox_serve(
     rates = MailRates(deliver_rate, expire_rate, _flow_spec(**flow))
     with _sigterm_interrupts():
         totals = serve(
-            path, host=host, port=port, faults=plan, token=token, rates=rates, say=click.echo
+            path,
+            host=host,
+            port=port,
+            faults=plan,
+            token=token,
+            rates=rates,
+            threads=threads,
+            say=click.echo,
         )
     if totals is not None:
         click.echo(f"mail flow: {totals.summary()}")

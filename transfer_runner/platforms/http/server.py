@@ -1,11 +1,11 @@
 """`sandbox serve`: the platform REST API (schemas/platform-api.yaml) over a `SandboxPlatform`.
 
 `build_app` makes the WSGI application (Werkzeug routing and wrappers); `SandboxServer` runs
-it on Werkzeug's threaded server, on 127.0.0.1 by default. Each request: route (404/405),
-latency, bearer token (401), Idempotency-Key on writes (400), body within its size limit (413),
-then maybe an injected fault (`faults.py`), then the handler (`routes.py`) on a small worker
-pool, whose errors become RFC 9457 problems. Platform calls run on the pool rather than on the
-server's thread-per-request because the sandbox keeps one SQLite connection per thread.
+it on waitress with keep-alive connections (`serving.py`), on 127.0.0.1 by default. Each
+request: route (404/405), latency, bearer token (401), Idempotency-Key on writes (400), body
+within its size limit (413), then maybe an injected fault (`faults.py`), then the handler
+(`routes.py`), whose errors become RFC 9457 problems. Handlers run on the server's fixed
+pool of threads, so the sandbox's SQLite connections (one per thread) are bounded by it.
 
 The access log (logger `transfer_runner.http.server`) shows method, path, status and time,
 never headers: neither the Authorization header nor the token is ever logged.
@@ -13,7 +13,6 @@ never headers: neither the Authorization header nor the token is ever logged.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import ipaddress
 import json
@@ -22,19 +21,18 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 from urllib.parse import quote, unquote, urlsplit
 
 from werkzeug.exceptions import MethodNotAllowed, NotFound, RequestEntityTooLarge
 from werkzeug.routing import Map, RequestRedirect, Rule
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from transfer_runner import errors
 from transfer_runner.platforms.http.faults import FaultPlan
 from transfer_runner.platforms.http.problems import error_response, problem
 from transfer_runner.platforms.http.routes import ROUTES, Call, Reply, Route
+from transfer_runner.platforms.http.serving import DEFAULT_THREADS, DROP_KEY, KeepAliveServer
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 
 __all__ = [
@@ -52,15 +50,14 @@ log = logging.getLogger("transfer_runner.http.server")
 MAX_JSON_BYTES = 1024 * 1024
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 MAX_KEY_LENGTH = 512  # of an Idempotency-Key, as the contract says
-DEFAULT_WORKERS = 16
 
 
 class _Dropped(ConnectionAbortedError):
-    """Raised after shutting the client's socket: Werkzeug's server then writes nothing."""
+    """An injected fault that drops the connection (the server's `DROP_KEY` hook does it)."""
 
 
 class SandboxApp:
-    """The WSGI application; `close()` stops its worker pool. Build it with `build_app`."""
+    """The WSGI application. Build it with `build_app`."""
 
     def __init__(
         self,
@@ -70,7 +67,6 @@ class SandboxApp:
         faults: FaultPlan | None = None,
         max_json_bytes: int = MAX_JSON_BYTES,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
-        workers: int = DEFAULT_WORKERS,
     ) -> None:
         if token is not None and not token.strip():
             raise errors.ConfigError("the sandbox server's token must not be empty")
@@ -87,7 +83,6 @@ class SandboxApp:
             [Rule(r.rule, endpoint=r.name, methods=[r.method]) for r in ROUTES],
             merge_slashes=False,
         )
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox-api")
 
     def __repr__(self) -> str:
         return f"SandboxApp({self.platform!r}, token={'set' if self._token else 'none'})"
@@ -96,10 +91,6 @@ class SandboxApp:
     def token_required(self) -> bool:
         """Whether requests need a bearer token."""
         return self._token is not None
-
-    def close(self) -> None:
-        """Stop the worker pool (the platform is the caller's to close)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -195,7 +186,7 @@ class SandboxApp:
         if fault == "reset":
             raise _Dropped("reset")
         try:
-            response = _reply(self._pool.submit(route.handler, call).result())
+            response = _reply(route.handler(call))
         except errors.PlatformError as exc:
             response = error_response(exc)
         if fault == "lost-ack":
@@ -210,7 +201,6 @@ def build_app(
     faults: FaultPlan | None,
     max_json_bytes: int = MAX_JSON_BYTES,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
-    workers: int = DEFAULT_WORKERS,
 ) -> SandboxApp:
     """The WSGI application serving `platform`; `token=None` means no authentication."""
     return SandboxApp(
@@ -219,7 +209,6 @@ def build_app(
         faults=faults,
         max_json_bytes=max_json_bytes,
         max_message_bytes=max_message_bytes,
-        workers=workers,
     )
 
 
@@ -238,7 +227,7 @@ def _reply(reply: Reply) -> Response:
 
 def _too_large(limit: int) -> Response:
     detail = f"the request body is larger than {limit} bytes"
-    return problem(413, "payload-too-large", detail, headers={"Connection": "close"})
+    return problem(413, "payload-too-large", detail)
 
 
 def _raw_path(environ: Mapping[str, Any]) -> str:
@@ -253,11 +242,11 @@ def _raw_path(environ: Mapping[str, Any]) -> str:
 
 
 def _drop_connection(environ: Mapping[str, Any], kind: str) -> None:
-    sock = environ.get("werkzeug.socket")
-    if isinstance(sock, socket.socket):
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-    raise _Dropped(kind)
+    """Drop the client's connection with nothing written, through the server's hook."""
+    drop = environ.get(DROP_KEY)
+    if callable(drop):
+        drop()
+    raise _Dropped(kind)  # a server without the hook answers its own error
 
 
 def _log_access(method: str, path: str, outcome: str, started: float) -> None:
@@ -274,31 +263,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _make_server(host: str, port: int, app: SandboxApp) -> BaseWSGIServer:
-    """Werkzeug's threaded server on a socket bound here: its own bind calls sys.exit."""
+def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.create_server((host, port), family=family, backlog=128)
-    try:
-        return make_server(
-            host, port, app, threaded=True, request_handler=_QuietHandler, fd=listener.fileno()
-        )
-    finally:
-        listener.close()  # the server holds its own duplicate of the descriptor
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """Werkzeug's handler without its own access log (ours is in `SandboxApp`)."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return None
+    return socket.create_server((host, port), family=family, backlog=1024)
 
 
 class SandboxServer:
     """`with SandboxServer(platform, port=0) as server: ... server.url ...`.
 
     Binds on construction (port 0 picks a free port); `start()` serves on a background thread,
-    `serve_forever()` in the calling thread; `stop()` shuts down and stops the worker pool. A
-    host that is not loopback needs a token (ConfigError otherwise).
+    `serve_forever()` in the calling thread; `stop()` shuts down. A host that is not loopback
+    needs a token (ConfigError otherwise). `threads` requests are handled at once (each sleeps
+    through any injected latency), on keep-alive connections.
     """
 
     def __init__(
@@ -311,7 +287,7 @@ class SandboxServer:
         faults: FaultPlan | None = None,
         max_json_bytes: int = MAX_JSON_BYTES,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
-        workers: int = DEFAULT_WORKERS,
+        threads: int = DEFAULT_THREADS,
     ) -> None:
         if not is_loopback(host) and not token:
             raise errors.ConfigError(
@@ -324,17 +300,19 @@ class SandboxServer:
             faults=faults,
             max_json_bytes=max_json_bytes,
             max_message_bytes=max_message_bytes,
-            workers=workers,
         )
         host = host.strip("[]")
         try:
-            self._server = _make_server(host, port, self.app)
+            listener = _listen(host, port)
         except (OSError, OverflowError) as exc:
-            self.app.close()
             raise errors.ConfigError(f"cannot listen on {host}:{port}: {exc}") from exc
+        # Bodies a little over the app's limits still reach it, which answers a 413 problem.
+        body_limit = max(max_json_bytes, max_message_bytes) + 1024 * 1024
+        self._server = KeepAliveServer(
+            self.app, listener, threads=threads, max_body_bytes=body_limit
+        )
         self.host = host
         self._thread: threading.Thread | None = None
-        self._serving = False
         self._stopped = False
 
     def __repr__(self) -> str:
@@ -349,7 +327,7 @@ class SandboxServer:
     @property
     def port(self) -> int:
         """The port actually bound."""
-        return int(self._server.server_address[1])
+        return self._server.address[1]
 
     @property
     def url(self) -> str:
@@ -360,35 +338,21 @@ class SandboxServer:
     def start(self) -> SandboxServer:
         """Serve on a daemon thread; returns self."""
         if self._thread is None:
-            self._serving = True
             self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="sandbox-serve",
-                daemon=True,
+                target=self._server.run, name="sandbox-serve", daemon=True
             )
             self._thread.start()
         return self
 
     def serve_forever(self) -> None:
         """Serve in this thread until `stop()` from another thread or KeyboardInterrupt."""
-        self._serving = True
-        try:
-            self._server.serve_forever(poll_interval=0.2)
-        finally:
-            # A KeyboardInterrupt (Ctrl-C, or SIGTERM in `sandbox serve`) can land on entry to
-            # socketserver's serve_forever, before it arms the event its shutdown() waits for:
-            # that shutdown() would then wait forever. Once this returns, nothing is to stop.
-            self._serving = False
+        self._server.run()
 
     def stop(self) -> None:
-        """Stop serving, close the socket and the worker pool (idempotent)."""
+        """Stop serving and close the sockets (idempotent)."""
         if self._stopped:
             return
         self._stopped = True
-        if self._serving:
-            self._server.shutdown()
+        self._server.stop()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self._server.server_close()
-        self.app.close()
