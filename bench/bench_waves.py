@@ -39,6 +39,7 @@ import bulk_world  # noqa: E402
 import local_s3  # noqa: E402  (tools/local_s3.py, on the path set above)
 from bench_bulk import child_env, serve_sandbox  # noqa: E402
 from bench_export import BenchError, run_measured, say  # noqa: E402
+from live_world import py_spy_argv  # noqa: E402
 
 CHILD = BENCH_DIR / "bulk_child.py"
 BUCKET = "bench-waves"
@@ -105,6 +106,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke run: 40 transfers, once")
     parser.add_argument("--workdir", type=Path, help="where the temporary data go (system temp)")
     parser.add_argument("--json", type=Path, dest="json_path", help="also write figures here")
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR",
+        help="run every measured apply under `py-spy record --gil` (speedscope files in DIR, "
+        "for bench/speedscope_top.py); sampling slows the applies: such times are not figures",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick:
         args.transfers, args.repeat = 40, 1
@@ -144,6 +150,9 @@ def measure(
     with serve_sandbox(bench, run_dir / "sandbox.db", args.latency_ms) as url:
         config_path.write_text(json.dumps({**config, "platform_url": url}), encoding="utf-8")
         argv = [sys.executable, str(CHILD), str(config_path), str(result_path)]
+        if args.profile is not None:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            argv = py_spy_argv(args.profile / f"{run_dir.name}.speedscope.json", gil=True) + argv
         server_before = _server_cpu(run_dir / "sandbox.db")
         _seconds, rss = run_measured(label, argv, bench.env)
         server_s = _server_cpu(run_dir / "sandbox.db") - server_before
@@ -275,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     print(table(runs))
     print(targets(runs))
+    if args.profile is not None:
+        print(f"PROFILED under py-spy (files in {args.profile}): the times are not figures")
     if args.json_path:
         args.json_path.write_text(json.dumps([asdict(r) for r in runs], indent=2), encoding="utf-8")
     return 0

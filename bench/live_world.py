@@ -370,12 +370,14 @@ class LiveRun:
         return flow.wait()
 
 
-def py_spy_argv(output: Path) -> list[str]:
+def py_spy_argv(output: Path, *, gil: bool = False) -> list[str]:
     """`py-spy record` of the command that follows, as speedscope: every thread, idle time
-    included (so a thread's samples add up to its wall time, waits on S3 and SQLite too)."""
+    included (so a thread's samples add up to its wall time, waits on S3 and SQLite too); with
+    `gil`, only the thread holding the GIL (where a process's Python CPU goes)."""
     spy = Path(sys.executable).parent / "py-spy"
     exe = str(spy) if os.access(spy, os.X_OK) else (shutil.which("py-spy") or "py-spy")
-    return [exe, "record", "--format", "speedscope", "--rate", "50", "--idle", "--subprocesses",
+    what = ["--gil", "--rate", "200"] if gil else ["--idle", "--rate", "50"]
+    return [exe, "record", "--format", "speedscope", *what, "--subprocesses",
             "-o", str(output), "--"]  # fmt: skip
 
 
