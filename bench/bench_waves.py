@@ -9,17 +9,18 @@ with a fresh sandbox served over HTTP in another process at `--latency-ms` per r
 on SQLite state with `--procs N` (each process with forks / N: the same transfers at once).
 
 Prints per run: wall time, transfers per minute, the latency-bound ideal (platform calls x
-latency / forks) and the ratio to it, CPU ms per transfer, state requests per transfer (S3);
-and per data mode the worst S3/SQLite wall-time ratio of the repeats (issue 15's target:
-within 1.3x) and the worst state requests per transfer (target: at most 16). Never asserts on
-times; fails only when a run did not do what it should (every transfer succeeded).
+latency / forks) and the ratio to it, CPU ms per transfer, state requests per transfer (S3),
+`sandbox serve`'s CPU, and the machine floor: the runner's and the server's CPU over every core,
+below which no wave can go on this machine however the runner waits. Per data mode: the worst
+S3/SQLite wall-time ratio of the repeats (issue 15's target: within 1.3x) and the worst state
+requests per transfer (target: at most 16). Never asserts on times; fails only when a run did
+not do what it should (every transfer succeeded).
 Run from the repo root: `python bench/bench_waves.py` (`make bench-waves`).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import re
@@ -75,6 +76,12 @@ class Run:
     state_requests: int
     peak_rss_kib: int
     server_cpu_s: float = 0.0  # `sandbox serve`'s CPU during the apply (it shares the cores)
+    cores: int = os.cpu_count() or 1
+
+    @property
+    def floor_s(self) -> float:
+        """The machine's bound: the runner's and the server's CPU spread over every core."""
+        return (self.cpu_s + self.server_cpu_s) / self.cores
 
     @property
     def ideal_s(self) -> float:
@@ -127,8 +134,10 @@ def measure(
     state: str,
     repeat: int,
     procs: int = 1,
+    calls: int | None = None,
 ) -> Run:
-    """One apply of the wave in a child process, on a fresh sandbox served over HTTP."""
+    """One apply of the wave in a child process, on a fresh sandbox served over HTTP; `calls`
+    gives the wave's platform calls where the child cannot count them (its workers')."""
     label = f"data {data}, {state} state, procs {procs}, run {repeat + 1}"
     run_dir = bench.work / "runs" / re.sub(r"[^a-z0-9]+", "-", label)
     bulk_world.fresh_copy(bench.world, run_dir / "sandbox.db")
@@ -162,7 +171,7 @@ def measure(
         raise BenchError(f"{label}: {done} of {args.transfers} succeeded: {got['failures']}")
     forks = max(1, args.forks // procs) * procs  # transfers at once, in all processes
     run = Run(data, state, procs, repeat, args.transfers, forks, got["apply_s"], got["cpu_s"],
-              got["platform_calls"], args.latency_ms, sum(got["state_requests"].values()),
+              calls or got["platform_calls"], args.latency_ms, sum(got["state_requests"].values()),
               rss, server_s)  # fmt: skip
     say(
         f"  {run.apply_s:,.1f} s, {run.per_minute:,.0f} transfers/min, apply/ideal "
@@ -191,15 +200,17 @@ def _server_cpu(sandbox: Path) -> float:
 def table(runs: list[Run]) -> str:
     lines = [
         "| data | state | procs | run | wall s | transfers/min | ideal s | wall / ideal "
-        "| CPU ms/transfer | state requests/transfer | server CPU s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| CPU ms/transfer | state requests/transfer | server CPU s | machine floor s "
+        "| wall / floor |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         lines.append(
             f"| {r.data} | {r.state} | {r.procs} | {r.repeat + 1} | {r.apply_s:,.1f} "
             f"| {r.per_minute:,.0f} "
             f"| {r.ideal_s:,.1f} | {r.apply_s / r.ideal_s:.2f} | {r.cpu_ms_per_transfer:,.0f} "
-            f"| {r.state_per_transfer:.1f} | {r.server_cpu_s:,.1f} |"
+            f"| {r.state_per_transfer:.1f} | {r.server_cpu_s:,.1f} | {r.floor_s:,.1f} "
+            f"| {r.apply_s / r.floor_s:.2f} |"
         )
     return "\n".join(lines)
 
@@ -272,9 +283,9 @@ def main(argv: list[str] | None = None) -> int:
                     runs.append(measure(bench, args, manifests[data], data, state, repeat))
                 single = runs[-2]  # this repeat's SQLite run of this data mode
                 for procs in args.procs:
-                    run = measure(bench, args, manifests[data], data, "sqlite", repeat, procs)
                     # the workers' platforms are not counted: the wave makes the same calls
-                    runs.append(dataclasses.replace(run, platform_calls=single.platform_calls))
+                    runs.append(measure(bench, args, manifests[data], data, "sqlite", repeat,
+                                        procs, calls=single.platform_calls))  # fmt: skip
     except BenchError as exc:
         say(f"error: {exc}")
         return 1
