@@ -80,6 +80,16 @@ def test_run_round_trip_and_last_run(store: StateStore) -> None:
     assert done.totals == {"transfers": 3, "failed": 1}
 
 
+def test_recent_runs_are_apply_runs_newest_first(store: StateStore) -> None:
+    assert store.recent_runs(5) == []
+    for i, hours in enumerate((0, 3, 1, 2)):
+        store.start_run(RunInfo(f"r-{i}", T0 + timedelta(hours=hours), "alice"))
+    store.start_run(RunInfo("r-plan", T0 + timedelta(hours=9), "bob", command="plan"))
+    assert [r.id for r in store.recent_runs(10)] == ["r-1", "r-3", "r-2", "r-0"]
+    assert [r.id for r in store.recent_runs(2)] == ["r-1", "r-3"]
+    assert store.recent_runs(0) == []
+
+
 def test_duplicate_run_and_unknown_finish_are_state_errors(store: StateStore) -> None:
     store.start_run(RunInfo("r-1", T0, "alice"))
     with pytest.raises(StateError, match="already exists"):

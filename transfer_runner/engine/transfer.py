@@ -155,9 +155,7 @@ def _execute(
     record, previous = known.record, known.steps
     previous_status = record.status if record else None
     if not run.check_mode and previous_status != "succeeded":  # marked running with the lease
-        run.state.append_event(
-            run.run_id, transfer.name, "transfer_started", {"path": transfer.path}
-        )
+        run.state.append_event(run.run_id, transfer.name, "transfer_started", transfer.facts())
     variables: dict[str, Any] = {
         "metadata": transfer.document.get("metadata", {}),
         "spec": transfer.document.get("spec", {}),

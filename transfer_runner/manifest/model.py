@@ -51,3 +51,15 @@ class Transfer:
     def data_mode(self, store: str) -> DataMode:
         """The manifest's choice for a store: migrate, export or skip."""
         return self.quarantine if store == "quarantine" else self.archive
+
+    def facts(self) -> dict[str, Any]:
+        """What a report shows of the manifest (recorded when the transfer starts): its file,
+        accounts, domains and labels; nothing secret is in a manifest."""
+        return {
+            "path": self.path,
+            "customer_account": self.customer_account,
+            "reseller_account": self.reseller_account,
+            "reseller_name": self.reseller_name,
+            "domains": list(self.customer_domains),
+            "labels": dict(self.labels),
+        }

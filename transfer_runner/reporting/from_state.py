@@ -21,7 +21,7 @@ from transfer_runner.engine.results import (
 from transfer_runner.errors import StateError
 from transfer_runner.state.base import RunInfo, StateStore, StepRecord
 
-__all__ = ["report_from_state"]
+__all__ = ["report_from_state", "report_with_facts", "step_result"]
 
 _NOT_FINISHED = "did not finish (interrupted, crashed, or still running)"
 
@@ -35,6 +35,7 @@ class _Seen:
     path: str = ""
     finished: dict[str, Any] | None = None
     locked: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)  # Transfer.facts() at its start
 
 
 def _find_run(state: StateStore, run_id: str | None) -> RunInfo:
@@ -61,6 +62,7 @@ def _collect(state: StateStore, run_id: str) -> dict[str, _Seen]:
         kind = event.get("kind")
         if kind == "transfer_started":
             entry.started, entry.path = True, str(data.get("path") or "")
+            entry.facts = dict(data)
         elif kind == "transfer_finished":
             entry.finished = data
         elif kind == "locked":
@@ -85,7 +87,8 @@ def _status_and_message(entry: _Seen) -> tuple[str, str]:
     return "succeeded", ""
 
 
-def _step(record: StepRecord) -> StepResult:
+def step_result(record: StepRecord) -> StepResult:
+    """A recorded step as a report's step."""
     return StepResult(
         name=record.name,
         module=record.module,
@@ -106,15 +109,24 @@ def _finished_at(run: RunInfo, transfers: dict[str, _Seen]) -> datetime:
 
 def report_from_state(state: StateStore, run_id: str | None) -> RunReport:
     """The RunReport of run `run_id` (the last apply run when None), from steps and events."""
+    return report_with_facts(state, run_id)[0]
+
+
+def report_with_facts(
+    state: StateStore, run_id: str | None
+) -> tuple[RunReport, dict[str, dict[str, Any]]]:
+    """The RunReport of run `run_id` and, per transfer, what its manifest said when it started
+    (`Transfer.facts()`; empty for a transfer that did not start, or one run before they were
+    recorded)."""
     run = _find_run(state, run_id)
     seen = _collect(state, run.id)
     results = []
     for name, entry in seen.items():
         status, message = _status_and_message(entry)
-        steps = tuple(_step(s) for s in entry.steps)
+        steps = tuple(step_result(s) for s in entry.steps)
         results.append(TransferResult(name, status, steps, message, entry.path))  # type: ignore[arg-type]
     command = run.command if run.command in ("apply", "plan") else "apply"
-    return RunReport(
+    report = RunReport(
         run_id=run.id,
         command=command,  # type: ignore[arg-type]
         started_at=run.started_at,
@@ -123,3 +135,4 @@ def report_from_state(state: StateStore, run_id: str | None) -> RunReport:
         git_commit=run.git_commit,
         user=run.user,
     )
+    return report, {name: entry.facts for name, entry in seen.items()}

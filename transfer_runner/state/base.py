@@ -106,6 +106,10 @@ class StateStore(Protocol):
         """The most recently started apply run, or None."""
         ...
 
+    def recent_runs(self, limit: int) -> list[RunInfo]:
+        """The `limit` most recently started apply runs, newest first."""
+        ...
+
     # -- transfers -------------------------------------------------------------------------
     def get_transfer(self, name: str) -> TransferRecord | None: ...
 

@@ -148,11 +148,15 @@ class S3StateStore:
 
     def last_run(self) -> RunInfo | None:
         """The most recently started apply run, or None."""
-        markers = self._objects.keys("run-index/apply/", "read runs")
-        if not markers:
-            return None
-        stem = markers[-1].rsplit("/", 1)[1].removesuffix(".json")
-        return self.get_run(unsegment(stem.split("_", 1)[1]))
+        runs = self.recent_runs(1)
+        return runs[0] if runs else None
+
+    def recent_runs(self, limit: int) -> list[RunInfo]:
+        """The `limit` most recently started apply runs, newest first (markers sort by time)."""
+        markers = self._objects.keys("run-index/apply/", "read runs")[::-1][: max(0, limit)]
+        stems = [m.rsplit("/", 1)[1].removesuffix(".json") for m in markers]
+        runs = [self.get_run(unsegment(stem.split("_", 1)[1])) for stem in stems]
+        return [run for run in runs if run is not None]
 
     # -- transfers -----------------------------------------------------------------------
     def get_transfer(self, name: str) -> TransferRecord | None:

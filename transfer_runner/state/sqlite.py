@@ -197,12 +197,18 @@ class SqliteStateStore(ComposedTransferState):
 
     def last_run(self) -> RunInfo | None:
         """The most recently started apply run, or None."""
+        runs = self.recent_runs(1)
+        return runs[0] if runs else None
+
+    def recent_runs(self, limit: int) -> list[RunInfo]:
+        """The `limit` most recently started apply runs, newest first."""
         rows = self._rows(
             "read runs",
             "SELECT * FROM runs WHERE command = 'apply' "
-            "ORDER BY started_at DESC, rowid DESC LIMIT 1",
+            "ORDER BY started_at DESC, rowid DESC LIMIT ?",
+            (max(0, limit),),
         )
-        return run_row(rows[0]) if rows else None
+        return [run_row(row) for row in rows]
 
     # -- transfers -----------------------------------------------------------------------
     def get_transfer(self, name: str) -> TransferRecord | None:
