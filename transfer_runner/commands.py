@@ -22,7 +22,7 @@ from transfer_runner.manifest.api import load_transfers
 from transfer_runner.selection import select
 from transfer_runner.sessions import session
 from transfer_runner.sharding import in_shard
-from transfer_runner.state_commands import report, status, unlock
+from transfer_runner.state_commands import recent_runs, report, report_rows, status, unlock
 
 # What only plan, apply, status, abort and unlock use is imported where it is used: `validate`,
 # `--help` and completion do not pay for boto3, Jinja2 or the engine (about 0.5 s).
@@ -50,6 +50,8 @@ __all__ = [  # the request and result types are command_types', re-exported
     "apply",
     "status",
     "report",
+    "report_rows",
+    "recent_runs",
     "unlock",
     "abort",
     "new_from_csv",

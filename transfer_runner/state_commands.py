@@ -13,13 +13,22 @@ from transfer_runner.errors import StateError
 
 if TYPE_CHECKING:
     from transfer_runner.engine.results import RunReport
-    from transfer_runner.state.base import LockInfo
+    from transfer_runner.reporting.rows import TransferRow
+    from transfer_runner.state.base import LockInfo, RunInfo, StateStore, TransferRecord
 
-__all__ = ["report", "status", "unlock"]
+__all__ = ["recent_runs", "report", "report_rows", "status", "unlock"]
 
 
-def status(settings: Settings, names: Sequence[str] = ()) -> list[TransferStatusView]:
-    """The state of transfers (all, or those named), read-only."""
+def status(
+    settings: Settings,
+    names: Sequence[str] = (),
+    *,
+    failed: bool = False,
+    labels: Sequence[tuple[str, str]] = (),
+) -> list[TransferStatusView]:
+    """The state of transfers (all, or those named), read-only; `failed` keeps those whose
+    last run failed, `labels` those whose manifest had every label (as recorded when the
+    transfer last started)."""
     from transfer_runner.engine.leases import holder_gone
     from transfer_runner.state.open import open_state
 
@@ -31,6 +40,10 @@ def status(settings: Settings, names: Sequence[str] = ()) -> list[TransferStatus
             if missing:
                 raise StateError(f"no state for: {', '.join(sorted(missing))}")
             records = [r for r in records if r.name in names]
+        if failed:
+            records = [r for r in records if r.status == "failed"]
+        if labels:
+            records = _labelled(state, records, labels)
         views = []
         for record in records:
             steps = sorted(state.latest_steps(record.name).values(), key=lambda s: s.index)
@@ -42,6 +55,18 @@ def status(settings: Settings, names: Sequence[str] = ()) -> list[TransferStatus
         state.close()
 
 
+def _labelled(
+    state: StateStore, records: list[TransferRecord], wanted: Sequence[tuple[str, str]]
+) -> list[TransferRecord]:
+    from transfer_runner.reporting.rows import label_matches
+
+    labels: dict[str, dict[str, str]] = {}
+    for event in state.events():
+        if event.get("kind") == "transfer_started" and event.get("transfer"):
+            labels[str(event["transfer"])] = dict((event.get("data") or {}).get("labels") or {})
+    return [r for r in records if label_matches(labels.get(r.name, {}), wanted)]
+
+
 def report(settings: Settings, run_id: str | None = None) -> RunReport:
     """The results of a run (the last one by default), rebuilt from the state store."""
     from transfer_runner.reporting.from_state import report_from_state
@@ -50,6 +75,45 @@ def report(settings: Settings, run_id: str | None = None) -> RunReport:
     state = open_state(settings.state, read_only=True)
     try:
         return report_from_state(state, run_id)
+    finally:
+        state.close()
+
+
+def report_rows(settings: Settings, run_ids: Sequence[str] = ()) -> list[TransferRow]:
+    """A row per transfer of the runs given (the last run when none). Runs are merged: a
+    transfer in several (a retry, or shards of one wave) appears once, as its latest run
+    (by start time) left it."""
+    from transfer_runner.reporting.from_state import report_with_facts, step_result
+    from transfer_runner.reporting.rows import rows_of
+    from transfer_runner.state.open import open_state
+
+    state = open_state(settings.state, read_only=True)
+    try:
+        wanted: list[str | None] = list(run_ids) or [None]
+        reports = [report_with_facts(state, run_id) for run_id in wanted]
+        idle = {t.name for report, _ in reports for t in report.transfers if not t.steps}
+        earlier = {
+            name: [step_result(s) for s in sorted(steps.values(), key=lambda s: s.index)]
+            for name in idle
+            if (steps := state.latest_steps(name))
+        }
+    finally:
+        state.close()
+    latest: dict[str, TransferRow] = {}
+    for report, facts in sorted(reports, key=lambda pair: pair[0].started_at):
+        for row in rows_of(report, facts, earlier):
+            latest.pop(row.name, None)  # re-inserted: the order is the latest run's
+            latest[row.name] = row
+    return list(latest.values())
+
+
+def recent_runs(settings: Settings, limit: int) -> list[RunInfo]:
+    """The `limit` most recent apply runs, newest first."""
+    from transfer_runner.state.open import open_state
+
+    state = open_state(settings.state, read_only=True)
+    try:
+        return state.recent_runs(limit)
     finally:
         state.close()
 

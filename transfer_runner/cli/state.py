@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -14,15 +15,36 @@ from transfer_runner.cli.options import EXIT_FAILED, EXIT_OK, cli, settings_of
 @cli.command()
 @click.argument("names", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("--failed", is_flag=True, help="Only transfers whose last run failed.")
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="K=V",
+    callback=lambda _ctx, _param, values: tuple(_label(v) for v in values),
+    help="Only transfers whose manifest has this label (repeatable: all must match).",
+)
 @click.pass_context
-def status(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
-    """Show the state of transfers (all, or those named) from the state store."""
-    views = commands.status(settings_of(ctx), names)
+def status(
+    ctx: click.Context,
+    names: tuple[str, ...],
+    as_json: bool,
+    failed: bool,
+    labels: tuple[tuple[str, str], ...],
+) -> None:
+    """Show the state of transfers (all, or those named) from the state store.
+
+    \b
+    Example:
+      transfer-runner status --failed --label wave=2026-12
+    """
+    views = commands.status(settings_of(ctx), names, failed=failed, labels=labels)
     if as_json:
         click.echo(json.dumps([v.to_dict() for v in views], indent=2, default=str))
         return
     if not views:
-        click.echo("no transfers in the state store yet")
+        filtered = failed or labels
+        click.echo("no transfer matches" if filtered else "no transfers in the state store yet")
     for v in views:
         lock = f"  locked by {v.lock.owner} until {v.lock.expires_at:%H:%M:%SZ}" if v.lock else ""
         if v.lock_holder_gone:
@@ -32,25 +54,67 @@ def status(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
             f"{v.record.name:<30} {v.record.status:<10} {done}/{len(v.steps)} steps done  "
             f"updated {v.record.updated_at:%Y-%m-%d %H:%M:%SZ}{lock}"
         )
-        failed = [s for s in v.steps if s.status == "failed"]
-        for s in failed:
+        failed_steps = [s for s in v.steps if s.status == "failed"]
+        for s in failed_steps:
             click.echo(f"    failed: {s.name}: {s.message}")
+
+
+def _label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise click.BadParameter(f"{text!r} is not K=V")
+    return key.strip(), value.strip()
 
 
 @cli.command()
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["json", "junit", "markdown"]),
-    default="json",
-    show_default=True,
+    type=click.Choice(["json", "junit", "markdown", "csv"]),
+    default=None,
+    help="json (the default), junit, markdown, or csv: a row per transfer (runs merged).",
 )
-@click.option("--run", "run_id", metavar="ID", help="A run id (default: the last run).")
+@click.option(
+    "--run",
+    "run_ids",
+    multiple=True,
+    metavar="ID",
+    help="A run id (default: the last run). Repeat it with --format csv to merge runs, "
+    "such as the shards of one wave: each transfer once, as its latest run left it.",
+)
+@click.option("--list", "list_runs", is_flag=True, help="List the recent apply runs instead.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=20,
+    show_default=True,
+    help="How many runs --list shows, newest first.",
+)
 @click.pass_context
-def report(ctx: click.Context, fmt: str, run_id: str | None) -> None:
-    """Print the results of the last apply run (or --run ID)."""
-    result = commands.report(settings_of(ctx), run_id)
-    if fmt == "json":
+def report(
+    ctx: click.Context, fmt: str | None, run_ids: tuple[str, ...], list_runs: bool, limit: int
+) -> None:
+    """Print the results of the last apply run (or --run ID).
+
+    \b
+    Examples:
+      transfer-runner report --format markdown
+      transfer-runner report --format csv --run RUN-A --run RUN-B > wave.csv
+      transfer-runner report --list
+    """
+    settings = settings_of(ctx)
+    if list_runs:
+        _print_runs(commands.recent_runs(settings, limit), fmt or "text")
+        return
+    if fmt == "csv":
+        from transfer_runner.reporting.csv_report import render_csv
+
+        click.echo(render_csv(commands.report_rows(settings, run_ids)), nl=False)
+        return
+    if len(run_ids) > 1:
+        raise click.UsageError("several --run are merged by --format csv only")
+    result = commands.report(settings, run_ids[0] if run_ids else None)
+    if fmt in (None, "json"):
         from transfer_runner.reporting.json_report import render_json
 
         click.echo(render_json(result))
@@ -62,6 +126,14 @@ def report(ctx: click.Context, fmt: str, run_id: str | None) -> None:
         from transfer_runner.reporting.markdown import render_markdown
 
         click.echo(render_markdown(result))
+
+
+def _print_runs(runs: list[Any], fmt: str) -> None:
+    from transfer_runner.reporting.run_list import render_run_list
+
+    if fmt not in ("text", "json"):
+        raise click.UsageError("--list prints text, or JSON with --format json")
+    click.echo(render_run_list(runs, as_json=fmt == "json"))
 
 
 @cli.command()
