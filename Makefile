@@ -20,7 +20,8 @@ install: $(VENV)/.installed ## create the venv and install the package with test
 demo: install ## start S3 on loopback, create the sandbox, apply examples/transfers twice
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" DEMO_DIR="$(DEMO_DIR)" bash tools/demo.sh
 
-test: install ## the whole suite (unit, functional, integration, end to end)
+test: install ## the whole suite (unit, functional, integration, end to end; Chromium for the HTML report)
+	bash tools/ensure_chromium.sh
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-unit: install

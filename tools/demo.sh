@@ -50,5 +50,11 @@ for page in pages:
     for obj in page.get("Contents", []):
         print(f"  s3://transfer-exports/{obj['Key']:<45} {obj['Size']:>10} bytes")
 PY
+step "transfer-runner report --format html --run RUN --out $DEMO_DIR/report.html   (the first apply)"
+run_id=$(python -c "import json, sys; print(json.load(open(sys.argv[1]))['run_id'])" "$DEMO_DIR/report.json")
+transfer-runner report --format html --run "$run_id" --out "$DEMO_DIR/report.html"
+transfer-runner report --list
+
 echo
-echo "Report: $DEMO_DIR/report.json   State: $DEMO_DIR/state.db   Sandbox: $DEMO_DIR/sandbox.db"
+echo "Report: $DEMO_DIR/report.html (open it in a browser; it loads nothing)   JSON: $DEMO_DIR/report.json"
+echo "State: $DEMO_DIR/state.db   Sandbox: $DEMO_DIR/sandbox.db"

@@ -22,7 +22,14 @@ from transfer_runner.manifest.api import load_transfers
 from transfer_runner.selection import select
 from transfer_runner.sessions import session
 from transfer_runner.sharding import in_shard
-from transfer_runner.state_commands import recent_runs, report, report_rows, status, unlock
+from transfer_runner.state_commands import (
+    recent_runs,
+    report,
+    report_rows,
+    status,
+    unlock,
+    wave_report,
+)
 
 # What only plan, apply, status, abort and unlock use is imported where it is used: `validate`,
 # `--help` and completion do not pay for boto3, Jinja2 or the engine (about 0.5 s).
@@ -52,6 +59,7 @@ __all__ = [  # the request and result types are command_types', re-exported
     "report",
     "report_rows",
     "recent_runs",
+    "wave_report",
     "unlock",
     "abort",
     "new_from_csv",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from transfer_runner import run_identity
@@ -13,10 +14,10 @@ from transfer_runner.errors import StateError
 
 if TYPE_CHECKING:
     from transfer_runner.engine.results import RunReport
-    from transfer_runner.reporting.rows import TransferRow
+    from transfer_runner.reporting.rows import TransferRow, Wave
     from transfer_runner.state.base import LockInfo, RunInfo, StateStore, TransferRecord
 
-__all__ = ["recent_runs", "report", "report_rows", "status", "unlock"]
+__all__ = ["recent_runs", "report", "report_rows", "status", "unlock", "wave_report"]
 
 
 def status(
@@ -80,11 +81,15 @@ def report(settings: Settings, run_id: str | None = None) -> RunReport:
 
 
 def report_rows(settings: Settings, run_ids: Sequence[str] = ()) -> list[TransferRow]:
-    """A row per transfer of the runs given (the last run when none). Runs are merged: a
-    transfer in several (a retry, or shards of one wave) appears once, as its latest run
-    (by start time) left it."""
+    """A row per transfer of the runs given (the last run when none); see `wave_report`."""
+    return wave_report(settings, run_ids).rows
+
+
+def wave_report(settings: Settings, run_ids: Sequence[str] = ()) -> Wave:
+    """The runs given (the last run when none) merged: a transfer in several (a retry, or the
+    shards of one wave) appears once, as its latest run (by start time) left it."""
     from transfer_runner.reporting.from_state import report_with_facts, step_result
-    from transfer_runner.reporting.rows import rows_of
+    from transfer_runner.reporting.rows import Wave, rows_of
     from transfer_runner.state.open import open_state
 
     state = open_state(settings.state, read_only=True)
@@ -100,11 +105,13 @@ def report_rows(settings: Settings, run_ids: Sequence[str] = ()) -> list[Transfe
     finally:
         state.close()
     latest: dict[str, TransferRow] = {}
-    for report, facts in sorted(reports, key=lambda pair: pair[0].started_at):
+    ordered = sorted(reports, key=lambda pair: pair[0].started_at)
+    for report, facts in ordered:
         for row in rows_of(report, facts, earlier):
             latest.pop(row.name, None)  # re-inserted: the order is the latest run's
             latest[row.name] = row
-    return list(latest.values())
+    runs = tuple(replace(report, transfers=()) for report, _ in ordered)
+    return Wave(runs, list(latest.values()))
 
 
 def recent_runs(settings: Settings, limit: int) -> list[RunInfo]:

@@ -8,6 +8,7 @@ import io
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -142,3 +143,47 @@ def test_run_list_as_text_and_json() -> None:
     assert [r["run_id"] for r in listed] == ["r-2", "r-1"]
     assert listed[0]["finished_at"] == "2026-11-18T09:32:05Z" and listed[1]["finished_at"] is None
     assert render_run_list([]) == "no apply run is recorded in the state store yet"
+
+
+def test_three_shards_and_a_retry_merge_to_each_transfer_once(tmp_path: Path) -> None:
+    """Three shards' runs of one wave and a later retry of the failed transfer, through the
+    state store: every transfer once, the retried one as the retry left it."""
+    from transfer_runner.config import Settings
+    from transfer_runner.state.base import StepRecord
+    from transfer_runner.state.sqlite import SqliteStateStore
+    from transfer_runner.state_commands import wave_report
+
+    store = SqliteStateStore(tmp_path / "state.db")
+    names = [f"cust{i:02d}-example" for i in range(9)]
+
+    def run(run_id: str, at: datetime, members: list[str], failing: str = "") -> None:
+        store.start_run(RunInfo(run_id, at, "ci"))
+        for name in members:
+            facts = {"customer_account": f"C-{name}", "labels": {"shard": run_id}}
+            store.append_event(run_id, name, "transfer_started", facts)
+            status = "failed" if name == failing else "changed"
+            outputs = {} if status == "failed" else {"amount": "25.00"}
+            end = at + timedelta(seconds=1)
+            step = StepRecord(run_id, name, 0, "Charge", "billing.charge", status, at, end, outputs)  # type: ignore[arg-type]
+            store.record_step(step)
+            done = "failed" if status == "failed" else "succeeded"
+            store.append_event(run_id, name, "transfer_finished", {"status": done})
+        store.finish_run(run_id, at + timedelta(minutes=1), {})
+
+    try:
+        for shard in range(3):
+            members = names[shard::3]
+            run(f"r-{shard}", T0 + timedelta(seconds=shard), members, failing=names[4])
+        run("r-retry", T0 + timedelta(hours=1), [names[4]])
+    finally:
+        store.close()
+    settings = Settings(state=f"sqlite:{tmp_path / 'state.db'}")
+    wave = wave_report(settings, ["r-retry", "r-0", "r-1", "r-2"])
+    assert [r.run_id for r in wave.runs] == ["r-0", "r-1", "r-2", "r-retry"]  # oldest first
+    assert sorted(row.name for row in wave.rows) == names  # each exactly once
+    by_name = {row.name: row for row in wave.rows}
+    assert by_name[names[4]].status == "succeeded" and by_name[names[4]].run_id == "r-retry"
+    assert by_name[names[4]].fee == Decimal("25.00")
+    assert all(row.status == "succeeded" for row in wave.rows)
+    assert by_name[names[0]].labels == {"shard": "r-0"}
+    assert by_name[names[0]].customer_account == f"C-{names[0]}"

@@ -70,18 +70,27 @@ def _label(text: str) -> tuple[str, str]:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["json", "junit", "markdown", "csv"]),
+    type=click.Choice(["json", "junit", "markdown", "csv", "html"]),
     default=None,
-    help="json (the default), junit, markdown, or csv: a row per transfer (runs merged).",
+    help="json (the default), junit, markdown; csv: a row per transfer; html: a "
+    "self-contained page (totals, failures first, a filterable table, a timeline). csv and "
+    "html merge several --run.",
 )
 @click.option(
     "--run",
     "run_ids",
     multiple=True,
     metavar="ID",
-    help="A run id (default: the last run). Repeat it with --format csv to merge runs, "
-    "such as the shards of one wave: each transfer once, as its latest run left it.",
+    help="A run id (default: the last run). Repeat it with --format csv or html to merge "
+    "runs, such as the shards of one wave: each transfer once, as its latest run left it.",
 )
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the report to this file (readable by its owner only) instead of stdout.",
+)
+@click.option("--title", help="The html page's title (default: the run's id).")
 @click.option("--list", "list_runs", is_flag=True, help="List the recent apply runs instead.")
 @click.option(
     "--limit",
@@ -92,7 +101,13 @@ def _label(text: str) -> tuple[str, str]:
 )
 @click.pass_context
 def report(
-    ctx: click.Context, fmt: str | None, run_ids: tuple[str, ...], list_runs: bool, limit: int
+    ctx: click.Context,
+    fmt: str | None,
+    run_ids: tuple[str, ...],
+    out_path: str | None,
+    title: str | None,
+    list_runs: bool,
+    limit: int,
 ) -> None:
     """Print the results of the last apply run (or --run ID).
 
@@ -106,26 +121,44 @@ def report(
     if list_runs:
         _print_runs(commands.recent_runs(settings, limit), fmt or "text")
         return
+    _emit(_rendered(settings, fmt or "json", run_ids, title), out_path)
+
+
+def _rendered(settings: Any, fmt: str, run_ids: tuple[str, ...], title: str | None) -> str:
     if fmt == "csv":
         from transfer_runner.reporting.csv_report import render_csv
 
-        click.echo(render_csv(commands.report_rows(settings, run_ids)), nl=False)
-        return
+        return render_csv(commands.report_rows(settings, run_ids))
+    if fmt == "html":
+        from transfer_runner.clock import clock_from_env
+        from transfer_runner.reporting.html_report import render_html
+
+        wave = commands.wave_report(settings, run_ids)
+        return render_html(wave, title=title or "", generated_at=clock_from_env().now())
     if len(run_ids) > 1:
-        raise click.UsageError("several --run are merged by --format csv only")
+        raise click.UsageError("several --run are merged by --format csv or html only")
     result = commands.report(settings, run_ids[0] if run_ids else None)
-    if fmt in (None, "json"):
+    if fmt == "json":
         from transfer_runner.reporting.json_report import render_json
 
-        click.echo(render_json(result))
-    elif fmt == "junit":
+        return render_json(result) + "\n"
+    if fmt == "junit":
         from transfer_runner.reporting.junit import render_junit
 
-        click.echo(render_junit(result))
-    else:
-        from transfer_runner.reporting.markdown import render_markdown
+        return render_junit(result) + "\n"
+    from transfer_runner.reporting.markdown import render_markdown
 
-        click.echo(render_markdown(result))
+    return render_markdown(result) + "\n"
+
+
+def _emit(text: str, out_path: str | None) -> None:
+    if out_path is None:
+        click.echo(text, nl=False)
+        return
+    from transfer_runner.private_files import write_private
+
+    write_private(out_path, text)
+    click.echo(f"wrote {out_path}", err=True)
 
 
 def _print_runs(runs: list[Any], fmt: str) -> None:

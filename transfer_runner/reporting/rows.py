@@ -17,7 +17,7 @@ from typing import Any
 from transfer_runner.engine.results import RunReport, StepResult, TransferResult
 from transfer_runner.platforms.base import STORES
 
-__all__ = ["TransferRow", "rows_of", "label_matches"]
+__all__ = ["TransferRow", "Wave", "label_matches", "rows_of"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class TransferRow:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     path: str = ""
+    steps: tuple[StepResult, ...] = ()  # the steps this run took (a timeline's segments)
 
     @property
     def duration_s(self) -> float:
@@ -51,6 +52,15 @@ class TransferRow:
         if self.started_at and self.ended_at:
             return (self.ended_at - self.started_at).total_seconds()
         return 0.0
+
+
+@dataclass(frozen=True)
+class Wave:
+    """Runs merged into one view: the runs (without their transfers), oldest first, and a row
+    per transfer, each as its latest run left it."""
+
+    runs: tuple[RunReport, ...]
+    rows: list[TransferRow]
 
 
 def rows_of(
@@ -63,9 +73,10 @@ def rows_of(
     earlier = earlier or {}
     rows = []
     for t in report.transfers:
+        own = t.steps
         if not t.steps and earlier.get(t.name):
             t = replace(t, steps=tuple(earlier[t.name]))
-        rows.append(_row(report.run_id, t, facts.get(t.name) or {}))
+        rows.append(replace(_row(report.run_id, t, facts.get(t.name) or {}), steps=own))
     return rows
 
 
