@@ -139,6 +139,14 @@ def test_github_example_plans_on_pull_requests_and_applies_shards_with_oidc() ->
     assert uses["aws-actions/configure-aws-credentials"]["with"]["role-to-assume"]
     assert "actions/upload-artifact" in uses
     assert workflow["env"]["TRANSFER_RUNNER_STATE"].startswith("s3://")
+    # the plan is a pull-request comment; each shard's HTML report and the merged wave's kept
+    assert "--format markdown" in plan_text and "gh pr comment" in plan_text
+    assert jobs["plan"]["permissions"]["pull-requests"] == "write"
+    assert "--format html" in apply_text and "report-${{ matrix.shard }}.html" in apply_text
+    wave = jobs["wave-report"]
+    assert wave["needs"] == "apply" and "always()" in wave["if"]
+    wave_text = " ".join(_scripts(wave))
+    assert "--format html $runs --out wave.html" in wave_text
 
 
 def test_gitlab_example_applies_in_parallel_shards_with_oidc() -> None:
@@ -151,6 +159,12 @@ def test_gitlab_example_applies_in_parallel_shards_with_oidc() -> None:
     assert oidc["id_tokens"]["AWS_ID_TOKEN"]["aud"] == "sts.amazonaws.com"
     assert "AWS_ROLE_ARN" in apply["variables"]
     assert pipeline["variables"]["TRANSFER_RUNNER_STATE"].startswith("s3://")
+    plan_text = " ".join(pipeline["plan"]["script"])
+    assert "--format markdown" in plan_text and "/merge_requests/" in plan_text
+    assert "report-*.html" in apply["artifacts"]["paths"]
+    wave = pipeline["wave-report"]
+    assert wave["stage"] == ".post" and wave["needs"][0]["job"] == "apply"
+    assert "wave.html" in wave["artifacts"]["paths"]
 
 
 @pytest.mark.parametrize("name", ["github-actions.yml", "gitlab-ci.yml"])

@@ -49,6 +49,12 @@ def _names(status_output: str) -> list[str]:
 
 
 def test_csv_rows_list_and_status_filters_after_a_wave_with_a_failure(world: CliWorld) -> None:
+    planned = world.run("plan", "transfers", "--format", "markdown")
+    assert planned.returncode == 1, planned.stderr  # globex-io's check fails already
+    assert planned.stdout.startswith("## transfer-runner plan: 2 transfer(s), 1 pending, 1 failed")
+    assert "| transfer fee | 25.00 to R-301 |" in planned.stdout
+    assert ":warning: " + FAILED_STEP in planned.stdout
+
     first = world.run("apply", "transfers", "--yes")
     assert first.returncode != 0, first.stdout  # globex-io failed
 

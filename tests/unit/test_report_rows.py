@@ -187,3 +187,46 @@ def test_three_shards_and_a_retry_merge_to_each_transfer_once(tmp_path: Path) ->
     assert all(row.status == "succeeded" for row in wave.rows)
     assert by_name[names[0]].labels == {"shard": "r-0"}
     assert by_name[names[0]].customer_account == f"C-{names[0]}"
+
+
+def _plan_step(
+    module: str, outputs: dict[str, Any], *actions: str, status: str = "changed"
+) -> StepResult:
+    from transfer_runner.modules.base import Action
+
+    made = tuple(Action("x", None, text) for text in actions)
+    return StepResult(module, module, status, actions=made, outputs=outputs)  # type: ignore[arg-type]
+
+
+def test_plan_markdown_gives_a_reviewer_the_money_and_the_data() -> None:
+    from transfer_runner.reporting.plan_markdown import render_plan_markdown
+
+    steps = (
+        _plan_step("ticket.verify", {"role": "customer", "account": "C-1001"}, "claim T-1"),
+        _plan_step("ticket.verify", {"role": "reseller", "account": "R-301"}),
+        _plan_step("data.export", {"store": "archive", "new_messages": 1000, "new_bytes": 2048}),
+        _plan_step("domain.move", {"domains": ["acme.com", "acme.net"]}, "move acme.com"),
+        _plan_step("billing.prorate", {"amount": "598.36"}),
+        _plan_step("billing.subscribe", {"price": "83.87", "period": "2026-12-06..2027-01-01"}),
+        _plan_step("billing.charge", {"amount": "25.00", "account": "R-301"}),
+    )
+    hostile = "<script>x</script> | *bold*"
+    failed = (
+        StepResult("Verify the customer's ticket", "ticket.verify", "failed", message=hostile),
+    )
+    report = RunReport(
+        "p-1", "plan", T0, T0,
+        (TransferResult("acme-com", "pending", steps, path="t/acme.yml"),
+         TransferResult("evil-com", "failed", failed, hostile)),
+    )  # fmt: skip
+    text = render_plan_markdown(report)
+    assert text.startswith("## transfer-runner plan: 2 transfer(s), 1 pending, 1 failed\n")
+    assert "| 1,000 messages, 2.0 KiB | 598.36 | 25.00 |" in text  # the totals
+    assert "| customer → reseller | C-1001 → R-301 |" in text
+    assert "| domains | acme.com, acme.net |" in text
+    assert "| archive | 1,000 messages, 2.0 KiB to export |" in text
+    assert "| credit | 598.36 to C-1001 |" in text and "| transfer fee | 25.00 to R-301 |" in text
+    assert "| first period | 83.87 for 2026-12-06..2027-01-01 |" in text
+    assert "<summary>2 change(s)</summary>" in text and "- move acme.com" in text
+    assert "<script>" not in text and "&lt;script&gt;" in text and "\\| \\*bold\\*" in text
+    assert ":warning: Verify the customer's ticket: &lt;script&gt;" in text

@@ -70,7 +70,16 @@ def validate(ctx: click.Context, paths: tuple[str, ...], online: bool, fmt: str)
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
 @run_options.selection_options
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (= --format json).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="markdown: per transfer, the accounts, domains, data to export, credit and fee, for a "
+    "pull-request comment.",
+)
 @recheck_option
 @click.option(
     "--out",
@@ -102,6 +111,7 @@ def plan(
     changed_since: str | None,
     require_clean: bool,
     as_json: bool,
+    fmt: str,
     recheck: bool,
     out: str | None,
     refresh: bool,
@@ -120,10 +130,14 @@ def plan(
     )
     if out:
         click.echo(f"plan saved to {out}: apply exactly it with `transfer-runner apply {out}`")
-    if as_json:
+    if as_json or fmt == "json":
         from transfer_runner.reporting.json_report import render_json
 
         click.echo(render_json(report))
+    elif fmt == "markdown":
+        from transfer_runner.reporting.plan_markdown import render_plan_markdown
+
+        click.echo(render_plan_markdown(report), nl=False)
     else:
         click.echo(render_plan(report))
         click.echo(render_recap(report))

@@ -16,7 +16,7 @@ from transfer_runner.engine.results import (
 )
 from transfer_runner.reporting.json_report import iso_utc
 
-__all__ = ["render_markdown"]
+__all__ = ["md_escape", "render_markdown"]
 
 _ORDER = TRANSFER_STATUSES
 _ESCAPES = {
@@ -33,7 +33,7 @@ _ESCAPES = {
 }
 
 
-def _md(text: str) -> str:
+def md_escape(text: str) -> str:
     """Escape markdown and HTML; flatten newlines and control characters (one row stays one)."""
     flat = " ".join("".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text).split())
     return "".join(_ESCAPES.get(ch, ch) for ch in flat)
@@ -44,15 +44,15 @@ def _heading(report: RunReport) -> list[str]:
     by_status = ", ".join(f"{tot['transfers_' + s]} {s}" for s in _ORDER if tot["transfers_" + s])
     steps = " ".join(f"{s}={tot[s]}" for s in STEP_STATUSES)
     lines = [
-        f"## transfer-runner {report.command} {_md(report.run_id)}",
+        f"## transfer-runner {report.command} {md_escape(report.run_id)}",
         "",
         f"**{tot['transfers']} transfers**" + (f": {by_status}" if by_status else "") + ".",
         f"Steps: {steps}.",
         "",
     ]
     when = f"Started {iso_utc(report.started_at)}, finished {iso_utc(report.finished_at)}"
-    who = f" by {_md(report.user)}" if report.user else ""
-    commit = f" at commit {_md(report.git_commit)}" if report.git_commit else ""
+    who = f" by {md_escape(report.user)}" if report.user else ""
+    commit = f" at commit {md_escape(report.git_commit)}" if report.git_commit else ""
     return [*lines, f"{when}{who}{commit}.", ""]
 
 
@@ -64,7 +64,7 @@ def _table(transfers: tuple[TransferResult, ...]) -> list[str]:
     for t in transfers:
         c = t.counts
         lines.append(
-            f"| {_md(t.name)} | {t.status} | {c['ok']} | {c['changed']} | {c['failed']} "
+            f"| {md_escape(t.name)} | {t.status} | {c['ok']} | {c['changed']} | {c['failed']} "
             f"| {c['skipped']} |"
         )
     return [*lines, ""]
@@ -80,20 +80,20 @@ def _problems(transfers: tuple[TransferResult, ...]) -> list[str]:
             step = next((s for s in t.steps if s.status == "failed"), None)
             if step is not None:
                 lines.append(
-                    f"- **{_md(t.name)}**: step {_md(step.name)} ({_md(step.module)}) failed: "
-                    f"{_md(step.message)}"
+                    f"- **{md_escape(t.name)}**: step {md_escape(step.name)} "
+                    f"({md_escape(step.module)}) failed: {md_escape(step.message)}"
                 )
             else:
-                lines.append(f"- **{_md(t.name)}**: {_md(t.message or 'failed')}")
+                lines.append(f"- **{md_escape(t.name)}**: {md_escape(t.message or 'failed')}")
         lines.append("")
     stopped = [t for t in transfers if t.status in ("interrupted", "not_started")]
     if stopped:
         lines += ["### Interrupted or not started (apply again to resume)", ""]
-        lines += [f"- **{_md(t.name)}**: {_md(t.message or t.status)}" for t in stopped]
+        lines += [f"- **{md_escape(t.name)}**: {md_escape(t.message or t.status)}" for t in stopped]
         lines.append("")
     if locked:
         lines += ["### Locked by another runner", ""]
-        lines += [f"- **{_md(t.name)}**: {_md(t.message or 'locked')}" for t in locked]
+        lines += [f"- **{md_escape(t.name)}**: {md_escape(t.message or 'locked')}" for t in locked]
         lines.append("")
     return lines
 
