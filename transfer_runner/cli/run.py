@@ -253,6 +253,9 @@ def apply(
     finish (within --grace) and are recorded, every lock is released, the recap and the retry
     file are written, and the exit code is 130 (SIGINT) or 143 (SIGTERM). A second signal stops
     at once. Apply again to resume.
+
+    With TRANSFER_RUNNER_NOTIFY_URL set (from the environment only: a webhook URL holds a
+    secret), a JSON summary is POSTed there at the end; a failed notification only warns.
     """
     settings = settings_of(ctx)
     selection = run_options.selection(paths, limits, tags, shard, changed_since, require_clean)
@@ -291,6 +294,7 @@ def apply(
             "and their locks released; apply again to resume"
         )
     _write_reports(report, report_json, junit)
+    _notify(report)
     retry = report.to_retry()
     write_retry_file(retry_file, retry)
     if retry:
@@ -305,6 +309,17 @@ def apply(
         if "locked" in statuses
         else EXIT_OK
     )
+
+
+def _notify(report: Any) -> None:
+    """The end-of-wave webhook, when TRANSFER_RUNNER_NOTIFY_URL is set; a failure warns."""
+    from transfer_runner.notify import ENV_VAR, send_notification
+
+    url = os.environ.get(ENV_VAR, "").strip()
+    if url:
+        problem = send_notification(url, report)
+        if problem:
+            click.echo(f"warning: {problem}", err=True)
 
 
 def _stop_now(stopper: GracefulStop, why: str) -> NoReturn:
