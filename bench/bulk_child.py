@@ -84,7 +84,13 @@ class Progress:
         self._next = self.started + PROGRESS_EVERY_S
         self._lock = threading.Lock()
 
+    def wave_started(self, number: int, waves: int, size: int, total: int) -> None:
+        return None
+
     def transfer_started(self, transfer: Any) -> None:
+        return None
+
+    def step_started(self, transfer: str, step: str) -> None:
         return None
 
     def step_finished(self, transfer: Any, step: Any) -> None:

@@ -117,6 +117,7 @@ def run_in_processes(
             if stop.is_set():
                 results += [not_started(t, "not started: the run was stopped") for t in wave]
                 continue
+            reporter.wave_started(number + 1, len(waves), len(wave), len(transfers))
             results += _run_wave(pool, wave, in_worker, procs, relay, stop, stopping)
             if number + 1 < len(waves) and over_budget(results, options.max_fail_percentage):
                 rest = [t for later in waves[number + 1 :] for t in later]
@@ -251,6 +252,8 @@ class _Relay(threading.Thread):
                 self._reporter.transfer_started(payload)
             elif kind == "step":
                 self._reporter.step_finished(*payload)
+            elif kind == "step-started":
+                self._reporter.step_started(*payload)
             elif kind == "finished":
                 self.finished[payload.name] = payload
                 self._reporter.transfer_finished(payload)
@@ -268,8 +271,14 @@ class _QueueReporter:
     def __init__(self, events: Any) -> None:
         self._events = events
 
+    def wave_started(self, number: int, waves: int, size: int, total: int) -> None:
+        return None  # the parent runs the waves and says so itself
+
     def transfer_started(self, transfer: Transfer) -> None:
         self._events.put(("started", dataclasses.replace(transfer, positions=None)))
+
+    def step_started(self, transfer: str, step: str) -> None:
+        self._events.put(("step-started", (transfer, step)))
 
     def step_finished(self, transfer: Transfer, step: StepResult) -> None:
         self._events.put(("step", (dataclasses.replace(transfer, positions=None), step)))

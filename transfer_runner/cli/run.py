@@ -3,8 +3,10 @@ confirmation, graceful stop and reports)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
@@ -270,15 +272,15 @@ def apply(
         lock_ttl_s=lock_ttl,
         grace_s=grace,
     )
-    with graceful_stop() as stopper:
+    with graceful_stop() as stopper, _view(verbosity) as (reporter, progress):
         try:
             report = commands.apply(
                 settings,
                 selection,
                 forks=forks,
                 procs=procs,
-                reporter=ConsoleReporter(verbosity=verbosity),
-                progress=ConsoleProgress(quiet=verbosity < 0),
+                reporter=reporter,
+                progress=progress,
                 stop=stopper.event,
                 bulk=bulk,
                 recheck=recheck,
@@ -309,6 +311,19 @@ def apply(
         if "locked" in statuses
         else EXIT_OK
     )
+
+
+@contextlib.contextmanager
+def _view(verbosity: int) -> Iterator[tuple[Any, Any]]:
+    """The live view on a terminal (not TERM=dumb, not -q or -v); plain lines otherwise."""
+    live = verbosity == 0 and sys.stdout.isatty() and os.environ.get("TERM", "") != "dumb"
+    if not live:
+        yield ConsoleReporter(verbosity=verbosity), ConsoleProgress(quiet=verbosity < 0)
+        return
+    from transfer_runner.reporting.live import LiveView
+
+    with LiveView() as view:
+        yield view, view
 
 
 def _notify(report: Any) -> None:

@@ -61,6 +61,7 @@ def run_transfers(
     results: list[TransferResult] = []
     waves = options.serial.split(transfers) if options.serial else [list(transfers)]
     for number, wave in enumerate(waves):
+        reporter.wave_started(number + 1, len(waves), len(wave), len(transfers))
         results.extend(_run_wave(run, playbook, modules, wave, options, reporter, stop))
         if number + 1 < len(waves) and over_budget(results, options.max_fail_percentage):
             rest = [t for later in waves[number + 1 :] for t in later]

@@ -183,6 +183,7 @@ def _execute(
         if lost is not None and lost.is_set():
             message = f"lost the lock before {task.name!r}; another runner may have taken over"
             break
+        reporter.step_started(transfer.name, task.name)
         ctx = TaskContext(run, transfer, task.name, previous, earlier, proved, first_run)
         planned = None if options.planned is None else _planned(options.planned, transfer, task)
         step = run_task(ctx, task, modules, variables, planned)

@@ -25,13 +25,25 @@ _WORD = {"ok": "ok", "changed": "changed", "skipped": "skipping", "failed": "fai
 
 
 class ConsoleReporter:
-    """Prints each step as it ends (`-q` prints nothing until the recap)."""
+    """Prints each step as it ends, a header per wave when there are several, and a line of
+    the whole run's progress every `overall_every_s` (`-q` prints nothing until the recap)."""
 
-    def __init__(self, out: TextIO | None = None, verbosity: int = 0, check_mode: bool = False):
+    def __init__(
+        self,
+        out: TextIO | None = None,
+        verbosity: int = 0,
+        check_mode: bool = False,
+        overall_every_s: float = 10.0,
+    ):
         self.out = out or sys.stdout
         self.verbosity = verbosity
         self.check_mode = check_mode
+        self.overall_every_s = overall_every_s
         self._lock = threading.Lock()
+        self._total, self._wave = 0, (1, 1)
+        self._finished: dict[str, int] = {}
+        self._began = time.monotonic()
+        self._next_overall = self._began + overall_every_s
 
     def _print(self, text: str) -> None:
         if self.verbosity < 0:
@@ -39,8 +51,17 @@ class ConsoleReporter:
         with self._lock:
             print(text, file=self.out, flush=True)
 
+    def wave_started(self, number: int, waves: int, size: int, total: int) -> None:
+        with self._lock:
+            self._total, self._wave = total, (number, waves)
+        if waves > 1:
+            self._print(f"\nWAVE {number}/{waves}: {size} of {total} transfers")
+
     def transfer_started(self, transfer: Transfer) -> None:
         self._print(f"\nTRANSFER [{transfer.name}] ({transfer.path})")
+
+    def step_started(self, transfer: str, step: str) -> None:
+        return None
 
     def step_finished(self, transfer: Transfer, step: StepResult) -> None:
         word = _WORD[step.status]
@@ -53,10 +74,29 @@ class ConsoleReporter:
                 self._print(f"    {key}: {value}")
 
     def transfer_finished(self, result: TransferResult) -> None:
+        self._count(result.status)
         if result.status == "not_started":
             return  # the recap lists them; a stopped wave of thousands prints no line each
         if result.status in ("locked", "interrupted") or (result.message and not result.steps):
             self._print(f"{result.status}: [{result.name}] {result.message}")
+
+    def _count(self, status: str) -> None:
+        """Every `overall_every_s`, one line of the whole run's progress (for CI logs)."""
+        now = time.monotonic()
+        with self._lock:
+            self._finished[status] = self._finished.get(status, 0) + 1
+            if now < self._next_overall or not self._total:
+                return
+            self._next_overall = now + self.overall_every_s
+            done = sum(self._finished.values())
+            failed = sum(self._finished.get(s, 0) for s in ("failed", "interrupted", "locked"))
+            elapsed = now - self._began
+            eta = (self._total - done) * elapsed / done if done else 0.0
+        wave = f" (wave {self._wave[0]}/{self._wave[1]})" if self._wave[1] > 1 else ""
+        self._print(
+            f"progress: {done}/{self._total} transfers finished, {failed} failed{wave}, "
+            f"{elapsed:.0f}s elapsed, eta {eta:.0f}s"
+        )
 
 
 class ConsoleProgress:
