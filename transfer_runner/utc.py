@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["as_utc", "fixed_utc", "iso_z", "parse_utc"]
+__all__ = ["as_utc", "fixed_utc", "iso_z", "parse_utc", "seconds_between"]
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -33,3 +33,10 @@ def fixed_utc(moment: datetime) -> str:
 def parse_utc(text: str) -> datetime:
     """The aware UTC datetime that `iso_z` or `fixed_utc` wrote."""
     return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def seconds_between(start: datetime | None, end: datetime | None) -> float:
+    """Seconds from `start` to `end`; 0.0 when either is unknown."""
+    if start is None or end is None:
+        return 0.0
+    return (end - start).total_seconds()

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from transfer_runner.utc import seconds_between
+
 if TYPE_CHECKING:
     from transfer_runner.modules.base import Action
 
@@ -63,9 +65,8 @@ class StepResult:
 
     @property
     def duration_s(self) -> float:
-        if self.started_at and self.ended_at:
-            return (self.ended_at - self.started_at).total_seconds()
-        return 0.0
+        """Seconds the step took (0 when a time is unknown)."""
+        return seconds_between(self.started_at, self.ended_at)
 
 
 @dataclass(frozen=True)

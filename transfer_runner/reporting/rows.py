@@ -16,6 +16,7 @@ from typing import Any
 
 from transfer_runner.engine.results import RunReport, StepResult, TransferResult
 from transfer_runner.platforms.base import STORES
+from transfer_runner.utc import seconds_between
 
 __all__ = ["TransferRow", "Wave", "label_matches", "rows_of"]
 
@@ -49,9 +50,7 @@ class TransferRow:
     @property
     def duration_s(self) -> float:
         """Seconds from its first step's start to its last step's end (0 when it had none)."""
-        if self.started_at and self.ended_at:
-            return (self.ended_at - self.started_at).total_seconds()
-        return 0.0
+        return seconds_between(self.started_at, self.ended_at)
 
 
 @dataclass(frozen=True)
