@@ -20,9 +20,12 @@ install: $(VENV)/.installed ## create the venv and install the package with test
 demo: install ## start S3 on loopback, create the sandbox, apply examples/transfers twice
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" DEMO_DIR="$(DEMO_DIR)" bash tools/demo.sh
 
+# Screenshots the browser and terminal tests take (the HTML report, the live view) land here.
+TEST_ARTIFACTS ?= build/test-artifacts
+
 test: install ## the whole suite (unit, functional, integration, end to end; Chromium for the HTML report)
 	bash tools/ensure_chromium.sh
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	TRANSFER_RUNNER_TEST_ARTIFACTS="$(CURDIR)/$(TEST_ARTIFACTS)" $(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-unit: install
 	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
