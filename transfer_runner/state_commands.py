@@ -17,7 +17,17 @@ if TYPE_CHECKING:
     from transfer_runner.reporting.rows import TransferRow, Wave
     from transfer_runner.state.base import LockInfo, RunInfo, StateStore, TransferRecord
 
-__all__ = ["recent_runs", "report", "report_rows", "status", "unlock", "wave_report"]
+MAX_RUNS_SCANNED = 10_000  # the recent runs `--commit` looks through
+
+__all__ = [
+    "recent_runs",
+    "report",
+    "report_rows",
+    "runs_at_commit",
+    "status",
+    "unlock",
+    "wave_report",
+]
 
 
 def status(
@@ -112,6 +122,22 @@ def wave_report(settings: Settings, run_ids: Sequence[str] = ()) -> Wave:
             latest[row.name] = row
     runs = tuple(replace(report, transfers=()) for report, _ in ordered)
     return Wave(runs, list(latest.values()))
+
+
+def runs_at_commit(settings: Settings, commit: str) -> list[RunInfo]:
+    """The apply runs at git commit `commit` (a prefix of at least 4 hex digits), newest
+    first; StateError when there is none."""
+    wanted = commit.strip().lower()
+    if len(wanted) < 4 or any(ch not in "0123456789abcdef" for ch in wanted):
+        raise StateError(f"{commit!r} is not a git commit (4 to 40 hex digits)")
+    runs = [
+        run
+        for run in recent_runs(settings, MAX_RUNS_SCANNED)
+        if (run.git_commit or "").lower().startswith(wanted)
+    ]
+    if not runs:
+        raise StateError(f"no apply run at commit {commit} in the state store")
+    return runs
 
 
 def recent_runs(settings: Settings, limit: int) -> list[RunInfo]:

@@ -146,7 +146,7 @@ def test_github_example_plans_on_pull_requests_and_applies_shards_with_oidc() ->
     wave = jobs["wave-report"]
     assert wave["needs"] == "apply" and "always()" in wave["if"]
     wave_text = " ".join(_scripts(wave))
-    assert "--format html $runs --out wave.html" in wave_text
+    assert '--format html --commit "${{ github.sha }}" --out wave.html' in wave_text
 
 
 def test_gitlab_example_applies_in_parallel_shards_with_oidc() -> None:
@@ -163,8 +163,9 @@ def test_gitlab_example_applies_in_parallel_shards_with_oidc() -> None:
     assert "--format markdown" in plan_text and "/merge_requests/" in plan_text
     assert "report-*.html" in apply["artifacts"]["paths"]
     wave = pipeline["wave-report"]
-    assert wave["stage"] == ".post" and wave["needs"][0]["job"] == "apply"
+    assert wave["stage"] == ".post" and wave["needs"] == ["apply"]
     assert "wave.html" in wave["artifacts"]["paths"]
+    assert '--commit "$CI_COMMIT_SHA"' in " ".join(wave["script"])
 
 
 @pytest.mark.parametrize("name", ["github-actions.yml", "gitlab-ci.yml"])

@@ -102,3 +102,27 @@ def test_csv_rows_list_and_status_filters_after_a_wave_with_a_failure(world: Cli
 
     several = world.run("report", "--run", first_run, "--run", second)
     assert several.returncode == 1 and "--format csv" in several.stderr
+
+
+def test_commit_finds_every_shard_of_a_wave(tmp_path: Path, s3_server: Any) -> None:
+    """Two shards applied at one git commit: --commit merges both runs, each transfer once."""
+    import subprocess
+
+    world = CliWorld(tmp_path, s3_server, "shards")
+    git = ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "add", "transfers"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "wave"], cwd=tmp_path, check=True)
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, check=True,
+                         capture_output=True, text=True).stdout.strip()  # fmt: skip
+    for shard in ("1/2", "2/2"):
+        world.ok("apply", "transfers", "--yes", "--shard", shard)
+
+    rows = _csv(world, "--commit", sha[:10])
+    assert set(rows) == {"acme-com", "globex-io"}
+    assert all(r["status"] == "succeeded" for r in rows.values())
+    assert len({r["run_id"] for r in rows.values()}) == 2  # one from each shard's run
+    listed = json.loads(world.ok("report", "--list", "--format", "json", "--commit", sha))
+    assert len(listed) == 2 and all(r["git_commit"] == sha for r in listed)
+    missing = world.run("report", "--format", "csv", "--commit", "deadbeef")
+    assert missing.returncode == 1 and "no apply run at commit deadbeef" in missing.stderr

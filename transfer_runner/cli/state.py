@@ -85,6 +85,12 @@ def _label(text: str) -> tuple[str, str]:
     "runs, such as the shards of one wave: each transfer once, as its latest run left it.",
 )
 @click.option(
+    "--commit",
+    metavar="SHA",
+    help="Every apply run at this git commit (or its prefix), merged: the shards of one CI "
+    "pipeline, found in the shared state. With --list, only those runs.",
+)
+@click.option(
     "--out",
     "out_path",
     type=click.Path(dir_okay=False, writable=True),
@@ -104,6 +110,7 @@ def report(
     ctx: click.Context,
     fmt: str | None,
     run_ids: tuple[str, ...],
+    commit: str | None,
     out_path: str | None,
     title: str | None,
     list_runs: bool,
@@ -115,12 +122,17 @@ def report(
     Examples:
       transfer-runner report --format markdown
       transfer-runner report --format csv --run RUN-A --run RUN-B > wave.csv
+      transfer-runner report --format html --commit 1a2b3c4 --out wave.html
       transfer-runner report --list
     """
     settings = settings_of(ctx)
+    at_commit = commands.runs_at_commit(settings, commit) if commit else None
     if list_runs:
-        _print_runs(commands.recent_runs(settings, limit), fmt or "text")
+        runs = commands.recent_runs(settings, limit) if at_commit is None else at_commit
+        _print_runs(runs[:limit], fmt or "text")
         return
+    if at_commit is not None:
+        run_ids = (*run_ids, *(run.id for run in at_commit))
     _emit(_rendered(settings, fmt or "json", run_ids, title), out_path)
 
 
