@@ -7,7 +7,7 @@ DEMO_DIR ?= demo
 # loopback); PYTEST_ARGS="-p no:xdist" runs it in one process, in file order.
 PYTEST_ARGS ?= -n auto
 
-.PHONY: install demo test test-unit test-soak lint check bench-export bench-bulk clean bench-live bench-refresh bench-validate bench-waves bench-http-export
+.PHONY: install demo test test-unit test-soak lint check bench-export bench-bulk clean bench-live bench-refresh bench-validate bench-waves bench-http-export bench-html-report
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ bench-bulk: install ## 1,000 transfers at forks 1/8/32 vs ansible-core's overhea
 
 bench-waves: install ## a wave over sandbox serve at forks 32: SQLite vs S3 state, --procs (bench/RESULTS.md)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/bench_waves.py $(BENCH_ARGS)
+
+bench-html-report: install ## report --format html of 2,000 transfers opened in headless Chromium (bench/RESULTS.md)
+	bash tools/ensure_chromium.sh
+	$(PY) bench/bench_html_report.py $(BENCH_ARGS)
 
 bench-http-export: install ## a store of 16,000 messages exported over HTTP with 0/5/30% faults: one message a request vs pages
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/bench_http_export.py $(BENCH_ARGS)
