@@ -22,6 +22,7 @@ from transfer_runner.reporting.rows import TransferRow, Wave
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 T0 = datetime(2026, 11, 18, 9, 30, tzinfo=UTC)
+ROWS = "#transfers tbody tr[data-name]"  # the table's transfers in the page (spacers aside)
 HOSTILE = '</script><img src="http://127.0.0.1:9/x.png" onerror="document.title=\'pwned\'">&amp;'
 
 
@@ -60,24 +61,24 @@ def test_a_wave_with_a_failure_in_chromium(tmp_path: Path, s3_server: Any) -> No
         assert (
             "Verify the customer's authorization ticket" in failure and "abort globex-io" in failure
         )
-        assert sorted(_visible(opened, "#transfers tbody tr")) == ["acme-com", "globex-io"]
+        assert sorted(_visible(opened, ROWS)) == ["acme-com", "globex-io"]
         page.select_option("#filter-status", "failed")
-        assert _visible(opened, "#transfers tbody tr") == ["globex-io"]
+        assert _visible(opened, ROWS) == ["globex-io"]
         page.select_option("#filter-status", "succeeded")
-        assert _visible(opened, "#transfers tbody tr") == ["acme-com"]
+        assert _visible(opened, ROWS) == ["acme-com"]
         page.select_option("#filter-status", "")
         page.fill("#filter-label", "wave=w2")
-        assert _visible(opened, "#transfers tbody tr") == ["globex-io"]
+        assert _visible(opened, ROWS) == ["globex-io"]
         page.fill("#filter-label", "")
         page.fill("#filter-text", "acme.net")
-        assert _visible(opened, "#transfers tbody tr") == ["acme-com"]
+        assert _visible(opened, ROWS) == ["acme-com"]
         page.fill("#filter-text", "")
         bars = page.eval_on_selector_all("svg g.bar", "bars => bars.map(b => b.dataset.name)")
         assert sorted(bars) == ["acme-com", "globex-io"]
         assert page.locator("svg g.bar[data-name='acme-com'] path").count() >= 1
         page.click("#transfers th[data-col='0']")  # sort by name, descending on a 2nd click
         page.click("#transfers th[data-col='0']")
-        assert _visible(opened, "#transfers tbody tr") == ["globex-io", "acme-com"]
+        assert _visible(opened, ROWS) == ["globex-io", "acme-com"]
         assert page.inner_text("[data-total='fees'] b") == "25.00"
         shot = tmp_path / "report.png"
         page.screenshot(path=str(shot), full_page=True)
@@ -116,4 +117,13 @@ def test_hostile_texts_stay_text_and_a_big_wave_renders(tmp_path: Path) -> None:
         assert page.locator("svg g.bar").count() == 2000
         assert HOSTILE in page.inner_text("#failures tbody tr")
         assert page.inner_text("[data-total='fees'] b") == "50000.00"
+        # the table holds the rows in view only; filters and scrolling reach every one
+        in_dom = page.locator(ROWS).count()
+        assert 0 < in_dom <= 120 and page.inner_text("#shown") == "2000 of 2000 shown"
+        page.select_option("#filter-status", "failed")
+        failed = _visible(opened, ROWS)
+        assert failed == [f"t{i:04d}-example" for i in range(0, 2000, 50)]
+        page.select_option("#filter-status", "")
+        page.eval_on_selector(".scroll", "s => { s.scrollTop = s.scrollHeight; }")
+        page.wait_for_selector("#transfers tbody tr[data-name='t1999-example']")
     assert opened.requests == [page_path.resolve().as_uri()]
