@@ -196,7 +196,7 @@ WIRE_SAMPLES: list[tuple[str, Any]] = [
         base.Ticket("T", "C", "s", "b", "closed", "rejected", T0, (base.Comment("c", "x", T1),)),
     ),
     ("Account", base.Account("A-1", "resold", "n", "active", "R-301", ("a.com",), 1, 1, ("s",))),
-    ("NewAccount", base.NewAccount("R-301", "n", "a.com", 1, 1, ("s",))),
+    ("NewAccount", base.NewAccount("R-301", "n", "a.com", 1, 1, ("spamstopshere",))),
     (
         "Subscription",
         base.Subscription("C", Decimal("120.00"), *PERIOD),
