@@ -7,7 +7,7 @@ DEMO_DIR ?= demo
 # loopback); PYTEST_ARGS="-p no:xdist" runs it in one process, in file order.
 PYTEST_ARGS ?= -n auto
 
-.PHONY: install demo test test-unit test-soak lint check bench-export bench-bulk clean bench-live bench-refresh bench-validate bench-waves bench-http-export bench-html-report
+.PHONY: install demo test test-unit test-soak lint check bench-export bench-bulk clean bench-live bench-refresh bench-validate bench-waves bench-http-export bench-html-report bench-startup
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,9 @@ bench-bulk: install ## 1,000 transfers at forks 1/8/32 vs ansible-core's overhea
 
 bench-waves: install ## a wave over sandbox serve at forks 32: SQLite vs S3 state, --procs (bench/RESULTS.md)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/bench_waves.py $(BENCH_ARGS)
+
+bench-startup: install ## --help and validate FILE beside importing click (and yaml, jsonschema) alone
+	$(PY) bench/bench_startup.py $(BENCH_ARGS)
 
 bench-html-report: install ## report --format html of 2,000 transfers opened in headless Chromium (bench/RESULTS.md)
 	bash tools/ensure_chromium.sh

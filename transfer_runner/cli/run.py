@@ -8,12 +8,12 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import click
 
-from transfer_runner import commands
 from transfer_runner.cli import run_options
+from transfer_runner.cli.lazy import LazyModule
 from transfer_runner.cli.options import (
     EXIT_FAILED,
     EXIT_LOCKED,
@@ -30,15 +30,15 @@ from transfer_runner.config import (
 from transfer_runner.engine.stop import StopNow
 from transfer_runner.engine.waves import WaveSize
 from transfer_runner.errors import ConfigError
-from transfer_runner.reporting.console import (
-    ConsoleProgress,
-    ConsoleReporter,
-    render_plan,
-    render_recap,
-    render_saved_plan,
-)
 from transfer_runner.selection import RETRY_FILE, write_retry_file
 from transfer_runner.stopping import DEFAULT_GRACE_S, GracefulStop, graceful_stop
+
+if TYPE_CHECKING:
+    from transfer_runner import commands
+    from transfer_runner.reporting import console
+else:
+    commands = LazyModule("transfer_runner.commands")  # imported when a command runs
+    console = LazyModule("transfer_runner.reporting.console")
 
 
 @cli.command()
@@ -141,8 +141,8 @@ def plan(
 
         click.echo(render_plan_markdown(report), nl=False)
     else:
-        click.echo(render_plan(report))
-        click.echo(render_recap(report))
+        click.echo(console.render_plan(report))
+        click.echo(console.render_recap(report))
     statuses = {t.status for t in report.transfers}
     ctx.exit(
         EXIT_FAILED if "failed" in statuses else EXIT_PENDING if "pending" in statuses else EXIT_OK
@@ -287,7 +287,7 @@ def apply(
             )
         except StopNow as exc:
             _stop_now(stopper, str(exc))
-    click.echo(render_recap(report))
+    click.echo(console.render_recap(report))
     if stopper.requested:
         totals = report.totals
         click.echo(
@@ -318,7 +318,8 @@ def _view(verbosity: int) -> Iterator[tuple[Any, Any]]:
     """The live view on a terminal (not TERM=dumb, not -q or -v); plain lines otherwise."""
     live = verbosity == 0 and sys.stdout.isatty() and os.environ.get("TERM", "") != "dumb"
     if not live:
-        yield ConsoleReporter(verbosity=verbosity), ConsoleProgress(quiet=verbosity < 0)
+        reporter = console.ConsoleReporter(verbosity=verbosity)
+        yield reporter, console.ConsoleProgress(quiet=verbosity < 0)
         return
     from transfer_runner.reporting.live import LiveView
 
@@ -360,12 +361,12 @@ def _confirm(settings: Settings, selection: commands.Selection, recheck: bool) -
     paths = selection.paths
     if len(paths) == 1 and saved_plans.is_plan_file(paths[0]):
         saved = saved_plans.read_plan(paths[0])
-        click.echo(render_saved_plan(saved, paths[0]))
+        click.echo(console.render_saved_plan(saved, paths[0]))
         count = len(saved["transfers"])
         click.confirm(f"Apply this saved plan ({count} transfer{'s' * (count != 1)})?", abort=True)
         return
     report = commands.plan(settings, selection, recheck=recheck)
-    click.echo(render_plan(report))
+    click.echo(console.render_plan(report))
     pending = sum(1 for t in report.transfers if t.status == "pending")
     if not pending:
         click.echo("nothing to change")

@@ -3,14 +3,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import click
 
-from transfer_runner import commands
+from transfer_runner.cli.lazy import LazyModule
 from transfer_runner.cli.options import F
 from transfer_runner.engine.waves import WaveSize
 from transfer_runner.errors import ConfigError
+
+if TYPE_CHECKING:
+    from transfer_runner import commands
+else:
+    commands = LazyModule("transfer_runner.commands")  # imported when a command runs
 
 __all__ = ["procs", "selection", "selection_options", "serial"]
 

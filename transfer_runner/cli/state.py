@@ -4,12 +4,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from transfer_runner import commands
+from transfer_runner.cli.lazy import LazyModule
 from transfer_runner.cli.options import EXIT_FAILED, EXIT_OK, cli, settings_of
+
+if TYPE_CHECKING:
+    from transfer_runner import commands
+else:
+    commands = LazyModule("transfer_runner.commands")  # imported when a command runs
 
 
 @cli.command()
