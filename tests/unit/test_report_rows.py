@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.builders import cut_over_day, next_first
 from transfer_runner.engine.results import RunReport, StepResult, TransferResult
 from transfer_runner.reporting.csv_report import COLUMNS, render_csv
 from transfer_runner.reporting.rows import TransferRow, label_matches, rows_of
@@ -198,6 +199,10 @@ def _plan_step(
     return StepResult(module, module, status, actions=made, outputs=outputs)  # type: ignore[arg-type]
 
 
+# The first period as the engine states it: from the cut-over day to the next first of a month.
+PERIOD = f"{cut_over_day()}..{next_first(cut_over_day())}"
+
+
 def test_plan_markdown_gives_a_reviewer_the_money_and_the_data() -> None:
     from transfer_runner.reporting.plan_markdown import render_plan_markdown
 
@@ -207,7 +212,7 @@ def test_plan_markdown_gives_a_reviewer_the_money_and_the_data() -> None:
         _plan_step("data.export", {"store": "archive", "new_messages": 1000, "new_bytes": 2048}),
         _plan_step("domain.move", {"domains": ["acme.com", "acme.net"]}, "move acme.com"),
         _plan_step("billing.prorate", {"amount": "598.36"}),
-        _plan_step("billing.subscribe", {"price": "83.87", "period": "2026-12-06..2027-01-01"}),
+        _plan_step("billing.subscribe", {"price": "83.87", "period": PERIOD}),
         _plan_step("billing.charge", {"amount": "25.00", "account": "R-301"}),
     )
     hostile = "<script>x</script> | *bold*"
@@ -226,7 +231,7 @@ def test_plan_markdown_gives_a_reviewer_the_money_and_the_data() -> None:
     assert "| domains | acme.com, acme.net |" in text
     assert "| archive | 1,000 messages, 2.0 KiB to export |" in text
     assert "| credit | 598.36 to C-1001 |" in text and "| transfer fee | 25.00 to R-301 |" in text
-    assert "| first period | 83.87 for 2026-12-06..2027-01-01 |" in text
+    assert f"| first period | 83.87 for {PERIOD} |" in text
     assert "<summary>2 change(s)</summary>" in text and "- move acme.com" in text
     assert "<script>" not in text and "&lt;script&gt;" in text and "\\| \\*bold\\*" in text
     assert ":warning: Verify the customer's ticket: &lt;script&gt;" in text
