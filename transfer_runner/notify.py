@@ -17,14 +17,13 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from transfer_runner.engine.results import TRANSFER_STATUSES, RunReport
+from transfer_runner.engine.results import ATTENTION_STATUSES, TRANSFER_STATUSES, RunReport
 from transfer_runner.utc import iso_z
 
 __all__ = ["ENV_VAR", "MAX_LISTED", "notification", "send_notification"]
 
 ENV_VAR = "TRANSFER_RUNNER_NOTIFY_URL"
 MAX_LISTED = 50  # transfers needing attention named in one notification
-_ATTENTION = ("failed", "interrupted", "not_started", "locked")
 TIMEOUT_S = 10.0
 ATTEMPTS = 3
 
@@ -37,7 +36,7 @@ def notification(report: RunReport) -> dict[str, Any]:
         for s in TRANSFER_STATUSES
         if totals[f"transfers_{s}"]
     )
-    attention = [t for t in report.transfers if t.status in _ATTENTION]
+    attention = [t for t in report.transfers if t.status in ATTENTION_STATUSES]
     text = f"transfer-runner {report.command} {report.run_id}: {totals['transfers']} transfers"
     text += f", {shown}" if shown else ""
     if attention:

@@ -18,6 +18,7 @@ __all__ = [
     "STEP_STATUSES",
     "TRANSFER_STATUSES",
     "RETRY_STATUSES",
+    "ATTENTION_STATUSES",
 ]
 
 STEP_STATUSES = ("ok", "changed", "skipped", "failed")
@@ -36,6 +37,7 @@ TRANSFER_STATUSES = (
     "aborted",
 )  # fmt: skip; the order recaps and reports count them in
 RETRY_STATUSES = ("failed", "interrupted", "not_started")  # what the retry file lists
+ATTENTION_STATUSES = (*RETRY_STATUSES, "locked")  # what reports and notifications put first
 
 StepStatusT = Literal["ok", "changed", "skipped", "failed"]
 TransferStatusT = Literal[

@@ -19,7 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from transfer_runner.engine.results import TRANSFER_STATUSES
+from transfer_runner.engine.results import ATTENTION_STATUSES, TRANSFER_STATUSES
 from transfer_runner.platforms.base import STORES
 from transfer_runner.reporting.rows import TransferRow, Wave
 from transfer_runner.resources import resource_path
@@ -27,7 +27,6 @@ from transfer_runner.utc import iso_z
 
 __all__ = ["render_html", "wave_data", "NEXT_STEPS"]
 
-ATTENTION = ("failed", "interrupted", "not_started", "locked")
 NEXT_STEPS = {
     "failed": "Fix what the message says, then apply again: the transfer resumes at the failed "
     "step. Before the point of no return it can be undone: transfer-runner abort {name} "
@@ -117,7 +116,7 @@ def _transfer(row: TransferRow, origin: datetime, names: dict[str, int]) -> dict
     return {
         "name": row.name,
         "status": row.status,
-        "attention": row.status in ATTENTION,
+        "attention": row.status in ATTENTION_STATUSES,
         "next": NEXT_STEPS.get(row.status, "").format(name=row.name),
         "run_id": row.run_id,
         "customer": row.customer_account,

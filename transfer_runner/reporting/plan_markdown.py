@@ -10,12 +10,13 @@ markup into the comment.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from transfer_runner.engine.results import TRANSFER_STATUSES, RunReport, TransferResult
 from transfer_runner.platforms.base import STORES
 from transfer_runner.reporting.markdown import md_escape
+from transfer_runner.reporting.rows import accounts_of, amount_of
 
 __all__ = ["render_plan_markdown"]
 
@@ -72,17 +73,12 @@ def _transfer(t: TransferResult, f: Mapping[str, Any]) -> list[str]:
 
 def _facts(t: TransferResult) -> dict[str, Any]:
     out: dict[str, Mapping[str, Any]] = {}
-    customer = reseller = ""
+    customer, reseller = accounts_of(t.steps)
     stores: dict[str, str] = {}
     messages = size = 0
     for step in t.steps:
         outputs = step.outputs
         out[step.module] = outputs
-        if step.module == "ticket.verify":
-            if outputs.get("role") == "customer":
-                customer = str(outputs.get("account") or "")
-            elif outputs.get("role") == "reseller":
-                reseller = str(outputs.get("account") or "")
         if step.module == "data.export" and outputs.get("store") in STORES:
             n, b = int(outputs.get("new_messages") or 0), int(outputs.get("new_bytes") or 0)
             stores[str(outputs["store"])] = f"{n:,} messages, {_size(b)} to export"
@@ -99,17 +95,10 @@ def _facts(t: TransferResult) -> dict[str, Any]:
         "stores": {s: stores[s] for s in STORES if s in stores},
         "messages": messages,
         "bytes": size,
-        "credit": _amount(out.get("billing.prorate", {}).get("amount")),
-        "fee": _amount(out.get("billing.charge", {}).get("amount")),
+        "credit": amount_of(out.get("billing.prorate", {}).get("amount")),
+        "fee": amount_of(out.get("billing.charge", {}).get("amount")),
         "period": period,
     }
-
-
-def _amount(value: Any) -> Decimal | None:
-    try:
-        return None if value in (None, "") else Decimal(str(value))
-    except InvalidOperation:
-        return None
 
 
 def _size(n: int) -> str:

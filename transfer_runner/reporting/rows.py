@@ -18,7 +18,7 @@ from transfer_runner.engine.results import RunReport, StepResult, TransferResult
 from transfer_runner.platforms.base import STORES
 from transfer_runner.utc import seconds_between
 
-__all__ = ["TransferRow", "Wave", "label_matches", "rows_of"]
+__all__ = ["TransferRow", "Wave", "accounts_of", "amount_of", "label_matches", "rows_of"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def label_matches(labels: Mapping[str, str], wanted: Iterable[tuple[str, str]]) 
 def _row(run_id: str, transfer: TransferResult, facts: Mapping[str, Any]) -> TransferRow:
     by_module = _last_by_module(transfer.steps)
     out = {module: step.outputs for module, step in by_module.items()}
-    customer, reseller = _accounts(transfer.steps)
+    customer, reseller = accounts_of(transfer.steps)
     failed = next((s for s in transfer.steps if s.status == "failed"), None)
     stores = _store_figures(transfer.steps, out)
     credit = out.get("billing.prorate", {})
@@ -103,9 +103,9 @@ def _row(run_id: str, transfer: TransferResult, facts: Mapping[str, Any]) -> Tra
         domains_moved=_moved(by_module.get("domain.move")),
         messages={s: n for s, (n, _) in stores.items()},
         bytes={s: b for s, (_, b) in stores.items()},
-        credit=_amount(credit.get("amount")),
+        credit=amount_of(credit.get("amount")),
         credit_id=str(credit.get("credit_id") or ""),
-        fee=_amount(charge.get("amount")),
+        fee=amount_of(charge.get("amount")),
         charge_id=str(charge.get("charge_id") or ""),
         receipt=str(_receipt(out)),
         failed_step=failed.name if failed else "",
@@ -125,7 +125,7 @@ def _last_by_module(steps: Iterable[StepResult]) -> dict[str, StepResult]:
     return found
 
 
-def _accounts(steps: Iterable[StepResult]) -> tuple[str, str]:
+def accounts_of(steps: Iterable[StepResult]) -> tuple[str, str]:
     """(customer, reseller) accounts as the ticket checks recorded them."""
     accounts = {"customer": "", "reseller": ""}
     for step in steps:
@@ -175,7 +175,8 @@ def _receipt(out: Mapping[str, Mapping[str, Any]]) -> str:
     return ""
 
 
-def _amount(value: Any) -> Decimal | None:
+def amount_of(value: Any) -> Decimal | None:
+    """A step output's amount as Decimal (None when absent or not a number)."""
     if value in (None, ""):
         return None
     try:
