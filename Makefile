@@ -7,15 +7,30 @@ DEMO_DIR ?= demo
 # loopback); PYTEST_ARGS="-p no:xdist" runs it in one process, in file order.
 PYTEST_ARGS ?= -n auto
 
-.PHONY: install demo test test-unit test-soak lint check bench-export bench-bulk clean bench-live bench-refresh bench-validate bench-waves bench-http-export bench-html-report bench-startup
+.PHONY: install lock demo test test-unit test-soak lint check bench-export bench-bulk clean bench-live bench-refresh bench-validate bench-waves bench-http-export bench-html-report bench-startup
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+# Every dependency comes from the lock, hash-checked (requirements/dev.txt: the runtime, the
+# [sandbox] and [test] extras, setuptools); the package itself from this checkout, built with
+# the locked setuptools. `make lock` regenerates the locks after setup.cfg changes.
+$(VENV)/.installed: setup.cfg pyproject.toml requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-install: $(VENV)/.installed ## create the venv and install the package with test extras
+install: $(VENV)/.installed ## create the venv and install the package with test extras, from the lock
+
+# The runtime lock's wheels, for tests that install the package offline (the pre-commit hook).
+WHEELHOUSE ?= build/wheelhouse
+$(WHEELHOUSE)/.downloaded: requirements/runtime.txt | $(VENV)/.installed
+	$(PY) -m pip download --quiet --require-hashes --no-deps -r requirements/runtime.txt -d $(WHEELHOUSE)
+	touch $@
+
+LOCK := $(VENV)/bin/uv pip compile setup.cfg requirements/build.in --universal --python-version 3.11 --generate-hashes --quiet
+lock: install ## regenerate requirements/*.txt from setup.cfg (uv; keeps pins that still satisfy it; add --upgrade to LOCK for the newest)
+	$(PY) -m pip install --quiet uv
+	$(LOCK) -o requirements/runtime.txt
+	$(LOCK) --extra sandbox --extra test -o requirements/dev.txt
 
 demo: install ## start S3 on loopback, create the sandbox, apply examples/transfers twice
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" DEMO_DIR="$(DEMO_DIR)" bash tools/demo.sh
@@ -23,7 +38,7 @@ demo: install ## start S3 on loopback, create the sandbox, apply examples/transf
 # Screenshots the browser and terminal tests take (the HTML report, the live view) land here.
 TEST_ARTIFACTS ?= build/test-artifacts
 
-test: install ## the whole suite (unit, functional, integration, end to end; Chromium for the HTML report)
+test: install $(WHEELHOUSE)/.downloaded ## the whole suite (unit, functional, integration, end to end; Chromium for the HTML report)
 	bash tools/ensure_chromium.sh
 	TRANSFER_RUNNER_TEST_ARTIFACTS="$(CURDIR)/$(TEST_ARTIFACTS)" $(PY) -m pytest -q $(PYTEST_ARGS)
 
@@ -73,4 +88,4 @@ bench-refresh: install ## a refreshing plan of 1,000 completed transfers over sa
 	$(PY) bench/bench_refresh.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .transfer-runner .pytest_cache *.egg-info
+	rm -rf $(VENV) $(DEMO_DIR) $(WHEELHOUSE) .transfer-runner .pytest_cache *.egg-info

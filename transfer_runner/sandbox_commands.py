@@ -14,6 +14,7 @@ from transfer_runner.errors import ConfigError
 
 if TYPE_CHECKING:  # imported when a sandbox command runs
     from transfer_runner.platforms.http.faults import FaultPlan
+    from transfer_runner.platforms.http.server import SandboxServer
     from transfer_runner.platforms.sandbox.mailflow import FlowSpec, MailFlow
     from transfer_runner.platforms.sandbox.mailflow_pace import FlowTotals
 
@@ -102,6 +103,18 @@ def mail_problem(rates: MailRates, duration_s: float | None, count: int | None) 
     return ""
 
 
+def _server_class() -> type[SandboxServer]:
+    """The HTTP server, which needs the `[sandbox]` extra (Werkzeug, waitress)."""
+    try:
+        from transfer_runner.platforms.http.server import SandboxServer
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"sandbox serve needs the [sandbox] extra ({exc.name} is not installed): "
+            "pip install 'transfer-runner[sandbox]'"
+        ) from None
+    return SandboxServer
+
+
 def sandbox_serve(
     path: str,
     *,
@@ -115,7 +128,7 @@ def sandbox_serve(
 ) -> FlowTotals | None:
     """Serve the sandbox until a KeyboardInterrupt (with the mail flow in the background when
     `rates` flow); what the flow did, if it ran."""
-    from transfer_runner.platforms.http.server import SandboxServer
+    server_class = _server_class()
     from transfer_runner.platforms.sandbox.mailflow_pace import FlowThread
     from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 
@@ -126,7 +139,7 @@ def sandbox_serve(
             live = _flow(platform, rates)
             paced = FlowThread(live, rates.deliver_per_second, rates.expire_per_second)
             banner = flow_banner(live, rates)
-        server = SandboxServer(
+        server = server_class(
             platform, host=host, port=port, token=token or None, faults=faults, threads=threads
         )
         auth = "token required" if token else "no token"
