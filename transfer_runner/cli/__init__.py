@@ -16,7 +16,7 @@ import sys
 
 import click
 
-from transfer_runner.cli import new, run, sandbox, state  # noqa: F401  (they add their commands)
+from transfer_runner.cli import editor, new, run, sandbox, state  # noqa: F401  (they add their commands)
 from transfer_runner.cli.options import EXIT_FAILED, GC_THRESHOLDS, cli
 from transfer_runner.errors import ManifestError, TransferRunnerError
 from transfer_runner.kill_points import install_from_env
