@@ -3,13 +3,28 @@ scalars only where YAML 1.1 and 1.2 agree, everything else double-quoted."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from transfer_runner.yaml_scalars import resolve_plain_scalar
 
-__all__ = ["render_manifest"]
+__all__ = [
+    "MODELINE_PREFIX",
+    "SCHEMA_BESIDE",
+    "render_manifest",
+    "schema_location",
+    "schema_modeline",
+]
+
+# The YAML language server's first line naming a file's JSON Schema (a path is read relative
+# to the file). By default the schema sits in .schemas/ beside the manifests' directory, as
+# `transfer-runner schema manifest --out .schemas/transfer-manifest.json` run from the
+# repository root puts it for manifests in transfers/.
+MODELINE_PREFIX = "# yaml-language-server: $schema="
+SCHEMA_BESIDE = "../.schemas/transfer-manifest.json"
 
 # Plain scalars a YAML 1.1 reader (PyYAML, older tools) would not read as strings.
 _YAML11_WORDS = frozenset(
@@ -22,6 +37,30 @@ _PLAIN_SAFE = re.compile(r"[A-Za-z](?:[A-Za-z0-9 ._/-]*[A-Za-z0-9._/-])?")
 
 
 _PRINTABLE = re.compile("[\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def schema_modeline(out_dir: str | os.PathLike[str], schema: str | os.PathLike[str] | None) -> str:
+    """The first line of a manifest written into `out_dir`: `schema` (a path as given on the
+    command line) relative to `out_dir`, or `SCHEMA_BESIDE` when None.
+
+    Raises ValueError for a path the line cannot hold (white space ends it)."""
+    if schema is None:
+        return f"{MODELINE_PREFIX}{SCHEMA_BESIDE}\n"
+    target = os.path.abspath(schema)
+    try:
+        shown = Path(os.path.relpath(target, os.path.abspath(out_dir))).as_posix()
+    except ValueError:  # another drive (Windows): only an absolute URI reaches it
+        shown = Path(target).as_uri()
+    if any(ch.isspace() for ch in shown):
+        raise ValueError(f"the schema path {shown!r} holds white space, which ends the line")
+    return f"{MODELINE_PREFIX}{shown}\n"
+
+
+def schema_location(out_dir: str | os.PathLike[str], schema: str | os.PathLike[str] | None) -> Path:
+    """Where the file that `schema_modeline(out_dir, schema)` names is."""
+    if schema is not None:
+        return Path(schema)
+    return Path(os.path.normpath(os.path.join(os.path.abspath(out_dir), SCHEMA_BESIDE)))
 
 
 # -- YAML -----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from transfer_runner.csv_manifests.render import render_manifest
+from transfer_runner.csv_manifests.render import MODELINE_PREFIX, render_manifest, schema_modeline
 from transfer_runner.csv_manifests.rows import Problem, Row, RowDiagnostic, read_rows, row_document
 from transfer_runner.manifest.api import display_path, load_transfers
 from transfer_runner.manifest.discovery import discover
@@ -70,6 +70,15 @@ class WaveResult:
 
 
 @dataclass(frozen=True)
+class _Staging:
+    """Where rows are staged, where they go, and the first line of each."""
+
+    tmp: Path
+    out: Path
+    head: str
+
+
+@dataclass(frozen=True)
 class _Staged:
     row: Row
     staged: Path
@@ -77,18 +86,32 @@ class _Staged:
 
 
 def write_manifests_from_csv(
-    csv_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, overwrite: bool = False
+    csv_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    schema: str | os.PathLike[str] | None = None,
+    modeline: bool = True,
 ) -> WaveResult:
     """Write `<out_dir>/<name>.yml` for every row of `csv_path`, all or nothing.
 
-    A file that exists with the same content is left alone (`unchanged`); one that differs is
-    an error unless `overwrite`. Nothing is written when any problem is found; every problem
-    of every row is reported at once.
+    Each file starts with the YAML language server's line naming the manifest schema
+    (`schema`, default `.schemas/transfer-manifest.json` beside `out_dir`), unless not
+    `modeline`. A file that exists with the same content is left alone (`unchanged`), also
+    when only that first line differs (a manifest's bytes are its identity once applied); one
+    that differs otherwise is an error unless `overwrite`. Nothing is written when any problem
+    is found; every problem of every row is reported at once.
     """
     source, out = Path(csv_path), Path(out_dir)
     display = display_path(source)
     rows, problems = read_rows(source, display)
     base = WaveResult(display, display_path(out), rows=len(rows))
+    head = ""
+    if modeline:
+        try:
+            head = schema_modeline(out, schema)
+        except ValueError as exc:
+            problems.append(RowDiagnostic(str(schema), 0, str(exc)))
     documents: list[tuple[Row, dict[str, Any]]] = []
     for row in rows:
         doc, cell_problems = row_document(row.cells)
@@ -102,7 +125,8 @@ def write_manifests_from_csv(
     elif documents:
         try:
             with tempfile.TemporaryDirectory(prefix=_STAGING_PREFIX, dir=_anchor(out)) as tmp:
-                return _stage_and_place(base, documents, Path(tmp), out, overwrite, problems)
+                staging = _Staging(Path(tmp), out, head)
+                return _stage_and_place(base, documents, staging, overwrite, problems)
         except OSError as exc:
             message = f"cannot write here: {exc.strerror or exc}; nothing was written"
             problems.append(RowDiagnostic(base.out_dir, 0, message))
@@ -112,12 +136,12 @@ def write_manifests_from_csv(
 def _stage_and_place(
     base: WaveResult,
     documents: list[tuple[Row, dict[str, Any]]],
-    tmp: Path,
-    out: Path,
+    staging: _Staging,
     overwrite: bool,
     problems: list[Problem],
 ) -> WaveResult:
-    staged = [_stage(tmp, out, row, doc) for row, doc in documents]
+    out = staging.out
+    staged = [_stage(staging, row, doc) for row, doc in documents]
     fresh, unchanged, refused = _compare_targets(base, staged, overwrite)
     problems = [*problems, *refused, *_validate(base.csv_path, staged, _existing(out, staged))]
     if problems:
@@ -140,9 +164,9 @@ def _anchor(out: Path) -> Path:
     return Path.cwd()
 
 
-def _stage(tmp: Path, out: Path, row: Row, doc: dict[str, Any]) -> _Staged:
-    staged = tmp / f"row-{row.number:06d}.yml"
-    staged.write_text(render_manifest(doc), encoding="utf-8", newline="\n")
+def _stage(staging: _Staging, row: Row, doc: dict[str, Any]) -> _Staged:
+    staged, out = staging.tmp / f"row-{row.number:06d}.yml", staging.out
+    staged.write_text(staging.head + render_manifest(doc), encoding="utf-8", newline="\n")
     name = doc["metadata"]["name"]
     # a name that is not a DNS label never becomes a path (the schema reports it)
     target = out / f"{name}.yml" if _NAME.fullmatch(name) else staged
@@ -163,7 +187,7 @@ def _compare_targets(
         shown = display_path(item.target)
         if not item.target.is_file():
             message = f"{shown} exists and is not a file"
-        elif item.target.read_bytes() == item.staged.read_bytes():
+        elif _same_manifest(item.target.read_bytes(), item.staged.read_bytes()):
             unchanged.append(item.target)
             continue
         elif overwrite:
@@ -173,6 +197,16 @@ def _compare_targets(
             message = f"{shown} already exists with other content; --overwrite replaces it"
         problems.append(RowDiagnostic(base.csv_path, item.row.number, message, "name"))
     return fresh, tuple(unchanged), problems
+
+
+def _same_manifest(existing: bytes, staged: bytes) -> bool:
+    """The same bytes, or the same but for the schema line (with or without one)."""
+    return existing == staged or _without_modeline(existing) == _without_modeline(staged)
+
+
+def _without_modeline(text: bytes) -> bytes:
+    first, newline, rest = text.partition(b"\n")
+    return rest if newline and first.startswith(MODELINE_PREFIX.encode()) else text
 
 
 def _existing(out: Path, staged: Sequence[_Staged]) -> list[Path]:
