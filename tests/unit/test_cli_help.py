@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -31,6 +33,97 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
     for name in path:
         command = command.commands[name]  # type: ignore[attr-defined]
     assert command.help and len(command.help) > 20
+
+
+# -- examples ------------------------------------------------------------------------------
+# Every command's help ends with a block of 1-3 examples (a `\b`-protected "Examples:" block at
+# the end of the docstring, or click's epilog=), and every example is a real command line.
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_HEADINGS = ("Examples:", "Example:")
+SHELL_OPERATORS = {">", ">>", "<", "|", "||", "&&", ";", "&", "2>"}
+
+
+def _help(path: tuple[str, ...]) -> str:
+    result = CliRunner().invoke(cli, [*path, "--help"], terminal_width=100)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _examples(help_text: str) -> list[str]:
+    """The lines of the help's one example block; it must end the description (Options:
+    follows) or the whole help (an epilog)."""
+    lines = help_text.splitlines()
+    headings = [i for i, line in enumerate(lines) if line.strip() in EXAMPLE_HEADINGS]
+    assert len(headings) == 1, f"want one Examples: block, found {len(headings)}:\n{help_text}"
+    block: list[str] = []
+    rest = lines[headings[0] + 1 :]
+    while rest and rest[0].strip():
+        block.append(rest.pop(0).strip())
+    following = [line for line in rest if line.strip()]
+    assert not following or following[0] == "Options:", (
+        f"examples do not end the help:\n{help_text}"
+    )
+    return block
+
+
+def _argv(example: str) -> list[str]:
+    """The example's arguments after `transfer-runner`, up to a shell redirection or pipe."""
+    lexer = shlex.shlex(example, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    words: list[str] = []
+    for word in lexer:
+        if word in SHELL_OPERATORS or word.startswith((">", "|", "&", ";", "<")):
+            break
+        words.append(word)
+    assert words[0] == "transfer-runner", example
+    return words[1:]
+
+
+def _parsed_path(argv: list[str]) -> tuple[str, ...]:
+    """Parse `argv` as the real CLI would, down to the command it names, without running it;
+    the command's path (a usage error raises)."""
+    ctx = cli.make_context("transfer-runner", list(argv))
+    command: click.Command = cli
+    path: list[str] = []
+    while isinstance(command, click.Group):
+        rest = [*ctx._protected_args, *ctx.args]
+        assert rest, f"{argv}: no command"
+        name, sub, rest = command.resolve_command(ctx, rest)
+        assert name is not None and sub is not None
+        path.append(name)
+        ctx = sub.make_context(name, rest, parent=ctx)
+        command = sub
+    return tuple(path)
+
+
+@pytest.mark.parametrize("path", [(), *_commands(cli)], ids=lambda p: " ".join(p) or "(group)")
+def test_every_command_ends_its_help_with_examples_that_parse(
+    path: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)  # the examples name the repository's files (examples/fixture.yml)
+    examples = _examples(_help(path))
+    assert 1 <= len(examples) <= 3, examples
+    for example in examples:
+        assert example.startswith("transfer-runner "), f"not a command line: {example!r}"
+        try:
+            parsed = _parsed_path(_argv(example))
+        except click.ClickException as exc:
+            pytest.fail(f"{example!r} does not parse: {exc.format_message()}")
+        assert parsed[: len(path)] == path, f"{example!r} does not run {' '.join(path)}"
+
+
+def test_examples_are_read_as_the_shell_would() -> None:
+    line = 'transfer-runner report --run "RUN A" --format csv > wave.csv'
+    assert _argv(line) == ["report", "--run", "RUN A", "--format", "csv"]
+    assert _parsed_path(_argv(line)) == ("report",)
+    with pytest.raises(click.UsageError):
+        _parsed_path(["report", "--format", "pdf"])
+    with pytest.raises(click.UsageError):
+        _parsed_path(["sandbox", "init", "x.db"])  # --fixture is required
+    help_text = "Usage: x\n\n  Does x.\n\n  Examples:\n    transfer-runner x\n\nOptions:\n  -h\n"
+    assert _examples(help_text) == ["transfer-runner x"]
+    with pytest.raises(AssertionError, match="do not end"):
+        _examples(help_text.replace("Options:", "More text."))
 
 
 def test_usage_error_exits_1_without_traceback(capsys: pytest.CaptureFixture[str]) -> None:

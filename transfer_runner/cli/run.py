@@ -57,6 +57,12 @@ def validate(ctx: click.Context, paths: tuple[str, ...], online: bool, fmt: str)
     """Check manifests (files or directories): schema, then rules across all of them.
 
     Every error is printed as FILE:LINE:COL: PATH: MESSAGE. Exit 0 valid, 1 invalid.
+
+    \b
+    Examples:
+      transfer-runner validate transfers/
+      transfer-runner validate transfers/ --format github
+      transfer-runner validate transfers/acme-com.yml --online
     """
     from transfer_runner.reporting.diagnostics import format_diagnostics
 
@@ -125,6 +131,12 @@ def plan(
     account active with the customer's domains, the temporary domain gone, the direct account
     cancelled, the fee and the credit there. Exit 0 nothing to do, 2 changes pending, 1 error
     (including drift, in the manifest or on the platform).
+
+    \b
+    Examples:
+      transfer-runner plan transfers/
+      transfer-runner plan transfers/ --changed-since origin/main --format markdown
+      transfer-runner plan transfers/ --limit wave=2026-12 --out plan.json
     """
     selection = run_options.selection(paths, limits, tags, shard, changed_since, require_clean)
     report = commands.plan(
@@ -258,6 +270,12 @@ def apply(
 
     With TRANSFER_RUNNER_NOTIFY_URL set (from the environment only: a webhook URL holds a
     secret), a JSON summary is POSTed there at the end; a failed notification only warns.
+
+    \b
+    Examples:
+      transfer-runner apply plan.json --yes --report-json report.json
+      transfer-runner apply transfers/ --yes --forks 16 --procs auto --serial 25%
+      transfer-runner apply transfers/ --limit @transfer-runner.retry --yes
     """
     settings = settings_of(ctx)
     selection = run_options.selection(paths, limits, tags, shard, changed_since, require_clean)

@@ -129,7 +129,17 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 @cli.group()
 def sandbox() -> None:
-    """The embedded SQLite sandbox platform (the default platform)."""
+    """The embedded SQLite sandbox platform (the default platform).
+
+    A whole provider in one file, made from a YAML fixture: for the demo, tests and rehearsals.
+    Point the other commands at it with --platform sandbox:PATH.
+
+    \b
+    Examples:
+      transfer-runner sandbox init sandbox.db --fixture examples/fixture.yml
+      transfer-runner sandbox mail sandbox.db --deliver 20 --duration 600
+      transfer-runner sandbox dump sandbox.db > sandbox.json
+    """
 
 
 @sandbox.command("init")
@@ -142,7 +152,15 @@ def sandbox() -> None:
 )
 @click.option("--force", is_flag=True, help="Replace an existing sandbox file.")
 def sandbox_init(path: str, fixture: str, force: bool) -> None:
-    """Create a sandbox platform at PATH from a fixture."""
+    """Create a sandbox platform at PATH from a fixture.
+
+    The fixture's JSON Schema: `transfer-runner schema fixture`.
+
+    \b
+    Examples:
+      transfer-runner sandbox init sandbox.db --fixture examples/fixture.yml
+      transfer-runner sandbox init /tmp/rehearsal.db --fixture examples/fixture.yml --force
+    """
     from transfer_runner.sandbox_commands import sandbox_init as init
 
     summary = init(path, fixture, force=force)
@@ -153,7 +171,12 @@ def sandbox_init(path: str, fixture: str, force: bool) -> None:
 @sandbox.command("dump")
 @click.argument("path", type=click.Path(dir_okay=False))
 def sandbox_dump(path: str) -> None:
-    """Print the sandbox's whole state as JSON."""
+    """Print the sandbox's whole state as JSON.
+
+    \b
+    Examples:
+      transfer-runner sandbox dump sandbox.db > sandbox.json
+    """
     from transfer_runner.sandbox_commands import sandbox_dump as dump
 
     click.echo(json.dumps(dump(path), indent=2, sort_keys=False))
@@ -237,6 +260,12 @@ def sandbox_serve(
     The API is schemas/platform-api.yaml; point the http adapter at the printed URL. Serving
     on an address other than loopback needs a token. --deliver/--expire run the mail flow of
     `sandbox mail` in the background while serving.
+
+    \b
+    Examples:
+      transfer-runner sandbox serve sandbox.db --port 8080
+      transfer-runner sandbox serve sandbox.db --fail-rate 0.05 --latency 20 --deliver 50
+      transfer-runner sandbox serve sandbox.db --host 0.0.0.0 --token "$SANDBOX_TOKEN"
     """
     from transfer_runner.platforms.http.faults import FaultPlan, parse_fault_kinds
     from transfer_runner.sandbox_commands import MailRates
@@ -294,6 +323,11 @@ def sandbox_mail(
     Mail goes to whichever active account holds each domain at that moment and is held back
     while none does; expiry removes the oldest mail of the accounts that hold or held the
     domains. Prints a summary line at the end; Ctrl-C or SIGTERM stops it cleanly.
+
+    \b
+    Examples:
+      transfer-runner sandbox mail sandbox.db --deliver 20 --expire 5 --duration 600
+      transfer-runner sandbox mail sandbox.db --count 500 --store archive --size 64KiB
     """
     from transfer_runner.sandbox_commands import MailRates, mail_problem
     from transfer_runner.sandbox_commands import sandbox_mail as mail

@@ -40,8 +40,9 @@ def status(
     """Show the state of transfers (all, or those named) from the state store.
 
     \b
-    Example:
+    Examples:
       transfer-runner status --failed --label wave=2026-12
+      transfer-runner status acme-com globex-io --json
     """
     views = commands.status(settings_of(ctx), names, failed=failed, labels=labels)
     if as_json:
@@ -123,12 +124,13 @@ def report(
 ) -> None:
     """Print the results of the last apply run (or --run ID).
 
+    --list shows the recent runs (their ids for --run).
+
     \b
     Examples:
       transfer-runner report --format markdown
       transfer-runner report --format csv --run RUN-A --run RUN-B > wave.csv
       transfer-runner report --format html --commit 1a2b3c4 --out wave.html
-      transfer-runner report --list
     """
     settings = settings_of(ctx)
     at_commit = commands.runs_at_commit(settings, commit) if commit else None
@@ -207,11 +209,12 @@ def abort(
     records the transfer as aborted: apply skips it until its manifest changes. Refused once
     a customer domain has moved or the direct account is cancelled. Exports stay in S3.
     Run it again to resume an interrupted abort. PATHS (default: .) are searched for the
-    manifest named NAME.
+    manifest named NAME. Exit 0 aborted (or would be, with --dry-run), 1 refused or error.
 
-    Example: transfer-runner abort acme-com transfers/ --reason "reseller withdrew (T-5002)"
-
-    Exit 0 aborted (or would be, with --dry-run), 1 refused or error.
+    \b
+    Examples:
+      transfer-runner abort acme-com transfers/ --reason "reseller withdrew (T-5002)" --dry-run
+      transfer-runner abort acme-com transfers/ --reason "reseller withdrew (T-5002)"
     """
     result = commands.abort(settings_of(ctx), name, reason, paths or (".",), dry_run=dry_run)
     if result.status == "refused":
@@ -228,7 +231,15 @@ def abort(
 @click.argument("name")
 @click.pass_context
 def unlock(ctx: click.Context, name: str) -> None:
-    """Release a stale lock on transfer NAME (after making sure its runner is gone)."""
+    """Release a stale lock on transfer NAME (after making sure its runner is gone).
+
+    `status` shows who holds each lock and whether its process is gone.
+
+    \b
+    Examples:
+      transfer-runner unlock acme-com
+      transfer-runner --state s3://bucket/team/state unlock acme-com
+    """
     removed = commands.unlock(settings_of(ctx), name)
     click.echo(f"unlocked {name} (was held by {removed.owner}, run {removed.run_id})")
 
@@ -240,7 +251,11 @@ def migrate_state(ctx: click.Context) -> None:
     current layout (an object per transfer), nothing lost.
 
     Refused while a lease of the old layout is live. The old objects stay; running it again
-    does nothing. Example: transfer-runner --state s3://bucket/team/state migrate-state
+    does nothing.
+
+    \b
+    Examples:
+      transfer-runner --state s3://bucket/team/state migrate-state
     """
     from transfer_runner.errors import ConfigError
     from transfer_runner.state.s3_migrate import migrate_state as migrate
