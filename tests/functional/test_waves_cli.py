@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,21 @@ def test_new_with_a_missing_csv_is_a_message_not_a_traceback() -> None:
 
 
 # -- CI examples ----------------------------------------------------------------------------
+# transfer-runner is on no package index: each job installs it from the tool's checkout, every
+# dependency from its hash-checked lock, exactly so.
+INSTALL = (
+    "python -m pip install --require-hashes --no-deps -r requirements/runtime.txt"
+    " && python -m pip install --no-deps --no-build-isolation ."
+)
+# `transfer-runner COMMAND ARGS` where a shell command starts, up to a shell operator (a
+# redirection's `2>` left out)
+CALL = re.compile(
+    r"(?:^|[;&|({]|\$\(|\b(?:then|do|else)\b)[ \t]*"
+    r"transfer-runner ([a-z][-a-z]*)([^|;&>\n]*?)(?:\s\d)?(?=[|;&>\n]|$)",
+    re.MULTILINE,
+)
+
+
 def _load(name: str) -> dict[str, Any]:
     return yaml.safe_load((EXAMPLES / "ci" / name).read_text(encoding="utf-8"))
 
@@ -109,16 +125,85 @@ def _scripts(node: Any) -> list[str]:
     return found
 
 
+def _calls(node: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Each transfer-runner command in the scripts, parsed by the real CLI as it would run it
+    (an unknown option, a missing value or a bad choice raises): its name and parameters. A CI
+    expression `${{ ... }}` reads as 1; shell variables stay as they are written."""
+    text = re.sub(r"\$\{\{[^}]*\}\}", "1", "\n".join(_scripts(node)).replace("\\\n", " "))
+    calls = []
+    for match in CALL.finditer(text):
+        name, args = match.group(1), shlex.split(match.group(2))
+        with cli.commands[name].make_context(name, args) as ctx:
+            calls.append((name, dict(ctx.params)))
+    return calls
+
+
+def _one(node: Any, command: str) -> dict[str, Any]:
+    found = [params for name, params in _calls(node) if name == command]
+    assert len(found) == 1, (command, found)
+    return found[0]
+
+
+def _loop_shards(script_node: Any) -> list[int]:
+    """The shards a saved-plan job's loop plans: `for shard in 1 2 3 4`."""
+    (loop,) = re.findall(r"for shard in ([\d ]+);", "\n".join(_scripts(script_node)))
+    return [int(n) for n in loop.split()]
+
+
 @pytest.mark.parametrize("name", ["github-actions.yml", "gitlab-ci.yml"])
 def test_ci_examples_use_only_commands_and_options_that_exist(name: str) -> None:
-    text = "\n".join(_scripts(_load(name))).replace("\\\n", " ")
-    calls = re.findall(r"transfer-runner (\w+)([^|;&>\n]*)", text)  # up to a shell operator
+    calls = _calls(_load(name))
     assert {command for command, _ in calls} >= {"validate", "plan", "apply", "report"}
-    for command_name, args in calls:
-        command = cli.commands[command_name]
-        options = {o for p in command.params if isinstance(p, click.Option) for o in p.opts}
-        used = set(re.findall(r"(?<!\S)(--[a-z][-a-z]*)", args))
-        assert used <= options, (command_name, used - options)
+    assert all(params["yes"] for command, params in calls if command == "apply")
+
+
+def test_the_examples_check_refuses_an_unknown_option_or_a_missing_value() -> None:
+    with pytest.raises(click.NoSuchOption):
+        _calls({"run": "transfer-runner apply plan-1.json --yes --shards 1/4 > out.txt"})
+    with pytest.raises(click.BadParameter):
+        _calls({"script": ["transfer-runner plan transfers --format yaml || code=$?"]})
+    with pytest.raises(click.BadOptionUsage):
+        _calls({"run": "set -e; transfer-runner plan transfers --out"})
+
+
+@pytest.mark.parametrize("name", ["github-actions.yml", "gitlab-ci.yml"])
+def test_ci_examples_install_from_the_checkout_with_the_hash_checked_lock(name: str) -> None:
+    text = "\n".join(_scripts(_load(name)))
+    installs = re.findall(r"^.*\bpip3? install\b.*$", text, flags=re.MULTILINE)
+    assert installs and all(line.strip() == INSTALL for line in installs), installs
+    assert text.count("pip install") == 2 * len(installs)  # none but those two commands
+    raw = (EXAMPLES / "ci" / name).read_text(encoding="utf-8")
+    assert not re.search(r"pip3? install[^\n]*\btransfer-runner\b", raw)  # never from an index
+
+
+def _github_steps_before_first_call(job: dict[str, Any]) -> list[dict[str, Any]] | None:
+    for i, step in enumerate(job["steps"]):
+        if CALL.search(step.get("run", "")):
+            return job["steps"][:i]
+    return None
+
+
+def test_github_example_installs_the_tool_at_a_pinned_commit_in_every_job() -> None:
+    workflow = _load("github-actions.yml")
+    env = workflow["env"]
+    assert re.fullmatch(r"[0-9a-f]{40}", env["TRANSFER_RUNNER_COMMIT"])  # a commit, not a tag
+    jobs_that_run = 0
+    for job in workflow["jobs"].values():
+        before = _github_steps_before_first_call(job)
+        if before is None:
+            continue
+        jobs_that_run += 1
+        checkouts = [s["with"] for s in before if s.get("uses", "").startswith("actions/checkout")
+                     and "repository" in s.get("with", {})]  # fmt: skip
+        assert checkouts == [{
+            "repository": "${{ env.TRANSFER_RUNNER_REPOSITORY }}",
+            "ref": "${{ env.TRANSFER_RUNNER_COMMIT }}",
+            "path": "transfer-runner",
+            "persist-credentials": False,
+        }]  # fmt: skip
+        installs = [s for s in before if INSTALL in s.get("run", "")]
+        assert [s.get("working-directory") for s in installs] == ["transfer-runner"]
+    assert jobs_that_run == len(workflow["jobs"])
 
 
 def test_github_example_plans_on_pull_requests_and_applies_shards_with_oidc() -> None:
@@ -133,7 +218,7 @@ def test_github_example_plans_on_pull_requests_and_applies_shards_with_oidc() ->
     assert apply["permissions"]["id-token"] == "write"
     assert apply["strategy"]["matrix"]["shard"] == [1, 2, 3, 4]
     apply_text = " ".join(_scripts(apply))
-    for flag in ("--shard ${{ matrix.shard }}/4", "--yes", "--report-json", "--junit"):
+    for flag in ("plan-${{ matrix.shard }}.json", "--yes", "--report-json", "--junit"):
         assert flag in apply_text
     uses = {step.get("uses", "").split("@")[0]: step for step in apply["steps"]}
     assert uses["aws-actions/configure-aws-credentials"]["with"]["role-to-assume"]
@@ -149,13 +234,56 @@ def test_github_example_plans_on_pull_requests_and_applies_shards_with_oidc() ->
     assert '--format html --commit "${{ github.sha }}" --out wave.html' in wave_text
 
 
+def test_github_example_applies_on_push_exactly_the_plan_saved_before_the_approval() -> None:
+    workflow = _load("github-actions.yml")
+    jobs = workflow["jobs"]
+    saved, apply = jobs["saved-plan"], jobs["apply"]
+    for job in (saved, apply):
+        assert "github.event_name == 'push'" in job["if"] and "refs/heads/main" in job["if"]
+    # saved-plan: read-only (the plan role), a plan file per shard of the apply matrix
+    roles = [s["with"]["role-to-assume"] for s in saved["steps"] if "role-to-assume" in s.get(
+        "with", {})]  # fmt: skip
+    assert roles and all(role.endswith("role/transfer-runner-plan") for role in roles)
+    assert "environment" not in saved
+    plan = _one(saved, "plan")
+    assert plan["paths"] == ("transfers",)
+    assert (plan["shard"], plan["out"]) == ("$shard/4", "plan-$shard.json")
+    assert _loop_shards(saved) == apply["strategy"]["matrix"]["shard"]
+    upload = next(s for s in saved["steps"] if s.get("uses", "").startswith("actions/upload-"))
+    assert upload["with"]["path"] == "plan-*.json"
+    assert upload["with"]["if-no-files-found"] == "error"
+    # apply: after the saved plan and its approval, each shard applies its own plan file
+    assert apply["needs"] == "saved-plan" and apply["environment"] == "transfers"
+    steps = apply["steps"]
+    download = next(i for i, s in enumerate(steps) if s.get("uses", "").startswith(
+        "actions/download-artifact"))  # fmt: skip
+    assert steps[download]["with"]["name"] == upload["with"]["name"]
+    first_call = next(i for i, s in enumerate(steps) if CALL.search(s.get("run", "")))
+    assert download < first_call
+    applied = _one(apply, "apply")
+    assert applied["paths"] == (plan["out"].replace("$shard", "1"),)  # ${{ matrix.shard }}: 1
+    assert applied["shard"] is None  # the plan file holds the shard's transfers
+    assert workflow["concurrency"]["group"]  # one run at a time on main: no plan goes stale
+
+
+def test_gitlab_example_installs_the_tool_from_its_pinned_submodule() -> None:
+    pipeline = _load("gitlab-ci.yml")
+    assert pipeline["variables"]["GIT_SUBMODULE_STRATEGY"] in ("normal", "recursive")
+    assert pipeline["variables"]["GIT_SUBMODULE_PATHS"] == "transfer-runner"
+    install = pipeline["default"]["before_script"]
+    assert install[install.index("cd transfer-runner") + 1] == INSTALL
+    for name, job in pipeline.items():  # a job that replaces before_script runs no tool
+        if isinstance(job, dict) and "before_script" in job and name != "default":
+            assert not _calls(job), name
+
+
 def test_gitlab_example_applies_in_parallel_shards_with_oidc() -> None:
     pipeline = _load("gitlab-ci.yml")
     apply = pipeline["apply"]
     assert apply["parallel"] == 4
-    assert "--shard auto" in " ".join(apply["script"])
     assert apply["artifacts"]["reports"]["junit"] == "junit-*.xml"
-    oidc = pipeline[apply["extends"]]
+    oidc = pipeline[".aws-oidc"]
+    assert ".aws-oidc" in apply["extends"]
     assert oidc["id_tokens"]["AWS_ID_TOKEN"]["aud"] == "sts.amazonaws.com"
     assert "AWS_ROLE_ARN" in apply["variables"]
     assert pipeline["variables"]["TRANSFER_RUNNER_STATE"].startswith("s3://")
@@ -166,6 +294,32 @@ def test_gitlab_example_applies_in_parallel_shards_with_oidc() -> None:
     assert wave["stage"] == ".post" and wave["needs"] == ["apply"]
     assert "wave.html" in wave["artifacts"]["paths"]
     assert '--commit "$CI_COMMIT_SHA"' in " ".join(wave["script"])
+
+
+def test_gitlab_example_applies_exactly_the_plans_saved_before_the_approval() -> None:
+    pipeline = _load("gitlab-ci.yml")
+    saved, approve, apply = pipeline["saved-plan"], pipeline["approve"], pipeline["apply"]
+    default_branch = pipeline[".default-branch"]["rules"][0]["if"]
+    assert default_branch == "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"
+    assert ".default-branch" in saved["extends"] and ".default-branch" in apply["extends"]
+    assert saved["variables"]["AWS_ROLE_ARN"].endswith("role/transfer-runner-plan")
+    plan = _one(saved, "plan")
+    assert plan["paths"] == ("transfers",)
+    assert (plan["shard"], plan["out"]) == ("$shard/4", "plan-$shard.json")
+    shards = _loop_shards(saved)
+    assert shards == list(range(1, apply["parallel"] + 1))
+    assert {f"plan-{n}.json" for n in shards} <= set(saved["artifacts"]["paths"])
+    # a manual job of the protected environment gates the apply jobs
+    (rule,) = approve["rules"]
+    assert rule["if"] == default_branch and rule["when"] == "manual"
+    assert approve["allow_failure"] is False and approve["environment"]["name"] == "transfers"
+    assert approve["needs"] == ["saved-plan"]
+    assert "TRANSFER_RUNNER_APPROVER=" in " ".join(approve["script"])
+    assert set(apply["needs"]) == {"saved-plan", "approve"}
+    applied = _one(apply, "apply")
+    assert applied["paths"] == (plan["out"].replace("$shard", "$CI_NODE_INDEX"),)
+    assert applied["shard"] is None  # the plan file holds the shard's transfers
+    assert apply["variables"]["AWS_ROLE_ARN"].endswith("role/transfer-runner-apply")
 
 
 @pytest.mark.parametrize("name", ["github-actions.yml", "gitlab-ci.yml"])
