@@ -24,7 +24,10 @@ SECRET_ENV_VARS = (
     "AWS_SESSION_TOKEN",
     "AWS_SECURITY_TOKEN",
     "AWS_ACCESS_KEY_ID",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",  # ECS/EKS pod identity credential endpoint
     "TRANSFER_RUNNER_PLATFORM_TOKEN",
+    "TRANSFER_RUNNER_SANDBOX_TOKEN",
+    "TRANSFER_RUNNER_NOTIFY_URL",  # a chat webhook's URL is its credential
 )
 _HEADERS = r"authorization|x-amz-security-token|x-amz-signature|x-amz-credential"
 _FIELDS = r"secretaccesskey|secret_access_key|sessiontoken|session_token|token"

@@ -7,6 +7,7 @@ exponential backoff, a random wait in [0, min(max_delay_s, base_delay_s * 2**(n-
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from transfer_runner.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["RetryPolicy", "retry"]
 
@@ -58,5 +61,10 @@ def retry(
         except Exception as exc:
             if attempt == policy.attempts or not retryable(exc):
                 raise
-            sleep(policy.delay(attempt))
+            pause = policy.delay(attempt)
+            log.debug(
+                "attempt %d of %d failed (%s: %s); again in %.2f s",
+                attempt, policy.attempts, type(exc).__name__, exc, pause,
+            )  # fmt: skip
+            sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover

@@ -1,4 +1,4 @@
-"""No credential reaches a log line, a report or the state store, even at `-vv` with every
+"""No credential reaches a log line, a report or the state store, even at `-vvv` with every
 library logging at DEBUG (botocore prints headers, the signed canonical request and bodies)."""
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ def debug_logs() -> Iterator[io.StringIO]:
 
 
 def _cli(world: World, *args: str) -> tuple[int, str]:
-    """`transfer-runner -vv ARGS` in this process; exit code and everything it printed."""
+    """`transfer-runner -vvv ARGS` in this process; exit code and everything it printed."""
     base = [
-        "-vv",
+        "-vvv",
         "--platform",
         f"sandbox:{world.sandbox}",
         "--state",

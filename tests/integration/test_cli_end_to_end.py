@@ -145,7 +145,7 @@ def _client_args(env: dict[str, str]) -> dict[str, str]:
 
 
 def test_debug_logs_carry_no_credentials(cli: Cli) -> None:
-    out = cli("-vv", "apply", "transfers", "--yes", "--limit", "acme-com")
+    out = cli("-vvv", "apply", "transfers", "--yes", "--limit", "acme-com")
     logs = out.stdout + out.stderr
     assert "botocore" in logs  # debug logging really was on
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):

@@ -5,7 +5,7 @@ and a seeded share of failed requests (429 with Retry-After, 503, connection res
 acknowledgements: the write is done but the reply never arrives). The runner exports to the
 session's real S3 server. Whatever fails, every transfer succeeds with exactly one new account,
 one transfer fee, one pro-ration credit and one comment per ticket (I3); a re-apply changes
-nothing; and the token shows nowhere: not in either process's output at -vv, not in the JSON
+nothing; and the token shows nowhere: not in either process's output at -vvv, not in the JSON
 report, not in the state file.
 """
 
@@ -52,7 +52,7 @@ class Site:
     servers: list[Served]
 
     def serve(self, *faults: str) -> Served:
-        args = ("-vv", "sandbox", "serve", "sandbox.db", "--port", "0", "--token", TOKEN)
+        args = ("-vvv", "sandbox", "serve", "sandbox.db", "--port", "0", "--token", TOKEN)
         served = Served.start(
             (*args, *faults),
             self.root,
@@ -72,7 +72,7 @@ class Site:
 
     def apply(self, url: str, report: str, *extra: str) -> subprocess.CompletedProcess[str]:
         return self.run(
-            "-vv", "--platform", url, "--state", "sqlite:state.db", "apply", "transfers",
+            "-vvv", "--platform", url, "--state", "sqlite:state.db", "apply", "transfers",
             "--yes", "--forks", "2", "--report-json", report, *extra,
         )  # fmt: skip
 

@@ -65,7 +65,7 @@ def serve(tmp_path: Path) -> Iterator[Any]:
 
     def _serve(*args: str, env: dict[str, str] | None = None) -> ServedHere:
         served = ServedHere.start(
-            ("-vv", "sandbox", "serve", *args, "--port", "0"),
+            ("-vvv", "sandbox", "serve", *args, "--port", "0"),
             tmp_path,
             env or _env(),
             tmp_path / f"serve-{len(started)}.log",
@@ -93,7 +93,7 @@ def test_serves_with_a_token_from_the_environment_and_stops_on_sigint(
     code, out, err = served.stop(signal.SIGINT)
     assert code == 0, err
     assert "Traceback" not in err
-    assert TOKEN not in served.line + out + err  # -vv: debug logs included
+    assert TOKEN not in served.line + out + err  # -vvv: every debug log included
     assert "GET /v1/accounts/C-1001 200" in err and "GET /v1/accounts/C-1001 401" in err
 
 

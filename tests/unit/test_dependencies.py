@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "transfer_runner"
 # Only `sandbox serve` (the HTTP side of the sandbox) may import the [sandbox] extra.
 SANDBOX_MODULES = {"server.py", "serving.py", "problems.py"}
+OURS = ("transfer_runner", "__future__")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -63,7 +64,7 @@ def _third_party_imports() -> dict[str, set[str]]:
                 continue
             for name in names:
                 top = name.partition(".")[0]
-                if top not in sys.stdlib_module_names and top not in ("transfer_runner", "__future__"):
+                if top not in sys.stdlib_module_names and top not in OURS:
                     found.setdefault(top, set()).add(path.name)
     return found
 

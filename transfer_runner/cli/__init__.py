@@ -16,7 +16,7 @@ import sys
 
 import click
 
-from transfer_runner.cli import editor, new, run, sandbox, state  # noqa: F401  (they add their commands)
+from transfer_runner.cli import config_cmd, editor, new, run, sandbox, state  # noqa: F401  (they add their commands)
 from transfer_runner.cli.options import EXIT_FAILED, GC_THRESHOLDS, cli
 from transfer_runner.errors import ManifestError, TransferRunnerError
 from transfer_runner.kill_points import install_from_env
@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> None:
         code = EXIT_FAILED
     except click.exceptions.Exit as exc:
         code = exc.exit_code
+    except click.NoSuchOption as exc:
+        _hinted(exc).show()
+        code = EXIT_FAILED
     except click.ClickException as exc:
         exc.show()
         code = EXIT_FAILED
@@ -63,3 +66,19 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: {exc}", err=True)
         code = EXIT_FAILED
     sys.exit(code or 0)
+
+
+def _hinted(exc: click.NoSuchOption) -> click.UsageError:
+    """A global option given after the command (`plan DIR --platform X`) is told where it
+    goes, where click would only say "No such option" (and guess another)."""
+    name = exc.option_name.partition("=")[0]
+    if exc.ctx is None or exc.ctx.parent is None:
+        return exc
+    if not any(name in param.opts for param in cli.params):
+        return exc
+    command = exc.ctx.command_path.removeprefix("transfer-runner ")
+    return click.UsageError(
+        f"No such option for {command}: {name} is a global option, and global options go "
+        f"before the command: transfer-runner {name} ... {command} ...",
+        ctx=exc.ctx,
+    )

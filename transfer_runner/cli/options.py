@@ -4,7 +4,6 @@ several commands share."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -16,11 +15,15 @@ from transfer_runner.config import (
     COMPRESSIONS,
     DEFAULT_PLATFORM_URL,
     DEFAULT_STATE_URL,
+    LOG_FORMATS,
+    LOG_LEVELS,
+    Resolved,
     Settings,
-    resolve_settings,
+    resolve,
 )
+from transfer_runner.config_file import find_config
 from transfer_runner.errors import ConfigError
-from transfer_runner.redaction import install_redaction
+from transfer_runner.logs import configure_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_PENDING, EXIT_LOCKED = 0, 1, 2, 3
 
@@ -37,6 +40,8 @@ class GroupOptions:
 
     settings: Settings
     verbosity: int
+    resolved: Resolved | None = None  # where each setting came from (`config show`)
+    config_file: str | None = None
 
 
 def group_options(ctx: click.Context) -> GroupOptions:
@@ -102,27 +107,58 @@ def settings_of(ctx: click.Context) -> Settings:
     metavar="N",
     help="Parts compressed and uploaded at once per export (default 4).",
 )
-@click.option("-v", "--verbose", count=True, help="More output (-vv for debug logs).")
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS),
+    help="Log level (default from -v: warning, -v info, -vv debug, -vvv trace). trace adds "
+    "botocore's and urllib3's own debug logs. Env TRANSFER_RUNNER_LOG_LEVEL.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    help="text (default) or json: one JSON object a line. Env TRANSFER_RUNNER_LOG_FORMAT.",
+)
+@click.option(
+    "--log-file",
+    metavar="PATH",
+    help="Append logs to PATH (created 0600) instead of stderr. Env TRANSFER_RUNNER_LOG_FILE.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    help="Config file (default: ./transfer-runner.toml, else [tool.transfer-runner] in "
+    './pyproject.toml). Keys are these options\' names: state = "s3://...". Flags win over '
+    "the environment, which wins over the file. See `config show`.",
+)
+@click.option("-v", "--verbose", count=True, help="More output; -vv debug logs, -vvv trace.")
 @click.option("-q", "--quiet", is_flag=True, help="Only the recap and errors.")
 @click.pass_context
-def cli(ctx: click.Context, /, verbose: int, quiet: bool, **flags: Any) -> None:
+def cli(
+    ctx: click.Context, /, verbose: int, quiet: bool, config_path: str | None, **flags: Any
+) -> None:
     """Move direct customers under a reseller, declaratively, safely and in bulk.
 
     One YAML manifest per transfer; `validate` checks them, `plan` shows what would change,
     `apply` runs the playbook (tickets, new account, export and verify, import, cut-over,
     billing, ticket comments), recording every step so that a re-run resumes and a completed
     transfer is left alone.
+
+    Global options (these) go before the command. Each can also come from an environment
+    variable or from transfer-runner.toml; `config show` says which gave each value.
+
+    \b
+    Examples:
+      transfer-runner validate transfers
+      transfer-runner --state s3://bucket/state plan transfers --out plan.json
+      transfer-runner --log-level debug --log-file run.log apply plan.json
     """
     verbosity = -1 if quiet else verbose
-    logging.basicConfig(
-        level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    install_redaction()
-    if verbose < 2:
-        for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-    ctx.obj = GroupOptions(resolve_settings({**flags, "verbosity": verbosity}), verbosity)
+    config_file = find_config(config_path)
+    resolved = resolve({**flags, "verbosity": verbosity}, file=config_file)
+    settings = resolved.settings
+    configure_logging(settings.log_level, verbose, settings.log_format, settings.log_file)
+    ctx.obj = GroupOptions(settings, verbosity, resolved, config_file.path if config_file else None)
 
 
 recheck_option = click.option(

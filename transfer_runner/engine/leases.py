@@ -103,6 +103,7 @@ class Heartbeat:
         while not self._stop.wait(self._ttl / 3):
             try:
                 held = self._run.state.renew_lock(self._name, self._run.run_id, self._ttl)
+                log.debug("%s: lease renewed for %.0f s: %s", self._name, self._ttl, held)
             except Exception:  # a failed renewal must stop the transfer, never pass silently
                 log.exception("could not renew the lock on %s", self._name)
                 held = False

@@ -68,8 +68,10 @@ def run_task(
         module = modules[task.module]
         check: Check = module.check(ctx, args)
         if not check.changes:
+            log.debug("%s: %s: nothing to do: %s", ctx.transfer.name, task.name, check.reason)
             return done("ok", check.reason, outputs=dict(check.facts))
         said = "; ".join(a.text for a in check.actions)
+        log.debug("%s: %s: check found changes: %s", ctx.transfer.name, task.name, said)
         if ctx.check_mode:
             return done("changed", said, check.actions, dict(check.facts))
         if planned is not None:
@@ -83,6 +85,7 @@ def run_task(
         before_write(ctx, task)
         testpoint(f"before-step-{task.index + 1}")
         outputs = {**check.facts, **module.apply(ctx, args, check)}
+        log.debug("%s: %s: applied", ctx.transfer.name, task.name)
         testpoint(f"after-step-{task.index + 1}")
         return done("changed", said, check.actions, outputs)
     except StepError as exc:

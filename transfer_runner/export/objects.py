@@ -18,6 +18,7 @@ acknowledgement is harmless.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from transfer_runner.errors import ExportError
 from transfer_runner.retries import RetryPolicy, retry
 from transfer_runner.s3_client import MiB, S3Settings
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MULTIPART_THRESHOLD",
@@ -137,6 +140,7 @@ def open_object_if_changed(s3: Any, bucket: str, key: str, etag: str | None) -> 
     A server that ignores `If-None-Match` sends the body: the caller reads it as if new.
     """
     extra = {"IfNoneMatch": f'"{etag}"'} if etag else {}
+    log.debug("export: GET s3://%s/%s (if changed from %s)", bucket, key, etag or "-")
     try:
         response = s3.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED", **extra)
     except ClientError as exc:
@@ -158,6 +162,7 @@ def upload(
     """Write `size` bytes of `fileobj` (from its start) to `key`, checksummed and encrypted;
     the ETag S3 gave the object (empty if it gave none)."""
     extra = {"ChecksumAlgorithm": "SHA256", "ContentType": content_type, **settings.sse_args()}
+    log.debug("export: PUT s3://%s/%s (%d bytes)", settings.bucket, key, size)
     if size < MULTIPART_THRESHOLD:
         # Bytes, not the spooled file: botocore would ask for fileno() and spill it to disk.
         fileobj.seek(0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -24,6 +25,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from transfer_runner.errors import ConfigError, StateError
 from transfer_runner.retries import RetryPolicy
 from transfer_runner.state.codec import to_json
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Versioned",
@@ -106,6 +109,7 @@ class S3Objects:
     def call(self, what: str, operation: str, **kwargs: Any) -> Any:
         """One S3 request; 409 ConditionalRequestConflict retried (bounded), 412 and 404
         raised as `_Precondition`/`_Missing`, anything else as a StateError naming the URL."""
+        log.debug("state: %s s3://%s/%s (%s)", operation, self.bucket, kwargs.get("Key", ""), what)
         for attempt in range(MAX_ATTEMPTS):
             try:
                 return getattr(self.client, operation)(Bucket=self.bucket, **kwargs)
