@@ -61,8 +61,7 @@ def validate(ctx: click.Context, paths: tuple[str, ...], online: bool, fmt: str)
     \b
     Examples:
       transfer-runner validate transfers/
-      transfer-runner validate transfers/ --format github
-      transfer-runner validate transfers/acme-com.yml --online
+      transfer-runner validate transfers/ --online --format github
     """
     from transfer_runner.reporting.diagnostics import format_diagnostics
 
@@ -127,14 +126,12 @@ def plan(
 ) -> None:
     """Show, per transfer, which steps would change and how. Writes nothing.
 
-    A completed transfer is confirmed on the platform (--refresh, the default): the new
-    account active with the customer's domains, the temporary domain gone, the direct account
-    cancelled, the fee and the credit there. Exit 0 nothing to do, 2 changes pending, 1 error
-    (including drift, in the manifest or on the platform).
+    A completed transfer is confirmed on the platform (--refresh, the default): its accounts,
+    domains, fee and credit as it left them. Exit 0 nothing to do, 2 changes pending, 1 error
+    or drift (of the manifest, or on the platform).
 
     \b
     Examples:
-      transfer-runner plan transfers/
       transfer-runner plan transfers/ --changed-since origin/main --format markdown
       transfer-runner plan transfers/ --limit wave=2026-12 --out plan.json
     """
@@ -265,8 +262,7 @@ def apply(
 
     The first SIGINT (Ctrl-C) or SIGTERM stops gracefully: no new step starts, running steps
     finish (within --grace) and are recorded, every lock is released, the recap and the retry
-    file are written, and the exit code is 130 (SIGINT) or 143 (SIGTERM). A second signal stops
-    at once. Apply again to resume.
+    file are written; exit 130 (SIGINT) or 143 (SIGTERM). A second signal stops at once.
 
     With TRANSFER_RUNNER_NOTIFY_URL set (from the environment only: a webhook URL holds a
     secret), a JSON summary is POSTed there at the end; a failed notification only warns.
@@ -275,7 +271,6 @@ def apply(
     Examples:
       transfer-runner apply plan.json --yes --report-json report.json
       transfer-runner apply transfers/ --yes --forks 16 --procs auto --serial 25%
-      transfer-runner apply transfers/ --limit @transfer-runner.retry --yes
     """
     settings = settings_of(ctx)
     selection = run_options.selection(paths, limits, tags, shard, changed_since, require_clean)
