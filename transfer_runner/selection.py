@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from transfer_runner.errors import ConfigError
-from transfer_runner.manifest.model import Transfer
+
+if TYPE_CHECKING:  # the CLI imports this module for `--help`: keep it light
+    from transfer_runner.manifest.model import Transfer
 
 __all__ = ["select", "write_retry_file", "RETRY_FILE"]
 

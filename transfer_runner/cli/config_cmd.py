@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 
 from transfer_runner.cli.options import cli, group_options
 from transfer_runner.config import OPTIONS
-from transfer_runner.redaction import MASK, SECRET_ENV_VARS
 
 __all__ = ["config", "config_show", "masked_url"]
 
@@ -20,6 +17,10 @@ _CREDENTIAL_SOURCES = ("AWS_PROFILE", "AWS_REGION", "AWS_ENDPOINT_URL", "AWS_ROL
 
 def masked_url(value: str) -> str:
     """`value` with a URL's password replaced by `****` (other text unchanged)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from transfer_runner.redaction import MASK
+
     parts = urlsplit(value)
     if not parts.password:
         return value
@@ -59,6 +60,8 @@ def config_show(ctx: click.Context, fmt: str) -> None:
       transfer-runner config show
       transfer-runner --state s3://bucket/prefix config show --format json
     """
+    from transfer_runner.redaction import MASK, SECRET_ENV_VARS
+
     options = group_options(ctx)
     settings, sources = options.settings, options.resolved.sources if options.resolved else {}
     rows = []
@@ -69,6 +72,8 @@ def config_show(ctx: click.Context, fmt: str) -> None:
     secrets = {name: MASK if os.environ.get(name) else None for name in SECRET_ENV_VARS}
     others = {n: masked_url(os.environ[n]) for n in _CREDENTIAL_SOURCES if os.environ.get(n)}
     if fmt == "json":
+        import json
+
         document = {
             "config_file": options.config_file,
             "settings": {key: value for key, value, _ in rows},

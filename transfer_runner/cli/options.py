@@ -21,9 +21,7 @@ from transfer_runner.config import (
     Settings,
     resolve,
 )
-from transfer_runner.config_file import find_config
 from transfer_runner.errors import ConfigError
-from transfer_runner.logs import configure_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_PENDING, EXIT_LOCKED = 0, 1, 2, 3
 
@@ -153,6 +151,9 @@ def cli(
       transfer-runner --state s3://bucket/state plan transfers --out plan.json
       transfer-runner --log-level debug --log-file run.log apply plan.json
     """
+    from transfer_runner.config_file import find_config  # here: --help never needs them
+    from transfer_runner.logs import configure_logging
+
     verbosity = -1 if quiet else verbose
     config_file = find_config(config_path)
     resolved = resolve({**flags, "verbosity": verbosity}, file=config_file)
