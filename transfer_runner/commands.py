@@ -243,13 +243,7 @@ def apply(
     saved = len(paths) == 1 and saved_plans.is_plan_file(paths[0])
     plan_doc = saved_plans.read_plan(paths[0]) if saved else None
     if plan_doc is not None:
-        selection = Selection(
-            sorted({entry["path"] for entry in plan_doc["transfers"]}),
-            limits=[",".join(entry["name"] for entry in plan_doc["transfers"])],
-            tags=selection.tags,
-            shard=selection.shard,
-            git=selection.git,
-        )
+        plan_doc, selection = saved_plans.plan_selection(plan_doc, selection)
     transfers = _load_valid(selection)
     tags = selection.tags
     modules = load_modules()

@@ -47,7 +47,23 @@ def ci_job(env: Mapping[str, str] | None = None) -> str | None:
     return " ".join(parts) or None
 
 
+# CI systems name the commit they build; a container (Kubernetes, AWS Batch) has no `.git`
+# and is told it by its image or job definition.
+COMMIT_ENV_VARS = ("TRANSFER_RUNNER_GIT_COMMIT", "GITHUB_SHA", "CI_COMMIT_SHA")
+
+
 def git_commit() -> str | None:
+    """The commit the manifests come from: `TRANSFER_RUNNER_GIT_COMMIT`, else `git rev-parse
+    HEAD` in the working directory, else the CI's own variable (GitHub, GitLab)."""
+    if os.environ.get(COMMIT_ENV_VARS[0]):
+        return os.environ[COMMIT_ENV_VARS[0]].strip()
+    found = _git_head()
+    if found:
+        return found
+    return next((os.environ[v].strip() for v in COMMIT_ENV_VARS[1:] if os.environ.get(v)), None)
+
+
+def _git_head() -> str | None:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False

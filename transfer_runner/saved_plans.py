@@ -16,14 +16,18 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transfer_runner.engine.planned import Planned
 from transfer_runner.engine.results import RunReport
 from transfer_runner.errors import ConfigError
 from transfer_runner.manifest.model import Transfer
 from transfer_runner.modules.base import Action
+from transfer_runner.sharding import shard_of
 from transfer_runner.state.base import StateStore
+
+if TYPE_CHECKING:
+    from transfer_runner.command_types import Selection
 
 __all__ = [
     "PLAN_KIND",
@@ -33,6 +37,7 @@ __all__ = [
     "write_plan",
     "read_plan",
     "stale_reasons",
+    "plan_selection",
     "state_fingerprint",
 ]
 
@@ -150,3 +155,31 @@ def stale_reasons(
         elif state_fingerprint(state, entry["name"]) != entry["state"]:
             reasons.append(f"{entry['name']}: its state changed since the plan (another run?)")
     return reasons
+
+
+
+def plan_selection(
+    plan: dict[str, Any], selection: Selection
+) -> tuple[dict[str, Any], Selection]:
+    """The plan narrowed to `--shard` (each shard of a wave applies its part of one reviewed
+    plan), and the selection that loads exactly its transfers. `--limit` cannot narrow a plan:
+    what was reviewed is what runs."""
+    from transfer_runner.command_types import Selection
+
+    if selection.limits:
+        raise ConfigError(
+            "--limit does not apply to a saved plan: it runs what was reviewed "
+            "(make a plan with --limit instead)"
+        )
+    entries = plan["transfers"]
+    if selection.shard is not None:
+        index, count = selection.shard
+        entries = [entry for entry in entries if shard_of(entry["name"], count) == index]
+    narrowed = {**plan, "transfers": entries}
+    loads = Selection(
+        sorted({entry["path"] for entry in entries}),
+        limits=[",".join(entry["name"] for entry in entries)],
+        tags=selection.tags,
+        git=selection.git,
+    )
+    return narrowed, loads

@@ -67,3 +67,33 @@ def test_changed_since_and_require_clean(world: World, monkeypatch) -> None:
     guards = commands.GitGuards(changed_since="base", require_clean=True)
     report = commands.plan(world.settings(), commands.Selection(["transfers"], git=guards))
     assert [t.name for t in report.transfers] == ["globex-io"]
+
+
+def test_each_shard_applies_its_part_of_one_plan(world: World, monkeypatch) -> None:
+    from transfer_runner.sharding import shard_of
+
+    monkeypatch.chdir(world.root)
+    plan_file = str(world.root / "plan.json")
+    world.write("globex-io.yml", manifest("globex-io", **GLOBEX))
+    commands.plan(world.settings(), commands.Selection([str(world.manifests)]), out=plan_file)
+    count = 3  # three shards for two transfers: one shard is empty and must do nothing
+    while shard_of("acme-com", count) == shard_of("globex-io", count):
+        count += 1  # a shard count that puts the two transfers apart
+    applied = []
+    for index in range(1, count + 1):
+        selection = commands.Selection([plan_file], shard=(index, count))
+        report = commands.apply(world.settings(), selection)
+        applied.append(sorted(t.name for t in report.transfers))
+        assert all(t.status == "succeeded" for t in report.transfers)
+    assert sorted(name for names in applied for name in names) == ["acme-com", "globex-io"]
+    assert sum(1 for names in applied if names) == 2  # each transfer in one shard only
+    assert [] in applied
+
+
+def test_limit_cannot_narrow_a_saved_plan(world: World, monkeypatch) -> None:
+    monkeypatch.chdir(world.root)
+    plan_file = str(world.root / "plan.json")
+    commands.plan(world.settings(), commands.Selection([str(world.manifests)]), out=plan_file)
+    with pytest.raises(ConfigError, match="--limit does not apply to a saved plan"):
+        commands.apply(world.settings(), commands.Selection([plan_file], limits=["acme-com"]))
+    assert world.writes() == 0

@@ -24,9 +24,7 @@ from transfer_runner.cli.options import (
     recheck_option,
     settings_of,
 )
-from transfer_runner.config import (
-    Settings,
-)
+from transfer_runner.config import Settings
 from transfer_runner.engine.stop import StopNow
 from transfer_runner.engine.waves import WaveSize
 from transfer_runner.errors import ConfigError
@@ -140,7 +138,9 @@ def plan(
         settings_of(ctx), selection, out=out, recheck=recheck, refresh=refresh, forks=forks
     )
     if out:
-        click.echo(f"plan saved to {out}: apply exactly it with `transfer-runner apply {out}`")
+        click.echo(
+            f"plan saved to {out}: apply exactly it with `transfer-runner apply {out}`", err=True
+        )
     if as_json or fmt == "json":
         from transfer_runner.reporting.json_report import render_json
 
