@@ -4,10 +4,15 @@
 #
 #   docker build -f transfers.Dockerfile \
 #     --build-arg TRANSFER_RUNNER_IMAGE=registry.example.com/transfer-runner@sha256:DIGEST \
+#     --build-arg TRANSFERS_COMMIT=$(git rev-parse HEAD) \
 #     -t registry.example.com/transfers:$(git rev-parse --short HEAD) .
 #
 # TRANSFER_RUNNER_IMAGE: the repository Dockerfile's image, by digest (a reviewed build).
 ARG TRANSFER_RUNNER_IMAGE=registry.example.com/transfer-runner:latest
 FROM ${TRANSFER_RUNNER_IMAGE}
+# The merged commit the manifests come from: the image has no .git, and every run records this
+# commit, so `report --commit SHA` finds all the workers' runs of a wave.
+ARG TRANSFERS_COMMIT
+ENV TRANSFER_RUNNER_GIT_COMMIT=${TRANSFERS_COMMIT}
 # Owned by root (COPY's default): the runner's user reads the manifests and cannot change them.
 COPY transfers/ /transfers/

@@ -314,8 +314,11 @@ def test_no_image_bakes_in_a_secret(path: Path) -> None:
 
 
 def test_the_transfers_image_only_adds_the_manifests() -> None:
-    keywords = [k for k, _ in _instructions(CLUSTER / "transfers.Dockerfile")]
-    assert keywords == ["ARG", "FROM", "COPY"]  # keeps the tool image's user and entrypoint
+    instructions = _instructions(CLUSTER / "transfers.Dockerfile")
+    keywords = [k for k, _ in instructions]
+    # keeps the tool image's user and entrypoint; adds the manifests and the commit they are at
+    assert keywords == ["ARG", "FROM", "ARG", "ENV", "COPY"]
+    assert ("ENV", "TRANSFER_RUNNER_GIT_COMMIT=${TRANSFERS_COMMIT}") in instructions
     assert _manifests_in_the_image() == "/transfers"
 
 
