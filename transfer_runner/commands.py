@@ -373,9 +373,19 @@ def _receipt_note(settings: Settings, name: str) -> ReceiptNote | None:
     return note
 
 
-def new_from_csv(csv_path: str, out_dir: str, *, overwrite: bool = False) -> WaveResult:
+def new_from_csv(
+    csv_path: str,
+    out_dir: str,
+    *,
+    overwrite: bool = False,
+    schema: str | None = None,
+    modeline: bool = True,
+) -> WaveResult:
     """One manifest per CSV row into `out_dir`, checked with the manifests already there; all
-    or nothing (`csv_manifests.writer`)."""
+    or nothing (`csv_manifests.writer`). `modeline`: a first line naming the manifest schema
+    for editors (`schema`, else `.schemas/transfer-manifest.json` beside `out_dir`)."""
     from transfer_runner.csv_manifests import write_manifests_from_csv
 
-    return write_manifests_from_csv(csv_path, out_dir, overwrite=overwrite)
+    return write_manifests_from_csv(
+        csv_path, out_dir, overwrite=overwrite, schema=schema, modeline=modeline
+    )

@@ -47,11 +47,11 @@ def new(
       transfer-runner new --from-csv examples/waves/wave-2026-12.csv --out transfers/
       transfer-runner new --from-csv wave.csv --out transfers/ --schema schemas/manifest.json
     """
-    from transfer_runner.csv_manifests import write_manifests_from_csv
+    from transfer_runner.commands import new_from_csv
 
     if no_schema and schema_path:
         raise click.UsageError("--schema and --no-schema exclude each other")
-    result = write_manifests_from_csv(
+    result = new_from_csv(
         csv_path, out_dir, overwrite=overwrite, schema=schema_path, modeline=not no_schema
     )
     for problem in result.diagnostics:
