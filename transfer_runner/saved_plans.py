@@ -157,10 +157,7 @@ def stale_reasons(
     return reasons
 
 
-
-def plan_selection(
-    plan: dict[str, Any], selection: Selection
-) -> tuple[dict[str, Any], Selection]:
+def plan_selection(plan: dict[str, Any], selection: Selection) -> tuple[dict[str, Any], Selection]:
     """The plan narrowed to `--shard` (each shard of a wave applies its part of one reviewed
     plan), and the selection that loads exactly its transfers. `--limit` cannot narrow a plan:
     what was reviewed is what runs."""
