@@ -10,7 +10,7 @@ id set, never by count.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,14 +20,14 @@ from transfer_runner.errors import ExportError
 from transfer_runner.export.exporter import Progress
 from transfer_runner.export.index import ExportIndex, IndexEntry, read_index
 from transfer_runner.export.layout import StoreLayout, store_layout
-from transfer_runner.export.objects import open_object
+from transfer_runner.export.objects import open_object_if_changed
 from transfer_runner.export.packing import DAMAGE, Member, read_members
 from transfer_runner.export.source import iter_messages, listed
 from transfer_runner.platforms.base import MessageInfo, Platform, Store
 from transfer_runner.s3_client import S3Settings
 from transfer_runner.testpoints import reached as testpoint
 
-__all__ = ["ImportResult", "import_store", "inspect_import", "index_sha256"]
+__all__ = ["ImportResult", "VerifiedExport", "import_store", "inspect_import", "index_sha256"]
 
 _DAMAGE: tuple[type[BaseException], ...] = (*DAMAGE, FlexibleChecksumError)
 
@@ -42,6 +42,24 @@ class ImportResult:
     index_sha256: str = ""  # the export's index the import read
 
 
+@dataclass(frozen=True)
+class VerifiedExport:
+    """What a verification proved of one store's export: the index by its SHA-256 and each
+    part by the ETag it had when read back intact. An import given one reads exactly that
+    export: an index or part replaced in S3 since (by a writer to the bucket) is refused."""
+
+    index_sha256: str
+    parts: Mapping[str, str]  # part name -> ETag
+
+    @classmethod
+    def from_facts(cls, facts: Mapping[str, object]) -> VerifiedExport | None:
+        """From a verification's recorded facts (`modules.verification.verify_facts`)."""
+        sha256, parts = facts.get("index_sha256"), facts.get("parts")
+        if not isinstance(sha256, str) or not isinstance(parts, dict):
+            return None
+        return cls(sha256, {str(name): str(etag) for name, etag in parts.items()})
+
+
 def inspect_import(
     platform: Platform,
     s3: Any,
@@ -50,10 +68,12 @@ def inspect_import(
     to_account: str,
     store: Store,
     from_account: str,
+    verified: VerifiedExport | None = None,
 ) -> int:
-    """How many exported messages the source still holds and the target lacks. Writes nothing."""
+    """How many exported messages the source still holds and the target lacks (of the
+    `verified` export, when given). Writes nothing."""
     layout = store_layout(settings, transfer_name, store)
-    index = _require_index(s3, layout)
+    index = _require_index(s3, layout, verified)
     return len(_lacking(platform, index, from_account, to_account, store))
 
 
@@ -91,6 +111,7 @@ def import_store(
     from_account: str,
     retry_suffix: str = "",
     source: Sequence[MessageInfo] | None = None,
+    verified: VerifiedExport | None = None,
 ) -> ImportResult:
     """Import into `to_account` what it lacks of the export of `store` that `from_account`
     still holds (as `source`, a listing taken already, shows it, if given); `ExportError` if
@@ -100,12 +121,17 @@ def import_store(
     target held once and lost since (its retention expired the imported copy) is imported
     again under `<idempotency_prefix>:<message id>:<retry_suffix>`: the first key would only
     replay. Import is by id, so the platform never holds it twice.
+
+    With `verified`, only that export is read: `ExportError` before anything is imported if
+    the index is not the one verified, and before a part is read if it is not the object that
+    was read back intact.
     """
     layout = store_layout(settings, transfer_name, store)
-    index = _require_index(s3, layout)
+    index = _require_index(s3, layout, verified)
     expected = _expected(index)
     lacking = _lacking(platform, index, from_account, to_account, store, source)
     job = _Import(platform, to_account, store, idempotency_prefix, progress, expected, lacking)
+    job.pinned = verified
     if not lacking:  # nothing to import: the listing just taken is the id-set check
         return ImportResult(0, index.messages, index.messages, index.sha256)
     _import_parts(job, s3, layout, index)
@@ -140,11 +166,19 @@ def _import_parts(job: _Import, s3: Any, layout: StoreLayout, index: ExportIndex
         )
 
 
-def _require_index(s3: Any, layout: StoreLayout) -> ExportIndex:
+def _require_index(
+    s3: Any, layout: StoreLayout, verified: VerifiedExport | None = None
+) -> ExportIndex:
+    where = f"s3://{layout.bucket}/{layout.index_key}"
     index = read_index(s3, layout)
     if index is None:
+        raise ExportError(f"no export at {where}: export the store first")
+    if verified is not None and index.sha256 != verified.index_sha256:
         raise ExportError(
-            f"no export at s3://{layout.bucket}/{layout.index_key}: export the store first"
+            f"{where} is not the index that was verified (SHA-256 {index.sha256[:16]}..., "
+            f"verified {verified.index_sha256[:16]}...): the export changed in S3 since its "
+            "verification; nothing was imported from it. Find out who wrote to the bucket, "
+            "then apply again to verify the export anew"
         )
     return index
 
@@ -177,12 +211,21 @@ class _Import:
     skipped: int = 0
     nbytes: int = 0
     seen: set[str] = field(default_factory=set)
+    pinned: VerifiedExport | None = None
 
     def import_part(self, s3: Any, layout: StoreLayout, part: str) -> None:
         key = layout.part_key(part)
-        body = open_object(s3, layout.bucket, key)
-        if body is None:
+        read = open_object_if_changed(s3, layout.bucket, key, None)
+        if read is None or read.body is None:
             raise ExportError(f"part s3://{layout.bucket}/{key} is missing: verify the export")
+        body = read.body
+        if self.pinned is not None and self.pinned.parts.get(part) != read.etag:
+            body.close()
+            raise ExportError(
+                f"part s3://{layout.bucket}/{key} is not the object that was verified (ETag "
+                f"{read.etag}, verified {self.pinned.parts.get(part) or 'none'}): the export "
+                "changed in S3 since its verification; apply again to verify it anew"
+            )
         try:
             for member in read_members(body, keep_data=True):
                 self._import(self._checked(member, part), member)

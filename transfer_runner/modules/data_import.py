@@ -12,12 +12,18 @@ from transfer_runner.modules.base import Action, ArgSpec, Check, optional, requi
 from transfer_runner.modules.context import TaskContext
 from transfer_runner.modules.data_args import is_cancelled, modes_arg, progress_sink, store_of
 from transfer_runner.modules.keys import idempotency_key
-from transfer_runner.modules.verification import (
-    step_history,
-)
+from transfer_runner.modules.verification import recorded_verifications, step_history
 from transfer_runner.platforms.base import MessageInfo, Store
 
-__all__ = ["ImportStores", "MODULES", "import_action", "import_data", "import_facts", "import_key"]
+__all__ = [
+    "ImportStores",
+    "MODULES",
+    "import_action",
+    "import_data",
+    "import_facts",
+    "import_key",
+    "verified_export",
+]
 
 
 class ImportStores:
@@ -75,7 +81,8 @@ class ImportStores:
         for action in check.actions:
             store = store_of(action)
             expected = check.facts["missing"].get(store, 0)
-            result = import_data(ctx, action.param("account"), store, expected, action)
+            pin = verified_export(ctx, store)
+            result = import_data(ctx, action.param("account"), store, expected, action, pin=pin)
             in_target[store] = result.index_sha256
             imported[store] = import_facts(result)
         return {"imported": imported, "pending": [], "in_target": in_target}
@@ -113,6 +120,20 @@ def _recorded_import(ctx: TaskContext, store: str, target: str, sha256: str) -> 
     return False
 
 
+def verified_export(ctx: TaskContext, store: Store) -> importer.VerifiedExport:
+    """The export of `store` as its newest recorded verification saw it; StepError when it
+    was never verified (an import reads nothing unverified)."""
+    for facts in recorded_verifications(step_history(ctx), store):
+        pin = importer.VerifiedExport.from_facts(facts)
+        if pin is not None:
+            return pin
+    raise StepError(
+        ctx.task_name,
+        f"the {store} export has no recorded verification: data.verify must verify an export "
+        "before it is imported",
+    )
+
+
 def _import_plan(ctx: TaskContext, target: str, wanted: list[Store]) -> _ImportPlan:
     plan = _ImportPlan()
     s3, settings, name = ctx.run.s3(), ctx.run.export_settings(), ctx.transfer.name
@@ -123,16 +144,12 @@ def _import_plan(ctx: TaskContext, target: str, wanted: list[Store]) -> _ImportP
             plan.recorded.append(store)
             continue
         try:
+            pin = verified_export(ctx, store)
             missing = importer.inspect_import(
-                ctx.platform,
-                ctx.run.s3(),
-                ctx.run.export_settings(),
-                ctx.transfer.name,
-                target,
-                store,
-                ctx.transfer.customer_account,
-            )
-        except ExportError:
+                ctx.platform, s3, settings, name, target, store, ctx.transfer.customer_account,
+                verified=pin,
+            )  # fmt: skip
+        except (ExportError, StepError):
             if not ctx.check_mode:
                 raise
             plan.pending.append(store)  # not exported yet: the plan shows the import to come
@@ -156,8 +173,11 @@ def import_data(
     expected: int,
     action: Action,
     source: Sequence[MessageInfo] | None = None,
+    *,
+    pin: importer.VerifiedExport,
 ) -> importer.ImportResult:
-    """Execute an `import.store` action: what `target` lacks of the `store` export."""
+    """Execute an `import.store` action: what `target` lacks of the `store` export, exactly
+    as `pin` says it was verified."""
     return importer.import_store(
         ctx.platform,
         ctx.run.s3(),
@@ -170,6 +190,7 @@ def import_data(
         from_account=ctx.transfer.customer_account,
         retry_suffix=ctx.run.run_id,
         source=source,
+        verified=pin,
     )
 
 

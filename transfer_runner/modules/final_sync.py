@@ -122,6 +122,7 @@ class FinalSync:
                     target,
                     store,
                     account,
+                    verified=importer.VerifiedExport.from_facts(prior),
                 )
             if delta.current and prior is not None and not lacking:
                 facts["stores"][store] = prior
@@ -161,7 +162,10 @@ class FinalSync:
             stores[store] = verify_exports(ctx, account, store, complete=True, source=source)
             if action.param("migrate"):
                 target = action.param("to_account")
-                done = import_data(ctx, target, store, 0, action, source=source)
+                pin = importer.VerifiedExport.from_facts(stores[store])
+                if pin is None:  # verify_exports records both: a bug if not
+                    raise StepError(ctx.task_name, f"the {store} verification recorded no pin")
+                done = import_data(ctx, target, store, 0, action, source=source, pin=pin)
                 imported[store] = import_facts(done)
         outputs: dict[str, Any] = {
             "stores": stores,
