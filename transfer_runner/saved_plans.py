@@ -23,6 +23,7 @@ from transfer_runner.engine.results import RunReport
 from transfer_runner.errors import ConfigError
 from transfer_runner.manifest.model import Transfer
 from transfer_runner.modules.base import Action
+from transfer_runner.private_files import write_private
 from transfer_runner.sharding import shard_of
 from transfer_runner.state.base import StateStore
 
@@ -92,7 +93,7 @@ def write_plan(
             for result in report.transfers
         ],
     }
-    Path(path).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    write_private(path, json.dumps(doc, indent=2) + "\n")
 
 
 def is_plan_file(path: str) -> bool:

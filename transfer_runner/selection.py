@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from transfer_runner.errors import ConfigError
+from transfer_runner.private_files import write_private
 
 if TYPE_CHECKING:  # the CLI imports this module for `--help`: keep it light
     from transfer_runner.manifest.model import Transfer
@@ -48,6 +49,6 @@ def write_retry_file(path: str | Path, failed: Sequence[str]) -> None:
     """List the failed transfers, one name a line (removed when nothing failed)."""
     file = Path(path)
     if failed:
-        file.write_text("".join(f"{name}\n" for name in failed), encoding="utf-8")
+        write_private(file, "".join(f"{name}\n" for name in failed))
     elif file.exists():
         file.unlink()

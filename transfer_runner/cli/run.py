@@ -7,7 +7,6 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import click
@@ -390,11 +389,11 @@ def _confirm(settings: Settings, selection: commands.Selection, recheck: bool) -
 
 
 def _write_reports(report: Any, report_json: str | None, junit: str | None) -> None:
+    from transfer_runner.private_files import write_private  # 0600: reports name customers
+    from transfer_runner.reporting.json_report import render_json
+    from transfer_runner.reporting.junit import render_junit
+
     if report_json:
-        from transfer_runner.reporting.json_report import render_json
-
-        Path(report_json).write_text(render_json(report) + "\n", encoding="utf-8")
+        write_private(report_json, render_json(report) + "\n")
     if junit:
-        from transfer_runner.reporting.junit import render_junit
-
-        Path(junit).write_text(render_junit(report), encoding="utf-8")
+        write_private(junit, render_junit(report))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from transfer_runner.errors import StateError
+from transfer_runner.private_files import create_private
 from transfer_runner.state.base import (
     ComposedTransferState,
     LockInfo,
@@ -67,11 +68,9 @@ class SqliteStateStore(ComposedTransferState):
         self._empty = read_only and not self.path.exists()
         if not read_only:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                create_private(self.path)  # it names customers: 0600, WAL and -shm alike
             except OSError as exc:
-                raise StateError(
-                    f"cannot create the state directory {self.path.parent}: {exc}"
-                ) from exc
+                raise StateError(f"cannot create the state file {self.path}: {exc}") from exc
         self._conn()  # open, check and migrate now: errors belong to open time
 
     # -- connections ---------------------------------------------------------------------

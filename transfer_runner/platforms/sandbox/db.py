@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from transfer_runner.errors import ConfigError
+from transfer_runner.private_files import create_private
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -158,6 +159,8 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
         )
     mode = "rwc" if create else "rw"
     try:
+        if create:
+            create_private(path)  # the sandbox holds (test) customers' mail: 0600 as the state
         conn = sqlite3.connect(
             f"{path.resolve().as_uri()}?mode={mode}",
             uri=True,
@@ -167,7 +170,7 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
         )
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         raise ConfigError(f"cannot open sandbox platform {path}: {exc}") from exc
     return conn
 
