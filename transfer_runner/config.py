@@ -181,6 +181,7 @@ def _check(settings: Settings) -> None:
         raise ConfigError("--part-size must be at least 1 MiB")
     if settings.export_to is not None and not settings.export_to.startswith("s3://"):
         raise ConfigError(f"--export-to must be s3://BUCKET/PREFIX, not {settings.export_to!r}")
+    _check_apart(settings.state, settings.export_to)
     if settings.log_level is not None and settings.log_level not in LOG_LEVELS:
         raise ConfigError(
             f"--log-level must be {', '.join(LOG_LEVELS)}, not {settings.log_level!r}"
@@ -189,3 +190,28 @@ def _check(settings: Settings) -> None:
         raise ConfigError(
             f"--log-format must be {', '.join(LOG_FORMATS)}, not {settings.log_format!r}"
         )
+
+
+def _check_apart(state: str, export_to: str | None) -> None:
+    """ConfigError when the export prefix and the S3 state's overlap: exports go under
+    `PREFIX/<transfer name>/`, so a transfer named after a state folder (or the state under
+    the exports) could overwrite or read state objects."""
+    if export_to is None or not state.startswith("s3://"):
+        return
+    places = [_s3_place(state), _s3_place(export_to)]
+    (state_bucket, state_prefix), (export_bucket, export_prefix) = places
+    if state_bucket != export_bucket:
+        return
+    if state_prefix.startswith(export_prefix) or export_prefix.startswith(state_prefix):
+        raise ConfigError(
+            f"--state {state} and --export-to {export_to} overlap: one prefix holds the "
+            "other, so a transfer's export could land among the state's objects; give them "
+            f"prefixes apart, e.g. s3://{state_bucket}/state and s3://{state_bucket}/exports"
+        )
+
+
+def _s3_place(url: str) -> tuple[str, str]:
+    """`s3://bucket/a/b/` -> ("bucket", "a/b/"); the bucket's root is ""."""
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    prefix = prefix.strip("/")
+    return bucket, f"{prefix}/" if prefix else ""

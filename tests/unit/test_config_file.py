@@ -100,3 +100,30 @@ def test_an_environment_number_is_checked() -> None:
     with pytest.raises(ConfigError, match="TRANSFER_RUNNER_PART_SIZE must be a whole number"):
         resolve({}, {"TRANSFER_RUNNER_PART_SIZE": "big"})
     assert resolve({}, {"TRANSFER_RUNNER_PART_SIZE": "12"}).settings.part_size_mib == 12
+
+
+@pytest.mark.parametrize(
+    ("state", "export_to"),
+    [
+        ("s3://b/runs/state", "s3://b/runs"),  # a transfer named "state" exports into it
+        ("s3://b/runs", "s3://b/runs/exports"),
+        ("s3://b/same", "s3://b/same/"),
+        ("s3://b/state", "s3://b"),  # exports at the bucket's root hold every prefix
+    ],
+)
+def test_state_and_exports_that_overlap_are_refused(state: str, export_to: str) -> None:
+    with pytest.raises(ConfigError, match="overlap"):
+        resolve({"state": state, "export_to": export_to}, {})
+
+
+@pytest.mark.parametrize(
+    ("state", "export_to"),
+    [
+        ("s3://b/state", "s3://b/exports"),
+        ("s3://b/runs-state", "s3://b/runs"),  # a name that starts alike is not a folder
+        ("s3://a/runs", "s3://b/runs"),
+        ("sqlite:state.db", "s3://b"),
+    ],
+)
+def test_state_and_exports_apart_are_accepted(state: str, export_to: str) -> None:
+    assert resolve({"state": state, "export_to": export_to}, {}).settings.state == state
