@@ -1,14 +1,15 @@
 """The sandbox's commands as plain functions (`cli/sandbox.py` is their skin): create a sandbox
 from a fixture, read its whole state, serve it over the platform REST API, and make it a live
-mailbox. They print nothing: `serve` and `mail` hand their banner lines to `say` and run until
-their duration ends or a KeyboardInterrupt (the CLI turns SIGTERM into one)."""
+mailbox. They print nothing: `serve` and `mail` hand their banner lines to `say` (and `serve`
+its secret one to `tell`) and run until their duration ends or a KeyboardInterrupt (the CLI
+turns SIGTERM into one)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from transfer_runner.errors import ConfigError
 
@@ -19,13 +20,20 @@ if TYPE_CHECKING:  # imported when a sandbox command runs
     from transfer_runner.platforms.sandbox.mailflow_pace import FlowTotals
 
 __all__ = [
+    "SANDBOX_TOKEN_ENV",
     "MailRates",
+    "ServeToken",
+    "serve_token",
     "mail_problem",
     "sandbox_dump",
     "sandbox_init",
     "sandbox_mail",
     "sandbox_serve",
 ]
+
+
+SANDBOX_TOKEN_ENV = "TRANSFER_RUNNER_SANDBOX_TOKEN"
+_CLIENT_TOKEN_ENV = "TRANSFER_RUNNER_PLATFORM_TOKEN"  # what the HTTP adapter reads
 
 
 def _quiet(line: str) -> None:
@@ -103,6 +111,52 @@ def mail_problem(rates: MailRates, duration_s: float | None, count: int | None) 
     return ""
 
 
+@dataclass(frozen=True)
+class ServeToken:
+    """The bearer token `sandbox serve` requires, and where it came from."""
+
+    value: str = field(repr=False)
+    source: Literal["environment", "file", "generated"]
+
+    @property
+    def described(self) -> str:
+        """Where the token came from, for the banner (never the token itself)."""
+        return {
+            "environment": f"token from {SANDBOX_TOKEN_ENV}",
+            "file": "token from --token-file",
+            "generated": "generated token, shown on stderr",
+        }[self.source]
+
+
+def serve_token(
+    from_env: str | None, token_file: str | None, *, say: Callable[[str], None] = _quiet
+) -> ServeToken:
+    """The token from the environment (`from_env`) or the file `token_file` (its text,
+    stripped), or else a new random one (256 bits). ConfigError for both, or a file that
+    cannot be read or is empty; `say` warns of a file other users can read."""
+    import secrets
+
+    if from_env is not None and token_file is not None:
+        raise ConfigError(f"give the sandbox token one way: {SANDBOX_TOKEN_ENV} or --token-file")
+    if from_env is not None:
+        return ServeToken(from_env.strip(), "environment")
+    if token_file is None:
+        return ServeToken(secrets.token_urlsafe(32), "generated")
+    path = Path(token_file)
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise ConfigError(f"--token-file {token_file}: cannot read it: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--token-file {token_file}: not UTF-8 text") from None
+    if not text:
+        raise ConfigError(f"--token-file {token_file} is empty")
+    if mode & 0o077:
+        say(f"warning: --token-file {token_file} is readable by other users (chmod 600 it)")
+    return ServeToken(text, "file")
+
+
 def _server_class() -> type[SandboxServer]:
     """The HTTP server, which needs the `[sandbox]` extra (Werkzeug, waitress)."""
     try:
@@ -121,14 +175,19 @@ def sandbox_serve(
     host: str,
     port: int,
     faults: FaultPlan,
-    token: str | None,
+    token: ServeToken,
+    allowed_hosts: tuple[str, ...] = (),
     rates: MailRates | None = None,
     threads: int = 64,
     say: Callable[[str], None] = _quiet,
+    tell: Callable[[str], None] = _quiet,
 ) -> FlowTotals | None:
     """Serve the sandbox until a KeyboardInterrupt (with the mail flow in the background when
-    `rates` flow); what the flow did, if it ran."""
+    `rates` flow) to requests carrying `token`, whose Host names loopback, `host` or one of
+    `allowed_hosts`; what the flow did, if it ran. A generated token goes to `tell` (stderr),
+    once, before the banner."""
     server_class = _server_class()
+    from transfer_runner.platforms.http.server import is_loopback
     from transfer_runner.platforms.sandbox.mailflow_pace import FlowThread
     from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 
@@ -140,11 +199,26 @@ def sandbox_serve(
             paced = FlowThread(live, rates.deliver_per_second, rates.expire_per_second)
             banner = flow_banner(live, rates)
         server = server_class(
-            platform, host=host, port=port, token=token or None, faults=faults, threads=threads
+            platform,
+            host=host,
+            port=port,
+            token=token.value,
+            allowed_hosts=allowed_hosts,
+            faults=faults,
+            threads=threads,
         )
-        auth = "token required" if token else "no token"
         try:
-            say(f"serving sandbox {path} on {server.url} ({auth})")
+            if token.source == "generated":
+                tell(
+                    "sandbox token, generated and shown only this once: "
+                    f"{_CLIENT_TOKEN_ENV}={token.value} transfer-runner --platform {server.url} "
+                    "... (other clients: 'Authorization: Bearer' and the token; set "
+                    f"{SANDBOX_TOKEN_ENV} or --token-file to choose it)"
+                )
+            if allowed_hosts or not is_loopback(host):
+                names = ", ".join(sorted(server.app.allowed_hosts))
+                tell(f"answering requests whose Host is one of: {names} (--allowed-host adds)")
+            say(f"serving sandbox {path} on {server.url} ({token.described})")
             if paced is not None:
                 say(banner)
                 paced.start()

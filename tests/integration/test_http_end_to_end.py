@@ -52,15 +52,16 @@ class Site:
     servers: list[Served]
 
     def serve(self, *faults: str) -> Served:
-        args = ("-vvv", "sandbox", "serve", "sandbox.db", "--port", "0", "--token", TOKEN)
+        args = ("-vvv", "sandbox", "serve", "sandbox.db", "--port", "0")
+        env = {k: v for k, v in self.env.items() if k != "TRANSFER_RUNNER_PLATFORM_TOKEN"}
         served = Served.start(
             (*args, *faults),
             self.root,
-            {k: v for k, v in self.env.items() if k != "TRANSFER_RUNNER_PLATFORM_TOKEN"},
+            {**env, "TRANSFER_RUNNER_SANDBOX_TOKEN": TOKEN},
             self.root / f"serve-{len(self.servers)}.log",
         )
         self.servers.append(served)
-        assert served.line.strip().endswith("(token required)"), served.line
+        assert served.line.strip().endswith("(token from TRANSFER_RUNNER_SANDBOX_TOKEN)")
         assert served.url, (served.line, served.proc.poll(), served.log.read_text())
         return served
 

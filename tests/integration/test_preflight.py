@@ -27,8 +27,8 @@ def world(tmp_path: Path, s3_server: Any) -> CliWorld:
 @pytest.fixture
 def served(world: CliWorld) -> Iterator[Served]:
     server = Served.start(
-        ("sandbox", "serve", "sandbox.db", "--port", "0", "--token", TOKEN),
-        world.root, world.env, world.root / "serve.log",
+        ("sandbox", "serve", "sandbox.db", "--port", "0"),
+        world.root, {**world.env, "TRANSFER_RUNNER_SANDBOX_TOKEN": TOKEN}, world.root / "serve.log",
     )  # fmt: skip
     assert server.url, server.log.read_text()
     yield server

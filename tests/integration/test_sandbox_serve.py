@@ -67,7 +67,7 @@ def serve(tmp_path: Path) -> Iterator[Any]:
         served = ServedHere.start(
             ("-vvv", "sandbox", "serve", *args, "--port", "0"),
             tmp_path,
-            env or _env(),
+            env or _env(TRANSFER_RUNNER_SANDBOX_TOKEN=TOKEN),
             tmp_path / f"serve-{len(started)}.log",
         )
         started.append(served)
@@ -83,7 +83,7 @@ def test_serves_with_a_token_from_the_environment_and_stops_on_sigint(
     serve: Any, sandbox: Path
 ) -> None:
     served = serve(str(sandbox), env=_env(TRANSFER_RUNNER_SANDBOX_TOKEN=TOKEN))
-    assert served.line.strip().endswith("(token required)")
+    assert served.line.strip().endswith("(token from TRANSFER_RUNNER_SANDBOX_TOKEN)")
     assert served.line.startswith(f"serving sandbox {sandbox} on http://127.0.0.1:")
     status, _, body = served.get("/v1/accounts/C-1001")
     assert status == 200 and json.loads(body)["id"] == "C-1001"
@@ -97,10 +97,9 @@ def test_serves_with_a_token_from_the_environment_and_stops_on_sigint(
     assert "GET /v1/accounts/C-1001 200" in err and "GET /v1/accounts/C-1001 401" in err
 
 
-def test_stops_cleanly_on_sigterm_and_needs_no_token_on_loopback(serve: Any, sandbox: Path) -> None:
+def test_stops_cleanly_on_sigterm(serve: Any, sandbox: Path) -> None:
     served = serve(str(sandbox))
-    assert served.line.strip().endswith("(no token)")
-    assert served.get("/v1/tickets/T-5002", token=None)[0] == 200
+    assert served.get("/v1/tickets/T-5002")[0] == 200
     code, _, err = served.stop(signal.SIGTERM)
     assert code == 0 and "Traceback" not in err
 
@@ -118,8 +117,6 @@ def test_faults_and_latency_from_the_command_line(serve: Any, sandbox: Path) -> 
         "200",
         "--seed",
         "4",
-        "--token",
-        TOKEN,
     )
     started = time.monotonic()
     status, headers, body = served.get("/v1/accounts/C-1001")
@@ -135,9 +132,7 @@ def test_lost_ack_performs_the_write_that_the_dump_then_shows(serve: Any, sandbo
     body = json.dumps({"amount": "25.00", "reason": "transfer fee"}).encode()
     headers = {"Idempotency-Key": "k-lost-ack", "Content-Type": "application/json"}
     with pytest.raises((urllib.error.URLError, ConnectionError)):
-        served.get(
-            "/v1/accounts/C-1001/charges", token=None, data=body, headers=headers, method="POST"
-        )
+        served.get("/v1/accounts/C-1001/charges", data=body, headers=headers, method="POST")
     assert served.stop()[0] == 0
     dump = subprocess.run(
         cli("sandbox", "dump", str(sandbox)),
@@ -155,8 +150,10 @@ def test_lost_ack_performs_the_write_that_the_dump_then_shows(serve: Any, sandbo
     ("args", "message"),
     [
         (["missing.db"], "error: no sandbox at missing.db"),
-        (["{sandbox}", "--host", "0.0.0.0"], "without a token"),
         (["{sandbox}", "--faults", "429,boom"], "--faults must be"),
+        (["{sandbox}", "--token", "s3cret"], "--token is no longer accepted"),
+        (["{sandbox}", "--token-file", "missing.txt"], "--token-file missing.txt: cannot read"),
+        (["{sandbox}", "--allowed-host", "a b"], "allowed host 'a b' is neither"),
     ],
 )
 def test_refusals_are_clean_errors(sandbox: Path, args: list[str], message: str) -> None:

@@ -373,9 +373,10 @@ def test_401_with_another_scheme(client: Client) -> None:
     assert reply.status == 401
 
 
-def test_no_token_server_needs_none(start: Callable[..., SandboxServer]) -> None:
-    client = Client(start(token=None))
-    assert client.call("GET", "/v1/accounts/C-1001", token=None).status == 200
+@pytest.mark.parametrize("token", ["", "   ", "two words", "t\u00f6ken", "line\nbreak"])
+def test_there_is_no_server_without_a_usable_token(platform: SandboxPlatform, token: str) -> None:
+    with pytest.raises(ConfigError, match="token must be printable ASCII"):
+        SandboxServer(platform, token=token)
 
 
 def test_unknown_endpoint_404_and_wrong_method_405(client: Client) -> None:
@@ -384,6 +385,10 @@ def test_unknown_endpoint_404_and_wrong_method_405(client: Client) -> None:
     wrong = client.call("DELETE", "/v1/credits", key="k")
     assert (wrong.status, wrong.problem_type) == (405, "/problems/method-not-allowed")
     assert set(wrong.headers["allow"].split(", ")) == {"GET", "HEAD"}
+    # Without the token the same requests learn nothing about the routes.
+    for method, path in (("GET", "/v1/nothing/here"), ("DELETE", "/v1/credits")):
+        refused = client.call(method, path, key="k", token=None)
+        assert (refused.status, refused.problem_type) == (401, "/problems/unauthorized")
 
 
 def test_413_for_bodies_over_the_limits(start: Callable[..., SandboxServer]) -> None:
@@ -468,7 +473,8 @@ def test_fault_lost_ack_performs_the_write_then_drops(
 
 def test_fault_lost_ack_on_a_read_is_a_reset(start: Callable[..., SandboxServer]) -> None:
     server = start(faults=_plan("lost-ack"))
-    head = f"GET /v1/accounts/C-1001 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+    head = "GET /v1/accounts/C-1001 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    head += f"Authorization: Bearer {TOKEN}\r\n\r\n"
     assert _raw_exchange(server, head) == b""
     assert server.app.faults.injected == {"reset": 1}
 
@@ -562,25 +568,20 @@ def test_concurrent_requests_share_a_bounded_pool(
     assert len(platform._connections) <= 4 + 1  # the server's threads (+ the test's own)
 
 
-def test_server_refuses_a_public_host_without_token(platform: SandboxPlatform) -> None:
-    with pytest.raises(ConfigError, match="without a token"):
-        SandboxServer(platform, host="0.0.0.0")
-
-
 def test_server_reports_a_busy_port(
     start: Callable[..., SandboxServer], platform: SandboxPlatform
 ) -> None:
     busy = start()
     with pytest.raises(ConfigError, match="cannot listen"):
-        SandboxServer(platform, port=busy.port)
+        SandboxServer(platform, port=busy.port, token=TOKEN)
 
 
 def test_server_url_and_stop_is_idempotent(platform: SandboxPlatform) -> None:
-    server = SandboxServer(platform)
+    server = SandboxServer(platform, token=TOKEN)
     assert server.url == f"http://127.0.0.1:{server.port}" and server.port > 0
     server.stop()  # never started: must not hang
     server.stop()
-    with SandboxServer(platform) as running:
+    with SandboxServer(platform, token=TOKEN) as running:
         assert Client(running).call("GET", "/v1/health").status == 200
 
 
@@ -608,10 +609,11 @@ def test_the_app_routes_without_a_raw_uri_too(platform: SandboxPlatform) -> None
 
     from transfer_runner.platforms.http.server import build_app
 
-    app = build_app(platform, token=None, faults=None)
+    app = build_app(platform, token=TOKEN, faults=None)
     cases = [("/v1/tickets/T-5002", 200, b'"T-5002"'), ("/v1/tickets/T 9", 404, b"T 9 does")]
+    auth = {"Authorization": f"Bearer {TOKEN}"}
     for path, status, needle in cases:
-        environ = EnvironBuilder(path=path, method="GET").get_environ()
+        environ = EnvironBuilder(path=path, method="GET", headers=auth).get_environ()
         for raw in ("RAW_URI", "REQUEST_URI"):
             environ.pop(raw, None)
         response = Response.from_app(app, environ)
@@ -626,7 +628,7 @@ def test_stop_after_an_interrupt_in_the_serve_loop_returns(
     and stop() afterwards must neither wait for that loop nor leave the port open."""
     from transfer_runner.platforms.http import serving
 
-    server = SandboxServer(platform)
+    server = SandboxServer(platform, token=TOKEN)
 
     def interrupted(**kwargs: Any) -> None:
         raise KeyboardInterrupt
@@ -643,7 +645,7 @@ def test_stop_after_an_interrupt_in_the_serve_loop_returns(
 
 
 def test_stop_of_a_server_never_started_closes_its_port(platform: SandboxPlatform) -> None:
-    server = SandboxServer(platform)
+    server = SandboxServer(platform, token=TOKEN)
     server.stop()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
@@ -655,12 +657,12 @@ def test_connections_are_kept_alive_between_requests(
     """Calls on one connection reuse it: no new TCP connection (and thread) per request."""
     import http.client
 
-    server = start(token=None)
+    server = start()
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
         ports = set()
         for _ in range(5):
-            conn.request("GET", "/v1/tickets/T-5002")
+            conn.request("GET", "/v1/tickets/T-5002", headers={"Authorization": f"Bearer {TOKEN}"})
             reply = conn.getresponse()
             assert reply.status == 200 and b"T-5002" in reply.read()
             assert reply.getheader("Connection", "").lower() != "close"

@@ -112,6 +112,24 @@ def _flow_spec(
     return FlowSpec(domains=domains, stores=stores, size=size, body=body)
 
 
+def _token_from_environment(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    """The hidden --token: its environment variable only; on the command line, an error."""
+    from click.core import ParameterSource
+
+    if value is not None and ctx.get_parameter_source("token") is ParameterSource.COMMANDLINE:
+        raise click.UsageError(
+            "--token is no longer accepted: a token in the command line shows in `ps`; set "
+            "TRANSFER_RUNNER_SANDBOX_TOKEN or use --token-file PATH"
+        )
+    return value
+
+
+def _to_stderr(line: str) -> None:
+    click.echo(line, err=True)
+
+
 @contextmanager
 def _sigterm_interrupts() -> Iterator[None]:
     """SIGTERM raises KeyboardInterrupt in the main thread, so it stops like Ctrl-C."""
@@ -233,10 +251,25 @@ def sandbox_dump(path: str) -> None:
     help="Requests handled at once (each waits out --latency); connections are kept alive.",
 )
 @click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False),  # read by the command: a missing file is a clean error
+    metavar="PATH",
+    help="Read the bearer token from PATH (stripped). Default: TRANSFER_RUNNER_SANDBOX_TOKEN, "
+    "else a new token printed once on stderr.",
+)
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer requests whose Host header names NAME, on any port (repeatable); "
+    "127.0.0.1, localhost, [::1] and the --host address always are, others get 421.",
+)
+@click.option(
     "--token",
     envvar="TRANSFER_RUNNER_SANDBOX_TOKEN",
-    metavar="T",
-    help="Bearer token every request must carry. Env TRANSFER_RUNNER_SANDBOX_TOKEN.",
+    hidden=True,  # only its environment variable: a token in argv shows in `ps`
+    callback=_token_from_environment,
 )
 @_rate_options
 @_flow_options("mail-")
@@ -250,6 +283,8 @@ def sandbox_serve(
     retry_after: int,
     seed: int,
     threads: int,
+    token_file: str | None,
+    allowed_hosts: tuple[str, ...],
     token: str | None,
     deliver_rate: float,
     expire_rate: float,
@@ -257,18 +292,21 @@ def sandbox_serve(
 ) -> None:
     """Serve the sandbox at PATH over the platform REST API until Ctrl-C or SIGTERM.
 
-    The API is schemas/platform-api.yaml; point the http adapter at the printed URL. Serving
-    on an address other than loopback needs a token. --deliver/--expire run the mail flow of
+    The API is schemas/platform-api.yaml; point the http adapter at the printed URL, with the
+    token in TRANSFER_RUNNER_PLATFORM_TOKEN. Every request but GET /v1/health needs the bearer
+    token (401 otherwise, whatever the path): TRANSFER_RUNNER_SANDBOX_TOKEN, --token-file, or
+    else a new one printed once on stderr. A request whose Host header names neither loopback,
+    the --host address nor an --allowed-host gets 421. --deliver/--expire run the mail flow of
     `sandbox mail` in the background while serving.
 
     \b
     Examples:
       transfer-runner sandbox serve sandbox.db --port 8080
       transfer-runner sandbox serve sandbox.db --fail-rate 0.05 --latency 20 --deliver 50
-      transfer-runner sandbox serve sandbox.db --host 0.0.0.0 --token "$SANDBOX_TOKEN"
+      transfer-runner sandbox serve my.db --host 0.0.0.0 --allowed-host box.lan --token-file tok.txt
     """
     from transfer_runner.platforms.http.faults import FaultPlan, parse_fault_kinds
-    from transfer_runner.sandbox_commands import MailRates
+    from transfer_runner.sandbox_commands import MailRates, serve_token
     from transfer_runner.sandbox_commands import sandbox_serve as serve
 
     plan = FaultPlan(
@@ -279,16 +317,19 @@ def sandbox_serve(
         seed=seed,
     )
     rates = MailRates(deliver_rate, expire_rate, _flow_spec(**flow))
+    secret = serve_token(token, token_file, say=_to_stderr)
     with _sigterm_interrupts():
         totals = serve(
             path,
             host=host,
             port=port,
             faults=plan,
-            token=token,
+            token=secret,
+            allowed_hosts=allowed_hosts,
             rates=rates,
             threads=threads,
             say=click.echo,
+            tell=_to_stderr,
         )
     if totals is not None:
         click.echo(f"mail flow: {totals.summary()}")

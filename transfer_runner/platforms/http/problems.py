@@ -4,6 +4,10 @@ The mapping is the inverse of the adapter's (`replies.problem_error`): NotFound 
 not-found, AccountCancelled -> 409 account-cancelled with the account id in `account`, a
 Conflict about a reused idempotency key -> 409 idempotency-key-reused, any other Conflict ->
 409 conflict, any other PlatformError -> its status (400 when it has none).
+
+One problem is the sandbox server's own, not the contract's: 421 `/problems/misdirected-request`,
+for a `Host` header the server does not answer to (`sandbox serve`'s defence against DNS
+rebinding); a provider's panel behind its own front end never sends it.
 """
 
 from __future__ import annotations
@@ -33,7 +37,10 @@ _TITLES = {
     "rate-limited": "Rate limited",
     "unavailable": "Unavailable",
     "internal": "Internal server error",
+    "misdirected-request": "Misdirected request",
 }
+# The contract's problem types, and the sandbox server's own (see the module's docstring).
+_TYPES = {**PROBLEM_TYPES, "misdirected-request": "/problems/misdirected-request"}
 _SLUG_BY_STATUS = {
     400: "bad-request",
     401: "unauthorized",
@@ -50,7 +57,7 @@ def problem(
     status: int, slug: str, detail: str, *, headers: Mapping[str, str] | None = None, **extra: str
 ) -> Response:
     """An RFC 9457 `application/problem+json` response."""
-    body = {"type": PROBLEM_TYPES[slug], "title": _TITLES[slug], "status": status}
+    body = {"type": _TYPES[slug], "title": _TITLES[slug], "status": status}
     body.update(detail=detail, **extra)
     return Response(
         json.dumps(body),

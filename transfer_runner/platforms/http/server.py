@@ -2,10 +2,13 @@
 
 `build_app` makes the WSGI application (Werkzeug routing and wrappers); `SandboxServer` runs
 it on waitress with keep-alive connections (`serving.py`), on 127.0.0.1 by default. Each
-request: route (404/405), latency, bearer token (401), Idempotency-Key on writes (400), body
-within its size limit (413), then maybe an injected fault (`faults.py`), then the handler
-(`routes.py`), whose errors become RFC 9457 problems. Handlers run on the server's fixed
-pool of threads, so the sandbox's SQLite connections (one per thread) are bounded by it.
+request: the `Host` (421 unless a loopback name, the bound address or an allowed host: DNS
+rebinding sends the attacker's name), `GET /v1/health` (the one request without a token),
+latency, the bearer token (401 whatever the path or method: no route is told without it), the
+route (404/405), Idempotency-Key on writes (400), body within its size limit (413), then maybe
+an injected fault (`faults.py`), then the handler (`routes.py`), whose errors become RFC 9457
+problems. Handlers run on the server's fixed pool of threads, so the sandbox's SQLite
+connections (one per thread) are bounded by it.
 
 The access log (logger `transfer_runner.http.server`) shows method, path, status and time,
 never headers: neither the Authorization header nor the token is ever logged.
@@ -17,6 +20,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -42,6 +46,8 @@ __all__ = [
     "MAX_JSON_BYTES",
     "MAX_MESSAGE_BYTES",
     "MAX_KEY_LENGTH",
+    "LOOPBACK_HOSTS",
+    "host_name",
     "is_loopback",
 ]
 
@@ -50,6 +56,10 @@ log = logging.getLogger("transfer_runner.http.server")
 MAX_JSON_BYTES = 1024 * 1024
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 MAX_KEY_LENGTH = 512  # of an Idempotency-Key, as the contract says
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")  # always answered, with any port
+_TOKEN = re.compile(r"[\x21-\x7e]+")  # what a bearer header can carry: no spaces, ASCII
+_NAME = re.compile(r"[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?")  # a DNS name or an IPv4 address
+_PORT = re.compile(r"(?::[0-9]{0,5})?")
 
 
 class _Dropped(ConnectionAbortedError):
@@ -63,21 +73,22 @@ class SandboxApp:
         self,
         platform: SandboxPlatform,
         *,
-        token: str | None = None,
+        token: str,
+        allowed_hosts: Iterable[str] = (),
         faults: FaultPlan | None = None,
         max_json_bytes: int = MAX_JSON_BYTES,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
-        if token is not None and not token.strip():
-            raise errors.ConfigError("the sandbox server's token must not be empty")
+        if not _TOKEN.fullmatch(token or ""):
+            raise errors.ConfigError(
+                "the sandbox server's token must be printable ASCII without spaces, not empty"
+            )
         self.platform = platform
         self.faults = faults or FaultPlan()
-        self._token = token.encode() if token is not None else None
-        self._limits = {
-            "json": max_json_bytes,
-            "message": max_message_bytes,
-            "none": max_json_bytes,
-        }
+        self._token = token.encode()
+        self.allowed_hosts = frozenset(LOOPBACK_HOSTS) | {_allowed(n) for n in allowed_hosts}
+        self._limits = {"json": max_json_bytes, "message": max_message_bytes}
+        self._limits["none"] = max_json_bytes
         self._routes = {route.name: route for route in ROUTES}
         self._urls = Map(
             [Rule(r.rule, endpoint=r.name, methods=[r.method]) for r in ROUTES],
@@ -85,12 +96,7 @@ class SandboxApp:
         )
 
     def __repr__(self) -> str:
-        return f"SandboxApp({self.platform!r}, token={'set' if self._token else 'none'})"
-
-    @property
-    def token_required(self) -> bool:
-        """Whether requests need a bearer token."""
-        return self._token is not None
+        return f"SandboxApp({self.platform!r}, hosts={sorted(self.allowed_hosts)})"
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -99,7 +105,7 @@ class SandboxApp:
         request = Request(environ)
         path = _raw_path(environ)
         try:
-            response = self._handle(request, path)
+            response = self._handle(request, path, environ.get("HTTP_HOST"))
         except _Dropped as dropped:
             _log_access(request.method, path, f"dropped ({dropped})", started)
             _drop_connection(environ, str(dropped))
@@ -110,18 +116,21 @@ class SandboxApp:
         return response(environ, start_response)
 
     # -- one request -------------------------------------------------------------------------
-    def _handle(self, request: Request, path: str) -> Response:
+    def _handle(self, request: Request, path: str, host: str | None) -> Response:
+        if host_name(host or "") not in self.allowed_hosts:
+            detail = "this server does not answer to that Host (see sandbox serve --allowed-host)"
+            return problem(421, "misdirected-request", detail)
         route, args, refusal = self._match(request.method, path)
         if route is not None and route.name == "health":
             return _reply(route.handler(Call("health", self.platform, {}, {})))
         self.faults.delay()
-        if refusal is not None:
-            return refusal
-        assert route is not None
         if not self._authorized(request.headers.get("Authorization")):
             realm = {"WWW-Authenticate": 'Bearer realm="transfer-runner sandbox"'}
             detail = "a valid bearer token is required"
             return problem(401, "unauthorized", detail, headers=realm)
+        if refusal is not None:
+            return refusal
+        assert route is not None
         call_or_refusal = self._call(request, route, args)
         if isinstance(call_or_refusal, Response):
             return call_or_refusal
@@ -142,8 +151,6 @@ class SandboxApp:
         return self._routes[str(name)], cast(Mapping[str, str], args), None
 
     def _authorized(self, header: str | None) -> bool:
-        if self._token is None:
-            return True
         scheme, _, presented = (header or "").partition(" ")
         if scheme.lower() != "bearer":
             return False
@@ -197,15 +204,18 @@ class SandboxApp:
 def build_app(
     platform: SandboxPlatform,
     *,
-    token: str | None,
+    token: str,
     faults: FaultPlan | None,
+    allowed_hosts: Iterable[str] = (),
     max_json_bytes: int = MAX_JSON_BYTES,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
 ) -> SandboxApp:
-    """The WSGI application serving `platform`; `token=None` means no authentication."""
+    """The WSGI application serving `platform` to requests carrying `token`, with a `Host` of
+    `LOOPBACK_HOSTS` or `allowed_hosts` (names or addresses, any port)."""
     return SandboxApp(
         platform,
         token=token,
+        allowed_hosts=allowed_hosts,
         faults=faults,
         max_json_bytes=max_json_bytes,
         max_message_bytes=max_message_bytes,
@@ -253,6 +263,37 @@ def _log_access(method: str, path: str, outcome: str, started: float) -> None:
     log.info("%s %s %s %.1fms", method, path, outcome, (time.monotonic() - started) * 1000)
 
 
+def host_name(value: str) -> str | None:
+    """The host of a `Host` header (`name[:port]`, `[v6]:port`): lower case, without the port,
+    an IPv6 address in brackets and compressed; None when it is neither a name nor an address."""
+    text = value.strip().lower()
+    if text.startswith("["):
+        literal, bracket, port = text[1:].partition("]")
+        try:
+            name = f"[{ipaddress.IPv6Address(literal).compressed}]"
+        except ValueError:
+            return None
+        if not bracket:
+            return None
+    else:
+        name, colon, port = text.partition(":")
+        port = colon + port
+        if not _NAME.fullmatch(name):
+            return None
+    return name if _PORT.fullmatch(port) else None
+
+
+def _allowed(value: str) -> str:
+    """An allowed host as `host_name` gives it (a bare IPv6 address gets its brackets)."""
+    text = value.strip()
+    if text.count(":") > 1 and not text.startswith("["):
+        text = f"[{text}]"
+    name = host_name(text)
+    if name is None:
+        raise errors.ConfigError(f"allowed host {value!r} is neither a host name nor an address")
+    return name
+
+
 def is_loopback(host: str) -> bool:
     """True for `localhost` and loopback addresses (127.0.0.0/8, ::1)."""
     if host.lower() == "localhost":
@@ -272,9 +313,10 @@ class SandboxServer:
     """`with SandboxServer(platform, port=0) as server: ... server.url ...`.
 
     Binds on construction (port 0 picks a free port); `start()` serves on a background thread,
-    `serve_forever()` in the calling thread; `stop()` shuts down. A host that is not loopback
-    needs a token (ConfigError otherwise). `threads` requests are handled at once (each sleeps
-    through any injected latency), on keep-alive connections.
+    `serve_forever()` in the calling thread; `stop()` shuts down. Every request but the health
+    check needs `token`; the `Host` may name loopback, the bound `host` or `allowed_hosts`.
+    `threads` requests are handled at once (each sleeps through any injected latency), on
+    keep-alive connections.
     """
 
     def __init__(
@@ -283,20 +325,17 @@ class SandboxServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        token: str | None = None,
+        token: str,
+        allowed_hosts: Iterable[str] = (),
         faults: FaultPlan | None = None,
         max_json_bytes: int = MAX_JSON_BYTES,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         threads: int = DEFAULT_THREADS,
     ) -> None:
-        if not is_loopback(host) and not token:
-            raise errors.ConfigError(
-                f"refusing to serve the sandbox on {host} without a token: set --token or "
-                "TRANSFER_RUNNER_SANDBOX_TOKEN, or serve on 127.0.0.1"
-            )
         self.app = build_app(
             platform,
             token=token,
+            allowed_hosts=(*allowed_hosts, host),  # the bound address itself, too
             faults=faults,
             max_json_bytes=max_json_bytes,
             max_message_bytes=max_message_bytes,
