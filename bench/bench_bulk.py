@@ -27,6 +27,7 @@ import json
 import os
 import platform as pyplatform
 import re
+import secrets
 import shutil
 import signal
 import sys
@@ -215,9 +216,12 @@ def measure_apply(
 @contextmanager
 def serve_sandbox(bench: Bench, sandbox: Path, latency_ms: float) -> Iterator[str]:
     """`transfer-runner sandbox serve` on a free loopback port, in its own process (as a real
-    control panel would be), with the latency per request; yields its URL."""
+    control panel would be), with the latency per request and the runner's token; yields its
+    URL."""
+    token = bench.env["TRANSFER_RUNNER_PLATFORM_TOKEN"]
+    env = {**bench.env, "TRANSFER_RUNNER_SANDBOX_TOKEN": token}
     try:
-        with serve(sandbox, bench.env, "--latency", f"{latency_ms:g}") as url:
+        with serve(sandbox, env, "--latency", f"{latency_ms:g}") as url:
             yield url
     except ServeError as exc:
         raise BenchError(str(exc)) from None
@@ -333,12 +337,14 @@ def measure_all(bench: Bench, ansible: str) -> Figures:
 
 
 def child_env(server: local_s3.LocalS3 | None, work: Path) -> dict[str, str]:
-    """The environment of every measured process: only the local server's AWS settings."""
+    """The environment of every measured process: only the local server's AWS settings, and
+    the token `serve_sandbox` requires for the runner's HTTP adapter."""
     empty = work / "aws-empty-config"
     empty.write_text("", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TRANSFER_RUNNER_"))}
     if server is not None:
         env.update(server.env())
+    env.update(TRANSFER_RUNNER_PLATFORM_TOKEN=secrets.token_urlsafe(32))
     env.update(AWS_CONFIG_FILE=str(empty), AWS_SHARED_CREDENTIALS_FILE=str(empty))
     env.update(AWS_EC2_METADATA_DISABLED="true", PYTHONUNBUFFERED="1")
     return env

@@ -56,7 +56,8 @@ def _run(argv: list[str], env: dict[str, str], cwd: Path, ok: tuple[int, ...]) -
 
 @contextmanager
 def _served(sandbox: Path, env: dict[str, str], latency_ms: float) -> Iterator[str]:
-    with serve(sandbox, env, "--token", TOKEN, "--latency", f"{latency_ms:g}") as url:
+    served_env = {**env, "TRANSFER_RUNNER_SANDBOX_TOKEN": TOKEN}  # never in argv (`ps`)
+    with serve(sandbox, served_env, "--latency", f"{latency_ms:g}") as url:
         yield url
 
 
