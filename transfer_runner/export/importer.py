@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
@@ -227,7 +228,8 @@ class _Import:
                 "changed in S3 since its verification; apply again to verify it anew"
             )
         try:
-            for member in read_members(body, keep_data=True):
+            admit = partial(self._admitted, part=part)
+            for member in read_members(body, keep_data=True, admit=admit):
                 self._import(self._checked(member, part), member)
         except _DAMAGE as exc:
             raise ExportError(f"part s3://{layout.bucket}/{key} is damaged: {exc}") from exc
@@ -236,17 +238,30 @@ class _Import:
         finally:
             body.close()
 
-    def _checked(self, member: Member, part: str) -> str:
-        message_id = StoreLayout.message_id(member.name)
-        entry = self.expected.get(message_id) if message_id and member.is_file else None
+    def _admitted(self, head: Member, part: str) -> bool:
+        """A member's header checked against the index before any of its data is read: a
+        member the index does not list, or whose size is not the index's, is refused unread."""
+        message_id = StoreLayout.message_id(head.name)
+        entry = self.expected.get(message_id) if message_id and head.is_file else None
         if entry is None or message_id is None:
-            raise ExportError(f"{part}: member {member.name!r} is not a message of the index")
+            raise ExportError(f"{part}: member {head.name!r} is not a message of the index")
         if message_id in self.seen:
             raise ExportError(f"{part}: message {message_id} appears more than once")
-        if entry.part != part or entry.size != member.size or entry.sha256 != member.sha256:
+        if entry.part != part or entry.size != head.size:
             raise ExportError(
-                f"{part}: message {message_id} does not match the index "
-                f"(SHA-256 {member.sha256}, index {entry.sha256} in {entry.part})"
+                f"{part}: message {message_id} does not match the index ({head.size:,} bytes, "
+                f"index {entry.size:,} in {entry.part}); refused before reading it"
+            )
+        return True
+
+    def _checked(self, member: Member, part: str) -> str:
+        """The message id of a member read (admitted before), its SHA-256 the index's."""
+        message_id = StoreLayout.message_id(member.name)
+        entry = self.expected.get(message_id) if message_id else None
+        if entry is None or message_id is None or entry.sha256 != member.sha256:
+            raise ExportError(
+                f"{part}: message {message_id} does not match the index (SHA-256 "
+                f"{member.sha256}, index {entry.sha256 if entry else 'none'} in {part})"
             )
         self.seen.add(message_id)
         return message_id

@@ -6,7 +6,9 @@ keeps it uncompressed when that saves less than `AUTO_MIN_SAVING` of its size (m
 attachments are images or archives already): its `codec` is then "none". Packing only appends
 to an uncompressed spool, which is cheap; `finish` compresses it, and runs on an upload worker
 so that parts compress in parallel while the next is packed.
-Reading (`tarfile` mode "r|*", zstd unwrapped first) never seeks and never holds the part.
+Reading (`tarfile` mode "r|*", zstd unwrapped first) never seeks and never holds the part,
+and checks every header against the `ExportLimits` before it reads the member's data: a part
+read back from S3 may claim a member of any size (see `limits.py`).
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import shutil
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from transfer_runner.errors import ExportError
+from transfer_runner.export.limits import ExportLimits, export_limits, size_text
 from transfer_runner.s3_client import MiB
 
 __all__ = [
@@ -32,8 +36,10 @@ __all__ = [
     "ZSTD_LEVEL",
     "SPOOL_LIMIT",
     "PartWriter",
+    "LimitExceeded",
     "Member",
     "read_members",
+    "tar_headers",
     "open_tar_stream",
     "content_type",
 ]
@@ -45,6 +51,8 @@ SPOOL_LIMIT = 8 * MiB  # a part larger than this spills to a temporary file on d
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _READ_CHUNK = 1 * MiB
 _USTAR_NAME = 100  # longer member names need a pax header
+MAX_META_BYTES = 64 * 1024  # a pax or GNU long-name header (the runner's are under 1 KiB)
+_MAX_META_DEPTH = 4  # such headers in a row before one member (a global pax, a pax, two GNU)
 
 
 def _damage() -> tuple[type[BaseException], ...]:
@@ -85,6 +93,7 @@ class PartWriter:
         self.file: IO[bytes] = _spool(spool_limit)
         self.members = 0
         self.size: int | None = None  # final size, set by finish()
+        self.limits = export_limits()  # what verify and import will take: never write more
 
     @property
     def tar_bytes(self) -> int:
@@ -99,7 +108,19 @@ class PartWriter:
     def add(self, member_name: str, raw: bytes, mtime: float) -> None:
         """Append one regular-file member holding `raw`: the bytes `tarfile`'s pax writer
         would write, the header built here for the usual member (tarfile's took 19% of the
-        exporting thread, py-spy) and written with the body in one call."""
+        exporting thread, py-spy) and written with the body in one call. `ExportError` for a
+        message or a part that the readers would refuse (`ExportLimits`)."""
+        limits = self.limits
+        if len(raw) > limits.max_message_bytes:
+            raise ExportError(
+                f"{self.name}: message {member_name} is {len(raw):,} bytes, more than an export "
+                f"takes ({limits.hint('max_message_bytes')})"
+            )
+        if self.members >= limits.max_part_members:
+            raise ExportError(
+                f"{self.name}: one message more than a part holds "
+                f"({limits.hint('max_part_members')}; a smaller --part-size cuts parts sooner)"
+            )
         header = _ustar_header(member_name, len(raw), int(mtime))
         if header is None:  # a long or non-ASCII name, a huge size: tarfile's own pax header
             info = tarfile.TarInfo(member_name)
@@ -205,8 +226,54 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
+class LimitExceeded(tarfile.TarError):
+    """A part holds more than `ExportLimits` allow: refused before the excess is read (a
+    `TarError`, so every reader treats it as damage)."""
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A `TarInfo` that refuses, before reading them, the headers tarfile would otherwise read
+    whole into memory or follow without end: a pax or GNU long-name header over
+    `MAX_META_BYTES`, more than `_MAX_META_DEPTH` of them in a row, a GNU sparse member."""
+
+    def _proc_member(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise LimitExceeded(f"member {self.name!r}: a sparse member (parts hold none)")
+        if self.type not in _META_TYPES:
+            return self._processed(tar)
+        if self.size > MAX_META_BYTES:
+            raise LimitExceeded(f"a {self.size:,}-byte pax or long-name header (at most 64 KiB)")
+        depth = getattr(tar, "_meta_depth", 0)
+        if depth >= _MAX_META_DEPTH:
+            raise LimitExceeded(f"more than {_MAX_META_DEPTH} pax or long-name headers in a row")
+        tar._meta_depth = depth + 1  # type: ignore[attr-defined]
+        try:
+            return self._processed(tar)
+        finally:
+            tar._meta_depth = depth  # type: ignore[attr-defined]
+
+    def _processed(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
+        processed: tarfile.TarInfo = super()._proc_member(tar)  # type: ignore[misc]
+        return processed
+
+    def _proc_gnusparse_00(self, *args: Any) -> None:
+        raise LimitExceeded(f"member {self.name!r}: a sparse member (parts hold none)")
+
+    _proc_gnusparse_01 = _proc_gnusparse_10 = _proc_gnusparse_00
+
+
+_META_TYPES = (
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+)
+
+
 def open_tar_stream(fileobj: Any) -> tarfile.TarFile:
-    """A streaming tar reader over a part of any compression (gzip, zstd, none).
+    """A streaming tar reader over a part of any compression (gzip, zstd, none), whose headers
+    are bounded (`LimitExceeded`); iterate it with `tar_headers`.
 
     Python's tarfile cannot read zstd before 3.14, so a zstd frame is unwrapped here.
     """
@@ -216,30 +283,69 @@ def open_tar_stream(fileobj: Any) -> tarfile.TarFile:
         import zstandard
 
         stream = zstandard.ZstdDecompressor().stream_reader(stream, read_size=_READ_CHUNK)
-    return tarfile.open(fileobj=stream, mode="r|*")
+    return tarfile.open(fileobj=stream, mode="r|*", tarinfo=_BoundedTarInfo)
+
+
+def tar_headers(tar: tarfile.TarFile, limits: ExportLimits) -> Iterator[tarfile.TarInfo]:
+    """The members of a streaming tar, each checked against `limits` on its header, before its
+    data is read: `LimitExceeded` for one member too many or a member larger than a message
+    may be. Unlike iterating the `TarFile`, keeps no header once the next is read."""
+    count = 0
+    while (info := tar.next()) is not None:
+        # Stream mode keeps every header it read, however many: not these.
+        tar.members.clear()  # type: ignore[attr-defined]
+        count += 1
+        if count > limits.max_part_members:
+            raise LimitExceeded(
+                f"more members than a part holds ({limits.hint('max_part_members')})"
+            )
+        if info.size > limits.max_message_bytes:
+            raise LimitExceeded(
+                f"member {info.name!r} claims {size_text(info.size)}, more than a message may be"
+                f" ({limits.hint('max_message_bytes')})"
+            )
+        yield info
 
 
 @dataclass(frozen=True)
 class Member:
-    """One tar member as read: name, whether it is a regular file, size, SHA-256, bytes."""
+    """One tar member: name, whether it is a regular file, size from its header, and once read
+    its SHA-256 and (when asked for) its bytes."""
 
     name: str
     is_file: bool
     size: int
-    sha256: str
+    sha256: str = ""  # "" for a header not read (not a file, or not admitted)
     data: bytes | None = None  # only when asked for
 
 
-def read_members(fileobj: Any, keep_data: bool = False) -> Iterator[Member]:
+def read_members(
+    fileobj: Any,
+    keep_data: bool = False,
+    *,
+    admit: Callable[[Member], bool] | None = None,
+    limits: ExportLimits | None = None,
+) -> Iterator[Member]:
     """Stream the members of a tar (gzip, zstd or none), hashing each.
 
-    Raises `tarfile.TarError`, `EOFError`, `OSError`, `zlib.error` or `zstandard.ZstdError`
-    on a damaged stream; callers decide whether that is a finding (verify) or a failure.
+    Every header is checked against `limits` (default: `export_limits()`) and then shown to
+    `admit` (a `Member` with no SHA-256 yet) before any of its data is read: a member `admit`
+    returns False for is skipped unread, and `admit` may raise to stop. A member that is not a
+    regular file is yielded unread. So a header whose size is not the index's is refused
+    before the member's bytes are read, let alone held.
+
+    Raises `tarfile.TarError` (`LimitExceeded` among them), `EOFError`, `OSError`,
+    `zlib.error` or `zstandard.ZstdError` on a damaged or oversized stream; callers decide
+    whether that is a finding (verify) or a failure.
     """
+    limits = limits or export_limits()
     with open_tar_stream(fileobj) as tar:
-        for info in tar:
-            if not info.isreg():
-                yield Member(info.name, False, info.size, "")
+        for info in tar_headers(tar, limits):
+            head = Member(info.name, info.isreg(), info.size)
+            if admit is not None and not admit(head):
+                continue
+            if not head.is_file:
+                yield head
                 continue
             digest = hashlib.sha256()
             chunks: list[bytes] = []
@@ -250,4 +356,5 @@ def read_members(fileobj: Any, keep_data: bool = False) -> Iterator[Member]:
                 if keep_data:
                     chunks.append(chunk)
             data = b"".join(chunks) if keep_data else None
+            del chunks
             yield Member(info.name, True, info.size, digest.hexdigest(), data)

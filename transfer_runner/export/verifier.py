@@ -8,16 +8,19 @@ source still receives mail, so `complete=False` counts the source's messages the
 as `pending` (the next pass exports them) instead of failing.
 
 It trusts nothing but its own SHA-256 of every member: not the S3 server, not the index
-alone. Parts verified earlier (`known_parts`: name -> ETag) are not read again while S3 still
-holds them under the same ETag. Findings are collected (not raised) so that one run shows every
-problem; S3 or platform failures still raise, since they say nothing about the data.
+alone. Each member's header is checked first (`packing.read_members`): one the index does
+not list, or of another size, is a finding and is never read. Parts verified earlier
+(`known_parts`: name -> ETag) are not read again while S3 still holds them under the same
+ETag. Findings are collected (not raised) so that one run shows every problem; S3 or platform
+failures still raise, since they say nothing about the data.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
@@ -200,9 +203,10 @@ class _PartCheck:
             self.damaged.add(part)
             return
         before = len(self.problems.items) + self.problems.dropped
+        admit = partial(_admitted, self.problems, part=part, expected=self.expected, seen=self.seen)
         try:
-            for member in _members(body, part, self.problems):
-                _check_member(member, part, self.expected, self.seen, self.problems)
+            for member in _members(body, part, self.problems, admit):
+                _check_digest(member, part, self.expected, self.seen, self.problems)
                 self._advance(member.size)
         except (BotoCoreError, ClientError, OSError) as exc:
             raise ExportError(f"S3 read of s3://{self.layout.bucket}/{key} failed: {exc}") from exc
@@ -219,43 +223,57 @@ class _PartCheck:
             self.progress(self.done[0], self.done[1])
 
 
-def _members(body: Any, part: str, problems: _Problems) -> Any:
-    """The part's members; damage ends the stream with a problem instead of an exception."""
+def _members(body: Any, part: str, problems: _Problems, admit: Callable[[Member], bool]) -> Any:
+    """The part's members that `admit` lets be read; damage ends the stream with a problem
+    instead of an exception."""
     count = 0
     try:
-        for member in read_members(body):
+        for member in read_members(body, admit=admit):
             count += 1
             yield member
     except _DAMAGE as exc:
         problems.add(f"{part}: damaged after {count} member(s): {exc or type(exc).__name__}")
 
 
-def _check_member(
-    member: Member,
+def _admitted(
+    problems: _Problems,
+    head: Member,
+    *,
     part: str,
     expected: dict[str, IndexEntry],
     seen: set[str],
-    problems: _Problems,
-) -> None:
-    message_id = StoreLayout.message_id(member.name)
-    if not member.is_file or message_id is None:
-        problems.add(f"{part}: unexpected member {member.name!r} (not a message file)")
-        return
+) -> bool:
+    """Whether a member's header is the index's, before its data is read: a member that is
+    not a message of the index, is there twice or has another size is a problem, unread."""
+    message_id = StoreLayout.message_id(head.name)
+    if not head.is_file or message_id is None:
+        problems.add(f"{part}: unexpected member {head.name!r} (not a message file)")
+        return False
     entry = expected.get(message_id)
     if entry is None:
         problems.add(f"message {message_id}: in {part} but not in the index")
-        return
+        return False
     if message_id in seen:
         problems.add(f"message {message_id}: appears more than once (again in {part})")
-        return
-    seen.add(message_id)
+        return False
     if entry.part != part:
         problems.add(f"message {message_id}: found in {part}, the index says {entry.part}")
-    if member.size != entry.size:
-        problems.add(f"message {message_id}: {member.size} bytes in {part}, index {entry.size}")
+    if head.size != entry.size:
+        seen.add(message_id)
+        problems.add(f"message {message_id}: {head.size} bytes in {part}, index {entry.size}")
+        return False  # its SHA-256 cannot be the index's: not read
+    return True
+
+
+def _check_digest(
+    member: Member, part: str, expected: dict[str, IndexEntry], seen: set[str], problems: _Problems
+) -> None:
+    """A member read whole (its header admitted): seen, and its SHA-256 the index's."""
+    entry = expected[StoreLayout.message_id(member.name) or ""]
+    seen.add(entry.id)
     if member.sha256 != entry.sha256:
         problems.add(
-            f"message {message_id}: SHA-256 in {part} is {member.sha256}, "
+            f"message {entry.id}: SHA-256 in {part} is {member.sha256}, "
             f"the index says {entry.sha256}"
         )
 
