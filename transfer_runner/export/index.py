@@ -22,15 +22,17 @@ import re
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import IO, Any, NamedTuple
 
 from transfer_runner.errors import ExportError
 from transfer_runner.export.layout import StoreLayout, is_message_id
+from transfer_runner.export.limits import iter_lines
 from transfer_runner.export.objects import Listing, open_object_if_changed, s3_errors
 from transfer_runner.s3_client import MiB
+from transfer_runner.shown import shown
 
 __all__ = [
     "IndexEntry",
@@ -41,7 +43,7 @@ __all__ = [
     "MAX_HELD_ENTRIES",
     "read_index",
     "remember_index",
-    "iter_lines",
+    "iter_lines",  # limits', re-exported
 ]
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -107,7 +109,7 @@ class IndexEntry(NamedTuple):
         try:
             doc = json.loads(line)
         except (UnicodeDecodeError, ValueError) as exc:
-            raise ExportError(f"{where}: not JSON ({exc})") from exc
+            raise ExportError(f"{where}: not JSON ({shown(str(exc))})") from exc
         if not isinstance(doc, dict):
             raise ExportError(f"{where}: not a JSON object")
         return cls(
@@ -148,7 +150,7 @@ def _field(doc: dict[str, Any], name: str, where: str, ok: Callable[[Any], bool]
     if name not in doc:
         raise ExportError(f"{where}: no {name!r}")
     if not ok(doc[name]):
-        raise ExportError(f"{where}: bad {name!r}: {doc[name]!r}")
+        raise ExportError(f"{where}: bad {name!r}: {shown(doc[name])}")
     return doc[name]
 
 
@@ -219,19 +221,6 @@ class ExportIndex:
     def passes(self) -> int:
         """The number of the export's last pass (0 for an empty export)."""
         return max((e.pass_number for e in self.entries), default=0)
-
-
-def iter_lines(body: Any, digest: Any | None = None) -> Iterator[bytes]:
-    """The lines of a stream, without their newlines; feeds every byte read to `digest`."""
-    pending = b""
-    for chunk in iter(lambda: body.read(256 * 1024), b""):
-        if digest is not None:
-            digest.update(chunk)
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        yield from complete
-    if pending:
-        yield pending
 
 
 class IndexCache:
@@ -342,20 +331,33 @@ def read_index(s3: Any, layout: StoreLayout, listing: Listing | None = None) -> 
 
 
 def _parse(body: Any, layout: StoreLayout) -> ExportIndex:
+    """Parse the index as it is read (`iter_lines`: bounded, linear), keeping what was read."""
     digest = hashlib.sha256()
-    chunks: list[bytes] = []
-    with s3_errors(f"read of s3://{layout.bucket}/{layout.index_key}"):
+    recorded = _Recorded(body)
+    where = f"s3://{layout.bucket}/{layout.index_key}"
+    with s3_errors(f"read of {where}"):
         try:
-            for chunk in iter(lambda: body.read(256 * 1024), b""):
-                digest.update(chunk)
-                chunks.append(chunk)
+            lines = iter_lines(recorded, digest, where=where)
+            entries = tuple(
+                IndexEntry.from_line(line, number, layout)
+                for number, line in enumerate(lines, start=1)
+                if line.strip()
+            )
         finally:
             body.close()
-    raw = b"".join(chunks)
-    del chunks
-    entries = tuple(
-        IndexEntry.from_line(line, number, layout)
-        for number, line in enumerate(raw.split(b"\n"), start=1)
-        if line.strip()
-    )
+    raw = b"".join(recorded.chunks)
+    del recorded
     return ExportIndex(entries, digest.hexdigest(), raw)
+
+
+class _Recorded:
+    """A stream whose every chunk read is kept (`chunks`)."""
+
+    def __init__(self, body: Any) -> None:
+        self.body = body
+        self.chunks: list[bytes] = []
+
+    def read(self, size: int) -> bytes:
+        chunk: bytes = self.body.read(size)
+        self.chunks.append(chunk)
+        return chunk
