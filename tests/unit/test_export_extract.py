@@ -1,4 +1,5 @@
-"""extract_part never writes outside its destination, whatever the member names."""
+"""extract_part never writes outside its destination, whatever the member names, nor more than
+its limits, and fails with ExportError only."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.bombs import LazyTar, MiB, zstd_bomb
 from transfer_runner.errors import ExportError
 from transfer_runner.export.extract import extract_part
+from transfer_runner.export.limits import ExportLimits
 from transfer_runner.export.packing import PartWriter
 
 
@@ -126,3 +129,54 @@ def test_a_damaged_stream_is_a_clean_error(dest: Path) -> None:
         extract_part(io.BytesIO(data[: len(data) // 2]), dest)
     with pytest.raises(ExportError, match="damaged"):
         extract_part(io.BytesIO(b"this is not a tar file at all" * 40), dest)
+
+
+# -- bounded (issue 18): a small part cannot fill the disk, and every OSError is ours -------------
+def disk_use(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def test_a_small_part_claiming_a_huge_member_writes_nothing(dest: Path) -> None:
+    # Reproduced: 509 KiB of gzip made 512 MiB on disk. This zstd part is 16 KiB.
+    bomb = zstd_bomb("m1.eml", 512 * MiB)
+    assert len(bomb) < 64 * 1024
+    with pytest.raises(ExportError, match="'m1.eml' claims 512 MiB, more than a message may be"):
+        extract_part(io.BytesIO(bomb), dest)
+    assert disk_use(dest) == 0
+
+
+def test_the_total_written_is_bounded_before_each_member(dest: Path) -> None:
+    part = LazyTar(*[(f"m{i}.eml", MiB) for i in range(5)])
+    with pytest.raises(ExportError, match="'m3.eml': more bytes than a part may hold in all"):
+        extract_part(part, dest, ExportLimits(max_extract_bytes=3 * MiB))
+    assert sorted(p.name for p in dest.iterdir()) == ["m0.eml", "m1.eml", "m2.eml"]
+    assert disk_use(dest) == 3 * MiB
+
+
+def test_the_total_comes_from_the_environment(dest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRANSFER_RUNNER_MAX_EXTRACT_MIB", "1")
+    with pytest.raises(ExportError, match="the limit is 1 MiB; TRANSFER_RUNNER_MAX_EXTRACT_MIB"):
+        extract_part(LazyTar(("a.eml", MiB), ("b.eml", 1)), dest)
+    assert disk_use(dest) == MiB
+
+
+def test_one_member_too_many_is_refused(dest: Path) -> None:
+    part = LazyTar(*[(f"m{i}.eml", 1) for i in range(6)])
+    with pytest.raises(ExportError, match="more members than a part holds"):
+        extract_part(part, dest, ExportLimits(max_part_members=5))
+    assert len(list(dest.iterdir())) == 5
+
+
+def test_a_file_then_a_member_under_it_is_an_export_error(dest: Path) -> None:
+    # Reproduced: a raw NotADirectoryError escaped.
+    stream = tar_of(("a.eml", b"a"), ("a.eml/b.eml", b"b"))
+    with pytest.raises(ExportError, match=r"Not a directory: 'a.eml/b.eml'") as caught:
+        extract_part(stream, dest)
+    assert isinstance(caught.value.__cause__, NotADirectoryError)
+    assert (dest / "a.eml").read_bytes() == b"a"
+
+
+def test_a_destination_that_cannot_be_made_is_an_export_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(ExportError, match="extracting into .* failed"):
+        extract_part(tar_of(("a.eml", b"a")), tmp_path / "file" / "restore")
