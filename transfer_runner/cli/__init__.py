@@ -20,6 +20,7 @@ from transfer_runner.cli import config_cmd, editor, new, run, sandbox, state  # 
 from transfer_runner.cli.options import EXIT_FAILED, GC_THRESHOLDS, cli
 from transfer_runner.errors import ManifestError, TransferRunnerError
 from transfer_runner.kill_points import install_from_env
+from transfer_runner.shown import lines_safe
 
 __all__ = ["GC_THRESHOLDS", "cli", "main"]
 
@@ -60,10 +61,10 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         code = EXIT_FAILED
     except ManifestError as exc:
-        click.echo(str(exc), err=True)
+        click.echo(lines_safe(str(exc)), err=True)
         code = EXIT_FAILED
-    except TransferRunnerError as exc:
-        click.echo(f"error: {exc}", err=True)
+    except TransferRunnerError as exc:  # may quote the platform or S3: no CI command lines
+        click.echo(lines_safe(f"error: {exc}"), err=True)
         code = EXIT_FAILED
     sys.exit(code or 0)
 

@@ -10,6 +10,7 @@ import click
 
 from transfer_runner.cli.lazy import LazyModule
 from transfer_runner.cli.options import EXIT_FAILED, EXIT_OK, cli, settings_of
+from transfer_runner.shown import log_safe
 
 if TYPE_CHECKING:
     from transfer_runner import commands
@@ -57,12 +58,14 @@ def status(
             lock += " (its process is gone: the next apply on this machine takes it over)"
         done = sum(1 for s in v.steps if s.status in ("ok", "changed", "skipped"))
         click.echo(
-            f"{v.record.name:<30} {v.record.status:<10} {done}/{len(v.steps)} steps done  "
-            f"updated {v.record.updated_at:%Y-%m-%d %H:%M:%SZ}{lock}"
+            log_safe(
+                f"{v.record.name:<30} {v.record.status:<10} {done}/{len(v.steps)} steps done  "
+                f"updated {v.record.updated_at:%Y-%m-%d %H:%M:%SZ}{lock}"
+            )
         )
         failed_steps = [s for s in v.steps if s.status == "failed"]
         for s in failed_steps:
-            click.echo(f"    failed: {s.name}: {s.message}")
+            click.echo(log_safe(f"    failed: {s.name}: {s.message}"))
 
 
 def _label(text: str) -> tuple[str, str]:
@@ -218,7 +221,7 @@ def abort(
     """
     result = commands.abort(settings_of(ctx), name, reason, paths or (".",), dry_run=dry_run)
     if result.status == "refused":
-        click.echo(f"abort refused: {result.message}", err=True)
+        click.echo(log_safe(f"abort refused: {result.message}"), err=True)
         ctx.exit(EXIT_FAILED)
     verb = "would" if dry_run else "done"
     for action in result.actions:

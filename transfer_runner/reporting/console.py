@@ -18,6 +18,7 @@ from transfer_runner.engine.results import (
     TransferResult,
 )
 from transfer_runner.manifest.model import Transfer
+from transfer_runner.shown import lines_safe
 
 __all__ = ["ConsoleReporter", "ConsoleProgress", "render_recap", "render_plan", "render_saved_plan"]
 
@@ -48,8 +49,8 @@ class ConsoleReporter:
     def _print(self, text: str) -> None:
         if self.verbosity < 0:
             return
-        with self._lock:
-            print(text, file=self.out, flush=True)
+        with self._lock:  # messages quote the platform: no line of them a CI command
+            print(lines_safe(text), file=self.out, flush=True)
 
     def wave_started(self, number: int, waves: int, size: int, total: int) -> None:
         with self._lock:
@@ -158,7 +159,7 @@ def render_recap(report: RunReport) -> str:
             f"{tot['transfers_' + s]} {s}" for s in TRANSFER_STATUSES if tot["transfers_" + s]
         )
     )
-    return "\n".join(lines)
+    return lines_safe("\n".join(lines))
 
 
 def render_saved_plan(doc: dict[str, Any], path: str) -> str:
@@ -167,7 +168,7 @@ def render_saved_plan(doc: dict[str, Any], path: str) -> str:
     for entry in doc["transfers"]:
         lines.append(f"\n{entry['name']} ({entry['path']}): {entry['status']}")
         lines += [f"  ~ {action}" for action in entry.get("actions", ())]
-    return "\n".join(lines)
+    return lines_safe("\n".join(lines))
 
 
 def render_plan(report: RunReport) -> str:
@@ -183,4 +184,4 @@ def render_plan(report: RunReport) -> str:
                     lines.append(f"  ~ {action}")
             elif s.status == "failed":
                 lines.append(f"  ! {s.name}: {s.message}")
-    return "\n".join(lines)
+    return lines_safe("\n".join(lines))

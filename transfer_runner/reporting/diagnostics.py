@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from transfer_runner.errors import ConfigError, Diagnostic
+from transfer_runner.shown import log_safe
 
 __all__ = ["DiagnosticFormat", "FORMATS", "format_diagnostics"]
 
@@ -17,8 +18,8 @@ FORMATS: tuple[str, ...] = ("text", "json", "github")
 def format_diagnostics(diags: Sequence[Diagnostic], fmt: str = "text") -> str:
     """All diagnostics in one string (no trailing newline); text and github print nothing for
     no diagnostics, json always prints `{"valid": ..., "errors": [...]}`."""
-    if fmt == "text":
-        return "\n".join(str(d) for d in diags)
+    if fmt == "text":  # one line each: a path or value cannot start a CI command line
+        return "\n".join(log_safe(str(d)) for d in diags)
     if fmt == "json":
         return _json(diags)
     if fmt == "github":

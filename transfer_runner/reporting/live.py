@@ -25,6 +25,7 @@ from rich.text import Text
 
 from transfer_runner.engine.results import StepResult, TransferResult
 from transfer_runner.manifest.model import Transfer
+from transfer_runner.shown import log_safe
 
 __all__ = ["LiveView"]
 
@@ -83,14 +84,18 @@ class LiveView:
 
     def step_finished(self, transfer: Transfer, step: StepResult) -> None:
         if step.status == "failed":
-            self._say(Text(f"failed: [{transfer.name}] {step.name}: {step.message}", "red"))
+            self._say(
+                Text(log_safe(f"failed: [{transfer.name}] {step.name}: {step.message}"), "red")
+            )
 
     def transfer_finished(self, result: TransferResult) -> None:
         with self._lock:
             self._running.pop(result.name, None)
             self._finished[result.status] += 1
         if result.status in ("locked", "interrupted"):
-            self._say(Text(f"{result.status}: [{result.name}] {result.message}", "yellow"))
+            self._say(
+                Text(log_safe(f"{result.status}: [{result.name}] {result.message}"), "yellow")
+            )
 
     def __call__(self, transfer: str, what: str, done: int, total: int, nbytes: int) -> None:
         """Progress of a long step (messages and bytes so far, of `total` messages)."""

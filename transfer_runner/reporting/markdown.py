@@ -15,6 +15,7 @@ from transfer_runner.engine.results import (
     TransferResult,
 )
 from transfer_runner.reporting.json_report import iso_utc
+from transfer_runner.shown import lines_safe
 
 __all__ = ["md_escape", "render_markdown"]
 
@@ -105,4 +106,4 @@ def render_markdown(report: RunReport) -> str:
         lines += _table(report.transfers) + _problems(report.transfers)
     else:
         lines += ["No transfers were selected.", ""]
-    return "\n".join(lines)
+    return lines_safe("\n".join(lines))

@@ -17,6 +17,7 @@ from transfer_runner.engine.results import TRANSFER_STATUSES, RunReport, Transfe
 from transfer_runner.platforms.base import STORES
 from transfer_runner.reporting.markdown import md_escape
 from transfer_runner.reporting.rows import accounts_of, amount_of
+from transfer_runner.shown import lines_safe
 
 __all__ = ["render_plan_markdown"]
 
@@ -39,7 +40,7 @@ def render_plan_markdown(report: RunReport) -> str:
     ]
     for transfer, found in zip(report.transfers, facts, strict=True):
         lines += ["", *_transfer(transfer, found)]
-    return "\n".join(lines) + "\n"
+    return lines_safe("\n".join(lines)) + "\n"
 
 
 def _transfer(t: TransferResult, f: Mapping[str, Any]) -> list[str]:

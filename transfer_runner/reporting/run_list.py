@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from transfer_runner.engine.results import TRANSFER_STATUSES
+from transfer_runner.shown import lines_safe
 from transfer_runner.state.base import RunInfo
 from transfer_runner.utc import iso_z
 
@@ -31,7 +32,7 @@ def render_run_list(runs: Sequence[RunInfo], *, as_json: bool = False) -> str:
     for row in [header, *lines]:
         fixed = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
         out.append(f"{fixed}  {row[-1]}".rstrip())
-    return "\n".join(out)
+    return lines_safe("\n".join(out))
 
 
 def _cells(run: RunInfo) -> tuple[str, ...]:
