@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Iterable
 
-__all__ = ["RedactingFilter", "install_redaction", "SECRET_ENV_VARS", "MASK"]
+__all__ = ["RedactingFilter", "install_redaction", "redact_also", "SECRET_ENV_VARS", "MASK"]
 
 MASK = "****"
 SECRET_ENV_VARS = (
@@ -81,10 +81,21 @@ def _masked(match: re.Match[str]) -> str:
     return match.group(1) + MASK
 
 
+_ALSO: set[str] = set()  # secrets that came from elsewhere than the environment
+
+
+def redact_also(secret: str) -> None:
+    """Mask `secret` as well (one read from a file, or generated), on the root logger's
+    handlers now and on any handler `install_redaction` equips later."""
+    _ALSO.add(secret)
+    install_redaction()
+
+
 def install_redaction(handlers: Iterable[logging.Handler] | None = None) -> RedactingFilter:
-    """Attach a filter knowing the secrets now in the environment to the given handlers
-    (default: the root logger's), replacing any filter an earlier call attached."""
-    flt = RedactingFilter(os.environ.get(name, "") for name in SECRET_ENV_VARS)
+    """Attach a filter knowing the secrets now in the environment (and those given to
+    `redact_also`) to the given handlers (default: the root logger's), replacing any filter
+    an earlier call attached."""
+    flt = RedactingFilter([*(os.environ.get(name, "") for name in SECRET_ENV_VARS), *_ALSO])
     for handler in handlers if handlers is not None else logging.getLogger().handlers:
         for old in [f for f in handler.filters if isinstance(f, RedactingFilter)]:
             handler.removeFilter(old)

@@ -133,7 +133,16 @@ def serve_token(
 ) -> ServeToken:
     """The token from the environment (`from_env`) or the file `token_file` (its text,
     stripped), or else a new random one (256 bits). ConfigError for both, or a file that
-    cannot be read or is empty; `say` warns of a file other users can read."""
+    cannot be read or is empty; `say` warns of a file other users can read. Logs mask it
+    from now on, wherever it came from."""
+    from transfer_runner.redaction import redact_also
+
+    token = _token(from_env, token_file, say)
+    redact_also(token.value)
+    return token
+
+
+def _token(from_env: str | None, token_file: str | None, say: Callable[[str], None]) -> ServeToken:
     import secrets
 
     if from_env is not None and token_file is not None:

@@ -100,3 +100,16 @@ def test_the_list_names_the_platform_token_and_the_aws_keys() -> None:
         "TRANSFER_RUNNER_PLATFORM_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
     } <= set(SECRET_ENV_VARS)  # fmt: skip
+
+
+def test_a_secret_from_a_file_is_masked_too(tmp_path: Path) -> None:
+    from transfer_runner.sandbox_commands import serve_token
+
+    token_file = tmp_path / "token"
+    token_file.write_text("file-token-0f3c9a71d2\n")
+    token_file.chmod(0o600)
+    path = tmp_path / "run.log"
+    configure_logging("debug", 0, "text", str(path))
+    token = serve_token(None, str(token_file))
+    logging.getLogger("transfer_runner.http.server").debug("the token is %s", token.value)
+    assert "file-token-0f3c9a71d2" not in path.read_text() and MASK in path.read_text()
