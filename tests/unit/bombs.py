@@ -7,6 +7,7 @@ and `LazyTar` makes a member's bytes only when they are read (and counts what wa
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -14,7 +15,11 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import threading
 import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +91,89 @@ class LazyTar(io.RawIOBase):
                 self.read_count += count
                 return count
         return 0
+
+
+@dataclass
+class Served:
+    """What the loopback server answers every request with: `body`, then `zeros` zero bytes
+    made as they are sent; `Content-Length` unless `chunked`. `seen` holds each request's
+    headers."""
+
+    body: bytes = b"{}"
+    zeros: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+    chunked: bool = False
+    seen: list[dict[str, str]] = field(default_factory=list)
+
+    def pieces(self) -> Iterator[bytes]:
+        yield self.body
+        left = self.zeros
+        while left:
+            count = min(left, MiB)
+            left -= count
+            yield bytes(count)
+
+
+def _handler(served: Served) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            served.seen.append(dict(self.headers.items()))
+            self.send_response(200)
+            for name, value in {"Content-Type": "application/json", **served.headers}.items():
+                self.send_header(name, value)
+            if served.chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(len(served.body) + served.zeros))
+            self.end_headers()
+            with contextlib.suppress(OSError):  # the client may hang up: it refused the reply
+                for piece in served.pieces():
+                    if served.chunked and piece:
+                        piece = b"%x\r\n%s\r\n" % (len(piece), piece)
+                    self.wfile.write(piece)
+                if served.chunked:
+                    self.wfile.write(b"0\r\n\r\n")
+
+        do_GET = do_POST = do_PUT = _serve
+
+    return Handler
+
+
+class _Quiet(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
+def start_server(served: Served) -> _Quiet:
+    """A loopback HTTP server answering every request with `served`, serving on a daemon
+    thread (a child process may just exit); its base URL is `url(server)`."""
+    httpd = _Quiet(("127.0.0.1", 0), _handler(served))
+    threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True).start()
+    return httpd
+
+
+def url(httpd: _Quiet) -> str:
+    return f"http://127.0.0.1:{httpd.server_address[1]}"
+
+
+@contextlib.contextmanager
+def http_server(served: Served) -> Iterator[str]:
+    """`start_server`, stopped at the end; yields its base URL."""
+    httpd = start_server(served)
+    try:
+        yield url(httpd)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 _HEAD = """\

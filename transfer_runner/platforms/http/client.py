@@ -34,6 +34,7 @@ from transfer_runner.platforms.base import (
     Ticket,
     WriteCounter,
 )
+from transfer_runner.platforms.http import transport
 from transfer_runner.platforms.http.replies import decode_fetched
 from transfer_runner.platforms.http.transport import HTTP_RETRIES, Endpoint, Response, Transport
 from transfer_runner.platforms.http.wire import API_PREFIX, from_wire, to_wire
@@ -92,9 +93,9 @@ class HttpPlatform:
 
     `timeout` is the read timeout in seconds (connecting waits at most 10 s); `max_attempts`
     bounds the tries of a safe request (see `transport.py`); `pool_size` should be at least the
-    number of forks. `writes` counts the write calls made through this adapter (one per
-    Protocol call, however many attempts it took). `sleep` and `rng` drive the retry backoff
-    (tests pass fakes).
+    number of forks; `max_reply_bytes` bounds a reply's body (see `transport.py`). `writes`
+    counts the write calls made through this adapter (one per Protocol call, however many
+    attempts it took). `sleep` and `rng` drive the retry backoff (tests pass fakes).
     """
 
     def __init__(
@@ -107,6 +108,7 @@ class HttpPlatform:
         pool_size: int = 32,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        max_reply_bytes: int = transport.MAX_REPLY_BYTES,
     ) -> None:
         self._http = Transport(
             base_url,
@@ -116,6 +118,7 @@ class HttpPlatform:
             pool_size=pool_size,
             sleep=sleep,
             rng=rng,
+            max_reply_bytes=max_reply_bytes,
         )
         self.base_url = self._http.base_url
         self.policy = self._http.policy
@@ -350,12 +353,18 @@ def open_http_platform(url: str) -> HttpPlatform:
     `TRANSFER_RUNNER_PLATFORM_TOKEN` is the bearer token (never in the URL: a URL holding
     credentials or a query string is refused). `TRANSFER_RUNNER_PLATFORM_TIMEOUT` (seconds,
     default 30) and `TRANSFER_RUNNER_PLATFORM_RETRIES` (retries after the first attempt,
-    default 5; 0 turns retrying off) are optional.
+    default 5; 0 turns retrying off) and `TRANSFER_RUNNER_PLATFORM_MAX_REPLY_MIB` (default 96)
+    are optional.
     """
     token = os.environ.get(TOKEN_ENV, "").strip() or None
     timeout = _env_number(TIMEOUT_ENV, DEFAULT_TIMEOUT, float, minimum=0.001)
-    retries = _env_number(RETRIES_ENV, DEFAULT_MAX_ATTEMPTS - 1, int, minimum=0)
-    platform = HttpPlatform(url, token=token, timeout=timeout, max_attempts=int(retries) + 1)
+    retries = int(_env_number(RETRIES_ENV, DEFAULT_MAX_ATTEMPTS - 1, int, minimum=0))
+    reply_mib = int(
+        _env_number(transport.MAX_REPLY_ENV, transport.MAX_REPLY_BYTES >> 20, int, minimum=1)
+    )
+    platform = HttpPlatform(
+        url, token=token, timeout=timeout, max_attempts=retries + 1, max_reply_bytes=reply_mib << 20
+    )
     _warn_plain_http(platform.base_url, token)
     return platform
 
@@ -385,9 +394,7 @@ def _warn_plain_http(base_url: str, token: str | None) -> None:
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False

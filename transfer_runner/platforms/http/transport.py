@@ -13,6 +13,12 @@ Retry rules (`Transport.request`, with the runner's one `transfer_runner.retries
   dropped connection nobody knows whether it happened, and the error says so).
 - Everything else (4xx, redirects, TLS failures) fails at once.
 
+Replies are bounded: the transport asks for no content encoding (`Accept-Encoding: identity`)
+and refuses a reply that has one (a small gzip reply can inflate to GiBs), refuses a
+`Content-Length` over `max_reply_bytes` before reading the body, and stops reading a body
+without one as soon as it passes that (`MAX_REPLY_BYTES`, 96 MiB: above the contract's largest
+message, 64 MiB, fetched alone). Such a refusal is not retried.
+
 Failures become `transfer_runner.errors` leaves (see `problem_error`). Messages name the
 endpoint (`create_account (POST /v1/accounts)`) and the problem's title and detail. The bearer
 token is held in a `_Secret` whose repr is masked, is never logged (urllib3 logs no headers) and
@@ -58,6 +64,8 @@ __all__ = [  # Response, parse_retry_after and problem_error are replies', re-ex
     "Endpoint",
     "Response",
     "HTTP_RETRIES",
+    "MAX_REPLY_BYTES",
+    "MAX_REPLY_ENV",
     "MAX_RETRY_AFTER_S",
     "Transport",
     "RETRY_STATUSES",
@@ -99,6 +107,9 @@ class Endpoint:
 
 HTTP_RETRIES = RetryPolicy(attempts=6, base_delay_s=0.2, max_delay_s=10.0)
 MAX_RETRY_AFTER_S = 60.0  # a server's Retry-After is honoured up to this many seconds
+MAX_REPLY_BYTES = 96 * 1024 * 1024  # a reply's body (a 64 MiB message fetched alone fits)
+MAX_REPLY_ENV = "TRANSFER_RUNNER_PLATFORM_MAX_REPLY_MIB"
+_READ_CHUNK = 1024 * 1024
 
 
 class _Secret:
@@ -143,10 +154,14 @@ class Transport:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
     ) -> None:
         self.base_url = check_base_url(base_url)
-        if timeout <= 0:
-            raise ConfigError(f"the platform timeout must be positive, not {timeout}")
+        if timeout <= 0 or max_reply_bytes < 1:
+            raise ConfigError(
+                f"timeout and reply limit must be positive: {timeout}, {max_reply_bytes}"
+            )
+        self.max_reply_bytes = max_reply_bytes
         if token is not None and (not token.strip() or any(c in token for c in "\r\n\0")):
             raise ConfigError("the platform token must be non-empty and on one line")
         self._token = _Secret(token) if token else None
@@ -211,7 +226,7 @@ class Transport:
     def _headers(
         self, accept: str, content_type: str | None, idempotency_key: str | None
     ) -> dict[str, str]:
-        headers = {"Accept": accept, "User-Agent": "transfer-runner"}
+        headers = {"Accept": accept, "Accept-Encoding": "identity", "User-Agent": "transfer-runner"}
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token.value}"
         if content_type:
@@ -233,7 +248,16 @@ class Transport:
                 timeout=self.timeout,
                 retries=False,
                 redirect=False,
+                preload_content=False,
+                decode_content=False,
             )
+            try:
+                data = self._read(reply)
+            finally:
+                reply.release_conn()
+        except _Refused as exc:
+            cause = self._scrub(exc.reason)
+            return _Failure(cause, None, error=PlatformError(endpoint.label, cause, exc.args[1]))
         except (SSLError, ProxyError) as exc:
             return self._fatal(endpoint, f"TLS/proxy error: {self._describe(exc)}")
         except (Urllib3Timeout, ProtocolError, http.client.HTTPException, OSError) as exc:
@@ -243,12 +267,34 @@ class Transport:
             return self._fatal(endpoint, f"HTTP error: {self._describe(exc)}")
         elapsed = time.monotonic() - started
         log.debug("%s %s -> %s in %.3f s", endpoint.method, path, reply.status, elapsed)
-        response = Response(
-            reply.status, {k.lower(): v for k, v in reply.headers.items()}, reply.data or b""
-        )
+        response = Response(reply.status, {k.lower(): v for k, v in reply.headers.items()}, data)
         if 200 <= reply.status < 300:
             return response
         return self._http_failure(endpoint, response)
+
+    def _read(self, reply: Any) -> bytes:
+        """The body as sent, at most `max_reply_bytes` of it (`_Refused` beyond, and for a
+        content encoding: none is asked for, so none is decoded)."""
+        limit, encoding = self.max_reply_bytes, reply.headers.get("content-encoding", "")
+        declared = reply.headers.get("content-length", "").strip()
+        too_long = declared.isdigit() and int(declared) > limit
+        chunks, total = [], 0
+        if encoding.strip().lower() not in ("", "identity"):
+            reply.close()  # the rest is never read: the connection is not reused
+            detail = (
+                f"Content-Encoding {encoding[:40]!r}, not asked for (Accept-Encoding: identity)"
+            )
+            raise _Refused(f"the reply has {detail}", reply.status)
+        while not too_long and (chunk := reply.read(_READ_CHUNK, decode_content=False)):
+            total += len(chunk)
+            chunks.append(chunk)
+            too_long = total > limit
+        if too_long:
+            reply.close()
+            size = f"{int(declared):,} bytes, more" if declared.isdigit() else "longer"
+            limits = f"than the limit of {limit:,} bytes ({MAX_REPLY_ENV} raises it)"
+            raise _Refused(f"the reply is {size} {limits}; it was not read", reply.status)
+        return b"".join(chunks)
 
     @staticmethod
     def _fatal(endpoint: Endpoint, cause: str) -> _Failure:
@@ -313,6 +359,14 @@ class Transport:
     def _describe(self, exc: BaseException) -> str:
         text = _NOISE.sub("", str(exc)) or type(exc).__name__
         return self._scrub(f"{type(exc).__name__}: {text}")
+
+
+class _Refused(Exception):
+    """A reply the transport does not read: (reason, HTTP status)."""
+
+    @property
+    def reason(self) -> str:
+        return str(self.args[0])
 
 
 def _good_key(key: object) -> bool:
