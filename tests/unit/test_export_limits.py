@@ -41,7 +41,7 @@ def test_every_limit_comes_from_its_environment_variable(monkeypatch: pytest.Mon
     assert export_limits().max_part_members == ExportLimits().max_part_members
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "1.5", "lots", "1e9"])
+@pytest.mark.parametrize("value", ["0", "-1", "1.5", "lots", "1e9", "\u00b2"])
 def test_a_bad_value_is_a_config_error_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:

@@ -74,7 +74,7 @@ class ExportLimits:
             text = env.get(variable, "").strip()
             if not text:
                 continue
-            if not text.isdigit() or int(text) < 1:
+            if not (text.isascii() and text.isdigit()) or int(text) < 1:
                 raise ConfigError(f"{variable}={text[:40]!r}: expected a whole number >= 1")
             values[name] = int(text) * unit
         return cls(**values)

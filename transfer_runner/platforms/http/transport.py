@@ -276,8 +276,9 @@ class Transport:
         """The body as sent, at most `max_reply_bytes` of it (`_Refused` beyond, and for a
         content encoding: none is asked for, so none is decoded)."""
         limit, encoding = self.max_reply_bytes, reply.headers.get("content-encoding", "")
-        declared = reply.headers.get("content-length", "").strip()
-        too_long = declared.isdigit() and int(declared) > limit
+        length = reply.headers.get("content-length", "").strip()
+        declared = int(length) if length.isascii() and length.isdigit() else None
+        too_long = declared is not None and declared > limit
         chunks, total = [], 0
         if encoding.strip().lower() not in ("", "identity"):
             reply.close()  # the rest is never read: the connection is not reused
@@ -291,7 +292,7 @@ class Transport:
             too_long = total > limit
         if too_long:
             reply.close()
-            size = f"{int(declared):,} bytes, more" if declared.isdigit() else "longer"
+            size = "longer" if declared is None else f"{declared:,} bytes, more"
             limits = f"than the limit of {limit:,} bytes ({MAX_REPLY_ENV} raises it)"
             raise _Refused(f"the reply is {size} {limits}; it was not read", reply.status)
         return b"".join(chunks)
