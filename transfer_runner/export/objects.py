@@ -229,16 +229,28 @@ def object_sha256(s3: Any, bucket: str, key: str) -> str | None:
     return digest.hexdigest()
 
 
+# A receipt or a checkpoint is kilobytes (a checkpoint of a million messages, some 40 MiB);
+# a bigger object under those names is not ours, and is refused before it fills memory.
+MAX_SMALL_OBJECT = 64 * MiB
+
+
 def read_bytes(s3: Any, bucket: str, key: str) -> bytes | None:
-    """The whole of a small object (a receipt, a checkpoint), or None if there is none."""
+    """The whole of a small object (a receipt, a checkpoint), or None if there is none;
+    ExportError past `MAX_SMALL_OBJECT` bytes, read no further."""
     body = open_object(s3, bucket, key)
     if body is None:
         return None
     with s3_errors(f"read of s3://{bucket}/{key}"):
         try:
-            return bytes(body.read())
+            data = bytes(body.read(MAX_SMALL_OBJECT + 1))
         finally:
             body.close()
+    if len(data) > MAX_SMALL_OBJECT:
+        raise ExportError(
+            f"s3://{bucket}/{key} is larger than {MAX_SMALL_OBJECT // MiB} MiB: not a receipt "
+            "or checkpoint this runner wrote; refused unread"
+        )
+    return data
 
 
 def put_bytes(s3: Any, settings: S3Settings, key: str, body: bytes, content_type: str) -> None:

@@ -27,6 +27,9 @@ from transfer_runner.retries import RetryPolicy
 from transfer_runner.state.codec import to_json
 
 log = logging.getLogger(__name__)
+# A state object (a run, a transfer's record and steps, a lock) is kilobytes; one far larger
+# was not written by a runner, and is refused before it fills memory.
+MAX_STATE_OBJECT = 64 << 20
 
 __all__ = [
     "Versioned",
@@ -144,13 +147,18 @@ class S3Objects:
         """The object at `key` with its ETag, or None if there is none."""
         try:
             response = self.call(what, "get_object", Key=self.prefix + key)
-            raw = response["Body"].read()
+            raw = response["Body"].read(MAX_STATE_OBJECT + 1)
         except _Missing:
             return None
         except _Precondition:  # pragma: no cover - GET here takes no precondition
             raise StateError(f"state {self.url}: unexpected 412 reading {key}") from None
         except BotoCoreError as exc:  # the body stream broke half-way
             raise StateError(f"state {self.url}: {what} {key} failed: {exc}") from exc
+        if len(raw) > MAX_STATE_OBJECT:
+            raise StateError(
+                f"state {self.url}: {key} is larger than {MAX_STATE_OBJECT >> 20} MiB: not a "
+                "state object this runner wrote; refused unread"
+            )
         try:
             body = json.loads(raw)
         except ValueError as exc:
