@@ -32,7 +32,8 @@ def world(request: pytest.FixtureRequest, tmp_path: Path, s3_server: Any) -> dic
     """acme-com and globex-io on a fresh sandbox, with SQLite or S3 state."""
     env = make_cli_world(tmp_path, s3_server, "procs")
     if request.param == "s3":
-        env["TRANSFER_RUNNER_STATE"] = env["TRANSFER_RUNNER_EXPORT_TO"] + "/state"
+        # beside the exports, never under them (the runner refuses prefixes that overlap)
+        env["TRANSFER_RUNNER_STATE"] = env["TRANSFER_RUNNER_EXPORT_TO"] + "-state"
     return env
 
 
