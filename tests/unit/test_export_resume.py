@@ -149,7 +149,13 @@ def test_a_gap_in_the_journal_is_filled_and_only_it_is_uploaded(
 
 @pytest.mark.parametrize(
     "damage",
-    ["truncate-part", "garbage-record", "record-of-other-compression", "repeated-id"],
+    [
+        "truncate-part",
+        "garbage-record",
+        "record-of-other-compression",
+        "repeated-id",
+        "record-line-past-the-limit",
+    ],
 )
 def test_a_record_that_does_not_vouch_for_its_part_is_dropped_and_redone(
     s3: Any, platform: FakePlatform, damage: str
@@ -163,6 +169,8 @@ def test_a_record_that_does_not_vouch_for_its_part_is_dropped_and_redone(
         s3.put_object(Bucket=BUCKET, Key=first.parts[1], Body=b"short")
     elif damage == "garbage-record":
         s3.put_object(Bucket=BUCKET, Key=record, Body=b"{not json\n")
+    elif damage == "record-line-past-the-limit":  # 128 KiB in one line: refused as it is read
+        s3.put_object(Bucket=BUCKET, Key=record, Body=body + b"x" * (128 * 1024) + b"\n")
     elif damage == "record-of-other-compression":
         s3.put_object(Bucket=BUCKET, Key=record, Body=body.replace(b".tar.zst", b".tar.gz"))
     else:  # part 2's record also claims a message of part 1

@@ -144,9 +144,12 @@ def _read_record(
     body = open_object(s3, layout.bucket, key)
     if body is None:
         return ReadRecord(None, [], f"{key}: vanished")
+    where = f"journal record s3://{layout.bucket}/{key}"
     with s3_errors(f"read of s3://{layout.bucket}/{key}"):
         try:
-            raw = list(iter_lines(body))
+            raw = list(iter_lines(body, where=where))
+        except ExportError as exc:  # past the limits: not a record we wrote, as if malformed
+            return ReadRecord(None, [], str(exc))
         finally:
             body.close()
     try:
@@ -186,7 +189,7 @@ def _append_record(s3: Any, layout: StoreLayout, number: int, writer: IndexWrite
         raise ExportError(f"journal record s3://{layout.bucket}/{key} vanished during export")
     with s3_errors(f"read of s3://{layout.bucket}/{key}"):
         try:
-            for position, line in enumerate(iter_lines(body)):
+            for position, line in enumerate(iter_lines(body, where=f"journal record {key}")):
                 if position and line.strip():
                     writer.add_line(line + b"\n")
         finally:
