@@ -185,7 +185,7 @@ ERRORS = [
         (NewAccount("C-1001", "X", "x.example", 1, 1, ("encryption",)), "e:4"),
     ),
     (NotFound, "add_ticket_comment", ("T-404", "hello", "e:5")),
-    (PlatformError, "move_domain", ("acme.com", "C-1001", "C-1001", "e:6")),
+    (Conflict, "move_domain", ("acme.com", "C-1001", "C-1001", "e:6")),
     (PlatformError, "import_message", ("A-1", "archive", "../etc", RAW, "e:7")),
     (PlatformError, "charge", ("R-301", Decimal("1.005"), "fee", "e:8")),
     (PlatformError, "list_messages", ("C-1001", "inbox")),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +25,8 @@ from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from transfer_runner.clock import clock_from_env
 from transfer_runner.platforms import base
 from transfer_runner.platforms.http.routes import ROUTES
-from transfer_runner.platforms.http.wire import PROBLEM_TYPES, to_wire
+from transfer_runner.platforms.http.server import MAX_KEY_LENGTH
+from transfer_runner.platforms.http.wire import DOMAIN_PATTERN, MAX_DOMAIN, PROBLEM_TYPES, to_wire
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_PATH = ROOT / "schemas" / "platform-api.yaml"
@@ -223,3 +226,68 @@ def test_a_float_amount_does_not_validate(spec: dict[str, Any]) -> None:
     validator = jsonschema.Draft202012Validator(schema)
     validator.validate({"amount": "25.00", "reason": "fee"})
     assert list(validator.iter_errors({"amount": 25.0, "reason": "fee"}))
+
+
+# -- what the server accepts, exactly (issue 19) -------------------------------------------------
+def test_domain_names_are_the_servers_pattern(spec: dict[str, Any]) -> None:
+    schema = spec["components"]["schemas"]["DomainName"]
+    assert (schema["pattern"], schema["maxLength"]) == (DOMAIN_PATTERN, MAX_DOMAIN)
+    path = _resolve(spec, spec["components"]["parameters"]["Domain"])["schema"]
+    assert path == {"$ref": "#/components/schemas/DomainName"}
+    assert spec["components"]["schemas"]["NewAccount"]["properties"]["domain"] == path
+
+
+@pytest.mark.parametrize(
+    ("name", "matches"),
+    [
+        ("acme.com", True),
+        ("ACME.com.", True),  # any case, a trailing dot: the same name
+        ("xn--bcher-kva.de", True),
+        ("a.b.c.example", True),
+        ("00", False),  # one label (what schemathesis once sent)
+        ("1.2.3.4", False),  # the last label starts with a letter
+        ("ab--c.com", False),  # `--` in places 3-4 is for xn-- labels only
+        ("-a.com", False),
+        ("a-.com", False),
+        ("a..com", False),
+        ("bücher.de", False),  # an IDN travels as its A-label
+        ("a_b.com", False),
+        ("a" * 64 + ".com", False),
+        ("acme.com\n", False),
+    ],
+)
+def test_the_domain_pattern(name: str, matches: bool) -> None:
+    assert bool(re.fullmatch(DOMAIN_PATTERN, name)) is matches
+
+
+def test_not_blank_is_what_the_server_strips(spec: dict[str, Any]) -> None:
+    """`Text` and `IdempotencyKey` refuse exactly the strings Python's `str.strip` empties,
+    which is how the sandbox and the server tell a blank name, comment, reason or key."""
+    schemas = spec["components"]["schemas"]
+    pattern = schemas["Text"]["pattern"]
+    assert schemas["IdempotencyKey"]["pattern"] == pattern
+    blank = re.compile(pattern)
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        assert bool(blank.search(char)) is not char.isspace(), hex(code)
+    key = _resolve(spec, spec["components"]["parameters"]["IdempotencyKey"])["schema"]
+    assert key == {"$ref": "#/components/schemas/IdempotencyKey"}
+    assert schemas["IdempotencyKey"]["maxLength"] == MAX_KEY_LENGTH
+
+
+def test_what_only_a_rule_refuses_is_documented_not_a_400(spec: dict[str, Any]) -> None:
+    ops = {op["operationId"]: op for op in _operations(spec).values()}
+    taking_a_domain = {"create_account", "attach_domain", "detach_domain", "move_domain"}
+    assert {name for name, op in ops.items() if "422" in op["responses"]} == taking_a_domain
+    assert "409" in ops["move_domain"]["responses"]
+    assert "409" in spec["components"]["schemas"]["MoveRequest"]["description"]
+    assert "422" in spec["components"]["schemas"]["DomainName"]["description"]
+
+
+def test_raw_messages_are_binary_with_an_example(spec: dict[str, Any]) -> None:
+    path = "/v1/accounts/{account_id}/stores/{store}/messages/{message_id}"
+    body = spec["paths"][path]["put"]["requestBody"]["content"]["message/rfc822"]
+    assert body["schema"]["format"] == "binary"
+    assert body["example"].startswith("From: ")
+    reply = spec["paths"][path]["get"]["responses"]["200"]["content"]["message/rfc822"]
+    assert reply["schema"] == {"type": "string", "format": "binary"}

@@ -9,8 +9,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from transfer_runner.domains import normalize_domain
 from transfer_runner.errors import PlatformError
 from transfer_runner.platforms.base import STORES, Store
+from transfer_runner.platforms.http.wire import DOMAIN_PATTERN, MAX_DOMAIN
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "Reply",
     "Route",
     "bad_request",
+    "domain_of",
     "json_object",
     "key_of",
     "limit_of",
@@ -27,6 +30,7 @@ __all__ = [
 ]
 
 RFC822 = "message/rfc822"
+_DOMAIN = re.compile(DOMAIN_PATTERN)
 BodyKind = Literal["none", "json", "message"]
 
 
@@ -75,6 +79,23 @@ def bad_request(call: Call | str, detail: str) -> PlatformError:
     """A 400 for `call` (or an operation name)."""
     operation = call if isinstance(call, str) else call.operation
     return PlatformError(operation, detail, 400)
+
+
+def domain_of(call: Call, value: str, where: str) -> str:
+    """`value` if it is a domain in the contract's wire form (`DomainName`): a 400 if it does
+    not match the pattern, a 422 if it does but is not a valid IDNA name (an `xn--` label)."""
+    if len(value) > MAX_DOMAIN or not _DOMAIN.fullmatch(value):
+        try:
+            hint = f" (send {normalize_domain(value)!r})"
+        except ValueError:
+            hint = ""
+        detail = f"{where}: {value!r} is not a domain name in ASCII (IDNs as A-labels){hint}"
+        raise bad_request(call, detail)
+    try:
+        normalize_domain(value)
+    except ValueError as exc:
+        raise PlatformError(call.operation, f"{where}: domain {value!r} {exc}", 422) from None
+    return value
 
 
 def json_object(call: Call) -> dict[str, Any]:

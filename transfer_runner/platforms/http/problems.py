@@ -3,7 +3,8 @@
 The mapping is the inverse of the adapter's (`replies.problem_error`): NotFound -> 404
 not-found, AccountCancelled -> 409 account-cancelled with the account id in `account`, a
 Conflict about a reused idempotency key -> 409 idempotency-key-reused, any other Conflict ->
-409 conflict, any other PlatformError -> its status (400 when it has none).
+409 conflict, any other PlatformError -> its status (400 when it has none; a 422, a request
+well-formed but naming what cannot exist, is `unprocessable`).
 
 One problem is the sandbox server's own, not the contract's: 421 `/problems/misdirected-request`,
 for a `Host` header the server does not answer to (`sandbox serve`'s defence against DNS
@@ -34,6 +35,7 @@ _TITLES = {
     "bad-request": "Bad request",
     "method-not-allowed": "Method not allowed",
     "payload-too-large": "Payload too large",
+    "unprocessable": "Unprocessable content",
     "rate-limited": "Rate limited",
     "unavailable": "Unavailable",
     "internal": "Internal server error",
@@ -47,6 +49,7 @@ _SLUG_BY_STATUS = {
     404: "not-found",
     409: "conflict",
     413: "payload-too-large",
+    422: "unprocessable",
     429: "rate-limited",
     503: "unavailable",
 }

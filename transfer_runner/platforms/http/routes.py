@@ -23,6 +23,7 @@ from transfer_runner.platforms.http.calls import (
     Reply,
     Route,
     bad_request,
+    domain_of,
     json_object,
     key_of,
 )
@@ -40,6 +41,7 @@ __all__ = ["Call", "Reply", "Route", "ROUTES", "RFC822", "AMOUNT", "MAX_COUNT", 
 T = TypeVar("T")
 MAX_COUNT = 2_147_483_647  # users and max_domains of a new account (the contract's maximum)
 AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")  # what a charge or credit takes
+DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # the contract's Date (fromisoformat takes more)
 
 
 # -- request bodies -----------------------------------------------------------------------------
@@ -102,7 +104,13 @@ def _counted_body(call: Call, cls: type[T], counts: tuple[str, ...]) -> T:
 
 
 def _new_account(call: Call) -> NewAccount:
-    return _counted_body(call, NewAccount, ("users", "max_domains"))
+    spec = _counted_body(call, NewAccount, ("users", "max_domains"))
+    domain_of(call, spec.domain, "body.domain")
+    return spec
+
+
+def _domain(call: Call) -> str:
+    return domain_of(call, call.args["domain"], "domain")
 
 
 def _payment_body(call: Call) -> PaymentBody:
@@ -169,18 +177,19 @@ def _cancel_account(call: Call) -> Reply:
 
 
 def _attach_domain(call: Call) -> Reply:
-    call.platform.attach_domain(call.args["account_id"], call.args["domain"], key_of(call))
+    call.platform.attach_domain(call.args["account_id"], _domain(call), key_of(call))
     return Reply(204)
 
 
 def _detach_domain(call: Call) -> Reply:
-    call.platform.detach_domain(call.args["account_id"], call.args["domain"], key_of(call))
+    call.platform.detach_domain(call.args["account_id"], _domain(call), key_of(call))
     return Reply(204)
 
 
 def _move_domain(call: Call) -> Reply:
+    domain = _domain(call)
     body = _json_body(call, MoveBody)
-    call.platform.move_domain(call.args["domain"], body.from_account, body.to_account, key_of(call))
+    call.platform.move_domain(domain, body.from_account, body.to_account, key_of(call))
     return Reply(204)
 
 
@@ -198,8 +207,11 @@ def _count_query(call: Call, name: str) -> int:
 
 
 def _quote_subscription(call: Call) -> Reply:
+    text = _query(call, "start")
     try:
-        start = date.fromisoformat(_query(call, "start"))
+        if not DATE.fullmatch(text):
+            raise ValueError(text)
+        start = date.fromisoformat(text)
     except ValueError:
         raise bad_request(
             call, "the query parameter 'start' must be a date such as 2026-12-05"

@@ -19,7 +19,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 
 from transfer_runner.errors import PlatformError
 
-__all__ = ["API_PREFIX", "PROBLEM_TYPES", "to_wire", "from_wire"]
+__all__ = ["API_PREFIX", "DOMAIN_PATTERN", "MAX_DOMAIN", "PROBLEM_TYPES", "to_wire", "from_wire"]
 
 T = TypeVar("T")
 
@@ -36,11 +36,27 @@ PROBLEM_TYPES: dict[str, str] = {
         "bad-request",
         "method-not-allowed",
         "payload-too-large",
+        "unprocessable",
         "rate-limited",
         "unavailable",
         "internal",
     )
 }
+
+# A domain on the wire (the contract's `DomainName`: this pattern, at most MAX_DOMAIN characters
+# as sent): ASCII, so an IDN as its A-labels. A label is LDH, 1-63 long, no hyphen at either
+# end, no `--` in places 3-4 unless it starts `xn--`; the last label starts with a letter; any
+# case, and a trailing dot, name the same domain. Whether an `xn--` label is valid IDNA 2008 is
+# not a pattern's to say (a 422). A label is one of its lengths (1, 2, 3, 4, more) or an A-label,
+# side by side, so that a generator choosing among them makes few A-labels.
+_A, _H = "[A-Za-z0-9]", "[A-Za-z0-9-]"
+_LONGER = f"{_H}(?:{_A}{_H}|-{_A}){_H}{{0,58}}{_A}"  # 5-63: places 3-4 are not `--`
+_TAILS = ("", _A, f"{_H}{_A}", f"{_H}{_H}{_A}", _LONGER)
+_A_LABEL = f"[Xx][Nn]--{_H}{{0,58}}{_A}"
+_LABEL = "|".join([*(f"{_A}{tail}" for tail in _TAILS), _A_LABEL])
+_TLD = "|".join([*(f"[A-Za-z]{tail}" for tail in _TAILS), _A_LABEL])
+DOMAIN_PATTERN = f"^(?:(?:{_LABEL})\\.)+(?:{_TLD})\\.?$"
+MAX_DOMAIN = 253
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")

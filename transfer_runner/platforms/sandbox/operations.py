@@ -171,9 +171,11 @@ def detach_domain(
 def move_domain(
     conn: sqlite3.Connection, domain: str, from_account: str, to_account: str, now: datetime
 ) -> None:
-    """Detach then attach in the caller's transaction: if the attach fails, both roll back."""
+    """Detach then attach in the caller's transaction: if the attach fails, both roll back.
+    A move from an account to itself breaks a platform rule (a 409 over HTTP): the request is
+    well-formed, so it is not a 400."""
     if from_account == to_account:
-        raise bad_request("move_domain", f"cannot move {domain} from {from_account} to itself")
+        raise Conflict("move_domain", f"cannot move {domain} from {from_account} to itself")
     detach_domain(conn, from_account, domain, op="move_domain")
     attach_domain(conn, to_account, domain, now, op="move_domain")
 
