@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import re
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -291,3 +292,58 @@ def test_raw_messages_are_binary_with_an_example(spec: dict[str, Any]) -> None:
     assert body["example"].startswith("From: ")
     reply = spec["paths"][path]["get"]["responses"]["200"]["content"]["message/rfc822"]
     assert reply["schema"] == {"type": "string", "format": "binary"}
+
+
+_EXPRESSION = re.compile(r"\$(response\.body#/[\w/]+|request\.(path\.\w+|body#/\w+))")
+
+
+def _links(spec: dict[str, Any]) -> Iterator[tuple[tuple[str, str], dict[str, Any], str]]:
+    for key, op in _operations(spec).items():
+        for status, response in op["responses"].items():
+            for name, link in response.get("links", {}).items():
+                yield key, link, f"{op['operationId']} {status} {name}"
+
+
+def _expressions(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _expressions(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _expressions(item)
+
+
+def test_links_lead_from_creations_to_their_uses(spec: dict[str, Any]) -> None:
+    """Every link names an operation and only parameters it has, with a runtime expression the
+    source can resolve; the workflows the stateful tests walk are there."""
+    ops = {op["operationId"]: (key, op) for key, op in _operations(spec).items()}
+    found = set()
+    for (_, source_path), link, where in _links(spec):
+        target_path, target = ops[link["operationId"]]
+        params = [
+            _resolve(spec, p)
+            for p in [
+                *spec["paths"][target_path[1]].get("parameters", []),
+                *target.get("parameters", []),
+            ]
+        ]
+        names = {p["name"] for p in params}
+        assert set(link.get("parameters", {})) <= names, where
+        if "requestBody" in link:
+            assert "requestBody" in target, where
+        for expression in _expressions([link.get("parameters"), link.get("requestBody")]):
+            assert _EXPRESSION.fullmatch(expression), (where, expression)
+            if expression.startswith("$request.path."):
+                assert "{" + expression.removeprefix("$request.path.") + "}" in source_path
+        found.add((where.split()[0], link["operationId"]))
+    assert {
+        ("create_account", "get_account"),
+        ("create_account", "import_message"),
+        ("get_account", "list_messages"),
+        ("list_messages", "fetch_message"),
+        ("get_ticket", "add_ticket_comment"),
+        ("add_ticket_comment", "get_ticket"),
+        ("credit", "find_credit"),
+    } <= found
