@@ -16,14 +16,25 @@ tests/unit/test_http_documented.py.)
 from __future__ import annotations
 
 import json
+import tomllib
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import schemathesis
 
-from tests.integration.contract_support import TOKEN, contract, realistic, served
+from tests.integration.contract_support import (
+    ACCEPTED,
+    DOMAIN_OPERATIONS,
+    SEED,
+    TOKEN,
+    contract,
+    realistic,
+    served,
+)
 from transfer_runner.platforms.http.server import SandboxServer
 
 pytestmark = [pytest.mark.integration]
@@ -185,3 +196,16 @@ def test_what_the_schema_cannot_say_is_not_a_400(
         )
         assert [a["id"] for a in found.json()["accounts"]] == ["R-301"]
         assert "any-case.example" in found.json()["accounts"][0]["domains"]
+
+
+def test_the_by_hand_configuration_is_the_tests() -> None:
+    """tests/integration/schemathesis.toml (for `schemathesis run`) loads, with the tests' seed,
+    the message/rfc822 serializer and the same allowance of the contract's 422."""
+    path = Path(__file__).with_name("schemathesis.toml")
+    schemathesis.Config.from_path(path)
+    config = tomllib.loads(path.read_text(encoding="utf-8"))
+    assert (config["seed"], config["hooks"]) == (SEED, "tests.integration.contract_support")
+    allowed = config["operations"][0]
+    assert allowed["include-operation-id"] == list(DOMAIN_OPERATIONS)
+    statuses = allowed["checks"]["positive_data_acceptance"]["expected-statuses"]
+    assert sorted(statuses) == sorted([*ACCEPTED, "422"])
