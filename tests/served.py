@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SERVING = re.compile(r"serving sandbox (\S+) on (http://127\.0\.0\.1:(\d+)) \((.+)\)")
 
@@ -68,3 +73,42 @@ def first_line(proc: subprocess.Popen[str], timeout: float = 30) -> str:
     reader.start()
     reader.join(timeout)
     return lines[0] if lines else ""
+
+
+S = TypeVar("S", bound=Served)
+
+
+def serve_env(**extra: str) -> dict[str, str]:
+    """This process's environment without TRANSFER_RUNNER_* and proxies, plus `extra`."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("TRANSFER_RUNNER_") and "proxy" not in k.lower()
+    }
+    return {**env, "PYTHONPATH": str(ROOT), **extra}
+
+
+@contextmanager
+def servers(
+    kind: type[S], cwd: Path, default_env: dict[str, str]
+) -> Iterator[Callable[[tuple[str, ...], dict[str, str] | None], S]]:
+    """start(ARGS, env) runs `-vvv sandbox serve ARGS` (env None: `default_env`) and checks it
+    came up; every server started is killed on exit."""
+    started: list[S] = []
+
+    def start(args: tuple[str, ...], env: dict[str, str] | None) -> S:
+        served = kind.start(
+            ("-vvv", "sandbox", "serve", *args),
+            cwd,
+            default_env if env is None else env,
+            cwd / f"serve-{len(started)}.log",
+        )
+        started.append(served)
+        assert served.url, (served.line, served.proc.poll(), served.log.read_text())
+        return served
+
+    try:
+        yield start
+    finally:
+        for served in started:
+            served.kill()

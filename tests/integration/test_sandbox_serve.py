@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -15,25 +14,16 @@ from typing import Any
 
 import pytest
 
-from tests.served import Served, cli
+from tests.served import Served, cli, serve_env, servers
 from tests.unit.test_sandbox_fixture import make_sandbox
 
 pytestmark = [pytest.mark.e2e]
 
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "serve-token-8d1e5b2a"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("TRANSFER_RUNNER_") and "proxy" not in k.lower()
-    }
-    env["PYTHONPATH"] = str(ROOT)
-    env.update(extra)
-    return env
+_env = serve_env  # the environment a served sandbox runs in (no TRANSFER_RUNNER_*)
 
 
 class ServedHere(Served):
@@ -61,22 +51,8 @@ def sandbox(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Any]:
-    started: list[ServedHere] = []
-
-    def _serve(*args: str, env: dict[str, str] | None = None) -> ServedHere:
-        served = ServedHere.start(
-            ("-vvv", "sandbox", "serve", *args, "--port", "0"),
-            tmp_path,
-            env or _env(TRANSFER_RUNNER_SANDBOX_TOKEN=TOKEN),
-            tmp_path / f"serve-{len(started)}.log",
-        )
-        started.append(served)
-        assert served.url, (served.line, served.proc.poll(), served.log.read_text())
-        return served
-
-    yield _serve
-    for served in started:
-        served.kill()
+    with servers(ServedHere, tmp_path, _env(TRANSFER_RUNNER_SANDBOX_TOKEN=TOKEN)) as start:
+        yield lambda *args, env=None: start((*args, "--port", "0"), env)
 
 
 def test_serves_with_a_token_from_the_environment_and_stops_on_sigint(

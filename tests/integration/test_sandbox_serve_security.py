@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import signal
 from collections.abc import Iterator
@@ -20,14 +19,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.served import Served
+from tests.served import Served, serve_env, servers
 from tests.unit.test_sandbox_fixture import make_sandbox
 from transfer_runner.platforms.sandbox.dump import dump_sandbox
 from transfer_runner.platforms.sandbox.platform import SandboxPlatform
 
 pytestmark = [pytest.mark.e2e]
 
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "secure-serve-token-41d7c0e2b9"
 CHARGE = json.dumps({"amount": "9999.00", "reason": "gotcha"})
 ATTACKS = (  # what the issue's curl did, and the route guesses of an enumeration
@@ -78,13 +76,7 @@ def call(
         conn.close()
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("TRANSFER_RUNNER_") and "proxy" not in k.lower()
-    }
-    return {**env, "PYTHONPATH": str(ROOT), **extra}
+_env = serve_env  # the environment a served sandbox runs in (no TRANSFER_RUNNER_*)
 
 
 def _writes(sandbox: Path) -> int:
@@ -101,22 +93,8 @@ def sandbox(tmp_path: Path) -> Path:
 def serve(tmp_path: Path, sandbox: Path) -> Iterator[Any]:
     """serve(*ARGS, env=...) starts `sandbox serve SANDBOX --port 0 ARGS` (by default with
     TOKEN in TRANSFER_RUNNER_SANDBOX_TOKEN); all killed after the test."""
-    started: list[Served] = []
-
-    def _serve(*args: str, env: dict[str, str] | None = None) -> Served:
-        served = Served.start(
-            ("-vvv", "sandbox", "serve", str(sandbox), "--port", "0", *args),
-            tmp_path,
-            _env(TRANSFER_RUNNER_SANDBOX_TOKEN=TOKEN) if env is None else env,
-            tmp_path / f"serve-{len(started)}.log",
-        )
-        started.append(served)
-        assert served.url, (served.line, served.proc.poll(), served.log.read_text())
-        return served
-
-    yield _serve
-    for served in started:
-        served.kill()
+    with servers(Served, tmp_path, _env(TRANSFER_RUNNER_SANDBOX_TOKEN=TOKEN)) as begin:
+        yield lambda *args, env=None: begin((str(sandbox), "--port", "0", *args), env)
 
 
 def test_requests_without_the_token_are_401_whatever_they_ask_and_write_nothing(
